@@ -1,0 +1,35 @@
+//! # exhaust
+//!
+//! The command-line frontend: parses arguments, wires the sources and
+//! writers, and maps the outcome to an exit status (0 all built, 1 some
+//! batch failed, 2 bad usage). It holds no report logic of its own.
+
+mod args;
+mod report;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("EXHAUST_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let cli = args::Cli::parse();
+    let now = chrono::Utc::now();
+    let outcome = match cli.command {
+        args::Command::Report(a) => report::run(a, now).await,
+    };
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! `exhaust report`: build given batches from a snapshot into CSV files.
+
+use crate::args::ReportArgs;
+use anyhow::{Context, anyhow, bail};
+use chrono::{DateTime, Utc};
+use exhaust_core::layout::{Layout, parse_column_keys};
+use exhaust_core::report::{BatchSummary, ReportOptions, RowSink, build_rows, plan_batch};
+use exhaust_core::source::{CollectionBatchSource, CollectionSource};
+use exhaust_core::time::{ReportTz, file_date_stamp};
+use exhaust_core::values::AttemptChoice;
+use exhaust_core::{BatchId, ContentId, OrgId};
+use exhaust_sources::{Snapshot, SnapshotOptions};
+use exhaust_writer::{AtomicFile, CsvSink};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// The bundled sample snapshot, found from the source tree so that `cargo
+/// run` works from anywhere inside the repository.
+pub fn default_snapshot() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sample-snapshot")
+}
+
+/// Validated options of a report run.
+struct Plan {
+    snapshot: PathBuf,
+    batches: Vec<BatchId>,
+    search_filter: Option<serde_json::Value>,
+    opts: ReportOptions,
+    file_tz: ReportTz,
+    requested_org: Option<OrgId>,
+    out: PathBuf,
+}
+
+fn validate(args: ReportArgs) -> anyhow::Result<Plan> {
+    let layout: Layout = args.layout.parse().map_err(|e: String| anyhow!(e))?;
+    let columns = args
+        .columns
+        .as_deref()
+        .map(parse_column_keys)
+        .transpose()
+        .map_err(|e| anyhow!(e))?;
+    let timezone: ReportTz = args.timezone.parse()?;
+    let file_tz: ReportTz = args.file_timezone.parse()?;
+    let attempt_choice = match args.attempt.as_str() {
+        "best" => AttemptChoice::BestScore,
+        "latest" => AttemptChoice::Latest,
+        other => bail!("unknown attempt choice {other:?}: use best or latest"),
+    };
+    if args.batch_ids.is_empty() && args.search_filter.is_none() {
+        bail!("name at least one batch with --batch-id, or give --search-filter");
+    }
+    let search_filter = args
+        .search_filter
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .context("--search-filter is not JSON")?;
+    if args.chunk_size == 0 {
+        bail!("--chunk-size must be at least 1");
+    }
+    Ok(Plan {
+        snapshot: args.snapshot.unwrap_or_else(default_snapshot),
+        batches: args.batch_ids.into_iter().map(BatchId::new).collect(),
+        search_filter,
+        opts: ReportOptions {
+            layout,
+            columns,
+            timezone,
+            attempt_choice,
+            chunk_size: args.chunk_size,
+            ..ReportOptions::default()
+        },
+        file_tz,
+        requested_org: args.requested_org.map(OrgId::new),
+        out: args.out,
+    })
+}
+
+/// Runs `exhaust report`; `Ok(false)` when some batch failed.
+pub async fn run(args: ReportArgs, now: DateTime<Utc>) -> anyhow::Result<bool> {
+    let plan = validate(args)?;
+    if !plan.snapshot.is_dir() {
+        bail!(
+            "snapshot folder {} not found: pass --snapshot DIR (or set EXHAUST_SNAPSHOT)",
+            plan.snapshot.display()
+        );
+    }
+    let snapshot = Snapshot::open(&plan.snapshot, SnapshotOptions::default())?;
+    let mut batches = plan.batches.clone();
+    if let Some(filter) = &plan.search_filter {
+        batches.extend(batches_from_search(&snapshot, filter).await?);
+    }
+    // The same batch named twice is built once.
+    let mut seen = std::collections::HashSet::new();
+    batches.retain(|b| seen.insert(b.clone()));
+
+    let dir = plan.out.join("progress-exhaust");
+    let stamp = file_date_stamp(now, plan.file_tz);
+    let mut failed = 0;
+    for batch in &batches {
+        let started = Instant::now();
+        match build_one(&snapshot, &plan, batch, &dir, &stamp).await {
+            Ok((summary, path, bytes)) => print_summary(&summary, &path, bytes, started),
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: batch {batch}: {e:#}");
+            }
+        }
+    }
+    println!(
+        "{} of {} batches built, {} failed",
+        batches.len() - failed,
+        batches.len(),
+        failed
+    );
+    Ok(failed == 0)
+}
+
+async fn batches_from_search(snapshot: &Snapshot, filter: &serde_json::Value) -> anyhow::Result<Vec<BatchId>> {
+    let collections = snapshot.search(filter).await.context("the search filter")?;
+    let ids: Vec<ContentId> = collections.into_iter().map(|c| c.identifier).collect();
+    let batches = snapshot.batches_of(&ids).await?;
+    if batches.is_empty() {
+        bail!("the search filter matched no batch");
+    }
+    Ok(batches.into_iter().map(|b| b.batch_id).collect())
+}
+
+/// A batch id goes into a file name, so it must not be able to leave the
+/// output folder.
+fn file_name_for(batch: &BatchId, stamp: &str) -> anyhow::Result<String> {
+    let id = batch.as_str();
+    if id.is_empty() || id.starts_with('.') || id.contains(['/', '\\', '\0']) {
+        bail!("batch id {id:?} cannot be used in a file name");
+    }
+    Ok(format!("{id}_progress_{stamp}.csv"))
+}
+
+async fn build_one(
+    snapshot: &Snapshot,
+    plan: &Plan,
+    batch: &BatchId,
+    dir: &Path,
+    stamp: &str,
+) -> anyhow::Result<(BatchSummary, PathBuf, u64)> {
+    let name = file_name_for(batch, stamp)?;
+    let batch_plan = plan_batch(snapshot, batch, plan.requested_org.as_ref(), &plan.opts).await?;
+    let path = dir.join(name);
+    let file = AtomicFile::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut sink = ProgressSink {
+        inner: CsvSink::new(BufWriter::with_capacity(1 << 20, file)),
+        bar: progress_bar(batch),
+    };
+    // On any error the temporary file is dropped, so no partial report is
+    // left under the final name.
+    let summary = build_rows(snapshot, &batch_plan, &plan.opts, &mut sink).await?;
+    sink.bar.finish_and_clear();
+    let (writer, stats) = sink.inner.finish()?;
+    let file = writer.into_inner().map_err(|e| e.into_error())?;
+    let path = file.commit()?;
+    Ok((summary, path, stats.bytes))
+}
+
+fn progress_bar(batch: &BatchId) -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    // A bar only on a terminal: indicatif hides itself otherwise.
+    if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} rows ({per_sec}, {eta})") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(format!("batch {batch}"));
+    bar
+}
+
+/// Counts rows into the progress bar on their way to the CSV.
+struct ProgressSink<K> {
+    inner: K,
+    bar: ProgressBar,
+}
+
+impl<K: RowSink> RowSink for ProgressSink<K> {
+    type Error = K::Error;
+    fn begin(&mut self, header: &[String], expected_rows: usize) -> Result<(), Self::Error> {
+        self.bar.set_length(expected_rows as u64);
+        self.inner.begin(header, expected_rows)
+    }
+    fn row(&mut self, fields: &[String]) -> Result<(), Self::Error> {
+        self.bar.inc(1);
+        self.inner.row(fields)
+    }
+}
+
+fn print_summary(s: &BatchSummary, path: &Path, bytes: u64, started: Instant) {
+    println!(
+        "batch {}: {} rows, {} bytes, {:.2}s -> {}",
+        s.batch_id,
+        s.rows,
+        bytes,
+        started.elapsed().as_secs_f64(),
+        path.display()
+    );
+    let mut notes = Vec::new();
+    if s.missing_users > 0 {
+        notes.push(format!("{} users missing from the user cache (rows kept, profile blank)", s.missing_users));
+    }
+    if s.malformed_users > 0 {
+        let ids: Vec<&str> = s.malformed_examples.iter().map(|(u, _)| u.as_str()).collect();
+        notes.push(format!(
+            "{} user cache entries of the wrong shape (rows kept, profile blank; e.g. {})",
+            s.malformed_users,
+            ids.join(", ")
+        ));
+    }
+    if s.filtered_by_org > 0 {
+        notes.push(format!("{} users of other orgs left out", s.filtered_by_org));
+    }
+    if s.skipped_inactive + s.skipped_without_date > 0 {
+        notes.push(format!(
+            "{} inactive enrolments and {} without an enrolment date skipped",
+            s.skipped_inactive, s.skipped_without_date
+        ));
+    }
+    if s.duplicate_enrolments > 0 {
+        notes.push(format!("{} duplicate enrolment rows ignored", s.duplicate_enrolments));
+    }
+    for n in notes {
+        println!("  {n}");
+    }
+}

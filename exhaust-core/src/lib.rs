@@ -1,0 +1,38 @@
+//! # exhaust-core
+//!
+//! The progress exhaust's report model and rules, with no runtime and no I/O:
+//! the hierarchy rules ([`hierarchy`]), the value and score rules
+//! ([`values`]), the layouts and column transposition ([`layout`]), the source
+//! traits ([`source`]) and the build of a batch's rows from those sources
+//! ([`report`]).
+//!
+//! Everything that touches a database, a file or a clock lives in the other
+//! crates: `exhaust-sources` implements the traits, `exhaust-writer` writes
+//! what [`report::RowSink`] receives, and the frontends pass the time in.
+//!
+//! ```
+//! use exhaust_core::hierarchy::{AssessmentRules, Hierarchy};
+//! use exhaust_core::layout::{Layout, ReportColumns};
+//!
+//! let json = r#"{"identifier":"do_C","children":[
+//!   {"identifier":"do_U1","index":1,"mimeType":"application/vnd.ekstep.content-collection",
+//!    "children":[{"identifier":"do_r1","mimeType":"application/pdf"},
+//!                {"identifier":"do_a1","contentType":"SelfAssess"}]}]}"#;
+//! let h = Hierarchy::parse("do_C", json, &AssessmentRules::default()).unwrap();
+//! let cols = ReportColumns::new(Layout::Seed, None, &h);
+//! // The dynamic columns are known before any row is read.
+//! assert_eq!(&cols.header[13..], ["do_U1 - Progress", "do_a1 - Score"]);
+//! ```
+#![deny(missing_docs)]
+
+pub mod hierarchy;
+pub mod ids;
+pub mod layout;
+pub mod memory;
+pub mod model;
+pub mod report;
+pub mod source;
+pub mod time;
+pub mod values;
+
+pub use ids::{BatchId, ContentId, OrgId, UserId};

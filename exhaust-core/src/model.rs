@@ -1,0 +1,234 @@
+//! The records the sources deliver, already decoded into domain types.
+//!
+//! Adapters convert their own row shapes (JSON lines, CQL rows, Redis hashes)
+//! into these once, at the edge; the report rules never see a raw row.
+
+use crate::ids::{BatchId, ContentId, OrgId, UserId};
+use chrono::{DateTime, Utc};
+
+/// A row of `sunbird_courses.course_batch`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CourseBatch {
+    /// `batchid`.
+    pub batch_id: BatchId,
+    /// `courseid`: the collection the batch runs.
+    pub course_id: ContentId,
+    /// `name`.
+    pub name: String,
+    /// `status` (0 upcoming, 1 ongoing, 2 ended), when set.
+    pub status: Option<i32>,
+    /// `start_date`, else `startdate`, as text.
+    pub start_date: Option<String>,
+    /// `end_date`, else `enddate`, as text.
+    pub end_date: Option<String>,
+    /// The ids of `cert_templates`; empty when the batch issues no certificate.
+    pub cert_template_ids: Vec<String>,
+}
+
+/// The enrolment date as stored: the `enrolled_date` timestamp, or failing
+/// that the older `enrolleddate` text.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EnrolledOn {
+    /// A timestamp (`enrolled_date`, or `enrolleddate` text that parsed).
+    At(DateTime<Utc>),
+    /// `enrolleddate` text in a form we do not recognise, kept as it is.
+    Text(String),
+}
+
+/// A row of `user_enrolments` for one user in one batch.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EnrolmentRecord {
+    /// `userid`.
+    pub user_id: UserId,
+    /// `courseid`.
+    pub course_id: ContentId,
+    /// `batchid`.
+    pub batch_id: BatchId,
+    /// `active`; `None` when null.
+    pub active: Option<bool>,
+    /// `enrolled_date` (timestamp column).
+    pub enrolled_date: Option<DateTime<Utc>>,
+    /// `enrolleddate` (text column).
+    pub enrolleddate: Option<String>,
+    /// `completedon`.
+    pub completed_on: Option<DateTime<Utc>>,
+    /// `status` (2 = completed).
+    pub status: Option<i32>,
+    /// `contentstatus`: content id and status (2 = completed).
+    pub content_status: Vec<(String, i32)>,
+    /// Number of entries in `certificates`.
+    pub certificates: usize,
+    /// Number of entries in `issued_certificates`.
+    pub issued_certificates: usize,
+}
+
+impl EnrolmentRecord {
+    /// The enrolment date the report uses: `enrolled_date` when set, else the
+    /// text `enrolleddate` (parsed when it is a known form).
+    pub fn enrolled_on(&self) -> Option<EnrolledOn> {
+        if let Some(t) = self.enrolled_date {
+            return Some(EnrolledOn::At(t));
+        }
+        let text = self.enrolleddate.as_deref()?.trim();
+        if text.is_empty() {
+            return None;
+        }
+        Some(match crate::time::parse_sunbird_timestamp(text) {
+            Some(t) => EnrolledOn::At(t),
+            None => EnrolledOn::Text(text.to_owned()),
+        })
+    }
+}
+
+/// The user cache fields the report reads (Redis hash `user:<id>`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct UserProfile {
+    /// `firstname`.
+    pub firstname: Option<String>,
+    /// `lastname`.
+    pub lastname: Option<String>,
+    /// `state`.
+    pub state: Option<String>,
+    /// `district`.
+    pub district: Option<String>,
+    /// `orgname`.
+    pub orgname: Option<String>,
+    /// `schooludisecode`.
+    pub schooludisecode: Option<String>,
+    /// `schoolname`.
+    pub schoolname: Option<String>,
+    /// `block`.
+    pub block: Option<String>,
+    /// `cluster`.
+    pub cluster: Option<String>,
+    /// `board`, as stored (may be JSON list text).
+    pub board: Option<String>,
+    /// `usertype`.
+    pub usertype: Option<String>,
+    /// `usersubtype`.
+    pub usersubtype: Option<String>,
+    /// `rootorgid`.
+    pub rootorgid: Option<String>,
+}
+
+impl UserProfile {
+    /// The hash field names the report reads, for adapters that fetch fields
+    /// by name (`HMGET`).
+    pub const FIELDS: [&'static str; 13] = [
+        "firstname",
+        "lastname",
+        "state",
+        "district",
+        "orgname",
+        "schooludisecode",
+        "schoolname",
+        "block",
+        "cluster",
+        "board",
+        "usertype",
+        "usersubtype",
+        "rootorgid",
+    ];
+
+    /// Sets a field by its hash field name; unknown names are ignored.
+    pub fn set(&mut self, field: &str, value: String) {
+        let slot = match field {
+            "firstname" => &mut self.firstname,
+            "lastname" => &mut self.lastname,
+            "state" => &mut self.state,
+            "district" => &mut self.district,
+            "orgname" => &mut self.orgname,
+            "schooludisecode" => &mut self.schooludisecode,
+            "schoolname" => &mut self.schoolname,
+            "block" => &mut self.block,
+            "cluster" => &mut self.cluster,
+            "board" => &mut self.board,
+            "usertype" => &mut self.usertype,
+            "usersubtype" => &mut self.usersubtype,
+            "rootorgid" => &mut self.rootorgid,
+            _ => return,
+        };
+        *slot = Some(value);
+    }
+}
+
+/// What the user cache holds for one user id.
+// The profile is the common case; boxing it would cost an allocation per user
+// to make the rare malformed case smaller.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum UserEntry {
+    /// A well-formed profile.
+    Profile(UserProfile),
+    /// An entry whose value has the wrong shape (not a hash of strings). The
+    /// row is kept with blank profile columns; the text says what was wrong.
+    Malformed(String),
+}
+
+/// One attempt of an assessment (`assessment_aggregator` row).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AssessmentAttempt {
+    /// `user_id`.
+    pub user_id: UserId,
+    /// `course_id`.
+    pub course_id: ContentId,
+    /// `batch_id`.
+    pub batch_id: BatchId,
+    /// `content_id`: the assessment.
+    pub content_id: ContentId,
+    /// `attempt_id`.
+    pub attempt_id: String,
+    /// `total_score`.
+    pub total_score: Option<f64>,
+    /// `total_max_score`.
+    pub total_max_score: Option<f64>,
+    /// `grand_total`, text such as `7/10`.
+    pub grand_total: Option<String>,
+    /// `last_attempted_on`.
+    pub last_attempted_on: Option<DateTime<Utc>>,
+}
+
+/// A `user_activity_agg` row of a collection (course or unit) for one user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActivityAggregate {
+    /// `activity_id`: the course or unit id.
+    pub activity_id: ContentId,
+    /// `user_id`.
+    pub user_id: UserId,
+    /// `context_id`, `cb:<batchid>`.
+    pub context_id: String,
+    /// `aggregates.completedCount`, when present.
+    pub aggregates_completed: Option<f64>,
+    /// `agg.completedCount` (older rows), when present.
+    pub agg_completed: Option<i64>,
+}
+
+impl ActivityAggregate {
+    /// The completed count: `aggregates` first, then the older `agg`.
+    pub fn completed_count(&self) -> Option<f64> {
+        self.aggregates_completed
+            .or(self.agg_completed.map(|c| c as f64))
+    }
+}
+
+/// Collection metadata from the content search API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectionMeta {
+    /// `identifier`.
+    pub identifier: ContentId,
+    /// `name`.
+    pub name: String,
+    /// `channel`: the collection's org.
+    pub channel: OrgId,
+    /// `status`: Live, Unlisted, Retired, ...
+    pub status: String,
+    /// `userConsent` (defaults to "No" as in Sunbird).
+    pub user_consent: String,
+}
+
+impl CollectionMeta {
+    /// Whether the collection is retired (its batches are not reported).
+    pub fn is_retired(&self) -> bool {
+        self.status.eq_ignore_ascii_case("Retired")
+    }
+}

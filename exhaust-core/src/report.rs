@@ -1,0 +1,699 @@
+//! Building a batch's report: plan (columns known from the hierarchy), then
+//! stream rows chunk by chunk into a [`RowSink`].
+//!
+//! Memory: the only per-learner state held for the whole batch is a compact
+//! [`Learner`] (user id, dates, a bit per required leaf completed), so that
+//! rows can be sorted by user id; profiles, attempts and aggregates are read
+//! for one chunk of users at a time and dropped after it.
+
+use crate::hierarchy::{AssessmentRules, Hierarchy, HierarchyError};
+use crate::ids::{BatchId, ContentId, OrgId, UserId};
+use crate::layout::{Column, ColumnKey, Layout, ReportColumns};
+use crate::model::{
+    AssessmentAttempt, CollectionMeta, CourseBatch, EnrolledOn, EnrolmentRecord, UserEntry,
+    UserProfile,
+};
+use crate::source::{ReportSource, SourceError};
+use crate::time::{ReportTz, format_lern_date, format_seed_timestamp};
+use crate::values::{self, AttemptChoice};
+use chrono::{DateTime, Utc};
+use std::collections::{HashMap, HashSet};
+
+/// How reports are built.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportOptions {
+    /// Value formats and default columns.
+    pub layout: Layout,
+    /// Static columns by key, replacing the layout's list.
+    pub columns: Option<Vec<ColumnKey>>,
+    /// The zone dates inside the report render in (default UTC).
+    pub timezone: ReportTz,
+    /// Which attempt counts.
+    pub attempt_choice: AttemptChoice,
+    /// Which hierarchy nodes are assessments.
+    pub assessment_rules: AssessmentRules,
+    /// Users per chunk: per-chunk reads of profiles, attempts and aggregates.
+    pub chunk_size: usize,
+}
+
+impl Default for ReportOptions {
+    fn default() -> Self {
+        Self {
+            layout: Layout::Seed,
+            columns: None,
+            timezone: ReportTz::utc(),
+            attempt_choice: AttemptChoice::BestScore,
+            assessment_rules: AssessmentRules::default(),
+            chunk_size: 2_000,
+        }
+    }
+}
+
+/// Why a batch's report could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// No `course_batch` row has this id.
+    #[error("unknown batch {0}")]
+    UnknownBatch(BatchId),
+    /// The content search does not know the batch's collection.
+    #[error("collection {collection} of batch {batch} was not found by the content search")]
+    CollectionNotFound {
+        /// The batch.
+        batch: BatchId,
+        /// Its collection.
+        collection: ContentId,
+    },
+    /// The batch's collection is retired.
+    #[error("collection {collection} of batch {batch} is retired")]
+    RetiredCollection {
+        /// The batch.
+        batch: BatchId,
+        /// Its collection.
+        collection: ContentId,
+    },
+    /// No hierarchy is stored for the collection.
+    #[error("no hierarchy is stored for collection {0}")]
+    HierarchyNotFound(ContentId),
+    /// The hierarchy cannot be read.
+    #[error(transparent)]
+    Hierarchy(#[from] HierarchyError),
+    /// A source failed.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The output could not be written.
+    #[error("writing the report failed: {0}")]
+    Sink(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl BuildError {
+    /// Whether the same build may succeed later (a source was unavailable, or
+    /// the output could not be written); otherwise the input is at fault.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Source(e) => e.is_retryable(),
+            Self::Sink(_) => true,
+            _ => false,
+        }
+    }
+}
+
+/// Where rows go: a CSV writer, a collector in tests, an Arrow builder.
+pub trait RowSink {
+    /// The sink's error.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Called once, before any row, with the header and the number of rows
+    /// expected (an upper bound: rows may still be dropped by the org filter).
+    fn begin(&mut self, header: &[String], expected_rows: usize) -> Result<(), Self::Error>;
+
+    /// Called per row, in report order; `fields` has as many entries as the header.
+    fn row(&mut self, fields: &[String]) -> Result<(), Self::Error>;
+}
+
+/// A sink that keeps everything in memory; for tests and small reports.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct VecSink {
+    /// The header, once begun.
+    pub header: Vec<String>,
+    /// The rows.
+    pub rows: Vec<Vec<String>>,
+}
+
+impl RowSink for VecSink {
+    type Error = std::convert::Infallible;
+    fn begin(&mut self, header: &[String], _expected: usize) -> Result<(), Self::Error> {
+        self.header = header.to_vec();
+        Ok(())
+    }
+    fn row(&mut self, fields: &[String]) -> Result<(), Self::Error> {
+        self.rows.push(fields.to_vec());
+        Ok(())
+    }
+}
+
+/// What happened while building a batch: for the run summary and logs. It
+/// holds ids and counts only, never personal data.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchSummary {
+    /// The batch.
+    pub batch_id: BatchId,
+    /// Its collection.
+    pub collection_id: ContentId,
+    /// Rows written.
+    pub rows: usize,
+    /// Enrolment rows the source delivered for the batch.
+    pub enrolments_read: usize,
+    /// Enrolments skipped because they are not active.
+    pub skipped_inactive: usize,
+    /// Active enrolments skipped because they have no enrolment date.
+    pub skipped_without_date: usize,
+    /// Further enrolment rows of a user already seen (the first one is kept).
+    pub duplicate_enrolments: usize,
+    /// Rows whose user is missing from the user cache (kept, blank profile).
+    pub missing_users: usize,
+    /// Rows whose user cache entry has the wrong shape (kept, blank profile).
+    pub malformed_users: usize,
+    /// A few of those users, with what is wrong.
+    pub malformed_examples: Vec<(UserId, String)>,
+    /// Learners left out because their root org is not the requesting org.
+    pub filtered_by_org: usize,
+}
+
+/// Everything known about a batch before any row is read.
+#[derive(Debug, Clone)]
+pub struct BatchPlan {
+    /// The batch.
+    pub batch: CourseBatch,
+    /// Its collection's metadata.
+    pub collection: CollectionMeta,
+    /// Its collection's structure.
+    pub hierarchy: Hierarchy,
+    /// The report's columns.
+    pub columns: ReportColumns,
+    /// Only users of this root org are kept (`None`: everyone).
+    pub org_filter: Option<OrgId>,
+    leaves: LeafIndex,
+}
+
+impl BatchPlan {
+    /// Plans a batch from loaded inputs. `requested_org` is the org asking for
+    /// the report: `None` or `System` means the collection's own channel.
+    pub fn new(
+        batch: CourseBatch,
+        collection: CollectionMeta,
+        hierarchy_json: &str,
+        optional: &HashSet<String>,
+        requested_org: Option<&OrgId>,
+        opts: &ReportOptions,
+    ) -> Result<Self, BuildError> {
+        if collection.is_retired() {
+            return Err(BuildError::RetiredCollection {
+                batch: batch.batch_id,
+                collection: collection.identifier,
+            });
+        }
+        let hierarchy = Hierarchy::parse(
+            batch.course_id.as_str(),
+            hierarchy_json,
+            &opts.assessment_rules,
+        )?;
+        let columns = ReportColumns::new(opts.layout, opts.columns.as_deref(), &hierarchy);
+        let leaves = LeafIndex::new(&hierarchy, optional);
+        let org_filter = requested_org
+            .filter(|org| org.as_str() != "System" && *org != &collection.channel)
+            .cloned();
+        Ok(Self {
+            batch,
+            collection,
+            hierarchy,
+            columns,
+            org_filter,
+            leaves,
+        })
+    }
+
+    /// The number of required leaves of the collection.
+    pub fn required_leaves(&self) -> usize {
+        self.leaves.root.count
+    }
+}
+
+/// Reads what a batch needs before its rows: the batch, its collection's
+/// metadata, hierarchy and optional nodes.
+pub async fn plan_batch<S: ReportSource>(
+    sources: &S,
+    batch_id: &BatchId,
+    requested_org: Option<&OrgId>,
+    opts: &ReportOptions,
+) -> Result<BatchPlan, BuildError> {
+    let batch = sources
+        .course_batch(batch_id)
+        .await?
+        .ok_or_else(|| BuildError::UnknownBatch(batch_id.clone()))?;
+    let collection = sources
+        .collections(std::slice::from_ref(&batch.course_id))
+        .await?
+        .into_iter()
+        .find(|c| c.identifier == batch.course_id)
+        .ok_or_else(|| BuildError::CollectionNotFound {
+            batch: batch.batch_id.clone(),
+            collection: batch.course_id.clone(),
+        })?;
+    plan_collection_batch(sources, batch, collection, requested_org, opts).await
+}
+
+/// Plans a batch whose collection metadata is already known (a request that
+/// resolved its collections through the search API).
+pub async fn plan_collection_batch<S: ReportSource>(
+    sources: &S,
+    batch: CourseBatch,
+    collection: CollectionMeta,
+    requested_org: Option<&OrgId>,
+    opts: &ReportOptions,
+) -> Result<BatchPlan, BuildError> {
+    let json = sources
+        .hierarchy(&batch.course_id)
+        .await?
+        .ok_or_else(|| BuildError::HierarchyNotFound(batch.course_id.clone()))?;
+    let optional = sources.optional_nodes(&batch.course_id).await?;
+    BatchPlan::new(batch, collection, &json, &optional, requested_org, opts)
+}
+
+/// Plans and builds one batch's report into `sink`.
+pub async fn build_report<S: ReportSource, K: RowSink>(
+    sources: &S,
+    batch_id: &BatchId,
+    requested_org: Option<&OrgId>,
+    opts: &ReportOptions,
+    sink: &mut K,
+) -> Result<BatchSummary, BuildError> {
+    let plan = plan_batch(sources, batch_id, requested_org, opts).await?;
+    build_rows(sources, &plan, opts, sink).await
+}
+
+/// Builds a planned batch's rows into `sink`, sorted by user id.
+pub async fn build_rows<S: ReportSource, K: RowSink>(
+    sources: &S,
+    plan: &BatchPlan,
+    opts: &ReportOptions,
+    sink: &mut K,
+) -> Result<BatchSummary, BuildError> {
+    let mut summary = BatchSummary {
+        batch_id: plan.batch.batch_id.clone(),
+        collection_id: plan.batch.course_id.clone(),
+        ..BatchSummary::default()
+    };
+    let learners = collect_learners(sources, plan, &mut summary).await?;
+
+    sink.begin(&plan.columns.header, learners.len())
+        .map_err(|e| BuildError::Sink(Box::new(e)))?;
+
+    let activities: Vec<ContentId> = plan.hierarchy.nested.iter().map(|n| n.id.clone()).collect();
+    let mut row = RowBuilder::new(plan, opts);
+    for chunk in learners.chunks(opts.chunk_size.max(1)) {
+        let ids: Vec<UserId> = chunk.iter().map(|l| l.user_id.clone()).collect();
+        let users = sources.users(&ids).await?;
+        if users.len() != ids.len() {
+            return Err(SourceError::BadData {
+                source_name: "user cache".into(),
+                detail: format!("asked for {} users, got {} answers", ids.len(), users.len()),
+            }
+            .into());
+        }
+        let attempts = if plan.hierarchy.assessments.is_empty() {
+            Vec::new()
+        } else {
+            sources.attempts(&plan.batch.course_id, &ids).await?
+        };
+        let aggregates = if activities.is_empty() {
+            Vec::new()
+        } else {
+            sources
+                .activity(&plan.batch.batch_id, &activities, &ids)
+                .await?
+        };
+        let facts = ChunkFacts::new(plan, &attempts, &aggregates);
+
+        for (learner, entry) in chunk.iter().zip(&users) {
+            let profile = match entry {
+                Some(UserEntry::Profile(p)) => Some(p),
+                Some(UserEntry::Malformed(why)) => {
+                    summary.malformed_users += 1;
+                    if summary.malformed_examples.len() < 5 {
+                        summary
+                            .malformed_examples
+                            .push((learner.user_id.clone(), why.clone()));
+                    }
+                    None
+                }
+                None => {
+                    summary.missing_users += 1;
+                    None
+                }
+            };
+            if let Some(org) = &plan.org_filter {
+                // Without a profile the user's org is unknown, so the user
+                // cannot be shown to another org.
+                if profile.and_then(|p| p.rootorgid.as_deref()) != Some(org.as_str()) {
+                    summary.filtered_by_org += 1;
+                    continue;
+                }
+            }
+            let fields = row.fill(learner, profile, &facts);
+            sink.row(fields)
+                .map_err(|e| BuildError::Sink(Box::new(e)))?;
+            summary.rows += 1;
+        }
+    }
+    Ok(summary)
+}
+
+/// Reads the batch's enrolments into compact, sorted, de-duplicated learners.
+async fn collect_learners<S: ReportSource>(
+    sources: &S,
+    plan: &BatchPlan,
+    summary: &mut BatchSummary,
+) -> Result<Vec<Learner>, BuildError> {
+    let mut learners = Vec::new();
+    let mut counts = (0usize, 0usize, 0usize);
+    let batch_id = &plan.batch.batch_id;
+    let leaves = &plan.leaves;
+    sources
+        .enrolments(&plan.batch, |chunk| {
+            for record in chunk {
+                if &record.batch_id != batch_id {
+                    continue;
+                }
+                counts.0 += 1;
+                if record.active != Some(true) {
+                    counts.1 += 1;
+                    continue;
+                }
+                match Learner::new(record, leaves) {
+                    Some(l) => learners.push(l),
+                    None => counts.2 += 1,
+                }
+            }
+        })
+        .await?;
+    summary.enrolments_read = counts.0;
+    summary.skipped_inactive = counts.1;
+    summary.skipped_without_date = counts.2;
+    // Stable: among rows of one user, the first delivered is kept.
+    learners.sort_by(|a, b| values::user_order(a.user_id.as_str(), b.user_id.as_str()));
+    let before = learners.len();
+    learners.dedup_by(|a, b| a.user_id == b.user_id);
+    summary.duplicate_enrolments = before - learners.len();
+    Ok(learners)
+}
+
+/// A bit set over the collection's required leaves.
+type Bits = Box<[u64]>;
+
+fn popcount_and(a: &[u64], b: &[u64]) -> usize {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x & y).count_ones() as usize)
+        .sum()
+}
+
+#[derive(Debug, Clone)]
+struct LeafMask {
+    bits: Bits,
+    count: usize,
+}
+
+/// Numbers the required leaves, so an enrolment's completed contents become
+/// a few machine words instead of a map of strings.
+#[derive(Debug, Clone)]
+struct LeafIndex {
+    slots: HashMap<String, u32>,
+    words: usize,
+    root: LeafMask,
+    nested: Vec<LeafMask>,
+}
+
+impl LeafIndex {
+    fn new(h: &Hierarchy, optional: &HashSet<String>) -> Self {
+        let required = |ids: &[ContentId]| -> Vec<String> {
+            ids.iter()
+                .filter(|id| !optional.contains(id.as_str()))
+                .map(|id| id.as_str().to_owned())
+                .collect()
+        };
+        let root_ids = required(&h.leaves);
+        let nested_ids: Vec<Vec<String>> = h.nested.iter().map(|n| required(&n.leaves)).collect();
+        let mut slots = HashMap::new();
+        for id in root_ids.iter().chain(nested_ids.iter().flatten()) {
+            let next = slots.len() as u32;
+            slots.entry(id.clone()).or_insert(next);
+        }
+        let words = slots.len().div_ceil(64).max(1);
+        let mask = |ids: &[String]| {
+            let mut bits = vec![0u64; words].into_boxed_slice();
+            for id in ids {
+                let s = slots[id] as usize;
+                bits[s / 64] |= 1 << (s % 64);
+            }
+            LeafMask {
+                bits,
+                count: ids.len(),
+            }
+        };
+        let root = mask(&root_ids);
+        let nested = nested_ids.iter().map(|ids| mask(ids)).collect();
+        Self {
+            slots,
+            words,
+            root,
+            nested,
+        }
+    }
+
+    fn completed(&self, content_status: &[(String, i32)]) -> Bits {
+        let mut bits = vec![0u64; self.words].into_boxed_slice();
+        for (id, status) in content_status {
+            if *status == 2
+                && let Some(&s) = self.slots.get(id.as_str())
+            {
+                bits[s as usize / 64] |= 1 << (s % 64);
+            }
+        }
+        bits
+    }
+}
+
+/// What is kept per enrolment until its row is written.
+#[derive(Debug, Clone)]
+struct Learner {
+    user_id: UserId,
+    enrolled: EnrolledOn,
+    completed_on: Option<DateTime<Utc>>,
+    status_completed: bool,
+    has_certificate: bool,
+    done: Bits,
+}
+
+impl Learner {
+    fn new(r: EnrolmentRecord, leaves: &LeafIndex) -> Option<Self> {
+        let enrolled = r.enrolled_on()?;
+        Some(Self {
+            done: leaves.completed(&r.content_status),
+            enrolled,
+            completed_on: r.completed_on,
+            status_completed: r.status == Some(2),
+            has_certificate: r.certificates > 0 || r.issued_certificates > 0,
+            user_id: r.user_id,
+        })
+    }
+}
+
+/// One chunk's attempts and aggregates, indexed for row building.
+struct ChunkFacts<'a> {
+    /// (user, assessment index) → the attempts of the batch.
+    attempts: HashMap<(&'a str, usize), Vec<&'a AssessmentAttempt>>,
+    /// (user, nested index) → completedCount.
+    completed: HashMap<(&'a str, usize), f64>,
+}
+
+impl<'a> ChunkFacts<'a> {
+    fn new(
+        plan: &BatchPlan,
+        attempts: &'a [AssessmentAttempt],
+        aggregates: &'a [crate::model::ActivityAggregate],
+    ) -> Self {
+        let assessment: HashMap<&str, usize> = plan
+            .hierarchy
+            .assessments
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.as_str(), i))
+            .collect();
+        let mut by_user: HashMap<(&str, usize), Vec<&AssessmentAttempt>> = HashMap::new();
+        for a in attempts {
+            if a.batch_id != plan.batch.batch_id || a.course_id != plan.batch.course_id {
+                continue;
+            }
+            if let Some(&i) = assessment.get(a.content_id.as_str()) {
+                by_user.entry((a.user_id.as_str(), i)).or_default().push(a);
+            }
+        }
+        let nested: HashMap<&str, usize> = plan
+            .hierarchy
+            .nested
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.id.as_str(), i))
+            .collect();
+        let context = format!("cb:{}", plan.batch.batch_id);
+        let mut completed = HashMap::new();
+        for agg in aggregates {
+            if agg.context_id != context {
+                continue;
+            }
+            if let (Some(&i), Some(c)) =
+                (nested.get(agg.activity_id.as_str()), agg.completed_count())
+            {
+                completed.insert((agg.user_id.as_str(), i), c);
+            }
+        }
+        Self {
+            attempts: by_user,
+            completed,
+        }
+    }
+}
+
+/// Fills one reusable row buffer per learner, so rows cost no allocation
+/// once the buffers have grown.
+struct RowBuilder<'p> {
+    plan: &'p BatchPlan,
+    opts: &'p ReportOptions,
+    fields: Vec<String>,
+}
+
+impl<'p> RowBuilder<'p> {
+    fn new(plan: &'p BatchPlan, opts: &'p ReportOptions) -> Self {
+        Self {
+            plan,
+            opts,
+            fields: vec![String::new(); plan.columns.columns.len()],
+        }
+    }
+
+    fn fill(
+        &mut self,
+        l: &Learner,
+        profile: Option<&UserProfile>,
+        facts: &ChunkFacts<'_>,
+    ) -> &[String] {
+        let plan = self.plan;
+        let lern = self.opts.layout == Layout::Lern;
+        let tz = self.opts.timezone;
+        let user = l.user_id.as_str();
+
+        // The chosen attempt per assessment, shared by score and total columns.
+        let chosen: Vec<Option<&AssessmentAttempt>> = (0..plan.hierarchy.assessments.len())
+            .map(|i| {
+                facts.attempts.get(&(user, i)).and_then(|v| {
+                    values::choose_attempt(v.iter().copied(), self.opts.attempt_choice)
+                })
+            })
+            .collect();
+
+        let text = |f: fn(&UserProfile) -> &Option<String>| {
+            profile.and_then(|p| f(p).as_deref()).unwrap_or("")
+        };
+        for (out, col) in self.fields.iter_mut().zip(&plan.columns.columns) {
+            out.clear();
+            match *col {
+                Column::Static(key) => match key {
+                    ColumnKey::CourseId => out.push_str(plan.batch.course_id.as_str()),
+                    ColumnKey::CollectionName => out.push_str(&plan.collection.name),
+                    ColumnKey::BatchId => {
+                        if lern {
+                            out.push_str("BatchId_");
+                        }
+                        out.push_str(plan.batch.batch_id.as_str());
+                    }
+                    ColumnKey::BatchName => out.push_str(&plan.batch.name),
+                    ColumnKey::UserId => out.push_str(user),
+                    ColumnKey::UserName => values::user_name(
+                        profile.and_then(|p| p.firstname.as_deref()),
+                        profile.and_then(|p| p.lastname.as_deref()),
+                        out,
+                    ),
+                    ColumnKey::State => out.push_str(text(|p| &p.state)),
+                    ColumnKey::District => out.push_str(text(|p| &p.district)),
+                    ColumnKey::OrgName => out.push_str(text(|p| &p.orgname)),
+                    ColumnKey::SchoolId => out.push_str(text(|p| &p.schooludisecode)),
+                    ColumnKey::SchoolName => out.push_str(text(|p| &p.schoolname)),
+                    ColumnKey::Block => out.push_str(text(|p| &p.block)),
+                    ColumnKey::Cluster => out.push_str(text(|p| &p.cluster)),
+                    ColumnKey::UserType => out.push_str(text(|p| &p.usertype)),
+                    ColumnKey::UserSubType => out.push_str(text(|p| &p.usersubtype)),
+                    ColumnKey::Board => out.push_str(&values::board(text(|p| &p.board))),
+                    ColumnKey::EnrolledDate => match &l.enrolled {
+                        EnrolledOn::At(t) if lern => format_lern_date(tz.date(*t), out),
+                        EnrolledOn::At(t) => format_seed_timestamp(*t, tz, out),
+                        EnrolledOn::Text(s) => out.push_str(s),
+                    },
+                    ColumnKey::CompletedOn => match l.completed_on {
+                        Some(t) if lern => format_lern_date(tz.date(t), out),
+                        Some(t) => format_seed_timestamp(t, tz, out),
+                        None => {}
+                    },
+                    ColumnKey::Progress => {
+                        let done = popcount_and(&l.done, &plan.leaves.root.bits);
+                        let p = values::progress(
+                            done,
+                            plan.leaves.root.count,
+                            l.completed_on.is_some(),
+                        );
+                        push_int(out, u64::from(p));
+                    }
+                    ColumnKey::CertificateStatus => {
+                        let s = values::certificate_status(
+                            l.has_certificate,
+                            l.completed_on.is_some() || l.status_completed,
+                            !plan.batch.cert_template_ids.is_empty(),
+                            !lern,
+                        );
+                        out.push_str(s.as_str());
+                    }
+                    ColumnKey::TotalScore => write_total(&chosen, lern, out),
+                },
+                Column::NestedProgress(i) => {
+                    let mask = &plan.leaves.nested[i];
+                    let count = facts
+                        .completed
+                        .get(&(user, i))
+                        .copied()
+                        .unwrap_or_else(|| popcount_and(&l.done, &mask.bits) as f64);
+                    if let Some(p) = values::nested_progress(count, mask.count) {
+                        push_int(out, u64::from(p));
+                    }
+                }
+                Column::AssessmentScore(i) => {
+                    if let Some(a) = chosen[i] {
+                        if lern {
+                            if let Some(p) = values::lern_score(a) {
+                                values::write_percent(p, out);
+                            }
+                        } else if let Some(s) = values::seed_score(a) {
+                            values::write_number(s, out);
+                        }
+                    }
+                }
+            }
+        }
+        &self.fields
+    }
+}
+
+fn push_int(out: &mut String, v: u64) {
+    use std::fmt::Write;
+    let _ = write!(out, "{v}");
+}
+
+/// Total Score: the sum of the chosen attempts' scores (seed), or the
+/// percentage of their summed scores over their summed maxima (lern).
+fn write_total(chosen: &[Option<&AssessmentAttempt>], lern: bool, out: &mut String) {
+    let attempted: Vec<&AssessmentAttempt> = chosen.iter().flatten().copied().collect();
+    if lern {
+        let clean = |x: Option<f64>| x.filter(|v| v.is_finite()).map_or(0.0, |v| v.max(0.0));
+        let score: f64 = attempted.iter().map(|a| clean(a.total_score)).sum();
+        let max: f64 = attempted.iter().map(|a| clean(a.total_max_score)).sum();
+        if let Some(p) = values::ceil_percent(score, max) {
+            values::write_percent(p, out);
+        }
+    } else {
+        let scores: Vec<f64> = attempted
+            .iter()
+            .filter_map(|a| values::seed_score(a))
+            .collect();
+        if !scores.is_empty() {
+            values::write_number(scores.iter().sum(), out);
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! The source traits: what the report reads, and nothing about how.
+//!
+//! Each trait is small and returns `impl Future + Send`, so this crate needs
+//! no runtime and adapters may be async (Cassandra, Redis, HTTP) or not (the
+//! snapshot reader). Every method reads only what one batch needs: by batch
+//! id, by collection id, or by the user ids of one chunk of the batch.
+//!
+//! Contracts shared by all methods:
+//! - absent data is not an error: `None`, an empty list or a missing entry;
+//! - [`SourceError::Unavailable`] means "try again later" (a server down, a
+//!   timeout), [`SourceError::BadData`] means the stored data cannot be read
+//!   and retrying will not help.
+
+use crate::ids::{BatchId, ContentId, OrgId, UserId};
+use crate::model::{
+    ActivityAggregate, AssessmentAttempt, CollectionMeta, CourseBatch, EnrolmentRecord, UserEntry,
+};
+use std::collections::HashSet;
+use std::future::Future;
+
+/// A source could not deliver.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceError {
+    /// The source is down, timed out or refused: the work can be retried.
+    #[error("{source_name} is unavailable: {detail}")]
+    Unavailable {
+        /// Which source (`cassandra`, `redis`, `snapshot`, ...).
+        source_name: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The stored data has a shape the report cannot read.
+    #[error("{source_name} holds data that cannot be read: {detail}")]
+    BadData {
+        /// Which source.
+        source_name: String,
+        /// What is wrong, naming the table and key.
+        detail: String,
+    },
+}
+
+impl SourceError {
+    /// Whether retrying later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
+    }
+}
+
+/// Result of a source call.
+pub type SourceResult<T> = Result<T, SourceError>;
+
+/// Course batches (`course_batch`).
+pub trait BatchSource {
+    /// The batch with this id, or `None`.
+    fn course_batch(
+        &self,
+        id: &BatchId,
+    ) -> impl Future<Output = SourceResult<Option<CourseBatch>>> + Send;
+}
+
+/// Enrolments of a batch (`user_enrolments` or a batch-keyed copy).
+pub trait EnrolmentSource {
+    /// Calls `on_chunk` with the batch's enrolment rows, a chunk at a time, in
+    /// any order, so that a batch of any size streams. Rows of other batches
+    /// must not be delivered; inactive rows may be (the report drops them).
+    fn enrolments<F>(
+        &self,
+        batch: &CourseBatch,
+        on_chunk: F,
+    ) -> impl Future<Output = SourceResult<()>> + Send
+    where
+        F: FnMut(Vec<EnrolmentRecord>) + Send;
+}
+
+/// The user cache (`user:<id>` hashes).
+pub trait UserSource {
+    /// The entries of these users, aligned with `ids`; `None` for a user the
+    /// cache does not hold.
+    fn users(
+        &self,
+        ids: &[UserId],
+    ) -> impl Future<Output = SourceResult<Vec<Option<UserEntry>>>> + Send;
+}
+
+/// The relation cache's optional nodes (`<course>:<course>:optionalnodes`).
+pub trait OptionalNodeSource {
+    /// The ids of the collection's optional contents; empty when none.
+    fn optional_nodes(
+        &self,
+        collection: &ContentId,
+    ) -> impl Future<Output = SourceResult<HashSet<String>>> + Send;
+}
+
+/// Assessment attempts (`assessment_aggregator`, partition `(user_id, course_id)`).
+pub trait AttemptSource {
+    /// Every attempt of these users in this collection, any batch, any order.
+    fn attempts(
+        &self,
+        collection: &ContentId,
+        users: &[UserId],
+    ) -> impl Future<Output = SourceResult<Vec<AssessmentAttempt>>> + Send;
+}
+
+/// Activity aggregates (`user_activity_agg`, partition `(activity_type, activity_id, user_id)`).
+pub trait ActivitySource {
+    /// The `Course` rows of these activities (collection and unit ids) for
+    /// these users in context `cb:<batch>`.
+    fn activity(
+        &self,
+        batch: &BatchId,
+        activities: &[ContentId],
+        users: &[UserId],
+    ) -> impl Future<Output = SourceResult<Vec<ActivityAggregate>>> + Send;
+}
+
+/// Collection hierarchies (`content_hierarchy`).
+pub trait HierarchySource {
+    /// The hierarchy JSON text of the collection, exactly as stored.
+    fn hierarchy(
+        &self,
+        collection: &ContentId,
+    ) -> impl Future<Output = SourceResult<Option<String>>> + Send;
+}
+
+/// Collection metadata (the content search API).
+pub trait CollectionSource {
+    /// The metadata of these collections, whatever their status (Live,
+    /// Unlisted, Retired); collections the source does not know are left out.
+    fn collections(
+        &self,
+        ids: &[ContentId],
+    ) -> impl Future<Output = SourceResult<Vec<CollectionMeta>>> + Send;
+
+    /// The collections matched by a search request body (`{"request": ...}`),
+    /// posted as it is.
+    fn search(
+        &self,
+        body: &serde_json::Value,
+    ) -> impl Future<Output = SourceResult<Vec<CollectionMeta>>> + Send;
+}
+
+/// Course batches by collection, for requests that name collections.
+pub trait CollectionBatchSource {
+    /// Every batch of these collections.
+    fn batches_of(
+        &self,
+        collections: &[ContentId],
+    ) -> impl Future<Output = SourceResult<Vec<CourseBatch>>> + Send;
+}
+
+/// The platform's custodian org (`system_settings`, id `custodianOrgId`).
+pub trait CustodianOrgSource {
+    /// The custodian org id, when configured.
+    fn custodian_org(&self) -> impl Future<Output = SourceResult<Option<OrgId>>> + Send;
+}
+
+/// Everything a report reads: implemented for any type that implements every
+/// source trait (the snapshot reader, the live sources, a test double).
+pub trait ReportSource:
+    BatchSource
+    + EnrolmentSource
+    + UserSource
+    + OptionalNodeSource
+    + AttemptSource
+    + ActivitySource
+    + HierarchySource
+    + CollectionSource
+    + CollectionBatchSource
+    + CustodianOrgSource
+    + Sync
+{
+}
+
+impl<T> ReportSource for T where
+    T: BatchSource
+        + EnrolmentSource
+        + UserSource
+        + OptionalNodeSource
+        + AttemptSource
+        + ActivitySource
+        + HierarchySource
+        + CollectionSource
+        + CollectionBatchSource
+        + CustodianOrgSource
+        + Sync
+{
+}

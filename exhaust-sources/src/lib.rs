@@ -1,0 +1,16 @@
+//! # exhaust-sources
+//!
+//! Adapters behind `exhaust-core`'s source traits. Today: the snapshot
+//! reader ([`snapshot::Snapshot`]), which serves every trait from a folder of
+//! JSON Lines files, and the generator of realistic snapshots.
+//!
+//! Adapters convert their rows into core types once, at the edge, and compute
+//! no report values: the same rows give the same report whichever adapter
+//! delivers them.
+#![deny(missing_docs)]
+
+mod rows;
+pub mod snapshot;
+mod table;
+
+pub use snapshot::{Snapshot, SnapshotOptions};

@@ -1,0 +1,501 @@
+//! The snapshot reader: every source trait served from a folder of JSON Lines
+//! files (`SNAPSHOT.md`), the embedded default source.
+//!
+//! Small tables (batches, contents, settings, relation cache) are read whole
+//! on first use. Large ones are never loaded: enrolments are scanned per batch
+//! (lines that cannot mention the batch are skipped before parsing), and the
+//! user cache, attempts, aggregates and hierarchies are indexed by key on
+//! first use (offsets only) and read line by line for each chunk of users.
+//!
+//! The reader does blocking file I/O inside its async methods: it never
+//! waits on a network, and a caller inside a multi-threaded runtime that
+//! needs the thread free can run the build on a blocking task.
+
+use crate::rows::{self, ActivityRow, AttemptRow, BatchRow, CacheRow, ContentRow, EnrolmentRow};
+use crate::table::{KeyIndex, TableFile, bad_data, lines, read_all};
+use exhaust_core::model::{
+    ActivityAggregate, AssessmentAttempt, CollectionMeta, CourseBatch, EnrolmentRecord, UserEntry,
+};
+use exhaust_core::source::{
+    ActivitySource, AttemptSource, BatchSource, CollectionBatchSource, CollectionSource, CustodianOrgSource,
+    EnrolmentSource, HierarchySource, OptionalNodeSource, SourceError, SourceResult, UserSource,
+};
+use exhaust_core::{BatchId, ContentId, OrgId, UserId};
+use serde::Deserialize;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// Names and keys that deployments configure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotOptions {
+    /// The user cache key prefix (`user:`); the user id is the rest of the key.
+    pub user_key_prefix: String,
+    /// The relation cache key suffix of optional nodes (`optionalnodes`).
+    pub optional_nodes_suffix: String,
+    /// Enrolment rows per chunk handed to the report.
+    pub enrolment_chunk: usize,
+    /// Where gzip tables are decompressed (default: the system temp folder).
+    pub temp_dir: Option<PathBuf>,
+}
+
+impl Default for SnapshotOptions {
+    fn default() -> Self {
+        Self {
+            user_key_prefix: "user:".into(),
+            optional_nodes_suffix: "optionalnodes".into(),
+            enrolment_chunk: 10_000,
+            temp_dir: None,
+        }
+    }
+}
+
+type Lazy<T> = OnceLock<SourceResult<T>>;
+
+/// A snapshot folder, read through the source traits.
+#[derive(Debug)]
+pub struct Snapshot {
+    dir: PathBuf,
+    opts: SnapshotOptions,
+    tables: HashMap<&'static str, Lazy<Option<TableFile>>>,
+    batches: Lazy<HashMap<String, CourseBatch>>,
+    contents: Lazy<Vec<(CollectionMeta, serde_json::Map<String, serde_json::Value>)>>,
+    relations: Lazy<HashMap<String, Vec<String>>>,
+    custodian: Lazy<Option<OrgId>>,
+    users: Lazy<KeyIndex>,
+    attempts: Lazy<KeyIndex>,
+    activity: Lazy<KeyIndex>,
+    hierarchies: Lazy<KeyIndex>,
+}
+
+const TABLES: [&str; 9] = [
+    "course_batch",
+    "user_enrolments",
+    "assessment_aggregator",
+    "user_activity_agg",
+    "content_hierarchy",
+    "system_settings",
+    "user_cache",
+    "relation_cache",
+    "content",
+];
+
+impl Snapshot {
+    /// Opens a snapshot folder. Tables are opened and indexed on first use.
+    pub fn open(dir: impl AsRef<Path>, opts: SnapshotOptions) -> Result<Self, SourceError> {
+        let dir = dir.as_ref().to_path_buf();
+        if !dir.is_dir() {
+            return Err(SourceError::Unavailable {
+                source_name: "snapshot".into(),
+                detail: format!("{} is not a folder", dir.display()),
+            });
+        }
+        Ok(Self {
+            dir,
+            opts,
+            tables: TABLES.iter().map(|t| (*t, OnceLock::new())).collect(),
+            batches: OnceLock::new(),
+            contents: OnceLock::new(),
+            relations: OnceLock::new(),
+            custodian: OnceLock::new(),
+            users: OnceLock::new(),
+            attempts: OnceLock::new(),
+            activity: OnceLock::new(),
+            hierarchies: OnceLock::new(),
+        })
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn table(&self, name: &'static str) -> SourceResult<Option<&TableFile>> {
+        let cell = &self.tables[name];
+        cell.get_or_init(|| TableFile::open(&self.dir, name, self.opts.temp_dir.as_deref()))
+            .as_ref()
+            .map(Option::as_ref)
+            .map_err(Clone::clone)
+    }
+
+    fn index<'a>(
+        &'a self,
+        cell: &'a Lazy<KeyIndex>,
+        table: &'static str,
+        key_of: impl FnMut(&[u8], usize) -> SourceResult<Option<String>>,
+    ) -> SourceResult<&'a KeyIndex> {
+        cell.get_or_init(|| match self.table(table)? {
+            Some(t) => {
+                let started = std::time::Instant::now();
+                let index = KeyIndex::build(t, key_of)?;
+                tracing::debug!(table, elapsed_ms = started.elapsed().as_millis() as u64, "indexed snapshot table");
+                Ok(index)
+            }
+            None => Ok(KeyIndex::default()),
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+    }
+
+    /// Reads the lines of `key` from an indexed table, parsed as `T`.
+    fn lookup<T: for<'de> Deserialize<'de>>(
+        &self,
+        index: &KeyIndex,
+        table: &'static str,
+        key: &str,
+        buf: &mut Vec<u8>,
+        mut f: impl FnMut(T) -> SourceResult<()>,
+    ) -> SourceResult<()> {
+        let Some(t) = self.table(table)? else {
+            return Ok(());
+        };
+        for (offset, len) in index.runs(key) {
+            t.read_at(offset, len, buf)?;
+            for line in lines(buf) {
+                let row: T = serde_json::from_slice(line)
+                    .map_err(|e| bad_data(format!("{} at byte {offset}: {e}", t.display)))?;
+                f(row)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn batches(&self) -> SourceResult<&HashMap<String, CourseBatch>> {
+        self.batches
+            .get_or_init(|| {
+                let mut out = HashMap::new();
+                if let Some(t) = self.table("course_batch")? {
+                    read_all(t, |line, n| {
+                        let b = parse::<BatchRow>(t, n, line)?
+                            .into_batch()
+                            .map_err(|e| row_error(t, n, &e))?;
+                        out.insert(b.batch_id.as_str().to_owned(), b);
+                        Ok(())
+                    })?;
+                }
+                Ok(out)
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    fn contents(&self) -> SourceResult<&[(CollectionMeta, serde_json::Map<String, serde_json::Value>)]> {
+        self.contents
+            .get_or_init(|| {
+                let mut out = Vec::new();
+                if let Some(t) = self.table("content")? {
+                    read_all(t, |line, n| {
+                        let raw: serde_json::Map<String, serde_json::Value> = parse(t, n, line)?;
+                        let meta = serde_json::from_value::<ContentRow>(serde_json::Value::Object(raw.clone()))
+                            .map_err(|e| row_error(t, n, &e.to_string()))?
+                            .into_meta()
+                            .map_err(|e| row_error(t, n, &e))?;
+                        out.push((meta, raw));
+                        Ok(())
+                    })?;
+                }
+                Ok(out)
+            })
+            .as_deref()
+            .map_err(Clone::clone)
+    }
+
+    fn relations(&self) -> SourceResult<&HashMap<String, Vec<String>>> {
+        self.relations
+            .get_or_init(|| {
+                let mut out = HashMap::new();
+                if let Some(t) = self.table("relation_cache")? {
+                    read_all(t, |line, n| {
+                        let row: CacheRow = parse(t, n, line)?;
+                        let key = row.key.ok_or_else(|| row_error(t, n, "key is missing"))?;
+                        let members: Vec<String> = serde_json::from_value(row.value)
+                            .map_err(|_| row_error(t, n, "value is not a list of ids"))?;
+                        out.insert(key, members);
+                        Ok(())
+                    })?;
+                }
+                Ok(out)
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(t: &TableFile, line_no: usize, line: &[u8]) -> SourceResult<T> {
+    serde_json::from_slice(line).map_err(|e| row_error(t, line_no, &e.to_string()))
+}
+
+fn row_error(t: &TableFile, line_no: usize, detail: &str) -> SourceError {
+    bad_data(format!("{} line {line_no}: {detail}", t.display))
+}
+
+impl BatchSource for Snapshot {
+    async fn course_batch(&self, id: &BatchId) -> SourceResult<Option<CourseBatch>> {
+        Ok(self.batches()?.get(id.as_str()).cloned())
+    }
+}
+
+impl CollectionBatchSource for Snapshot {
+    async fn batches_of(&self, collections: &[ContentId]) -> SourceResult<Vec<CourseBatch>> {
+        let wanted: HashSet<&str> = collections.iter().map(ContentId::as_str).collect();
+        let mut out: Vec<CourseBatch> = self
+            .batches()?
+            .values()
+            .filter(|b| wanted.contains(b.course_id.as_str()))
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| a.batch_id.cmp(&b.batch_id));
+        Ok(out)
+    }
+}
+
+impl EnrolmentSource for Snapshot {
+    async fn enrolments<F>(&self, batch: &CourseBatch, mut on_chunk: F) -> SourceResult<()>
+    where
+        F: FnMut(Vec<EnrolmentRecord>) + Send,
+    {
+        let Some(t) = self.table("user_enrolments")? else {
+            return Ok(());
+        };
+        // A line of this batch holds the batch id as a JSON string; lines
+        // without it are skipped unparsed, which is most of a shared table.
+        let needle = serde_json::to_string(batch.batch_id.as_str()).map_err(|e| bad_data(e.to_string()))?;
+        let finder = memchr::memmem::Finder::new(needle.as_bytes());
+        let chunk_size = self.opts.enrolment_chunk.max(1);
+        let mut chunk = Vec::with_capacity(chunk_size);
+        t.scan(|_, n, line| {
+            if finder.find(line).is_none() {
+                return Ok(());
+            }
+            let row: EnrolmentRow = parse(t, n, line)?;
+            if row.batchid.as_deref() != Some(batch.batch_id.as_str()) {
+                return Ok(());
+            }
+            chunk.push(row.into_record().map_err(|e| row_error(t, n, &e))?);
+            if chunk.len() == chunk_size {
+                on_chunk(std::mem::replace(&mut chunk, Vec::with_capacity(chunk_size)));
+            }
+            Ok(())
+        })?;
+        if !chunk.is_empty() {
+            on_chunk(chunk);
+        }
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+struct UserIdOnly<'a> {
+    #[serde(borrow)]
+    user_id: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct KeyOnly<'a> {
+    #[serde(borrow)]
+    key: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct IdentifierOnly<'a> {
+    #[serde(borrow)]
+    identifier: Option<std::borrow::Cow<'a, str>>,
+}
+
+impl Snapshot {
+    fn user_index(&self) -> SourceResult<&KeyIndex> {
+        let prefix = self.opts.user_key_prefix.clone();
+        self.index(&self.users, "user_cache", move |line, n| {
+            let k: KeyOnly = serde_json::from_slice(line)
+                .map_err(|e| bad_data(format!("user_cache line {n}: {e}")))?;
+            Ok(k.key.and_then(|k| k.strip_prefix(prefix.as_str()).map(str::to_owned)))
+        })
+    }
+
+    fn by_user_index<'a>(&'a self, cell: &'a Lazy<KeyIndex>, table: &'static str) -> SourceResult<&'a KeyIndex> {
+        self.index(cell, table, move |line, n| {
+            let k: UserIdOnly = serde_json::from_slice(line)
+                .map_err(|e| bad_data(format!("{table} line {n}: {e}")))?;
+            Ok(k.user_id.map(|c| c.into_owned()))
+        })
+    }
+}
+
+impl UserSource for Snapshot {
+    async fn users(&self, ids: &[UserId]) -> SourceResult<Vec<Option<UserEntry>>> {
+        let index = self.user_index()?;
+        let prefix = &self.opts.user_key_prefix;
+        let mut buf = Vec::new();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let mut entry = None;
+            self.lookup::<CacheRow>(index, "user_cache", id.as_str(), &mut buf, |row| {
+                if row.key.as_deref().and_then(|k| k.strip_prefix(prefix.as_str())) == Some(id.as_str()) {
+                    entry = Some(rows::user_entry(row.value));
+                }
+                Ok(())
+            })?;
+            out.push(entry);
+        }
+        Ok(out)
+    }
+}
+
+impl OptionalNodeSource for Snapshot {
+    async fn optional_nodes(&self, collection: &ContentId) -> SourceResult<HashSet<String>> {
+        let key = format!("{c}:{c}:{}", self.opts.optional_nodes_suffix, c = collection.as_str());
+        Ok(self.relations()?.get(&key).map(|v| v.iter().cloned().collect()).unwrap_or_default())
+    }
+}
+
+impl AttemptSource for Snapshot {
+    async fn attempts(&self, collection: &ContentId, users: &[UserId]) -> SourceResult<Vec<AssessmentAttempt>> {
+        let index = self.by_user_index(&self.attempts, "assessment_aggregator")?;
+        let mut buf = Vec::new();
+        let mut out = Vec::new();
+        for user in users {
+            self.lookup::<AttemptRow>(index, "assessment_aggregator", user.as_str(), &mut buf, |row| {
+                let a = row.into_attempt().map_err(|e| bad_data(format!("assessment_aggregator: {e}")))?;
+                if &a.user_id == user && &a.course_id == collection {
+                    out.push(a);
+                }
+                Ok(())
+            })?;
+        }
+        Ok(out)
+    }
+}
+
+impl ActivitySource for Snapshot {
+    async fn activity(
+        &self,
+        batch: &BatchId,
+        activities: &[ContentId],
+        users: &[UserId],
+    ) -> SourceResult<Vec<ActivityAggregate>> {
+        let index = self.by_user_index(&self.activity, "user_activity_agg")?;
+        let wanted: HashSet<&str> = activities.iter().map(ContentId::as_str).collect();
+        let context = format!("cb:{batch}");
+        let mut buf = Vec::new();
+        let mut out = Vec::new();
+        for user in users {
+            self.lookup::<ActivityRow>(index, "user_activity_agg", user.as_str(), &mut buf, |row| {
+                let relevant = row.activity_type.as_deref() == Some("Course")
+                    && row.context_id.as_deref() == Some(context.as_str())
+                    && row.activity_id.as_deref().is_some_and(|a| wanted.contains(a));
+                if relevant {
+                    let agg = row.into_aggregate().map_err(|e| bad_data(format!("user_activity_agg: {e}")))?;
+                    if &agg.user_id == user {
+                        out.push(agg);
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        Ok(out)
+    }
+}
+
+impl HierarchySource for Snapshot {
+    async fn hierarchy(&self, collection: &ContentId) -> SourceResult<Option<String>> {
+        let index = self.index(&self.hierarchies, "content_hierarchy", |line, n| {
+            let k: IdentifierOnly = serde_json::from_slice(line)
+                .map_err(|e| bad_data(format!("content_hierarchy line {n}: {e}")))?;
+            Ok(k.identifier.map(|c| c.into_owned()))
+        })?;
+        #[derive(Deserialize)]
+        struct Row {
+            identifier: Option<String>,
+            hierarchy: Option<serde_json::Value>,
+        }
+        let mut found = None;
+        let mut buf = Vec::new();
+        self.lookup::<Row>(index, "content_hierarchy", collection.as_str(), &mut buf, |row| {
+            if row.identifier.as_deref() == Some(collection.as_str()) {
+                found = match row.hierarchy {
+                    Some(serde_json::Value::String(s)) => Some(s),
+                    // A hierarchy stored as an object rather than its text.
+                    Some(v @ serde_json::Value::Object(_)) => Some(v.to_string()),
+                    _ => None,
+                };
+            }
+            Ok(())
+        })?;
+        Ok(found)
+    }
+}
+
+impl CollectionSource for Snapshot {
+    async fn collections(&self, ids: &[ContentId]) -> SourceResult<Vec<CollectionMeta>> {
+        let wanted: HashSet<&str> = ids.iter().map(ContentId::as_str).collect();
+        Ok(self
+            .contents()?
+            .iter()
+            .filter(|(m, _)| wanted.contains(m.identifier.as_str()))
+            .map(|(m, _)| m.clone())
+            .collect())
+    }
+
+    async fn search(&self, body: &serde_json::Value) -> SourceResult<Vec<CollectionMeta>> {
+        let filters = body
+            .pointer("/request/filters")
+            .and_then(serde_json::Value::as_object)
+            .ok_or_else(|| bad_data("a search filter needs request.filters"))?;
+        let mut out = Vec::new();
+        for (meta, raw) in self.contents()? {
+            if matches_filters(raw, filters)? {
+                out.push(meta.clone());
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The subset of the search API's filters a snapshot can answer: each filter
+/// is a value or a list of values, matched exactly against the field.
+fn matches_filters(
+    row: &serde_json::Map<String, serde_json::Value>,
+    filters: &serde_json::Map<String, serde_json::Value>,
+) -> SourceResult<bool> {
+    for (name, wanted) in filters {
+        let actual = row.get(name);
+        let hit = match wanted {
+            serde_json::Value::Array(values) => values.iter().any(|v| Some(v) == actual),
+            serde_json::Value::Object(_) => {
+                return Err(bad_data(format!(
+                    "the snapshot's search supports only exact-value filters; {name} has an operator"
+                )));
+            }
+            v => Some(v) == actual,
+        };
+        if !hit {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+impl CustodianOrgSource for Snapshot {
+    async fn custodian_org(&self) -> SourceResult<Option<OrgId>> {
+        self.custodian
+            .get_or_init(|| {
+                #[derive(Deserialize)]
+                struct Row {
+                    id: Option<String>,
+                    value: Option<String>,
+                }
+                let mut found = None;
+                if let Some(t) = self.table("system_settings")? {
+                    read_all(t, |line, n| {
+                        let row: Row = parse(t, n, line)?;
+                        if row.id.as_deref() == Some("custodianOrgId") {
+                            found = row.value.map(OrgId::new);
+                        }
+                        Ok(())
+                    })?;
+                }
+                Ok(found)
+            })
+            .clone()
+    }
+}

@@ -1,0 +1,40 @@
+//! Output of the progress exhaust: the report's CSV, its zip, and the files
+//! they go into.
+//!
+//! - [`CsvSink`] is the [`RowSink`](exhaust_core::report::RowSink) the
+//!   report builder streams rows into. It writes RFC 4180 CSV (CRLF, quoting
+//!   only where needed, UTF-8 without BOM) and counts the bytes exactly,
+//!   because that count is the report's `fileSize` and is checked against
+//!   the per-channel size limit.
+//! - [`write_zip`] and [`zip_file`] zip one CSV, with an optional ZipCrypto
+//!   password as Sunbird does, streaming rather than buffering the report.
+//! - [`AtomicFile`] writes under a temporary name and renames on commit, so
+//!   a report's final name never refers to a partial file.
+//!
+//! ```
+//! use exhaust_core::report::RowSink;
+//! use exhaust_writer::CsvSink;
+//!
+//! let mut sink = CsvSink::new(Vec::new());
+//! sink.begin(&["User ID".into(), "Name".into()], 1)?;
+//! sink.row(&["u1".into(), "Doe, Jane".into()])?;
+//! let (bytes, stats) = sink.finish()?;
+//! assert_eq!(bytes, b"User ID,Name\r\nu1,\"Doe, Jane\"\r\n");
+//! assert_eq!(stats.rows, 1);
+//! assert_eq!(stats.bytes, bytes.len() as u64);
+//! # Ok::<(), exhaust_writer::WriteError>(())
+//! ```
+
+#![deny(missing_docs)]
+
+mod archive;
+mod atomic;
+mod counting;
+mod csv_sink;
+mod error;
+
+pub use archive::{write_zip, zip_file};
+pub use atomic::{AtomicFile, TEMP_PREFIX, TEMP_SUFFIX};
+pub use counting::CountingWriter;
+pub use csv_sink::{CsvSink, CsvStats};
+pub use error::WriteError;
