@@ -2,7 +2,8 @@
 //! caches as JSON) and their one-time conversion into core types.
 
 use exhaust_core::model::{
-    ActivityAggregate, AssessmentAttempt, CollectionMeta, CourseBatch, EnrolmentRecord, UserEntry, UserProfile,
+    ActivityAggregate, AssessmentAttempt, CollectionMeta, CourseBatch, EnrolmentRecord, UserEntry,
+    UserProfile,
 };
 use exhaust_core::time::parse_sunbird_timestamp;
 use exhaust_core::{BatchId, ContentId, OrgId, UserId};
@@ -19,7 +20,11 @@ fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Erro
         Some(serde_json::Value::Bool(b)) => Some(b),
         Some(serde_json::Value::String(s)) => Some(s.trim().eq_ignore_ascii_case("true")),
         None | Some(serde_json::Value::Null) => None,
-        Some(other) => return Err(de::Error::custom(format!("expected a boolean, found {other}"))),
+        Some(other) => {
+            return Err(de::Error::custom(format!(
+                "expected a boolean, found {other}"
+            )));
+        }
     })
 }
 
@@ -28,11 +33,17 @@ fn lenient_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error>
     Ok(match Option::<serde_json::Value>::deserialize(d)? {
         Some(serde_json::Value::Number(n)) => n.as_f64(),
         Some(serde_json::Value::String(s)) if s.trim().is_empty() => None,
-        Some(serde_json::Value::String(s)) => {
-            Some(s.trim().parse().map_err(|_| de::Error::custom(format!("expected a number, found {s:?}")))?)
-        }
+        Some(serde_json::Value::String(s)) => Some(
+            s.trim()
+                .parse()
+                .map_err(|_| de::Error::custom(format!("expected a number, found {s:?}")))?,
+        ),
         None | Some(serde_json::Value::Null) => None,
-        Some(other) => return Err(de::Error::custom(format!("expected a number, found {other}"))),
+        Some(other) => {
+            return Err(de::Error::custom(format!(
+                "expected a number, found {other}"
+            )));
+        }
     })
 }
 
@@ -75,7 +86,10 @@ fn content_status<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, i32)>,
     d.deserialize_option(V)
 }
 
-fn timestamp(field: &str, text: Option<String>) -> Result<Option<chrono::DateTime<chrono::Utc>>, RowError> {
+fn timestamp(
+    field: &str,
+    text: Option<String>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, RowError> {
     match text.as_deref().map(str::trim) {
         None | Some("") => Ok(None),
         Some(t) => parse_sunbird_timestamp(t)
@@ -147,7 +161,10 @@ impl BatchRow {
             status: self.status,
             start_date: self.start_date.or(self.startdate),
             end_date: self.end_date.or(self.enddate),
-            cert_template_ids: self.cert_templates.map(|m| m.into_keys().collect()).unwrap_or_default(),
+            cert_template_ids: self
+                .cert_templates
+                .map(|m| m.into_keys().collect())
+                .unwrap_or_default(),
         })
     }
 }
@@ -201,7 +218,10 @@ pub(crate) struct ActivityRow {
 
 impl ActivityRow {
     pub(crate) fn into_aggregate(self) -> Result<ActivityAggregate, RowError> {
-        let count = |m: &Option<BTreeMap<String, Option<f64>>>| m.as_ref().and_then(|m| m.get("completedCount").copied().flatten());
+        let count = |m: &Option<BTreeMap<String, Option<f64>>>| {
+            m.as_ref()
+                .and_then(|m| m.get("completedCount").copied().flatten())
+        };
         Ok(ActivityAggregate {
             aggregates_completed: count(&self.aggregates),
             agg_completed: count(&self.agg).map(|c| c as i64),

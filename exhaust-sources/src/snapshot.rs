@@ -17,8 +17,9 @@ use exhaust_core::model::{
     ActivityAggregate, AssessmentAttempt, CollectionMeta, CourseBatch, EnrolmentRecord, UserEntry,
 };
 use exhaust_core::source::{
-    ActivitySource, AttemptSource, BatchSource, CollectionBatchSource, CollectionSource, CustodianOrgSource,
-    EnrolmentSource, HierarchySource, OptionalNodeSource, SourceError, SourceResult, UserSource,
+    ActivitySource, AttemptSource, BatchSource, CollectionBatchSource, CollectionSource,
+    CustodianOrgSource, EnrolmentSource, HierarchySource, OptionalNodeSource, SourceError,
+    SourceResult, UserSource,
 };
 use exhaust_core::{BatchId, ContentId, OrgId, UserId};
 use serde::Deserialize;
@@ -128,7 +129,11 @@ impl Snapshot {
             Some(t) => {
                 let started = std::time::Instant::now();
                 let index = KeyIndex::build(t, key_of)?;
-                tracing::debug!(table, elapsed_ms = started.elapsed().as_millis() as u64, "indexed snapshot table");
+                tracing::debug!(
+                    table,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "indexed snapshot table"
+                );
                 Ok(index)
             }
             None => Ok(KeyIndex::default()),
@@ -179,17 +184,21 @@ impl Snapshot {
             .map_err(Clone::clone)
     }
 
-    fn contents(&self) -> SourceResult<&[(CollectionMeta, serde_json::Map<String, serde_json::Value>)]> {
+    fn contents(
+        &self,
+    ) -> SourceResult<&[(CollectionMeta, serde_json::Map<String, serde_json::Value>)]> {
         self.contents
             .get_or_init(|| {
                 let mut out = Vec::new();
                 if let Some(t) = self.table("content")? {
                     read_all(t, |line, n| {
                         let raw: serde_json::Map<String, serde_json::Value> = parse(t, n, line)?;
-                        let meta = serde_json::from_value::<ContentRow>(serde_json::Value::Object(raw.clone()))
-                            .map_err(|e| row_error(t, n, &e.to_string()))?
-                            .into_meta()
-                            .map_err(|e| row_error(t, n, &e))?;
+                        let meta = serde_json::from_value::<ContentRow>(serde_json::Value::Object(
+                            raw.clone(),
+                        ))
+                        .map_err(|e| row_error(t, n, &e.to_string()))?
+                        .into_meta()
+                        .map_err(|e| row_error(t, n, &e))?;
                         out.push((meta, raw));
                         Ok(())
                     })?;
@@ -221,7 +230,11 @@ impl Snapshot {
     }
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(t: &TableFile, line_no: usize, line: &[u8]) -> SourceResult<T> {
+fn parse<T: for<'de> Deserialize<'de>>(
+    t: &TableFile,
+    line_no: usize,
+    line: &[u8],
+) -> SourceResult<T> {
     serde_json::from_slice(line).map_err(|e| row_error(t, line_no, &e.to_string()))
 }
 
@@ -259,7 +272,8 @@ impl EnrolmentSource for Snapshot {
         };
         // A line of this batch holds the batch id as a JSON string; lines
         // without it are skipped unparsed, which is most of a shared table.
-        let needle = serde_json::to_string(batch.batch_id.as_str()).map_err(|e| bad_data(e.to_string()))?;
+        let needle =
+            serde_json::to_string(batch.batch_id.as_str()).map_err(|e| bad_data(e.to_string()))?;
         let finder = memchr::memmem::Finder::new(needle.as_bytes());
         let chunk_size = self.opts.enrolment_chunk.max(1);
         let mut chunk = Vec::with_capacity(chunk_size);
@@ -273,7 +287,10 @@ impl EnrolmentSource for Snapshot {
             }
             chunk.push(row.into_record().map_err(|e| row_error(t, n, &e))?);
             if chunk.len() == chunk_size {
-                on_chunk(std::mem::replace(&mut chunk, Vec::with_capacity(chunk_size)));
+                on_chunk(std::mem::replace(
+                    &mut chunk,
+                    Vec::with_capacity(chunk_size),
+                ));
             }
             Ok(())
         })?;
@@ -308,11 +325,16 @@ impl Snapshot {
         self.index(&self.users, "user_cache", move |line, n| {
             let k: KeyOnly = serde_json::from_slice(line)
                 .map_err(|e| bad_data(format!("user_cache line {n}: {e}")))?;
-            Ok(k.key.and_then(|k| k.strip_prefix(prefix.as_str()).map(str::to_owned)))
+            Ok(k.key
+                .and_then(|k| k.strip_prefix(prefix.as_str()).map(str::to_owned)))
         })
     }
 
-    fn by_user_index<'a>(&'a self, cell: &'a Lazy<KeyIndex>, table: &'static str) -> SourceResult<&'a KeyIndex> {
+    fn by_user_index<'a>(
+        &'a self,
+        cell: &'a Lazy<KeyIndex>,
+        table: &'static str,
+    ) -> SourceResult<&'a KeyIndex> {
         self.index(cell, table, move |line, n| {
             let k: UserIdOnly = serde_json::from_slice(line)
                 .map_err(|e| bad_data(format!("{table} line {n}: {e}")))?;
@@ -330,7 +352,12 @@ impl UserSource for Snapshot {
         for id in ids {
             let mut entry = None;
             self.lookup::<CacheRow>(index, "user_cache", id.as_str(), &mut buf, |row| {
-                if row.key.as_deref().and_then(|k| k.strip_prefix(prefix.as_str())) == Some(id.as_str()) {
+                if row
+                    .key
+                    .as_deref()
+                    .and_then(|k| k.strip_prefix(prefix.as_str()))
+                    == Some(id.as_str())
+                {
                     entry = Some(rows::user_entry(row.value));
                 }
                 Ok(())
@@ -343,24 +370,44 @@ impl UserSource for Snapshot {
 
 impl OptionalNodeSource for Snapshot {
     async fn optional_nodes(&self, collection: &ContentId) -> SourceResult<HashSet<String>> {
-        let key = format!("{c}:{c}:{}", self.opts.optional_nodes_suffix, c = collection.as_str());
-        Ok(self.relations()?.get(&key).map(|v| v.iter().cloned().collect()).unwrap_or_default())
+        let key = format!(
+            "{c}:{c}:{}",
+            self.opts.optional_nodes_suffix,
+            c = collection.as_str()
+        );
+        Ok(self
+            .relations()?
+            .get(&key)
+            .map(|v| v.iter().cloned().collect())
+            .unwrap_or_default())
     }
 }
 
 impl AttemptSource for Snapshot {
-    async fn attempts(&self, collection: &ContentId, users: &[UserId]) -> SourceResult<Vec<AssessmentAttempt>> {
+    async fn attempts(
+        &self,
+        collection: &ContentId,
+        users: &[UserId],
+    ) -> SourceResult<Vec<AssessmentAttempt>> {
         let index = self.by_user_index(&self.attempts, "assessment_aggregator")?;
         let mut buf = Vec::new();
         let mut out = Vec::new();
         for user in users {
-            self.lookup::<AttemptRow>(index, "assessment_aggregator", user.as_str(), &mut buf, |row| {
-                let a = row.into_attempt().map_err(|e| bad_data(format!("assessment_aggregator: {e}")))?;
-                if &a.user_id == user && &a.course_id == collection {
-                    out.push(a);
-                }
-                Ok(())
-            })?;
+            self.lookup::<AttemptRow>(
+                index,
+                "assessment_aggregator",
+                user.as_str(),
+                &mut buf,
+                |row| {
+                    let a = row
+                        .into_attempt()
+                        .map_err(|e| bad_data(format!("assessment_aggregator: {e}")))?;
+                    if &a.user_id == user && &a.course_id == collection {
+                        out.push(a);
+                    }
+                    Ok(())
+                },
+            )?;
         }
         Ok(out)
     }
@@ -379,18 +426,29 @@ impl ActivitySource for Snapshot {
         let mut buf = Vec::new();
         let mut out = Vec::new();
         for user in users {
-            self.lookup::<ActivityRow>(index, "user_activity_agg", user.as_str(), &mut buf, |row| {
-                let relevant = row.activity_type.as_deref() == Some("Course")
-                    && row.context_id.as_deref() == Some(context.as_str())
-                    && row.activity_id.as_deref().is_some_and(|a| wanted.contains(a));
-                if relevant {
-                    let agg = row.into_aggregate().map_err(|e| bad_data(format!("user_activity_agg: {e}")))?;
-                    if &agg.user_id == user {
-                        out.push(agg);
+            self.lookup::<ActivityRow>(
+                index,
+                "user_activity_agg",
+                user.as_str(),
+                &mut buf,
+                |row| {
+                    let relevant = row.activity_type.as_deref() == Some("Course")
+                        && row.context_id.as_deref() == Some(context.as_str())
+                        && row
+                            .activity_id
+                            .as_deref()
+                            .is_some_and(|a| wanted.contains(a));
+                    if relevant {
+                        let agg = row
+                            .into_aggregate()
+                            .map_err(|e| bad_data(format!("user_activity_agg: {e}")))?;
+                        if &agg.user_id == user {
+                            out.push(agg);
+                        }
                     }
-                }
-                Ok(())
-            })?;
+                    Ok(())
+                },
+            )?;
         }
         Ok(out)
     }
@@ -410,17 +468,23 @@ impl HierarchySource for Snapshot {
         }
         let mut found = None;
         let mut buf = Vec::new();
-        self.lookup::<Row>(index, "content_hierarchy", collection.as_str(), &mut buf, |row| {
-            if row.identifier.as_deref() == Some(collection.as_str()) {
-                found = match row.hierarchy {
-                    Some(serde_json::Value::String(s)) => Some(s),
-                    // A hierarchy stored as an object rather than its text.
-                    Some(v @ serde_json::Value::Object(_)) => Some(v.to_string()),
-                    _ => None,
-                };
-            }
-            Ok(())
-        })?;
+        self.lookup::<Row>(
+            index,
+            "content_hierarchy",
+            collection.as_str(),
+            &mut buf,
+            |row| {
+                if row.identifier.as_deref() == Some(collection.as_str()) {
+                    found = match row.hierarchy {
+                        Some(serde_json::Value::String(s)) => Some(s),
+                        // A hierarchy stored as an object rather than its text.
+                        Some(v @ serde_json::Value::Object(_)) => Some(v.to_string()),
+                        _ => None,
+                    };
+                }
+                Ok(())
+            },
+        )?;
         Ok(found)
     }
 }

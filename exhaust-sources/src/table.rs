@@ -39,11 +39,16 @@ pub(crate) struct TableFile {
 impl TableFile {
     /// Opens `<dir>/<name>.jsonl` or `<dir>/<name>.jsonl.gz`; `None` when
     /// neither exists (an empty table).
-    pub(crate) fn open(dir: &Path, name: &str, temp_dir: Option<&Path>) -> Result<Option<Self>, SourceError> {
+    pub(crate) fn open(
+        dir: &Path,
+        name: &str,
+        temp_dir: Option<&Path>,
+    ) -> Result<Option<Self>, SourceError> {
         let plain = dir.join(format!("{name}.jsonl"));
         let gz = dir.join(format!("{name}.jsonl.gz"));
         if plain.is_file() {
-            let file = File::open(&plain).map_err(|e| unavailable(format!("cannot open {}: {e}", plain.display())))?;
+            let file = File::open(&plain)
+                .map_err(|e| unavailable(format!("cannot open {}: {e}", plain.display())))?;
             return Ok(Some(Self {
                 display: format!("{name}.jsonl"),
                 file,
@@ -67,7 +72,8 @@ impl TableFile {
         let mut line_no = 0usize;
         loop {
             buf.clear();
-            let n = read_line(&mut reader, &mut buf).map_err(|e| unavailable(format!("reading {}: {e}", self.display)))?;
+            let n = read_line(&mut reader, &mut buf)
+                .map_err(|e| unavailable(format!("reading {}: {e}", self.display)))?;
             if n == 0 {
                 return Ok(());
             }
@@ -81,7 +87,12 @@ impl TableFile {
     }
 
     /// Reads `len` bytes at `offset` (one or more whole lines).
-    pub(crate) fn read_at(&self, offset: u64, len: u32, buf: &mut Vec<u8>) -> Result<(), SourceError> {
+    pub(crate) fn read_at(
+        &self,
+        offset: u64,
+        len: u32,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), SourceError> {
         buf.resize(len as usize, 0);
         self.file
             .read_exact_at(buf, offset)
@@ -103,16 +114,24 @@ fn trim_line(line: &[u8]) -> &[u8] {
 
 fn decompress(gz: &PathBuf, name: &str, temp_dir: Option<&Path>) -> Result<TableFile, SourceError> {
     let display = format!("{name}.jsonl.gz");
-    let src = File::open(gz).map_err(|e| unavailable(format!("cannot open {}: {e}", gz.display())))?;
+    let src =
+        File::open(gz).map_err(|e| unavailable(format!("cannot open {}: {e}", gz.display())))?;
     let mut tmp = match temp_dir {
         Some(d) => tempfile::NamedTempFile::new_in(d),
         None => tempfile::NamedTempFile::new(),
     }
-    .map_err(|e| unavailable(format!("cannot create a temporary file to decompress {display}: {e}")))?;
-    let mut decoder = flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 20, src));
+    .map_err(|e| {
+        unavailable(format!(
+            "cannot create a temporary file to decompress {display}: {e}"
+        ))
+    })?;
+    let mut decoder =
+        flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 20, src));
     std::io::copy(&mut decoder, tmp.as_file_mut())
         .map_err(|e| bad_data(format!("{display} is not a readable gzip file: {e}")))?;
-    let file = tmp.reopen().map_err(|e| unavailable(format!("cannot reopen decompressed {display}: {e}")))?;
+    let file = tmp
+        .reopen()
+        .map_err(|e| unavailable(format!("cannot reopen decompressed {display}: {e}")))?;
     Ok(TableFile {
         display,
         file,
@@ -139,7 +158,9 @@ pub(crate) struct KeyIndex {
 
 /// A fixed-key hasher: the index lives only in this process.
 fn key_hash(key: &str) -> u64 {
-    let mut h = std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().build_hasher();
+    let mut h =
+        std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+            .build_hasher();
     h.write(key.as_bytes());
     h.finish()
 }
@@ -193,6 +214,9 @@ impl KeyIndex {
 }
 
 /// Reads a whole small table into memory (batches, contents, settings).
-pub(crate) fn read_all(table: &TableFile, mut f: impl FnMut(&[u8], usize) -> Result<(), SourceError>) -> Result<(), SourceError> {
+pub(crate) fn read_all(
+    table: &TableFile,
+    mut f: impl FnMut(&[u8], usize) -> Result<(), SourceError>,
+) -> Result<(), SourceError> {
     table.scan(|_, n, line| f(line, n))
 }

@@ -1,6 +1,11 @@
 //! Shared helpers of the core's integration tests: the hand-checked fixture
 //! and a runner over the in-memory source.
-#![allow(dead_code, missing_docs, clippy::too_many_arguments, clippy::vec_init_then_push)]
+#![allow(
+    dead_code,
+    missing_docs,
+    clippy::too_many_arguments,
+    clippy::vec_init_then_push
+)]
 
 use exhaust_core::memory::MemorySource;
 use exhaust_core::model::*;

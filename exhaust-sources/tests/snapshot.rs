@@ -1,0 +1,214 @@
+//! The snapshot reader: file forms, indexes and bad data.
+
+use exhaust_core::model::UserEntry;
+use exhaust_core::report::{BuildError, ReportOptions, VecSink, build_report};
+use exhaust_core::source::{AttemptSource, HierarchySource, UserSource};
+use exhaust_core::{BatchId, ContentId, UserId};
+use exhaust_sources::{Snapshot, SnapshotOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+fn conformance() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/sunbird-lern/snapshot")
+}
+
+/// Copies the conformance snapshot into a temporary folder, gzipping the
+/// tables named in `gzip`.
+fn copy_snapshot(gzip: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for entry in std::fs::read_dir(conformance()).expect("fixture") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("name")
+            .to_owned();
+        let bytes = std::fs::read(&path).expect("read");
+        let table = name.trim_end_matches(".jsonl");
+        if gzip.contains(&table) {
+            let out = std::fs::File::create(dir.path().join(format!("{name}.gz"))).expect("create");
+            let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
+            gz.write_all(&bytes).expect("gzip");
+            gz.finish().expect("gzip");
+        } else {
+            std::fs::write(dir.path().join(&name), bytes).expect("write");
+        }
+    }
+    dir
+}
+
+async fn report(dir: &Path, batch: &str) -> Result<VecSink, BuildError> {
+    let snapshot = Snapshot::open(dir, SnapshotOptions::default()).expect("opens");
+    let mut sink = VecSink::default();
+    build_report(
+        &snapshot,
+        &BatchId::new(batch),
+        None,
+        &ReportOptions::default(),
+        &mut sink,
+    )
+    .await?;
+    Ok(sink)
+}
+
+#[tokio::test]
+async fn gzip_tables_give_the_same_report() {
+    let plain = report(&conformance(), "batch-001").await.expect("plain");
+    let all = [
+        "user_enrolments",
+        "user_cache",
+        "assessment_aggregator",
+        "user_activity_agg",
+        "content_hierarchy",
+        "course_batch",
+        "content",
+        "system_settings",
+    ];
+    let dir = copy_snapshot(&all);
+    assert!(dir.path().join("user_cache.jsonl.gz").is_file());
+    assert!(!dir.path().join("user_cache.jsonl").exists());
+    let gz = report(dir.path(), "batch-001").await.expect("gz");
+    assert_eq!(gz, plain);
+    assert_eq!(gz.rows.len(), 4);
+}
+
+#[tokio::test]
+async fn users_are_read_by_key_suffix_and_missing_ones_are_none() {
+    let snapshot = Snapshot::open(conformance(), SnapshotOptions::default()).expect("opens");
+    let ids = [
+        UserId::new("user-001"),
+        UserId::new("nobody"),
+        UserId::new("user-004"),
+    ];
+    let users = snapshot.users(&ids).await.expect("reads");
+    assert_eq!(users.len(), 3);
+    let Some(UserEntry::Profile(p)) = &users[0] else {
+        panic!("user-001 is cached: {:?}", users[0])
+    };
+    assert_eq!(p.cluster.as_deref(), Some("CLUSTER1"));
+    assert!(users[1].is_none());
+    let Some(UserEntry::Profile(p)) = &users[2] else {
+        panic!("user-004 is cached")
+    };
+    assert_eq!(p.state.as_deref(), Some("Delhi"));
+}
+
+#[tokio::test]
+async fn attempts_and_hierarchies_are_read_by_key() {
+    let snapshot = Snapshot::open(conformance(), SnapshotOptions::default()).expect("opens");
+    let course = ContentId::new("do_1130928636168192001667");
+    let attempts = snapshot
+        .attempts(
+            &course,
+            &[
+                UserId::new("user-001"),
+                UserId::new("user-002"),
+                UserId::new("user-008"),
+            ],
+        )
+        .await
+        .expect("reads");
+    // user-008's attempt is in another course.
+    let users: Vec<&str> = attempts.iter().map(|a| a.user_id.as_str()).collect();
+    assert_eq!(users, ["user-001", "user-002"]);
+    assert_eq!(attempts[0].grand_total.as_deref(), Some("20"));
+    let h = snapshot
+        .hierarchy(&course)
+        .await
+        .expect("reads")
+        .expect("stored");
+    assert!(h.starts_with("{\"identifier\":\"do_1130928636168192001667\""));
+    assert_eq!(
+        snapshot
+            .hierarchy(&ContentId::new("do_none"))
+            .await
+            .expect("reads"),
+        None
+    );
+}
+
+#[tokio::test]
+async fn a_missing_table_is_empty() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let e = report(dir.path(), "batch-001")
+        .await
+        .expect_err("no batches");
+    assert_eq!(e.to_string(), "unknown batch batch-001");
+}
+
+#[tokio::test]
+async fn bad_rows_name_the_file_and_line() {
+    let dir = copy_snapshot(&[]);
+    let path = dir.path().join("user_enrolments.jsonl");
+    let mut text = std::fs::read_to_string(&path).expect("read");
+    text.push_str(
+        "\n{\"userid\": \"user-009\", \"batchid\": \"batch-001\", \"contentstatus\": [1, 2]}\n",
+    );
+    std::fs::write(&path, text).expect("write");
+    let e = report(dir.path(), "batch-001").await.expect_err("bad row");
+    let msg = e.to_string();
+    assert!(msg.contains("user_enrolments.jsonl line 17"), "{msg}");
+    assert!(!e.is_retryable());
+}
+
+#[tokio::test]
+async fn enrolment_rows_with_nulls_are_read() {
+    let dir = copy_snapshot(&[]);
+    let path = dir.path().join("user_enrolments.jsonl");
+    let mut text = std::fs::read_to_string(&path).expect("read");
+    text.push_str(concat!(
+        "{\"userid\": \"user-020\", \"courseid\": \"do_1130928636168192001667\", \"batchid\": \"batch-001\", ",
+        "\"active\": true, \"enrolled_date\": \"2020-01-01T00:00:00.000Z\", \"contentstatus\": null, ",
+        "\"completedon\": null, \"status\": null, \"certificates\": null, \"issued_certificates\": null}\n",
+        "{\"userid\": \"user-021\", \"courseid\": \"do_1130928636168192001667\", \"batchid\": \"batch-001\", ",
+        "\"active\": null, \"enrolled_date\": \"2020-01-01T00:00:00.000Z\"}\n",
+    ));
+    std::fs::write(&path, text).expect("write");
+    let sink = report(dir.path(), "batch-001").await.expect("builds");
+    let users: Vec<&str> = sink.rows.iter().map(|r| r[4].as_str()).collect();
+    // user-020 is kept (not in the cache: blank profile); user-021 is not active.
+    assert_eq!(
+        users,
+        ["user-001", "user-002", "user-003", "user-004", "user-020"]
+    );
+}
+
+#[tokio::test]
+async fn wrong_shaped_cache_values_keep_the_row() {
+    let dir = copy_snapshot(&[]);
+    let path = dir.path().join("user_cache.jsonl");
+    let mut text = std::fs::read_to_string(&path).expect("read");
+    text = text.replace(
+        r#"{"key": "user:user-004", "value": {"firstname": "Utkarsha","#,
+        r#"{"key": "user:user-004", "value": {"board": ["CBSE"], "firstname": "Utkarsha","#,
+    );
+    assert!(
+        text.contains(r#""board": ["CBSE"]"#),
+        "fixture text changed"
+    );
+    std::fs::write(&path, text).expect("write");
+    let snapshot = Snapshot::open(dir.path(), SnapshotOptions::default()).expect("opens");
+    let users = snapshot
+        .users(&[UserId::new("user-004")])
+        .await
+        .expect("reads");
+    assert_eq!(
+        users[0],
+        Some(UserEntry::Malformed("field board is not a string".into()))
+    );
+    let sink = report(dir.path(), "batch-001").await.expect("builds");
+    assert_eq!(sink.rows.len(), 4);
+}
+
+#[tokio::test]
+async fn a_corrupt_gzip_file_is_a_clear_error() {
+    let dir = copy_snapshot(&[]);
+    std::fs::remove_file(dir.path().join("course_batch.jsonl")).expect("remove");
+    std::fs::write(dir.path().join("course_batch.jsonl.gz"), b"not gzip at all").expect("write");
+    let e = report(dir.path(), "batch-001").await.expect_err("corrupt");
+    assert!(
+        e.to_string()
+            .contains("course_batch.jsonl.gz is not a readable gzip file"),
+        "{e}"
+    );
+}
