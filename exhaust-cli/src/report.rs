@@ -118,7 +118,10 @@ pub async fn run(args: ReportArgs, now: DateTime<Utc>) -> anyhow::Result<bool> {
     Ok(failed == 0)
 }
 
-async fn batches_from_search(snapshot: &Snapshot, filter: &serde_json::Value) -> anyhow::Result<Vec<BatchId>> {
+async fn batches_from_search(
+    snapshot: &Snapshot,
+    filter: &serde_json::Value,
+) -> anyhow::Result<Vec<BatchId>> {
     let collections = snapshot.search(filter).await.context("the search filter")?;
     let ids: Vec<ContentId> = collections.into_iter().map(|c| c.identifier).collect();
     let batches = snapshot.batches_of(&ids).await?;
@@ -148,7 +151,8 @@ async fn build_one(
     let name = file_name_for(batch, stamp)?;
     let batch_plan = plan_batch(snapshot, batch, plan.requested_org.as_ref(), &plan.opts).await?;
     let path = dir.join(name);
-    let file = AtomicFile::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    let file =
+        AtomicFile::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut sink = ProgressSink {
         inner: CsvSink::new(BufWriter::with_capacity(1 << 20, file)),
         bar: progress_bar(batch),
@@ -166,7 +170,9 @@ async fn build_one(
 fn progress_bar(batch: &BatchId) -> ProgressBar {
     let bar = ProgressBar::new(0);
     // A bar only on a terminal: indicatif hides itself otherwise.
-    if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} rows ({per_sec}, {eta})") {
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} rows ({per_sec}, {eta})")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_message(format!("batch {batch}"));
@@ -202,10 +208,17 @@ fn print_summary(s: &BatchSummary, path: &Path, bytes: u64, started: Instant) {
     );
     let mut notes = Vec::new();
     if s.missing_users > 0 {
-        notes.push(format!("{} users missing from the user cache (rows kept, profile blank)", s.missing_users));
+        notes.push(format!(
+            "{} users missing from the user cache (rows kept, profile blank)",
+            s.missing_users
+        ));
     }
     if s.malformed_users > 0 {
-        let ids: Vec<&str> = s.malformed_examples.iter().map(|(u, _)| u.as_str()).collect();
+        let ids: Vec<&str> = s
+            .malformed_examples
+            .iter()
+            .map(|(u, _)| u.as_str())
+            .collect();
         notes.push(format!(
             "{} user cache entries of the wrong shape (rows kept, profile blank; e.g. {})",
             s.malformed_users,
@@ -213,7 +226,10 @@ fn print_summary(s: &BatchSummary, path: &Path, bytes: u64, started: Instant) {
         ));
     }
     if s.filtered_by_org > 0 {
-        notes.push(format!("{} users of other orgs left out", s.filtered_by_org));
+        notes.push(format!(
+            "{} users of other orgs left out",
+            s.filtered_by_org
+        ));
     }
     if s.skipped_inactive + s.skipped_without_date > 0 {
         notes.push(format!(
@@ -222,7 +238,10 @@ fn print_summary(s: &BatchSummary, path: &Path, bytes: u64, started: Instant) {
         ));
     }
     if s.duplicate_enrolments > 0 {
-        notes.push(format!("{} duplicate enrolment rows ignored", s.duplicate_enrolments));
+        notes.push(format!(
+            "{} duplicate enrolment rows ignored",
+            s.duplicate_enrolments
+        ));
     }
     for n in notes {
         println!("  {n}");

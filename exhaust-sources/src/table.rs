@@ -182,11 +182,12 @@ impl KeyIndex {
             // The line ends before the next one starts; the newline is
             // excluded by `lines()` when reading.
             let end = offset + line.len() as u64;
-            if let Some((oh, start, oend)) = &mut open {
-                if *oh == h && end - *start < u64::from(u32::MAX) {
-                    *oend = end;
-                    return Ok(());
-                }
+            if let Some((oh, start, oend)) = &mut open
+                && *oh == h
+                && end - *start < u64::from(u32::MAX)
+            {
+                *oend = end;
+                return Ok(());
             }
             if let Some((oh, start, oend)) = open.take() {
                 runs.push((oh, start, (oend - start) as u32));

@@ -138,7 +138,10 @@ pub fn zip_file(
     Ok(bytes)
 }
 
-fn check_args<'p>(entry_name: &str, password: Option<&'p str>) -> Result<Option<&'p str>, WriteError> {
+fn check_args<'p>(
+    entry_name: &str,
+    password: Option<&'p str>,
+) -> Result<Option<&'p str>, WriteError> {
     if entry_name.is_empty() {
         return Err(WriteError::EmptyEntryName);
     }
@@ -223,7 +226,14 @@ mod tests {
         // 2024-03-05 13:45:30 UTC
         let t = dos_from_unix(1_709_646_330);
         assert_eq!(
-            (t.year(), t.month(), t.day(), t.hour(), t.minute(), t.second()),
+            (
+                t.year(),
+                t.month(),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            ),
             (2024, 3, 5, 13, 45, 30)
         );
         // Before 1980 zip cannot say; the zip epoch stands in.

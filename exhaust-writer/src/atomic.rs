@@ -54,10 +54,7 @@ impl AtomicFile {
             builder.permissions(std::fs::Permissions::from_mode(0o666));
         }
         let temp = builder.tempfile_in(dir).map_err(|e| {
-            WriteError::io(
-                format!("creating a temporary file in {}", dir.display()),
-                e,
-            )
+            WriteError::io(format!("creating a temporary file in {}", dir.display()), e)
         })?;
         Ok(Self {
             temp,
@@ -91,18 +88,14 @@ impl AtomicFile {
         let Self { temp, dest } = self;
         // Without the sync a crash soon after the rename can leave the final
         // name pointing at an empty or partial file on some file systems.
-        temp.as_file().sync_all().map_err(|e| {
-            WriteError::io(format!("syncing {}", temp.path().display()), e)
-        })?;
+        temp.as_file()
+            .sync_all()
+            .map_err(|e| WriteError::io(format!("syncing {}", temp.path().display()), e))?;
         let temp_path = temp.path().to_path_buf();
         temp.persist(&dest).map_err(|e| {
             // e.file drops here, deleting the temporary file.
             WriteError::io(
-                format!(
-                    "renaming {} to {}",
-                    temp_path.display(),
-                    dest.display()
-                ),
+                format!("renaming {} to {}", temp_path.display(), dest.display()),
                 e.error,
             )
         })?;

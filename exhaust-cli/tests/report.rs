@@ -1,0 +1,262 @@
+//! `exhaust report` end to end: output paths, file contents, errors and exit codes.
+
+use assert_cmd::Command;
+use chrono::Utc;
+use exhaust_core::time::{ReportTz, file_date_stamp};
+use expect_test::expect;
+use std::path::{Path, PathBuf};
+
+fn conformance() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/sunbird-lern/snapshot")
+}
+
+fn exhaust() -> Command {
+    let mut cmd = Command::cargo_bin("exhaust").expect("binary");
+    cmd.env_remove("EXHAUST_SNAPSHOT");
+    cmd
+}
+
+/// The stamp a run started now uses (retried around midnight in India).
+fn stamps() -> Vec<String> {
+    let now = Utc::now();
+    vec![
+        file_date_stamp(now, ReportTz::ist()),
+        file_date_stamp(now + chrono::Duration::minutes(5), ReportTz::ist()),
+    ]
+}
+
+fn output_file(out: &Path, batch: &str) -> PathBuf {
+    let dir = out.join("progress-exhaust");
+    stamps()
+        .into_iter()
+        .map(|s| dir.join(format!("{batch}_progress_{s}.csv")))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "no report for {batch} in {}: {:?}",
+                dir.display(),
+                files(&dir)
+            )
+        })
+}
+
+fn files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, to.join(path.file_name().expect("name"))).expect("copy");
+    }
+}
+
+#[test]
+fn builds_the_conformance_batch_in_the_lern_layout() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let assert = exhaust()
+        .args([
+            "report",
+            "--layout",
+            "lern",
+            "--batch-id",
+            "batch-001",
+            "--snapshot",
+        ])
+        .arg(conformance())
+        .arg("--out")
+        .arg(out.path())
+        .assert()
+        .success();
+    let stdout = String::from_utf8_lossy(&assert.get_output().stdout).into_owned();
+    assert!(stdout.contains("batch batch-001: 4 rows"), "{stdout}");
+    assert!(
+        stdout.contains("1 of 1 batches built, 0 failed"),
+        "{stdout}"
+    );
+    let csv = std::fs::read_to_string(output_file(out.path(), "batch-001")).expect("report");
+    // RFC 4180: CRLF line ends, a field with a comma quoted.
+    assert!(csv.ends_with("\r\n") && csv.matches("\r\n").count() == 5);
+    expect![[r#"
+        Collection Id,Collection Name,Batch Id,Batch Name,User UUID,State,District,Org Name,School Id,School Name,Block Name,Cluster Name,User Type,User Sub Type,Declared Board,Enrolment Date,Completion Date,Certificate Status,Progress,Total Score,do_1130928636168192001667 - Progress
+        do_1130928636168192001667,24 aug course,BatchId_batch-001,Basic Java,user-001,Karnataka,bengaluru,Root Org2,3183211,"DPS, MATHURA",BLOCK1,CLUSTER1,administrator,deo,IGOT-Health,16/11/2019,,,0,,
+        do_1130928636168192001667,24 aug course,BatchId_batch-001,Basic Java,user-002,Andhra Pradesh,bengaluru,,,,,,,,,15/11/2019,,,0,,
+        do_1130928636168192001667,24 aug course,BatchId_batch-001,Basic Java,user-003,Karnataka,bengaluru,,,,,anagha,administrator,deo,,15/11/2019,,,0,,
+        do_1130928636168192001667,24 aug course,BatchId_batch-001,Basic Java,user-004,Delhi,babarpur,,,,,,,,,15/11/2019,,,0,,
+    "#]]
+    .assert_eq(&csv.replace("\r\n", "\n"));
+}
+
+#[test]
+fn a_failing_batch_names_its_cause_and_the_others_are_still_built() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let assert = exhaust()
+        .args([
+            "report",
+            "--batch-id",
+            "nope",
+            "--batch-id",
+            "batch-001",
+            "--batch-id",
+            "batch-004",
+            "--snapshot",
+        ])
+        .arg(conformance())
+        .arg("--out")
+        .arg(out.path())
+        .assert()
+        .code(1);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("error: batch nope: unknown batch nope"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("error: batch batch-004: collection do_112835334818643968148 of batch batch-004 was not found by the content search"),
+        "{stderr}"
+    );
+    output_file(out.path(), "batch-001");
+    // Only the batch that built has a file; nothing partial is left behind.
+    let names = files(&out.path().join("progress-exhaust"));
+    assert_eq!(names.len(), 1, "{names:?}");
+}
+
+#[test]
+fn a_hierarchy_that_does_not_parse_leaves_no_file() {
+    let snap = tempfile::tempdir().expect("tempdir");
+    copy_dir(&conformance(), snap.path());
+    let path = snap.path().join("content_hierarchy.jsonl");
+    let text = std::fs::read_to_string(&path).expect("read");
+    let broken = text.replacen("\"hierarchy\": \"{", "\"hierarchy\": \"{{", 1);
+    assert_ne!(broken, text);
+    std::fs::write(&path, broken).expect("write");
+    let out = tempfile::tempdir().expect("tempdir");
+    let assert = exhaust()
+        .args(["report", "--batch-id", "batch-001", "--snapshot"])
+        .arg(snap.path())
+        .arg("--out")
+        .arg(out.path())
+        .assert()
+        .code(1);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains(
+            "error: batch batch-001: hierarchy of do_1130928636168192001667 does not parse"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(
+        files(&out.path().join("progress-exhaust")),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn a_search_filter_builds_every_batch_of_the_matched_collections() {
+    let out = tempfile::tempdir().expect("tempdir");
+    exhaust()
+        .args([
+            "report",
+            "--search-filter",
+            r#"{"request":{"filters":{"identifier":["do_1130928636168192001667"],"status":["Live"]}}}"#,
+            "--snapshot",
+        ])
+        .arg(conformance())
+        .arg("--out")
+        .arg(out.path())
+        .assert()
+        .success();
+    output_file(out.path(), "batch-001");
+    output_file(out.path(), "batch-006");
+}
+
+#[test]
+fn the_file_date_follows_the_file_time_zone() {
+    let out = tempfile::tempdir().expect("tempdir");
+    exhaust()
+        .args([
+            "report",
+            "--batch-id",
+            "batch-001",
+            "--file-timezone",
+            "UTC",
+            "--snapshot",
+        ])
+        .arg(conformance())
+        .arg("--out")
+        .arg(out.path())
+        .assert()
+        .success();
+    let names = files(&out.path().join("progress-exhaust"));
+    let now = Utc::now();
+    let expected: Vec<String> = [now - chrono::Duration::minutes(5), now]
+        .iter()
+        .map(|t| {
+            format!(
+                "batch-001_progress_{}.csv",
+                file_date_stamp(*t, ReportTz::utc())
+            )
+        })
+        .collect();
+    assert!(
+        expected.contains(&names[0]),
+        "{names:?} not in {expected:?}"
+    );
+}
+
+#[test]
+fn bad_usage_exits_2_with_a_message() {
+    for (args, message) in [
+        (
+            vec!["report", "--batch-id", "b", "--layout", "wide"],
+            "unknown layout \"wide\": use seed or lern",
+        ),
+        (
+            vec!["report", "--batch-id", "b", "--columns", "userid,nope"],
+            "unknown column key \"nope\"",
+        ),
+        (
+            vec!["report", "--batch-id", "b", "--timezone", "Mars/Base"],
+            "unknown time zone \"Mars/Base\"",
+        ),
+        (
+            vec!["report"],
+            "name at least one batch with --batch-id, or give --search-filter",
+        ),
+        (
+            vec!["report", "--batch-id", "b", "--snapshot", "/no/such/folder"],
+            "snapshot folder /no/such/folder not found",
+        ),
+        (
+            vec!["report", "--search-filter", "{oops"],
+            "--search-filter is not JSON",
+        ),
+    ] {
+        let assert = exhaust().args(&args).assert().code(2);
+        let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn a_batch_id_cannot_escape_the_output_folder() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let assert = exhaust()
+        .args(["report", "--batch-id", "../../etc/x", "--snapshot"])
+        .arg(conformance())
+        .arg("--out")
+        .arg(out.path())
+        .assert()
+        .code(1);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert!(stderr.contains("cannot be used in a file name"), "{stderr}");
+}
