@@ -9,6 +9,7 @@
 //! delivers them.
 #![deny(missing_docs)]
 
+pub mod generate;
 mod rows;
 pub mod snapshot;
 mod table;

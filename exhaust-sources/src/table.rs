@@ -8,7 +8,7 @@
 use exhaust_core::source::SourceError;
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -66,7 +66,15 @@ impl TableFile {
         &self,
         mut f: impl FnMut(u64, usize, &[u8]) -> Result<(), SourceError>,
     ) -> Result<(), SourceError> {
-        let mut reader = BufReader::with_capacity(1 << 20, &self.file);
+        // Reads by position, never through the file's shared cursor, so scans
+        // of one table (one per batch) neither see nor disturb each other.
+        let mut reader = BufReader::with_capacity(
+            1 << 20,
+            PositionalReader {
+                file: &self.file,
+                pos: 0,
+            },
+        );
         let mut buf = Vec::with_capacity(4096);
         let mut offset = 0u64;
         let mut line_no = 0usize;
@@ -97,6 +105,20 @@ impl TableFile {
         self.file
             .read_exact_at(buf, offset)
             .map_err(|e| unavailable(format!("reading {} at byte {offset}: {e}", self.display)))
+    }
+}
+
+/// Reads a file from its start with `pread`.
+struct PositionalReader<'a> {
+    file: &'a File,
+    pos: u64,
+}
+
+impl Read for PositionalReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
     }
 }
 

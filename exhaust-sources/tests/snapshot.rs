@@ -212,3 +212,23 @@ async fn a_corrupt_gzip_file_is_a_clear_error() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn one_snapshot_serves_several_batches() {
+    // Each batch scans the enrolments again; a scan must not depend on an
+    // earlier one (batch-001 has 4 learners, batch-006 has 3).
+    let snapshot = Snapshot::open(conformance(), SnapshotOptions::default()).expect("opens");
+    for (batch, rows) in [("batch-001", 4), ("batch-006", 3), ("batch-001", 4)] {
+        let mut sink = VecSink::default();
+        build_report(
+            &snapshot,
+            &BatchId::new(batch),
+            None,
+            &ReportOptions::default(),
+            &mut sink,
+        )
+        .await
+        .expect("builds");
+        assert_eq!(sink.rows.len(), rows, "{batch}");
+    }
+}
