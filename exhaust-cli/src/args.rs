@@ -19,6 +19,40 @@ pub struct Cli {
 pub enum Command {
     /// Build the progress exhaust CSV of given batches (a standalone run).
     Report(ReportArgs),
+    /// Generate a realistic snapshot folder (deterministic from --seed).
+    GenSnapshot(GenArgs),
+}
+
+/// `exhaust gen-snapshot`.
+#[derive(Debug, Args)]
+pub struct GenArgs {
+    /// The folder to write (created when missing; its tables are replaced).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Course batches (two batches share a course).
+    #[arg(long, default_value_t = 3)]
+    pub batches: usize,
+    /// Enrolments per batch.
+    #[arg(long, default_value_t = 40)]
+    pub enrolments_per_batch: usize,
+    /// Users in the user cache.
+    #[arg(long, default_value_t = 120)]
+    pub users: usize,
+    /// Units per course (the last one a nested course).
+    #[arg(long, default_value_t = 4)]
+    pub units: usize,
+    /// Leaves per unit.
+    #[arg(long, default_value_t = 3)]
+    pub leaves_per_unit: usize,
+    /// Assessments per course.
+    #[arg(long, default_value_t = 3)]
+    pub assessments: usize,
+    /// Most attempts per learner and assessment.
+    #[arg(long, default_value_t = 2)]
+    pub attempts: usize,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
 }
 
 /// `exhaust report`.

@@ -5,6 +5,7 @@
 //! batch failed, 2 bad usage). It holds no report logic of its own.
 
 mod args;
+mod generate;
 mod report;
 
 use clap::Parser;
@@ -23,6 +24,7 @@ async fn main() -> ExitCode {
     let now = chrono::Utc::now();
     let outcome = match cli.command {
         args::Command::Report(a) => report::run(a, now).await,
+        args::Command::GenSnapshot(a) => generate::run(a),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

@@ -260,3 +260,107 @@ fn a_batch_id_cannot_escape_the_output_folder() {
     let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
     assert!(stderr.contains("cannot be used in a file name"), "{stderr}");
 }
+
+const SAMPLE_BATCH: &str = "0135742803756164562";
+
+/// The bundled sample snapshot's first batch, in both layouts. The expected
+/// files were cross-checked row by row against an independent
+/// implementation of SPEC §2–5 before they were committed.
+#[test]
+fn the_sample_snapshot_is_the_default_and_its_reports_are_stable() {
+    for layout in ["seed", "lern"] {
+        let out = tempfile::tempdir().expect("tempdir");
+        let assert = exhaust()
+            .args([
+                "report",
+                "--batch-id",
+                SAMPLE_BATCH,
+                "--layout",
+                layout,
+                "--out",
+            ])
+            .arg(out.path())
+            .assert()
+            .success();
+        let stdout = String::from_utf8_lossy(&assert.get_output().stdout).into_owned();
+        assert!(
+            stdout.contains(&format!("batch {SAMPLE_BATCH}: 38 rows")),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains("1 users missing from the user cache"),
+            "{stdout}"
+        );
+        let csv = std::fs::read_to_string(output_file(out.path(), SAMPLE_BATCH)).expect("report");
+        expect_test::expect_file![format!("expected/sample-{SAMPLE_BATCH}-{layout}.csv")]
+            .assert_eq(&csv.replace("\r\n", "\n"));
+    }
+}
+
+#[test]
+fn gen_snapshot_is_deterministic_and_checks_its_parameters() {
+    let a = tempfile::tempdir().expect("tempdir");
+    let b = tempfile::tempdir().expect("tempdir");
+    for dir in [&a, &b] {
+        exhaust()
+            .args([
+                "gen-snapshot",
+                "--batches",
+                "2",
+                "--enrolments-per-batch",
+                "15",
+                "--users",
+                "30",
+                "--seed",
+                "9",
+                "--out",
+            ])
+            .arg(dir.path())
+            .assert()
+            .success();
+    }
+    let names = files(a.path());
+    assert!(
+        names.contains(&"user_enrolments.jsonl".to_string()),
+        "{names:?}"
+    );
+    for name in &names {
+        assert_eq!(
+            std::fs::read(a.path().join(name)).expect("a"),
+            std::fs::read(b.path().join(name)).expect("b"),
+            "{name} differs between two runs with the same seed"
+        );
+    }
+    // A generated snapshot builds.
+    let first = std::fs::read_to_string(a.path().join("course_batch.jsonl")).expect("batches");
+    let batch: serde_json::Value =
+        serde_json::from_str(first.lines().next().expect("a batch")).expect("json");
+    let out = tempfile::tempdir().expect("tempdir");
+    exhaust()
+        .args([
+            "report",
+            "--batch-id",
+            batch["batchid"].as_str().expect("id"),
+            "--snapshot",
+        ])
+        .arg(a.path())
+        .arg("--out")
+        .arg(out.path())
+        .assert()
+        .success();
+
+    let assert = exhaust()
+        .args([
+            "gen-snapshot",
+            "--enrolments-per-batch",
+            "50",
+            "--users",
+            "10",
+            "--out",
+        ])
+        .arg(a.path())
+        .assert()
+        .code(2);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert!(stderr.contains("error: generating"), "{stderr}");
+}
