@@ -17,7 +17,9 @@ use crate::source::{ReportSource, SourceError};
 use crate::time::{ReportTz, format_lern_date, format_seed_timestamp};
 use crate::values::{self, AttemptChoice};
 use chrono::{DateTime, Utc};
-use std::collections::{HashMap, HashSet};
+// Keys are our own ids: a fast hash, no protection against chosen collisions needed.
+use rustc_hash::FxHashMap as HashMap;
+use std::collections::HashSet;
 
 /// How reports are built.
 #[derive(Debug, Clone, PartialEq)]
@@ -423,7 +425,7 @@ impl LeafIndex {
         };
         let root_ids = required(&h.leaves);
         let nested_ids: Vec<Vec<String>> = h.nested.iter().map(|n| required(&n.leaves)).collect();
-        let mut slots = HashMap::new();
+        let mut slots = HashMap::default();
         for id in root_ids.iter().chain(nested_ids.iter().flatten()) {
             let next = slots.len() as u32;
             slots.entry(id.clone()).or_insert(next);
@@ -509,7 +511,7 @@ impl<'a> ChunkFacts<'a> {
             .enumerate()
             .map(|(i, id)| (id.as_str(), i))
             .collect();
-        let mut by_user: HashMap<(&str, usize), Vec<&AssessmentAttempt>> = HashMap::new();
+        let mut by_user: HashMap<(&str, usize), Vec<&AssessmentAttempt>> = HashMap::default();
         for a in attempts {
             if a.batch_id != plan.batch.batch_id || a.course_id != plan.batch.course_id {
                 continue;
@@ -526,7 +528,7 @@ impl<'a> ChunkFacts<'a> {
             .map(|(i, n)| (n.id.as_str(), i))
             .collect();
         let context = format!("cb:{}", plan.batch.batch_id);
-        let mut completed = HashMap::new();
+        let mut completed = HashMap::default();
         for agg in aggregates {
             if agg.context_id != context {
                 continue;

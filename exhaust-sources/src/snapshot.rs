@@ -38,6 +38,8 @@ pub struct SnapshotOptions {
     pub enrolment_chunk: usize,
     /// Where gzip tables are decompressed (default: the system temp folder).
     pub temp_dir: Option<PathBuf>,
+    /// Threads that read one chunk's lines (default: the machine's cores).
+    pub threads: usize,
 }
 
 impl Default for SnapshotOptions {
@@ -47,6 +49,7 @@ impl Default for SnapshotOptions {
             optional_nodes_suffix: "optionalnodes".into(),
             enrolment_chunk: 10_000,
             temp_dir: None,
+            threads: std::thread::available_parallelism().map_or(2, usize::from),
         }
     }
 }
@@ -277,6 +280,36 @@ impl EnrolmentSource for Snapshot {
         let finder = memchr::memmem::Finder::new(needle.as_bytes());
         let chunk_size = self.opts.enrolment_chunk.max(1);
         let mut chunk = Vec::with_capacity(chunk_size);
+        // The report reads profiles, attempts and aggregates right after the
+        // enrolments: index those tables on another thread meanwhile. Errors
+        // are kept in the indexes' cells and reported by the lookups.
+        std::thread::scope(|s| {
+            if self.opts.threads > 1 {
+                s.spawn(|| {
+                    let _ = self.user_index();
+                    let _ = self.by_user_index(&self.attempts, "assessment_aggregator");
+                    let _ = self.by_user_index(&self.activity, "user_activity_agg");
+                });
+            }
+            self.scan_enrolments(t, batch, &finder, chunk_size, &mut chunk, &mut on_chunk)
+        })?;
+        if !chunk.is_empty() {
+            on_chunk(chunk);
+        }
+        Ok(())
+    }
+}
+
+impl Snapshot {
+    fn scan_enrolments<F: FnMut(Vec<EnrolmentRecord>)>(
+        &self,
+        t: &TableFile,
+        batch: &CourseBatch,
+        finder: &memchr::memmem::Finder<'_>,
+        chunk_size: usize,
+        chunk: &mut Vec<EnrolmentRecord>,
+        on_chunk: &mut F,
+    ) -> SourceResult<()> {
         t.scan(|_, n, line| {
             if finder.find(line).is_none() {
                 return Ok(());
@@ -287,17 +320,39 @@ impl EnrolmentSource for Snapshot {
             }
             chunk.push(row.into_record().map_err(|e| row_error(t, n, &e))?);
             if chunk.len() == chunk_size {
-                on_chunk(std::mem::replace(
-                    &mut chunk,
-                    Vec::with_capacity(chunk_size),
-                ));
+                on_chunk(std::mem::replace(chunk, Vec::with_capacity(chunk_size)));
             }
             Ok(())
-        })?;
-        if !chunk.is_empty() {
-            on_chunk(chunk);
+        })
+    }
+
+    /// Runs `f` over parts of `users` on up to `threads` threads and joins
+    /// the results in order. Worth it only for chunks of some size.
+    fn parallel<T: Send>(
+        &self,
+        users: &[UserId],
+        f: impl Fn(&[UserId]) -> SourceResult<Vec<T>> + Sync,
+    ) -> SourceResult<Vec<T>> {
+        let threads = self.opts.threads.max(1);
+        if threads == 1 || users.len() < 256 {
+            return f(users);
         }
-        Ok(())
+        let part = users.len().div_ceil(threads);
+        let results: Vec<SourceResult<Vec<T>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = users.chunks(part).map(|p| s.spawn(|| f(p))).collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(bad_data("a snapshot reader thread panicked")))
+                })
+                .collect()
+        });
+        let mut out = Vec::new();
+        for r in results {
+            out.extend(r?);
+        }
+        Ok(out)
     }
 }
 
@@ -346,6 +401,12 @@ impl Snapshot {
 impl UserSource for Snapshot {
     async fn users(&self, ids: &[UserId]) -> SourceResult<Vec<Option<UserEntry>>> {
         let index = self.user_index()?;
+        self.parallel(ids, |ids| self.users_part(index, ids))
+    }
+}
+
+impl Snapshot {
+    fn users_part(&self, index: &KeyIndex, ids: &[UserId]) -> SourceResult<Vec<Option<UserEntry>>> {
         let prefix = &self.opts.user_key_prefix;
         let mut buf = Vec::new();
         let mut out = Vec::with_capacity(ids.len());
@@ -421,6 +482,20 @@ impl ActivitySource for Snapshot {
         users: &[UserId],
     ) -> SourceResult<Vec<ActivityAggregate>> {
         let index = self.by_user_index(&self.activity, "user_activity_agg")?;
+        self.parallel(users, |users| {
+            self.activity_part(index, batch, activities, users)
+        })
+    }
+}
+
+impl Snapshot {
+    fn activity_part(
+        &self,
+        index: &KeyIndex,
+        batch: &BatchId,
+        activities: &[ContentId],
+        users: &[UserId],
+    ) -> SourceResult<Vec<ActivityAggregate>> {
         let wanted: HashSet<&str> = activities.iter().map(ContentId::as_str).collect();
         let context = format!("cb:{batch}");
         let mut buf = Vec::new();

@@ -7,7 +7,7 @@
 
 use exhaust_core::source::SourceError;
 use std::fs::File;
-use std::hash::{BuildHasher, Hasher};
+use std::hash::Hasher;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -176,13 +176,17 @@ pub(crate) fn lines(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
 #[derive(Debug, Default)]
 pub(crate) struct KeyIndex {
     runs: Vec<(u64, u64, u32)>,
+    /// `buckets[p]..buckets[p + 1]` are the runs whose hash starts with the
+    /// 16-bit prefix `p`: one cache miss instead of a long binary search.
+    buckets: Vec<u32>,
 }
 
-/// A fixed-key hasher: the index lives only in this process.
+const PREFIX_BITS: u32 = 16;
+
+/// A fast, fixed hash: the index lives only in this process and holds keys
+/// of our own files, so it needs no protection against chosen collisions.
 fn key_hash(key: &str) -> u64 {
-    let mut h =
-        std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
-            .build_hasher();
+    let mut h = rustc_hash::FxHasher::default();
     h.write(key.as_bytes());
     h.finish()
 }
@@ -222,14 +226,25 @@ impl KeyIndex {
         }
         runs.sort_unstable();
         runs.shrink_to_fit();
-        Ok(Self { runs })
+        let mut buckets = vec![0u32; (1 << PREFIX_BITS) + 1];
+        for r in &runs {
+            buckets[(r.0 >> (64 - PREFIX_BITS)) as usize + 1] += 1;
+        }
+        for p in 1..buckets.len() {
+            buckets[p] += buckets[p - 1];
+        }
+        Ok(Self { runs, buckets })
     }
 
     /// The runs that may hold lines of `key`.
     pub(crate) fn runs(&self, key: &str) -> impl Iterator<Item = (u64, u32)> + '_ {
         let h = key_hash(key);
-        let start = self.runs.partition_point(|r| r.0 < h);
-        self.runs[start..]
+        let bucket = match self.buckets.get((h >> (64 - PREFIX_BITS)) as usize..) {
+            Some([lo, hi, ..]) => &self.runs[*lo as usize..*hi as usize],
+            _ => &[][..],
+        };
+        let start = bucket.partition_point(|r| r.0 < h);
+        bucket[start..]
             .iter()
             .take_while(move |r| r.0 == h)
             .map(|r| (r.1, r.2))

@@ -232,3 +232,42 @@ async fn one_snapshot_serves_several_batches() {
         assert_eq!(sink.rows.len(), rows, "{batch}");
     }
 }
+
+#[tokio::test]
+async fn parallel_reads_give_the_same_report_as_one_thread() {
+    use exhaust_core::layout::Layout;
+    use exhaust_sources::generate::{GenParams, generate};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let params = GenParams {
+        batches: 1,
+        enrolments_per_batch: 700,
+        users: 900,
+        ..GenParams::default()
+    };
+    let summary = generate(dir.path(), &params).expect("generates");
+    let batch = BatchId::new(summary.batch_ids[0].clone());
+    let mut reports = Vec::new();
+    for threads in [1, 2, 3] {
+        let snapshot = Snapshot::open(
+            dir.path(),
+            SnapshotOptions {
+                threads,
+                enrolment_chunk: 97,
+                ..SnapshotOptions::default()
+            },
+        )
+        .expect("opens");
+        let opts = ReportOptions {
+            layout: Layout::Lern,
+            ..ReportOptions::default()
+        };
+        let mut sink = VecSink::default();
+        build_report(&snapshot, &batch, None, &opts, &mut sink)
+            .await
+            .expect("builds");
+        assert!(sink.rows.len() > 600, "{} rows", sink.rows.len());
+        reports.push(sink);
+    }
+    assert_eq!(reports[0], reports[1]);
+    assert_eq!(reports[0], reports[2]);
+}
