@@ -52,6 +52,22 @@ fn files(dir: &Path) -> Vec<String> {
     names
 }
 
+/// `exhaust report --snapshot SNAPSHOT --out OUT ARGS...`, asserted on.
+fn report(snapshot: &Path, out: &Path, args: &[&str]) -> assert_cmd::assert::Assert {
+    exhaust()
+        .arg("report")
+        .args(args)
+        .arg("--snapshot")
+        .arg(snapshot)
+        .arg("--out")
+        .arg(out)
+        .assert()
+}
+
+fn stderr_of(assert: &assert_cmd::assert::Assert) -> String {
+    String::from_utf8_lossy(&assert.get_output().stderr).into_owned()
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for entry in std::fs::read_dir(from).expect("read_dir") {
@@ -63,20 +79,12 @@ fn copy_dir(from: &Path, to: &Path) {
 #[test]
 fn builds_the_conformance_batch_in_the_lern_layout() {
     let out = tempfile::tempdir().expect("tempdir");
-    let assert = exhaust()
-        .args([
-            "report",
-            "--layout",
-            "lern",
-            "--batch-id",
-            "batch-001",
-            "--snapshot",
-        ])
-        .arg(conformance())
-        .arg("--out")
-        .arg(out.path())
-        .assert()
-        .success();
+    let assert = report(
+        &conformance(),
+        out.path(),
+        &["--layout", "lern", "--batch-id", "batch-001"],
+    )
+    .success();
     let stdout = String::from_utf8_lossy(&assert.get_output().stdout).into_owned();
     assert!(stdout.contains("batch batch-001: 4 rows"), "{stdout}");
     assert!(
@@ -99,23 +107,20 @@ fn builds_the_conformance_batch_in_the_lern_layout() {
 #[test]
 fn a_failing_batch_names_its_cause_and_the_others_are_still_built() {
     let out = tempfile::tempdir().expect("tempdir");
-    let assert = exhaust()
-        .args([
-            "report",
+    let assert = report(
+        &conformance(),
+        out.path(),
+        &[
             "--batch-id",
             "nope",
             "--batch-id",
             "batch-001",
             "--batch-id",
             "batch-004",
-            "--snapshot",
-        ])
-        .arg(conformance())
-        .arg("--out")
-        .arg(out.path())
-        .assert()
-        .code(1);
-    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+        ],
+    )
+    .code(1);
+    let stderr = stderr_of(&assert);
     assert!(
         stderr.contains("error: batch nope: unknown batch nope"),
         "{stderr}"
@@ -140,14 +145,8 @@ fn a_hierarchy_that_does_not_parse_leaves_no_file() {
     assert_ne!(broken, text);
     std::fs::write(&path, broken).expect("write");
     let out = tempfile::tempdir().expect("tempdir");
-    let assert = exhaust()
-        .args(["report", "--batch-id", "batch-001", "--snapshot"])
-        .arg(snap.path())
-        .arg("--out")
-        .arg(out.path())
-        .assert()
-        .code(1);
-    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    let assert = report(snap.path(), out.path(), &["--batch-id", "batch-001"]).code(1);
+    let stderr = stderr_of(&assert);
     assert!(
         stderr.contains(
             "error: batch batch-001: hierarchy of do_1130928636168192001667 does not parse"
@@ -163,17 +162,8 @@ fn a_hierarchy_that_does_not_parse_leaves_no_file() {
 #[test]
 fn a_search_filter_builds_every_batch_of_the_matched_collections() {
     let out = tempfile::tempdir().expect("tempdir");
-    exhaust()
-        .args([
-            "report",
-            "--search-filter",
-            r#"{"request":{"filters":{"identifier":["do_1130928636168192001667"],"status":["Live"]}}}"#,
-            "--snapshot",
-        ])
-        .arg(conformance())
-        .arg("--out")
-        .arg(out.path())
-        .assert()
+    report(&conformance(), out.path(), &["--search-filter",
+            r#"{"request":{"filters":{"identifier":["do_1130928636168192001667"],"status":["Live"]}}}"#])
         .success();
     output_file(out.path(), "batch-001");
     output_file(out.path(), "batch-006");
@@ -182,20 +172,12 @@ fn a_search_filter_builds_every_batch_of_the_matched_collections() {
 #[test]
 fn the_file_date_follows_the_file_time_zone() {
     let out = tempfile::tempdir().expect("tempdir");
-    exhaust()
-        .args([
-            "report",
-            "--batch-id",
-            "batch-001",
-            "--file-timezone",
-            "UTC",
-            "--snapshot",
-        ])
-        .arg(conformance())
-        .arg("--out")
-        .arg(out.path())
-        .assert()
-        .success();
+    report(
+        &conformance(),
+        out.path(),
+        &["--batch-id", "batch-001", "--file-timezone", "UTC"],
+    )
+    .success();
     let names = files(&out.path().join("progress-exhaust"));
     let now = Utc::now();
     let expected: Vec<String> = [now - chrono::Duration::minutes(5), now]
@@ -242,7 +224,7 @@ fn bad_usage_exits_2_with_a_message() {
         ),
     ] {
         let assert = exhaust().args(&args).assert().code(2);
-        let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+        let stderr = stderr_of(&assert);
         assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
 }
@@ -250,14 +232,8 @@ fn bad_usage_exits_2_with_a_message() {
 #[test]
 fn a_batch_id_cannot_escape_the_output_folder() {
     let out = tempfile::tempdir().expect("tempdir");
-    let assert = exhaust()
-        .args(["report", "--batch-id", "../../etc/x", "--snapshot"])
-        .arg(conformance())
-        .arg("--out")
-        .arg(out.path())
-        .assert()
-        .code(1);
-    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    let assert = report(&conformance(), out.path(), &["--batch-id", "../../etc/x"]).code(1);
+    let stderr = stderr_of(&assert);
     assert!(stderr.contains("cannot be used in a file name"), "{stderr}");
 }
 
@@ -270,6 +246,7 @@ const SAMPLE_BATCH: &str = "0135742803756164562";
 fn the_sample_snapshot_is_the_default_and_its_reports_are_stable() {
     for layout in ["seed", "lern"] {
         let out = tempfile::tempdir().expect("tempdir");
+        // No --snapshot: the bundled sample is the default.
         let assert = exhaust()
             .args([
                 "report",
@@ -336,18 +313,12 @@ fn gen_snapshot_is_deterministic_and_checks_its_parameters() {
     let batch: serde_json::Value =
         serde_json::from_str(first.lines().next().expect("a batch")).expect("json");
     let out = tempfile::tempdir().expect("tempdir");
-    exhaust()
-        .args([
-            "report",
-            "--batch-id",
-            batch["batchid"].as_str().expect("id"),
-            "--snapshot",
-        ])
-        .arg(a.path())
-        .arg("--out")
-        .arg(out.path())
-        .assert()
-        .success();
+    report(
+        a.path(),
+        out.path(),
+        &["--batch-id", batch["batchid"].as_str().expect("id")],
+    )
+    .success();
 
     let assert = exhaust()
         .args([
@@ -361,6 +332,6 @@ fn gen_snapshot_is_deterministic_and_checks_its_parameters() {
         .arg(a.path())
         .assert()
         .code(2);
-    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    let stderr = stderr_of(&assert);
     assert!(stderr.contains("error: generating"), "{stderr}");
 }
