@@ -5,6 +5,7 @@ use anyhow::{Context, anyhow, bail};
 use chrono::{DateTime, Utc};
 use exhaust_core::layout::{Layout, parse_column_keys};
 use exhaust_core::report::{BatchSummary, ReportOptions, RowSink, build_rows, plan_batch};
+use exhaust_core::request::report_file_name;
 use exhaust_core::source::{CollectionBatchSource, CollectionSource};
 use exhaust_core::time::{ReportTz, file_date_stamp};
 use exhaust_core::values::AttemptChoice;
@@ -131,16 +132,6 @@ async fn batches_from_search(
     Ok(batches.into_iter().map(|b| b.batch_id).collect())
 }
 
-/// A batch id goes into a file name, so it must not be able to leave the
-/// output folder.
-fn file_name_for(batch: &BatchId, stamp: &str) -> anyhow::Result<String> {
-    let id = batch.as_str();
-    if id.is_empty() || id.starts_with('.') || id.contains(['/', '\\', '\0']) {
-        bail!("batch id {id:?} cannot be used in a file name");
-    }
-    Ok(format!("{id}_progress_{stamp}.csv"))
-}
-
 async fn build_one(
     snapshot: &Snapshot,
     plan: &Plan,
@@ -148,7 +139,14 @@ async fn build_one(
     dir: &Path,
     stamp: &str,
 ) -> anyhow::Result<(BatchSummary, PathBuf, u64)> {
-    let name = file_name_for(batch, stamp)?;
+    // A batch id goes into a file name, so it must not be able to leave the
+    // output folder.
+    let name = report_file_name(batch, stamp).ok_or_else(|| {
+        anyhow!(
+            "batch id {:?} cannot be used in a file name",
+            batch.as_str()
+        )
+    })?;
     let batch_plan = plan_batch(snapshot, batch, plan.requested_org.as_ref(), &plan.opts).await?;
     let path = dir.join(name);
     let file =

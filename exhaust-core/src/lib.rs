@@ -31,6 +31,7 @@ pub mod layout;
 pub mod memory;
 pub mod model;
 pub mod report;
+pub mod request;
 pub mod source;
 pub mod time;
 pub mod values;

@@ -1,0 +1,694 @@
+//! Report requests (`job_request`, SPEC section 6): the request model and the
+//! rules of its lifecycle, pure. Storing, claiming and running requests are
+//! the adapters' and the runner's; every decision they take is made here.
+
+use crate::ids::BatchId;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The job id of the progress exhaust.
+pub const PROGRESS_EXHAUST: &str = "progress-exhaust";
+
+/// Requests with this many failed attempts are not taken again.
+pub const MAX_ITERATIONS: i32 = 3;
+
+/// `err_message` is cut to this many characters.
+pub const MAX_ERROR_CHARS: usize = 300;
+
+/// A request's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RequestStatus {
+    /// Waiting to be processed.
+    Submitted,
+    /// A worker is on it.
+    Processing,
+    /// Every batch is built; `download_urls` are set.
+    Success,
+    /// Some batch failed, or the request is invalid; retried while
+    /// `iteration` < 3.
+    Failed,
+}
+
+impl RequestStatus {
+    /// The text stored in `status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Submitted => "SUBMITTED",
+            Self::Processing => "PROCESSING",
+            Self::Success => "SUCCESS",
+            Self::Failed => "FAILED",
+        }
+    }
+
+    /// Reads the stored text.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "SUBMITTED" => Some(Self::Submitted),
+            "PROCESSING" => Some(Self::Processing),
+            "SUCCESS" => Some(Self::Success),
+            "FAILED" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for RequestStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A row of `job_request`, as Sunbird's API and job read and write it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRequest {
+    /// `<tag>:<channel>`.
+    pub tag: String,
+    /// Upper-case hex MD5 (see [`request_id`]).
+    pub request_id: String,
+    /// `progress-exhaust`.
+    pub job_id: String,
+    /// The status.
+    pub status: RequestStatus,
+    /// The `datasetConfig` JSON.
+    pub request_data: serde_json::Value,
+    /// The requesting user.
+    pub requested_by: String,
+    /// The requesting org (X-Channel-ID).
+    pub requested_channel: String,
+    /// When it was (re)submitted.
+    pub dt_job_submitted: Option<DateTime<Utc>>,
+    /// Container-relative keys of the zips, once SUCCESS.
+    pub download_urls: Vec<String>,
+    /// Never set by the progress exhaust.
+    pub dt_file_created: Option<DateTime<Utc>>,
+    /// When it last finished (SUCCESS or FAILED).
+    pub dt_job_completed: Option<DateTime<Utc>>,
+    /// Milliseconds the last run took.
+    pub execution_time: Option<i64>,
+    /// Why it failed.
+    pub err_message: Option<String>,
+    /// Failed attempts so far.
+    pub iteration: i32,
+    /// The key protecting the files, as stored (encrypted by Sunbird).
+    pub encryption_key: Option<String>,
+    /// The run group an external script assigned.
+    pub batch_number: Option<i32>,
+    /// JSON text of the batches already built ([`ProcessedBatch`]).
+    pub processed_batches: Option<String>,
+}
+
+/// What a request asks for, from `request_data`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RequestData {
+    /// Given batches (`batchId`, or `batchFilter` without repeats, in order).
+    Batches(Vec<BatchId>),
+    /// A content search request body (`searchFilter`), posted as it is.
+    Search(serde_json::Value),
+}
+
+/// Why a request is refused before any batch is built. The texts are
+/// Sunbird's, so portals show what they always showed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// None of `batchId`, `batchFilter`, `searchFilter`.
+    // Sunbird's text, typo included.
+    #[error("Request should have either of batchId, batchFilter, searchFilter or encrption key")]
+    NothingRequested,
+    /// More batches than the per-request limit.
+    #[error("Number of batches in request exceeded. It should be within {0}")]
+    TooManyBatches(usize),
+    /// `request_data` has the wrong shape.
+    #[error("request_data is malformed: {0}")]
+    Malformed(String),
+    /// No batch matched.
+    #[error("No data found")]
+    NoDataFound,
+    /// Every collection asked for is retired.
+    #[error("The request is made for retired collection")]
+    RetiredCollection,
+}
+
+impl RequestData {
+    /// Reads `request_data`: `batchId` first, then `batchFilter`, then
+    /// `searchFilter`, as Sunbird's job does. `limit` is the most batches a
+    /// request may name (default 20); repeats are dropped before counting.
+    pub fn parse(value: &serde_json::Value, limit: usize) -> Result<Self, RequestError> {
+        let obj = value.as_object().ok_or_else(|| {
+            RequestError::Malformed(format!("expected a JSON object, found {value}"))
+        })?;
+        let present = |k: &str| obj.get(k).is_some_and(|v| !v.is_null());
+        if present("batchId") {
+            return match &obj["batchId"] {
+                serde_json::Value::String(s) if !s.trim().is_empty() => {
+                    Ok(Self::Batches(vec![BatchId::new(s.trim())]))
+                }
+                other => Err(RequestError::Malformed(format!(
+                    "batchId must be a non-empty string, found {other}"
+                ))),
+            };
+        }
+        if present("batchFilter") {
+            let list = obj["batchFilter"].as_array().ok_or_else(|| {
+                RequestError::Malformed("batchFilter must be a list of batch ids".into())
+            })?;
+            let mut ids: Vec<BatchId> = Vec::new();
+            for v in list {
+                let id = v.as_str().filter(|s| !s.trim().is_empty()).ok_or_else(|| {
+                    RequestError::Malformed(format!("batchFilter holds {v}, not a batch id"))
+                })?;
+                let id = BatchId::new(id.trim());
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+            if ids.is_empty() {
+                return Err(RequestError::NothingRequested);
+            }
+            if ids.len() > limit {
+                return Err(RequestError::TooManyBatches(limit));
+            }
+            return Ok(Self::Batches(ids));
+        }
+        if present("searchFilter") {
+            let filter = &obj["searchFilter"];
+            if !filter
+                .get("request")
+                .is_some_and(serde_json::Value::is_object)
+            {
+                return Err(RequestError::Malformed(
+                    "searchFilter must be a search request body: {\"request\": {...}}".into(),
+                ));
+            }
+            return Ok(Self::Search(filter.clone()));
+        }
+        Err(RequestError::NothingRequested)
+    }
+}
+
+fn md5_upper_hex(text: &str) -> String {
+    use md5::{Digest, Md5};
+    use std::fmt::Write;
+    let digest = Md5::digest(text.as_bytes());
+    let mut out = String::with_capacity(32);
+    for b in digest.iter() {
+        let _ = write!(out, "{b:02X}");
+    }
+    out
+}
+
+/// Sunbird's request id: the upper-case hex MD5 of
+/// `dataset|tag|requestedBy|channel|yyyy-MM-dd`, with `|<type>` appended
+/// when `datasetConfig.type` is set. `tag` is the raw tag, without `:channel`.
+pub fn request_id(
+    dataset: &str,
+    tag: &str,
+    requested_by: &str,
+    channel: &str,
+    submitted_on: NaiveDate,
+    dataset_type: Option<&str>,
+) -> String {
+    let mut text = format!(
+        "{dataset}|{tag}|{requested_by}|{channel}|{}",
+        submitted_on.format("%Y-%m-%d")
+    );
+    if let Some(t) = dataset_type {
+        text.push('|');
+        text.push_str(t);
+    }
+    md5_upper_hex(&text)
+}
+
+/// The tag stored for a request: `<tag>:<channel>`.
+pub fn stored_tag(tag: &str, channel: &str) -> String {
+    format!("{tag}:{channel}")
+}
+
+/// Requests with the same key in one run are duplicates: the first is
+/// processed and the others get its outcome. The key covers `request_data`
+/// (in a canonical form, so key order and spacing do not matter), the
+/// encryption key and the requester.
+pub fn duplicate_key(r: &JobRequest) -> String {
+    // serde_json's map is ordered by key, so this text is canonical.
+    let data = r.request_data.to_string();
+    md5_upper_hex(&format!(
+        "{data}|{}|{}",
+        r.encryption_key.as_deref().unwrap_or(""),
+        r.requested_by
+    ))
+}
+
+/// Cuts a message to `max` characters, ending in `...` when cut.
+pub fn truncate_message(msg: &str, max: usize) -> String {
+    if msg.chars().count() <= max {
+        return msg.to_owned();
+    }
+    let mut out: String = msg.chars().take(max.saturating_sub(3)).collect();
+    out.push_str("...");
+    out
+}
+
+/// A batch already built for a request (an element of `processed_batches`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProcessedBatch {
+    /// The requesting org; older rows may lack it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// The batch.
+    pub batch_id: String,
+    /// The CSV's key, as Sunbird records it (`...csv`).
+    pub file_path: String,
+    /// The CSV's size in bytes.
+    pub file_size: u64,
+}
+
+/// Reads `processed_batches`; empty or null text is an empty list.
+pub fn parse_processed(text: Option<&str>) -> Result<Vec<ProcessedBatch>, RequestError> {
+    match text.map(str::trim) {
+        None | Some("") | Some("null") => Ok(Vec::new()),
+        Some(t) => serde_json::from_str(t).map_err(|e| {
+            RequestError::Malformed(format!("processed_batches is not a list of batches: {e}"))
+        }),
+    }
+}
+
+/// Writes `processed_batches`.
+pub fn processed_json(batches: &[ProcessedBatch]) -> String {
+    serde_json::to_string(batches).unwrap_or_else(|_| "[]".into())
+}
+
+/// The key of a batch's CSV: `progress-exhaust/<request_id>/<batchid>_progress_<stamp>.csv`,
+/// or without the request folder for a standalone run. `None` when the ids
+/// could leave the folder (a `/`, a leading `.`, ...).
+pub fn report_key(request_id: Option<&str>, batch: &BatchId, stamp: &str) -> Option<String> {
+    let name = report_file_name(batch, stamp)?;
+    match request_id {
+        Some(rid) if safe_segment(rid) => Some(format!("{PROGRESS_EXHAUST}/{rid}/{name}")),
+        Some(_) => None,
+        None => Some(format!("{PROGRESS_EXHAUST}/{name}")),
+    }
+}
+
+/// `<batchid>_progress_<stamp>.csv`, or `None` when the batch id cannot be
+/// part of a file name.
+pub fn report_file_name(batch: &BatchId, stamp: &str) -> Option<String> {
+    safe_segment(batch.as_str()).then(|| format!("{batch}_progress_{stamp}.csv"))
+}
+
+fn safe_segment(s: &str) -> bool {
+    !s.is_empty() && !s.starts_with('.') && !s.contains(['/', '\\', '\0'])
+}
+
+/// The zip key that `download_urls` records for a CSV key.
+pub fn zip_key(csv_key: &str) -> String {
+    match csv_key.strip_suffix(".csv") {
+        Some(stem) => format!("{stem}.zip"),
+        None => format!("{csv_key}.zip"),
+    }
+}
+
+/// What one run may still build for one channel (strict limits, as Sunbird:
+/// a batch starts only while both counts are below their limits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelBudget {
+    /// Batches built so far in this run.
+    pub batches: usize,
+    /// Bytes written so far in this run.
+    pub bytes: u64,
+    /// The batch limit (default 30).
+    pub max_batches: usize,
+    /// The byte limit (default 1 GiB).
+    pub max_bytes: u64,
+}
+
+impl ChannelBudget {
+    /// A fresh budget with these limits.
+    pub fn new(max_batches: usize, max_bytes: u64) -> Self {
+        Self {
+            batches: 0,
+            bytes: 0,
+            max_batches,
+            max_bytes,
+        }
+    }
+
+    /// Whether another batch may start.
+    pub fn allows_another(&self) -> bool {
+        self.batches < self.max_batches && self.bytes < self.max_bytes
+    }
+
+    /// Counts a built batch.
+    pub fn spend(&mut self, bytes: u64) {
+        self.batches += 1;
+        self.bytes += bytes;
+    }
+}
+
+/// What happened to one batch of a request in this run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BatchOutcome {
+    /// Built and stored.
+    Built(ProcessedBatch),
+    /// Could not be built; the message says why.
+    Failed {
+        /// The batch.
+        batch: BatchId,
+        /// Why.
+        message: String,
+    },
+    /// Left for a later run: the channel's limits were reached.
+    Deferred(BatchId),
+}
+
+/// How a request ends a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestOutcome {
+    /// The new status.
+    pub status: RequestStatus,
+    /// Every batch built so far, old and new.
+    pub processed: Vec<ProcessedBatch>,
+    /// The zips to record in `download_urls` (SUCCESS only).
+    pub download_urls: Vec<String>,
+    /// Why it failed, at most [`MAX_ERROR_CHARS`] characters.
+    pub err_message: Option<String>,
+    /// Whether `iteration` goes up (FAILED).
+    pub count_attempt: bool,
+}
+
+impl RequestOutcome {
+    /// A request refused before any batch.
+    pub fn refused(e: &RequestError, processed: Vec<ProcessedBatch>) -> Self {
+        Self {
+            status: RequestStatus::Failed,
+            processed,
+            download_urls: Vec::new(),
+            err_message: Some(truncate_message(&e.to_string(), MAX_ERROR_CHARS)),
+            count_attempt: true,
+        }
+    }
+}
+
+/// Decides a request's outcome from the batches built before and this run's
+/// results: a failed batch fails the request (its built batches are kept for
+/// the retry); a deferred batch sends it back to SUBMITTED with what was
+/// built kept; otherwise it succeeds with every file, old and new. Unlike
+/// Sunbird, a request whose batches were all built by an earlier run (a
+/// worker that died before recording SUCCESS) succeeds instead of failing
+/// with "No data found".
+pub fn decide(previous: &[ProcessedBatch], results: &[BatchOutcome]) -> RequestOutcome {
+    let mut processed = previous.to_vec();
+    let mut failures = Vec::new();
+    let mut deferred = false;
+    for r in results {
+        match r {
+            BatchOutcome::Built(p) => {
+                if !processed.iter().any(|q| q.batch_id == p.batch_id) {
+                    processed.push(p.clone());
+                }
+            }
+            BatchOutcome::Failed { batch, message } => failures.push(format!("{batch}: {message}")),
+            BatchOutcome::Deferred(_) => deferred = true,
+        }
+    }
+    if !failures.is_empty() {
+        return RequestOutcome {
+            status: RequestStatus::Failed,
+            processed,
+            download_urls: Vec::new(),
+            err_message: Some(truncate_message(&failures.join(", "), MAX_ERROR_CHARS)),
+            count_attempt: true,
+        };
+    }
+    if deferred {
+        return RequestOutcome {
+            status: RequestStatus::Submitted,
+            processed,
+            download_urls: Vec::new(),
+            err_message: None,
+            count_attempt: false,
+        };
+    }
+    if processed.is_empty() {
+        return RequestOutcome::refused(&RequestError::NoDataFound, processed);
+    }
+    let download_urls = processed.iter().map(|p| zip_key(&p.file_path)).collect();
+    RequestOutcome {
+        status: RequestStatus::Success,
+        processed,
+        download_urls,
+        err_message: None,
+        count_attempt: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn request_id_matches_the_reference_example() {
+        // reference 1.3: progress-exhaust|do_123_0123|u-001|0126796199493140480|2024-01-15
+        let date = NaiveDate::from_ymd_opt(2024, 1, 15).expect("date");
+        assert_eq!(
+            request_id(
+                PROGRESS_EXHAUST,
+                "do_123_0123",
+                "u-001",
+                "0126796199493140480",
+                date,
+                None
+            ),
+            "65D9E6F1BF0B4DBCD0C86AAA410662B3"
+        );
+        let typed = request_id(
+            PROGRESS_EXHAUST,
+            "do_123_0123",
+            "u-001",
+            "0126796199493140480",
+            date,
+            Some("x"),
+        );
+        assert_ne!(typed, "65D9E6F1BF0B4DBCD0C86AAA410662B3");
+        assert_eq!(typed.len(), 32);
+        assert_eq!(stored_tag("do_123_0123", "ch"), "do_123_0123:ch");
+    }
+
+    #[test]
+    fn request_data_forms_and_messages() {
+        assert_eq!(
+            RequestData::parse(&json!({"batchId": "b1"}), 20),
+            Ok(RequestData::Batches(vec![BatchId::new("b1")]))
+        );
+        // Repeats dropped, order kept.
+        assert_eq!(
+            RequestData::parse(
+                &json!({"batchFilter": ["batch-01", "batch-001", "batch-001"]}),
+                20
+            ),
+            Ok(RequestData::Batches(vec![
+                BatchId::new("batch-01"),
+                BatchId::new("batch-001")
+            ]))
+        );
+        let search = json!({"searchFilter": {"request": {"filters": {"identifier": ["do_1"]}}}});
+        assert!(matches!(
+            RequestData::parse(&search, 20),
+            Ok(RequestData::Search(_))
+        ));
+        let e = RequestData::parse(&json!({"encryptionKey": "k"}), 20).expect_err("nothing asked");
+        assert_eq!(
+            e.to_string(),
+            "Request should have either of batchId, batchFilter, searchFilter or encrption key"
+        );
+        let e =
+            RequestData::parse(&json!({"batchFilter": ["a", "b", "c"]}), 2).expect_err("too many");
+        assert_eq!(
+            e.to_string(),
+            "Number of batches in request exceeded. It should be within 2"
+        );
+        for bad in [
+            json!([1]),
+            json!({"batchId": 7}),
+            json!({"batchFilter": "b1"}),
+            json!({"searchFilter": {"filters": {}}}),
+        ] {
+            let e = RequestData::parse(&bad, 20).expect_err("malformed");
+            assert!(matches!(e, RequestError::Malformed(_)), "{bad}: {e}");
+        }
+    }
+
+    fn request(data: serde_json::Value, key: Option<&str>, by: &str) -> JobRequest {
+        JobRequest {
+            tag: "t:c".into(),
+            request_id: "R".into(),
+            job_id: PROGRESS_EXHAUST.into(),
+            status: RequestStatus::Submitted,
+            request_data: data,
+            requested_by: by.into(),
+            requested_channel: "c".into(),
+            dt_job_submitted: None,
+            download_urls: vec![],
+            dt_file_created: None,
+            dt_job_completed: None,
+            execution_time: None,
+            err_message: None,
+            iteration: 0,
+            encryption_key: key.map(Into::into),
+            batch_number: None,
+            processed_batches: None,
+        }
+    }
+
+    #[test]
+    fn duplicates_share_data_key_and_requester() {
+        let a = request(
+            serde_json::from_str(r#"{"batchId":"b1","x":1}"#).expect("json"),
+            Some("k"),
+            "u",
+        );
+        let b = request(
+            serde_json::from_str(r#"{ "x": 1, "batchId": "b1" }"#).expect("json"),
+            Some("k"),
+            "u",
+        );
+        assert_eq!(duplicate_key(&a), duplicate_key(&b));
+        assert_ne!(
+            duplicate_key(&a),
+            duplicate_key(&request(a.request_data.clone(), None, "u"))
+        );
+        assert_ne!(
+            duplicate_key(&a),
+            duplicate_key(&request(a.request_data.clone(), Some("k"), "v"))
+        );
+    }
+
+    #[test]
+    fn messages_are_cut_to_300_characters() {
+        assert_eq!(truncate_message("short", 300), "short");
+        let long = "é".repeat(400);
+        let cut = truncate_message(&long, 300);
+        assert_eq!(cut.chars().count(), 300);
+        assert!(cut.ends_with("..."));
+    }
+
+    #[test]
+    fn keys_and_names() {
+        let b = BatchId::new("batch-001");
+        assert_eq!(
+            report_key(Some("RID"), &b, "20240115").as_deref(),
+            Some("progress-exhaust/RID/batch-001_progress_20240115.csv")
+        );
+        assert_eq!(
+            report_key(None, &b, "20240115").as_deref(),
+            Some("progress-exhaust/batch-001_progress_20240115.csv")
+        );
+        assert_eq!(report_key(Some("../x"), &b, "1"), None);
+        assert_eq!(report_key(None, &BatchId::new("../../etc"), "1"), None);
+        assert_eq!(
+            zip_key("progress-exhaust/RID/b_progress_1.csv"),
+            "progress-exhaust/RID/b_progress_1.zip"
+        );
+    }
+
+    #[test]
+    fn processed_batches_round_trip_and_accept_missing_channel() {
+        let parsed = parse_processed(Some(
+            r#"[{"batchId":"b1","filePath":"p.csv","fileSize":12}]"#,
+        ))
+        .expect("parses");
+        assert_eq!(parsed[0].channel, None);
+        assert_eq!(parsed[0].file_size, 12);
+        assert_eq!(parse_processed(Some("")).expect("empty"), vec![]);
+        assert_eq!(parse_processed(None).expect("null"), vec![]);
+        let json = processed_json(&parsed);
+        assert_eq!(
+            json,
+            r#"[{"batchId":"b1","filePath":"p.csv","fileSize":12}]"#
+        );
+        assert!(parse_processed(Some("{oops")).is_err());
+    }
+
+    #[test]
+    fn budgets_are_strict() {
+        let mut b = ChannelBudget::new(2, 100);
+        assert!(b.allows_another());
+        b.spend(10);
+        assert!(b.allows_another());
+        b.spend(10);
+        assert!(!b.allows_another(), "two batches reached the limit of 2");
+        let mut b = ChannelBudget::new(30, 100);
+        b.spend(100);
+        assert!(!b.allows_another(), "100 bytes reached the limit of 100");
+    }
+
+    fn built(id: &str) -> ProcessedBatch {
+        ProcessedBatch {
+            channel: Some("c".into()),
+            batch_id: id.into(),
+            file_path: format!("progress-exhaust/R/{id}_progress_1.csv"),
+            file_size: 5,
+        }
+    }
+
+    #[test]
+    fn outcomes() {
+        // All built: SUCCESS with every file, old and new.
+        let o = decide(&[built("b1")], &[BatchOutcome::Built(built("b2"))]);
+        assert_eq!(o.status, RequestStatus::Success);
+        assert_eq!(
+            o.download_urls,
+            [
+                "progress-exhaust/R/b1_progress_1.zip",
+                "progress-exhaust/R/b2_progress_1.zip"
+            ]
+        );
+        assert!(!o.count_attempt);
+        // A failure fails the request and keeps what was built.
+        let o = decide(
+            &[],
+            &[
+                BatchOutcome::Built(built("b1")),
+                BatchOutcome::Failed {
+                    batch: BatchId::new("b2"),
+                    message: "unknown batch b2".into(),
+                },
+            ],
+        );
+        assert_eq!(o.status, RequestStatus::Failed);
+        assert_eq!(o.err_message.as_deref(), Some("b2: unknown batch b2"));
+        assert_eq!(o.processed.len(), 1);
+        assert!(o.count_attempt);
+        // Limits reached: back to SUBMITTED, nothing lost.
+        let o = decide(
+            &[built("b1")],
+            &[BatchOutcome::Deferred(BatchId::new("b2"))],
+        );
+        assert_eq!(o.status, RequestStatus::Submitted);
+        assert_eq!(o.processed, [built("b1")]);
+        // Nothing at all.
+        let o = decide(&[], &[]);
+        assert_eq!(
+            (o.status, o.err_message.as_deref()),
+            (RequestStatus::Failed, Some("No data found"))
+        );
+        // Everything built by an earlier run: SUCCESS, not "No data found".
+        let o = decide(&[built("b1")], &[]);
+        assert_eq!(o.status, RequestStatus::Success);
+    }
+
+    #[test]
+    fn statuses_round_trip() {
+        for s in [
+            RequestStatus::Submitted,
+            RequestStatus::Processing,
+            RequestStatus::Success,
+            RequestStatus::Failed,
+        ] {
+            assert_eq!(RequestStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(RequestStatus::parse("DONE"), None);
+    }
+}
