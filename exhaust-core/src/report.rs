@@ -175,6 +175,12 @@ pub struct BatchPlan {
     /// Only users of this root org are kept (`None`: everyone).
     pub org_filter: Option<OrgId>,
     leaves: LeafIndex,
+    /// Assessment id → its index in `hierarchy.assessments`.
+    assessment_slots: HashMap<String, usize>,
+    /// Nested collection id → its index in `hierarchy.nested`.
+    nested_slots: HashMap<String, usize>,
+    /// `cb:<batchid>`, the context of this batch's aggregates.
+    activity_context: String,
 }
 
 impl BatchPlan {
@@ -204,6 +210,19 @@ impl BatchPlan {
         let org_filter = requested_org
             .filter(|org| org.as_str() != "System" && *org != &collection.channel)
             .cloned();
+        let assessment_slots = hierarchy
+            .assessments
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.as_str().to_owned(), i))
+            .collect();
+        let nested_slots = hierarchy
+            .nested
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.id.as_str().to_owned(), i))
+            .collect();
+        let activity_context = format!("cb:{}", batch.batch_id);
         Ok(Self {
             batch,
             collection,
@@ -211,6 +230,9 @@ impl BatchPlan {
             columns,
             org_filter,
             leaves,
+            assessment_slots,
+            nested_slots,
+            activity_context,
         })
     }
 
@@ -504,38 +526,24 @@ impl<'a> ChunkFacts<'a> {
         attempts: &'a [AssessmentAttempt],
         aggregates: &'a [crate::model::ActivityAggregate],
     ) -> Self {
-        let assessment: HashMap<&str, usize> = plan
-            .hierarchy
-            .assessments
-            .iter()
-            .enumerate()
-            .map(|(i, id)| (id.as_str(), i))
-            .collect();
         let mut by_user: HashMap<(&str, usize), Vec<&AssessmentAttempt>> = HashMap::default();
         for a in attempts {
             if a.batch_id != plan.batch.batch_id || a.course_id != plan.batch.course_id {
                 continue;
             }
-            if let Some(&i) = assessment.get(a.content_id.as_str()) {
+            if let Some(&i) = plan.assessment_slots.get(a.content_id.as_str()) {
                 by_user.entry((a.user_id.as_str(), i)).or_default().push(a);
             }
         }
-        let nested: HashMap<&str, usize> = plan
-            .hierarchy
-            .nested
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.id.as_str(), i))
-            .collect();
-        let context = format!("cb:{}", plan.batch.batch_id);
         let mut completed = HashMap::default();
         for agg in aggregates {
-            if agg.context_id != context {
+            if agg.context_id != plan.activity_context {
                 continue;
             }
-            if let (Some(&i), Some(c)) =
-                (nested.get(agg.activity_id.as_str()), agg.completed_count())
-            {
+            if let (Some(&i), Some(c)) = (
+                plan.nested_slots.get(agg.activity_id.as_str()),
+                agg.completed_count(),
+            ) {
                 completed.insert((agg.user_id.as_str(), i), c);
             }
         }
