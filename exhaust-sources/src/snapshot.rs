@@ -375,13 +375,16 @@ struct IdentifierOnly<'a> {
 }
 
 impl Snapshot {
+    /// The user id a user cache key names: the rest of `user:<id>`.
+    fn user_id_of<'k>(&self, key: &'k str) -> Option<&'k str> {
+        key.strip_prefix(self.opts.user_key_prefix.as_str())
+    }
+
     fn user_index(&self) -> SourceResult<&KeyIndex> {
-        let prefix = self.opts.user_key_prefix.clone();
-        self.index(&self.users, "user_cache", move |line, n| {
+        self.index(&self.users, "user_cache", |line, n| {
             let k: KeyOnly = serde_json::from_slice(line)
                 .map_err(|e| bad_data(format!("user_cache line {n}: {e}")))?;
-            Ok(k.key
-                .and_then(|k| k.strip_prefix(prefix.as_str()).map(str::to_owned)))
+            Ok(k.key.and_then(|k| self.user_id_of(&k).map(str::to_owned)))
         })
     }
 
@@ -407,18 +410,12 @@ impl UserSource for Snapshot {
 
 impl Snapshot {
     fn users_part(&self, index: &KeyIndex, ids: &[UserId]) -> SourceResult<Vec<Option<UserEntry>>> {
-        let prefix = &self.opts.user_key_prefix;
         let mut buf = Vec::new();
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             let mut entry = None;
             self.lookup::<CacheRow>(index, "user_cache", id.as_str(), &mut buf, |row| {
-                if row
-                    .key
-                    .as_deref()
-                    .and_then(|k| k.strip_prefix(prefix.as_str()))
-                    == Some(id.as_str())
-                {
+                if row.key.as_deref().and_then(|k| self.user_id_of(k)) == Some(id.as_str()) {
                     entry = Some(rows::user_entry(row.value));
                 }
                 Ok(())
