@@ -4,7 +4,8 @@
 //! the hierarchy rules ([`hierarchy`]), the value and score rules
 //! ([`values`]), the layouts and column transposition ([`layout`]), the source
 //! traits ([`source`]) and the build of a batch's rows from those sources
-//! ([`report`]).
+//! ([`report`]), the request lifecycle ([`request`]) and its store trait
+//! ([`store`]), and the data security levels ([`security`]).
 //!
 //! Everything that touches a database, a file or a clock lives in the other
 //! crates: `exhaust-sources` implements the traits, `exhaust-writer` writes
@@ -32,7 +33,9 @@ pub mod memory;
 pub mod model;
 pub mod report;
 pub mod request;
+pub mod security;
 pub mod source;
+pub mod store;
 pub mod time;
 pub mod values;
 

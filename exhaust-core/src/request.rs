@@ -2,7 +2,9 @@
 //! rules of its lifecycle, pure. Storing, claiming and running requests are
 //! the adapters' and the runner's; every decision they take is made here.
 
-use crate::ids::BatchId;
+use crate::ids::{BatchId, ContentId};
+use crate::model::{CollectionMeta, CourseBatch};
+use crate::source::{ReportSource, SourceError};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -441,6 +443,99 @@ pub fn decide(previous: &[ProcessedBatch], results: &[BatchOutcome]) -> RequestO
         err_message: None,
         count_attempt: false,
     }
+}
+
+/// A batch a request resolved to, with its collection's metadata when the
+/// content search knows the collection (when it does not, building the batch
+/// fails with a message naming the collection).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedBatch {
+    /// The batch.
+    pub batch: CourseBatch,
+    /// Its collection, from the content search.
+    pub collection: Option<CollectionMeta>,
+}
+
+/// Why a request's batches could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// The request is refused (no data, only retired collections).
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// A source failed; the request can be retried.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+}
+
+/// Resolves what a request asks for into batches (SPEC section 6 step 3):
+/// unknown batch ids are dropped, collections are checked with the content
+/// search and batches of retired collections are dropped. Nothing left:
+/// [`RequestError::NoDataFound`]; only retired collections:
+/// [`RequestError::RetiredCollection`]. Named batches keep the request's
+/// order; batches found by a search filter come sorted by id.
+pub async fn resolve_batches<S: ReportSource>(
+    sources: &S,
+    data: &RequestData,
+) -> Result<Vec<ResolvedBatch>, ResolveError> {
+    let (batches, collections) = match data {
+        RequestData::Batches(ids) => {
+            let mut batches = Vec::new();
+            for id in ids {
+                if let Some(b) = sources.course_batch(id).await? {
+                    batches.push(b);
+                }
+            }
+            let mut course_ids: Vec<ContentId> = Vec::new();
+            for b in &batches {
+                if !course_ids.contains(&b.course_id) {
+                    course_ids.push(b.course_id.clone());
+                }
+            }
+            let collections = if course_ids.is_empty() {
+                Vec::new()
+            } else {
+                sources.collections(&course_ids).await?
+            };
+            (batches, collections)
+        }
+        RequestData::Search(body) => {
+            let collections = sources.search(body).await?;
+            let ids: Vec<ContentId> = collections.iter().map(|c| c.identifier.clone()).collect();
+            let mut batches = if ids.is_empty() {
+                Vec::new()
+            } else {
+                sources.batches_of(&ids).await?
+            };
+            batches.sort_by(|a, b| a.batch_id.cmp(&b.batch_id));
+            batches.dedup_by(|a, b| a.batch_id == b.batch_id);
+            (batches, collections)
+        }
+    };
+    if batches.is_empty() {
+        return Err(RequestError::NoDataFound.into());
+    }
+    let resolved: Vec<ResolvedBatch> = batches
+        .into_iter()
+        .map(|batch| {
+            let collection = collections
+                .iter()
+                .find(|c| c.identifier == batch.course_id)
+                .cloned();
+            ResolvedBatch { batch, collection }
+        })
+        .collect();
+    let live: Vec<ResolvedBatch> = resolved
+        .into_iter()
+        .filter(|r| {
+            !r.collection
+                .as_ref()
+                .is_some_and(CollectionMeta::is_retired)
+        })
+        .collect();
+    if live.is_empty() {
+        return Err(RequestError::RetiredCollection.into());
+    }
+    Ok(live)
 }
 
 #[cfg(test)]

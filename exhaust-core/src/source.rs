@@ -154,6 +154,57 @@ pub trait CustodianOrgSource {
     fn custodian_org(&self) -> impl Future<Output = SourceResult<Option<OrgId>>> + Send;
 }
 
+/// What one source has read since it was created: cumulative counters, so a
+/// caller diffs two readings ([`ReadStats::since`]) to see what one batch read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadStats {
+    /// Queries, commands or requests sent.
+    pub queries: u64,
+    /// Rows, hash entries or documents received.
+    pub rows: u64,
+    /// Bytes received (payload, as the adapter measures it).
+    pub bytes: u64,
+}
+
+impl ReadStats {
+    /// What was read between `earlier` and `self`.
+    pub fn since(&self, earlier: &ReadStats) -> ReadStats {
+        ReadStats {
+            queries: self.queries.saturating_sub(earlier.queries),
+            rows: self.rows.saturating_sub(earlier.rows),
+            bytes: self.bytes.saturating_sub(earlier.bytes),
+        }
+    }
+}
+
+/// Read counters of a source, by store (`cassandra`, `redis`, `search`,
+/// `snapshot`), so that a run summary shows that a batch read only what it
+/// needs. A source that does not count reports nothing.
+pub trait ReadCounter {
+    /// The cumulative counters, one entry per store.
+    fn read_counts(&self) -> Vec<(&'static str, ReadStats)> {
+        Vec::new()
+    }
+}
+
+/// The difference of two [`ReadCounter::read_counts`] readings, store by store.
+pub fn reads_between(
+    before: &[(&'static str, ReadStats)],
+    after: &[(&'static str, ReadStats)],
+) -> Vec<(&'static str, ReadStats)> {
+    after
+        .iter()
+        .map(|(name, now)| {
+            let earlier = before
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, s)| *s)
+                .unwrap_or_default();
+            (*name, now.since(&earlier))
+        })
+        .collect()
+}
+
 /// Everything a report reads: implemented for any type that implements every
 /// source trait (the snapshot reader, the live sources, a test double).
 pub trait ReportSource:
@@ -167,6 +218,7 @@ pub trait ReportSource:
     + CollectionSource
     + CollectionBatchSource
     + CustodianOrgSource
+    + ReadCounter
     + Sync
 {
 }
@@ -182,6 +234,7 @@ impl<T> ReportSource for T where
         + CollectionSource
         + CollectionBatchSource
         + CustodianOrgSource
+        + ReadCounter
         + Sync
 {
 }

@@ -18,8 +18,8 @@ use exhaust_core::model::{
 };
 use exhaust_core::source::{
     ActivitySource, AttemptSource, BatchSource, CollectionBatchSource, CollectionSource,
-    CustodianOrgSource, EnrolmentSource, HierarchySource, OptionalNodeSource, SourceError,
-    SourceResult, UserSource,
+    CustodianOrgSource, EnrolmentSource, HierarchySource, OptionalNodeSource, ReadCounter,
+    SourceError, SourceResult, UserSource,
 };
 use exhaust_core::{BatchId, ContentId, OrgId, UserId};
 use serde::Deserialize;
@@ -244,6 +244,10 @@ fn parse<T: for<'de> Deserialize<'de>>(
 fn row_error(t: &TableFile, line_no: usize, detail: &str) -> SourceError {
     bad_data(format!("{} line {line_no}: {detail}", t.display))
 }
+
+// The snapshot's reads are local file scans; the live sources are the ones
+// whose reads are worth counting.
+impl ReadCounter for Snapshot {}
 
 impl BatchSource for Snapshot {
     async fn course_batch(&self, id: &BatchId) -> SourceResult<Option<CourseBatch>> {

@@ -1,0 +1,1 @@
+//! Configuration: a TOML file plus `EXHAUST_*` environment variables.

@@ -1,0 +1,243 @@
+//! The request store trait: where `job_request` rows live (PostgreSQL as
+//! Sunbird deploys it, or an embedded SQLite file), how a worker claims one,
+//! and what the API reads and writes. The rules of what to write are in
+//! [`crate::request`]; implementations only store and lock.
+//!
+//! Claiming contract: [`RequestStore::claim`] returns a claim only when no
+//! other worker (thread, process or machine) holds the request, and only
+//! while the row is still eligible. The claim is a lock that the store
+//! releases when the claim is finished, released or dropped, and also when
+//! the worker dies (a PostgreSQL session advisory lock, an OS file lock), so
+//! a request left `PROCESSING` by a dead worker can be claimed again.
+
+use crate::request::{JobRequest, ProcessedBatch, RequestStatus};
+use chrono::{DateTime, Utc};
+use std::future::Future;
+
+/// A request store could not do what was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The database is down, timed out or refused: retry later.
+    #[error("request store is unavailable: {0}")]
+    Unavailable(String),
+    /// A stored row cannot be read (a status or JSON Sunbird never writes).
+    #[error("request store holds a row that cannot be read: {0}")]
+    BadData(String),
+    /// The store refused the operation (a schema it cannot use, a claim
+    /// that is no longer valid).
+    #[error("request store refused: {0}")]
+    Refused(String),
+}
+
+/// Result of a store call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Which requests a run takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    /// The job id (`progress-exhaust`).
+    pub job_id: String,
+    /// Only this `batch_number`, when given.
+    pub batch_number: Option<i32>,
+}
+
+impl Selection {
+    /// Every pending request of the progress exhaust.
+    pub fn progress_exhaust() -> Self {
+        Self {
+            job_id: crate::request::PROGRESS_EXHAUST.to_string(),
+            batch_number: None,
+        }
+    }
+
+    /// Whether a row is one a run may take: status `SUBMITTED` or `FAILED`
+    /// with fewer than three attempts, or `PROCESSING` (taken only when its
+    /// worker's lock is gone, which the store checks when claiming).
+    pub fn eligible(&self, r: &JobRequest) -> bool {
+        let status_ok = match r.status {
+            RequestStatus::Submitted | RequestStatus::Failed => {
+                r.iteration < crate::request::MAX_ITERATIONS
+            }
+            RequestStatus::Processing => true,
+            RequestStatus::Success => false,
+        };
+        status_ok
+            && r.job_id == self.job_id
+            && self.batch_number.is_none_or(|n| r.batch_number == Some(n))
+    }
+}
+
+/// How a request ends a run, as written to its row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    /// `SUCCESS`, `FAILED` or back to `SUBMITTED`.
+    pub status: RequestStatus,
+    /// Every batch built so far.
+    pub processed: Vec<ProcessedBatch>,
+    /// The zips' keys (SUCCESS only; otherwise left as stored).
+    pub download_urls: Vec<String>,
+    /// Why it failed.
+    pub err_message: Option<String>,
+    /// Whether `iteration` goes up by one.
+    pub count_attempt: bool,
+    /// When the run finished with it (written as `dt_job_completed` for
+    /// SUCCESS and FAILED).
+    pub completed_at: DateTime<Utc>,
+    /// Milliseconds spent on it in this run.
+    pub execution_time_ms: i64,
+}
+
+/// What submitting a request did (Sunbird's resubmission rules).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Submission {
+    /// A new row, `SUBMITTED`.
+    Created(JobRequest),
+    /// A `FAILED` row queued again (its attempts start again).
+    Resubmitted(JobRequest),
+    /// A `SUBMITTED`, `PROCESSING` or `SUCCESS` row, returned as it is.
+    Existing(JobRequest),
+}
+
+impl Submission {
+    /// The row as it now stands.
+    pub fn request(&self) -> &JobRequest {
+        match self {
+            Self::Created(r) | Self::Resubmitted(r) | Self::Existing(r) => r,
+        }
+    }
+}
+
+/// Where `job_request` rows live.
+pub trait RequestStore: Send + Sync {
+    /// A held request: the lock, and whatever the store needs to write
+    /// through it. Dropping it releases the lock without writing.
+    type Claim: Send;
+
+    /// The rows a run may take, oldest submission first: eligible by
+    /// [`Selection::eligible`]. Rows another worker holds may be listed;
+    /// claiming them fails.
+    fn candidates(
+        &self,
+        selection: &Selection,
+    ) -> impl Future<Output = StoreResult<Vec<JobRequest>>> + Send;
+
+    /// Takes a request if no other worker holds it and it is still eligible
+    /// for `selection`; returns the claim and the row as read under it.
+    /// `Ok(None)` when it is held elsewhere or no longer eligible.
+    fn claim(
+        &self,
+        tag: &str,
+        request_id: &str,
+        selection: &Selection,
+    ) -> impl Future<Output = StoreResult<Option<(Self::Claim, JobRequest)>>> + Send;
+
+    /// Writes `PROCESSING` on a claimed request.
+    fn mark_processing(
+        &self,
+        claim: &mut Self::Claim,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Records the batches built so far, at once, so that a crash neither
+    /// redoes nor loses them.
+    fn record_processed(
+        &self,
+        claim: &mut Self::Claim,
+        processed: &[ProcessedBatch],
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Writes the outcome and releases the request.
+    fn finish(
+        &self,
+        claim: Self::Claim,
+        completion: &Completion,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Releases the request without writing (shutdown): it is claimed again
+    /// by the next run.
+    fn release(&self, claim: Self::Claim) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Queues a request under Sunbird's rules: a new `(tag, request_id)` is
+    /// inserted `SUBMITTED` with `iteration` 0; a `FAILED` one is queued again
+    /// with its new `request_data`, requester, channel and key, and its
+    /// attempts start again (a deliberate fix, SPEC section 9); any other is
+    /// returned as it is. `request.dt_job_submitted` is the submission time.
+    fn submit(&self, request: &JobRequest) -> impl Future<Output = StoreResult<Submission>> + Send;
+
+    /// The request with this stored tag and id.
+    fn get(
+        &self,
+        tag: &str,
+        request_id: &str,
+    ) -> impl Future<Output = StoreResult<Option<JobRequest>>> + Send;
+
+    /// The requests of a stored tag, newest submission first, at most `limit`.
+    fn list(
+        &self,
+        tag: &str,
+        limit: usize,
+    ) -> impl Future<Output = StoreResult<Vec<JobRequest>>> + Send;
+
+    /// Requests by status, for `exhaust status` and metrics: every request
+    /// when `status` is `None`, newest submission first, at most `limit`.
+    fn recent(
+        &self,
+        status: Option<RequestStatus>,
+        limit: usize,
+    ) -> impl Future<Output = StoreResult<Vec<JobRequest>>> + Send;
+
+    /// Whether the store answers (for health checks).
+    fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(status: RequestStatus, iteration: i32, batch_number: Option<i32>) -> JobRequest {
+        JobRequest {
+            tag: "t:c".into(),
+            request_id: "R".into(),
+            job_id: "progress-exhaust".into(),
+            status,
+            request_data: serde_json::json!({"batchId": "b"}),
+            requested_by: "u".into(),
+            requested_channel: "c".into(),
+            dt_job_submitted: None,
+            download_urls: vec![],
+            dt_file_created: None,
+            dt_job_completed: None,
+            execution_time: None,
+            err_message: None,
+            iteration,
+            encryption_key: None,
+            batch_number,
+            processed_batches: None,
+        }
+    }
+
+    #[test]
+    fn a_run_takes_pending_and_failed_requests_below_three_attempts() {
+        let s = Selection::progress_exhaust();
+        assert!(s.eligible(&row(RequestStatus::Submitted, 0, None)));
+        assert!(s.eligible(&row(RequestStatus::Failed, 2, None)));
+        assert!(!s.eligible(&row(RequestStatus::Failed, 3, None)));
+        assert!(!s.eligible(&row(RequestStatus::Submitted, 3, None)));
+        assert!(!s.eligible(&row(RequestStatus::Success, 0, None)));
+        // PROCESSING rows are candidates; the store's lock decides.
+        assert!(s.eligible(&row(RequestStatus::Processing, 0, None)));
+        let mut other_job = row(RequestStatus::Submitted, 0, None);
+        other_job.job_id = "response-exhaust".into();
+        assert!(!s.eligible(&other_job));
+    }
+
+    #[test]
+    fn a_batch_number_narrows_the_selection() {
+        let s = Selection {
+            batch_number: Some(2),
+            ..Selection::progress_exhaust()
+        };
+        assert!(s.eligible(&row(RequestStatus::Submitted, 0, Some(2))));
+        assert!(!s.eligible(&row(RequestStatus::Submitted, 0, Some(1))));
+        assert!(!s.eligible(&row(RequestStatus::Submitted, 0, None)));
+    }
+}
