@@ -1,0 +1,244 @@
+//! Request stores: where `job_request` rows live, behind
+//! [`exhaust_core::store::RequestStore`].
+//!
+//! - [`PgRequestStore`]: Sunbird's own table in PostgreSQL (name configurable,
+//!   created when absent, used as it is when present). Workers on many
+//!   machines claim requests with session advisory locks, which PostgreSQL
+//!   drops when a worker's connection dies.
+//! - [`SqliteRequestStore`]: the embedded default, a file in the working
+//!   folder, so the flow runs on a machine with no server. Workers on one
+//!   machine claim requests with OS file locks, which the kernel drops when a
+//!   worker dies.
+//! - [`AnyRequestStore`]: either, chosen by URL at run time.
+
+mod postgres;
+mod sqlite;
+
+pub use postgres::{PgClaim, PgRequestStore};
+pub use sqlite::{SqliteClaim, SqliteRequestStore};
+
+use chrono::{DateTime, TimeZone, Utc};
+use exhaust_core::request::{JobRequest, ProcessedBatch, RequestStatus};
+use exhaust_core::store::{
+    Completion, RequestStore, Selection, StoreError, StoreResult, Submission,
+};
+
+/// The table name Sunbird's test setups use; deployments use `<env>_job_request`.
+pub const DEFAULT_TABLE: &str = "job_request";
+
+/// Either store, chosen by URL: `postgres://` or `postgresql://` for
+/// PostgreSQL, `sqlite://<path>` or a plain path for SQLite.
+#[derive(Debug, Clone)]
+pub enum AnyRequestStore {
+    /// PostgreSQL.
+    Postgres(PgRequestStore),
+    /// SQLite.
+    Sqlite(SqliteRequestStore),
+}
+
+/// A claim of an [`AnyRequestStore`].
+#[derive(Debug)]
+pub enum AnyClaim {
+    /// On PostgreSQL.
+    Postgres(PgClaim),
+    /// On SQLite.
+    Sqlite(SqliteClaim),
+}
+
+impl AnyRequestStore {
+    /// Opens the store at `url` with this table name (PostgreSQL only; the
+    /// SQLite file always uses `job_request`).
+    pub async fn open(url: &str, table: &str) -> StoreResult<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres(PgRequestStore::connect(url, table).await?))
+        } else {
+            let path = url.strip_prefix("sqlite://").unwrap_or(url);
+            Ok(Self::Sqlite(SqliteRequestStore::open(path).await?))
+        }
+    }
+
+    /// Which kind of store, for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Postgres(_) => "postgres",
+            Self::Sqlite(_) => "sqlite",
+        }
+    }
+}
+
+fn wrong_claim() -> StoreError {
+    StoreError::Refused("a claim of one store was given to another".into())
+}
+
+impl RequestStore for AnyRequestStore {
+    type Claim = AnyClaim;
+
+    async fn candidates(&self, selection: &Selection) -> StoreResult<Vec<JobRequest>> {
+        match self {
+            Self::Postgres(s) => s.candidates(selection).await,
+            Self::Sqlite(s) => s.candidates(selection).await,
+        }
+    }
+
+    async fn claim(
+        &self,
+        tag: &str,
+        request_id: &str,
+        selection: &Selection,
+    ) -> StoreResult<Option<(AnyClaim, JobRequest)>> {
+        Ok(match self {
+            Self::Postgres(s) => s
+                .claim(tag, request_id, selection)
+                .await?
+                .map(|(c, r)| (AnyClaim::Postgres(c), r)),
+            Self::Sqlite(s) => s
+                .claim(tag, request_id, selection)
+                .await?
+                .map(|(c, r)| (AnyClaim::Sqlite(c), r)),
+        })
+    }
+
+    async fn mark_processing(&self, claim: &mut AnyClaim) -> StoreResult<()> {
+        match (self, claim) {
+            (Self::Postgres(s), AnyClaim::Postgres(c)) => s.mark_processing(c).await,
+            (Self::Sqlite(s), AnyClaim::Sqlite(c)) => s.mark_processing(c).await,
+            _ => Err(wrong_claim()),
+        }
+    }
+
+    async fn record_processed(
+        &self,
+        claim: &mut AnyClaim,
+        processed: &[ProcessedBatch],
+    ) -> StoreResult<()> {
+        match (self, claim) {
+            (Self::Postgres(s), AnyClaim::Postgres(c)) => s.record_processed(c, processed).await,
+            (Self::Sqlite(s), AnyClaim::Sqlite(c)) => s.record_processed(c, processed).await,
+            _ => Err(wrong_claim()),
+        }
+    }
+
+    async fn finish(&self, claim: AnyClaim, completion: &Completion) -> StoreResult<()> {
+        match (self, claim) {
+            (Self::Postgres(s), AnyClaim::Postgres(c)) => s.finish(c, completion).await,
+            (Self::Sqlite(s), AnyClaim::Sqlite(c)) => s.finish(c, completion).await,
+            _ => Err(wrong_claim()),
+        }
+    }
+
+    async fn release(&self, claim: AnyClaim) -> StoreResult<()> {
+        match (self, claim) {
+            (Self::Postgres(s), AnyClaim::Postgres(c)) => s.release(c).await,
+            (Self::Sqlite(s), AnyClaim::Sqlite(c)) => s.release(c).await,
+            _ => Err(wrong_claim()),
+        }
+    }
+
+    async fn submit(&self, request: &JobRequest) -> StoreResult<Submission> {
+        match self {
+            Self::Postgres(s) => s.submit(request).await,
+            Self::Sqlite(s) => s.submit(request).await,
+        }
+    }
+
+    async fn get(&self, tag: &str, request_id: &str) -> StoreResult<Option<JobRequest>> {
+        match self {
+            Self::Postgres(s) => s.get(tag, request_id).await,
+            Self::Sqlite(s) => s.get(tag, request_id).await,
+        }
+    }
+
+    async fn list(&self, tag: &str, limit: usize) -> StoreResult<Vec<JobRequest>> {
+        match self {
+            Self::Postgres(s) => s.list(tag, limit).await,
+            Self::Sqlite(s) => s.list(tag, limit).await,
+        }
+    }
+
+    async fn recent(
+        &self,
+        status: Option<RequestStatus>,
+        limit: usize,
+    ) -> StoreResult<Vec<JobRequest>> {
+        match self {
+            Self::Postgres(s) => s.recent(status, limit).await,
+            Self::Sqlite(s) => s.recent(status, limit).await,
+        }
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        match self {
+            Self::Postgres(s) => s.ping().await,
+            Self::Sqlite(s) => s.ping().await,
+        }
+    }
+}
+
+/// Maps a driver error: connection-level failures are retryable, the rest
+/// is a refusal that names the operation.
+pub(crate) fn db_error(what: &str, e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => StoreError::Unavailable(format!("{what}: {e}")),
+        sqlx::Error::Database(ref d) if d.message().contains("database is locked") => {
+            StoreError::Unavailable(format!("{what}: {e}"))
+        }
+        other => StoreError::Refused(format!("{what}: {other}")),
+    }
+}
+
+pub(crate) fn status_of(text: &str) -> StoreResult<RequestStatus> {
+    RequestStatus::parse(text)
+        .ok_or_else(|| StoreError::BadData(format!("unknown request status {text:?}")))
+}
+
+/// `request_data` as stored; text that is not JSON is kept as a string, so
+/// the request fails with a message instead of blocking the run.
+pub(crate) fn request_data_of(text: Option<String>) -> serde_json::Value {
+    match text {
+        None => serde_json::Value::Null,
+        Some(t) => serde_json::from_str(&t).unwrap_or(serde_json::Value::String(t)),
+    }
+}
+
+pub(crate) fn time_of(ms: Option<i64>) -> Option<DateTime<Utc>> {
+    ms.and_then(|ms| Utc.timestamp_millis_opt(ms).single())
+}
+
+/// The columns of `job_request` after a completion, as the run writes them.
+pub(crate) struct CompletionColumns {
+    pub status: &'static str,
+    pub processed: String,
+    /// `Some` to overwrite `download_urls`, `None` to leave them.
+    pub download_urls: Option<Vec<String>>,
+    pub err_message: Option<String>,
+    pub iteration_step: i32,
+    /// `Some` for SUCCESS and FAILED.
+    pub completed_at: Option<DateTime<Utc>>,
+    pub execution_time: i64,
+}
+
+impl CompletionColumns {
+    pub fn new(c: &Completion) -> Self {
+        let finished = matches!(c.status, RequestStatus::Success | RequestStatus::Failed);
+        Self {
+            status: c.status.as_str(),
+            processed: exhaust_core::request::processed_json(&c.processed),
+            download_urls: match c.status {
+                RequestStatus::Success => Some(c.download_urls.clone()),
+                // A failed request has nothing to download (Sunbird's test
+                // expects an empty list).
+                RequestStatus::Failed => Some(Vec::new()),
+                _ => None,
+            },
+            err_message: c.err_message.clone(),
+            iteration_step: i32::from(c.count_attempt),
+            completed_at: finished.then_some(c.completed_at),
+            execution_time: c.execution_time_ms,
+        }
+    }
+}

@@ -1,0 +1,607 @@
+//! `job_request` in PostgreSQL, as Sunbird deploys it.
+//!
+//! The table is Sunbird's (reference 1.8): created with Sunbird's 17 columns
+//! when absent, used as it is when present. Column types vary between
+//! Sunbird's own DDLs (`request_data` json or text, `processed_batches` text
+//! or json, timestamps with or without time zone), so reads cast to one form
+//! and writes cast to the column's declared type. No column of our own is
+//! added: claiming uses session advisory locks, keyed by table, tag and
+//! request id, held on a connection of the claim's own; PostgreSQL releases
+//! them when the connection closes, including when the worker dies.
+
+use super::{CompletionColumns, db_error, request_data_of, status_of, time_of};
+use exhaust_core::request::{JobRequest, ProcessedBatch, RequestStatus, processed_json};
+use exhaust_core::store::{
+    Completion, RequestStore, Selection, StoreError, StoreResult, Submission,
+};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool, Row};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The request store on PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct PgRequestStore {
+    pool: PgPool,
+    opts: PgConnectOptions,
+    sql: Arc<Statements>,
+    table: String,
+}
+
+/// A request held by this worker: its own connection, holding the advisory
+/// lock. Dropping it closes the connection, which releases the lock.
+#[derive(Debug)]
+pub struct PgClaim {
+    conn: PgConnection,
+    key: i64,
+    tag: String,
+    request_id: String,
+}
+
+/// The statements, built once for the table and its column types.
+#[derive(Debug)]
+struct Statements {
+    candidates: String,
+    candidates_numbered: String,
+    one: String,
+    by_tag: String,
+    recent: String,
+    recent_by_status: String,
+    mark_processing: String,
+    record: String,
+    finish: String,
+    insert: String,
+    resubmit: String,
+}
+
+/// Checks a table name (optionally `schema.table`) and quotes it; names are
+/// configuration, but they go into SQL text, so only plain identifiers pass.
+fn quoted_table(name: &str) -> StoreResult<(Option<String>, String, String)> {
+    let parts: Vec<&str> = name.split('.').collect();
+    let plain = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 63
+            && p.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    match parts.as_slice() {
+        [t] if plain(t) => Ok((None, t.to_string(), format!("\"{t}\""))),
+        [s, t] if plain(s) && plain(t) => Ok((
+            Some(s.to_string()),
+            t.to_string(),
+            format!("\"{s}\".\"{t}\""),
+        )),
+        _ => Err(StoreError::Refused(format!(
+            "table name {name:?} is not a plain identifier (letters, digits, _; optionally schema.table)"
+        ))),
+    }
+}
+
+/// The advisory lock key of a request: 64 bits of an MD5 over the table,
+/// tag and id, so different tables (and tests) never share locks.
+fn lock_key(table: &str, tag: &str, request_id: &str) -> i64 {
+    use md5::{Digest, Md5};
+    let d = Md5::digest(format!("exhaust|{table}|{tag}|{request_id}").as_bytes());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d[..8]);
+    i64::from_be_bytes(b)
+}
+
+const EPOCH_MS: &str = "(EXTRACT(EPOCH FROM {c}) * 1000)::bigint AS {c}";
+
+impl PgRequestStore {
+    /// Connects to `url` and prepares `table` (created when absent).
+    pub async fn connect(url: &str, table: &str) -> StoreResult<Self> {
+        let opts = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Refused(format!("PostgreSQL URL: {e}")))?
+            // Timestamps are written and read as UTC whatever the server's zone.
+            .options([("TimeZone", "UTC")]);
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(opts.clone())
+            .await
+            .map_err(|e| db_error("connecting to PostgreSQL", e))?;
+        Self::with_pool(pool, opts, table).await
+    }
+
+    async fn with_pool(pool: PgPool, opts: PgConnectOptions, table: &str) -> StoreResult<Self> {
+        let (schema, bare, quoted) = quoted_table(table)?;
+        ensure_table(&pool, &quoted).await?;
+        let types = column_types(&pool, schema.as_deref(), &bare).await?;
+        let sql = Arc::new(Statements::new(&quoted, &types)?);
+        Ok(Self {
+            pool,
+            opts,
+            sql,
+            table: table.to_string(),
+        })
+    }
+
+    /// The table's name as configured.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The connection pool, for callers that share it (tests, the server).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+async fn ensure_table(pool: &PgPool, quoted: &str) -> StoreResult<()> {
+    // Sunbird's columns in Sunbird's order (reference 1.8).
+    let create = format!(
+        "CREATE TABLE IF NOT EXISTS {quoted} (
+            tag text NOT NULL,
+            request_id text NOT NULL,
+            job_id text NOT NULL,
+            status text NOT NULL,
+            request_data json,
+            requested_by text,
+            requested_channel text,
+            dt_job_submitted timestamp,
+            download_urls text[],
+            dt_file_created timestamp,
+            dt_job_completed timestamp,
+            execution_time bigint,
+            err_message text,
+            iteration int,
+            encryption_key text,
+            batch_number int,
+            processed_batches text,
+            PRIMARY KEY (tag, request_id))"
+    );
+    // Sunbird's older DDLs lack these two of Sunbird's own columns.
+    let add = [
+        format!("ALTER TABLE {quoted} ADD COLUMN IF NOT EXISTS batch_number int"),
+        format!("ALTER TABLE {quoted} ADD COLUMN IF NOT EXISTS processed_batches text"),
+    ];
+    // Two workers starting at once may both try to create the table; the
+    // loser's error is a unique violation on the catalog, and a retry sees
+    // the table.
+    let mut last = None;
+    for _ in 0..3 {
+        match sqlx::query(AssertSqlSafe(create.clone()))
+            .execute(pool)
+            .await
+        {
+            Ok(_) => {
+                last = None;
+                break;
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    if let Some(e) = last {
+        return Err(db_error("creating the request table", e));
+    }
+    for stmt in add {
+        sqlx::query(AssertSqlSafe(stmt))
+            .execute(pool)
+            .await
+            .map_err(|e| db_error("adding Sunbird's columns to the request table", e))?;
+    }
+    Ok(())
+}
+
+/// Declared types (`udt_name`) of the columns whose casts vary.
+#[derive(Debug, Default)]
+struct ColumnTypes {
+    request_data: String,
+    processed_batches: String,
+    download_urls: String,
+}
+
+async fn column_types(
+    pool: &PgPool,
+    schema: Option<&str>,
+    table: &str,
+) -> StoreResult<ColumnTypes> {
+    let rows = sqlx::query(
+        "SELECT column_name::text, udt_name::text FROM information_schema.columns
+         WHERE table_schema = COALESCE($1, current_schema()) AND table_name = $2",
+    )
+    .bind(schema)
+    .bind(table)
+    .fetch_all(pool)
+    .await
+    .map_err(|e| db_error("reading the request table's columns", e))?;
+    let mut t = ColumnTypes::default();
+    for r in rows {
+        let name: String = r.get(0);
+        let udt: String = r.get(1);
+        match name.as_str() {
+            "request_data" => t.request_data = udt,
+            "processed_batches" => t.processed_batches = udt,
+            "download_urls" => t.download_urls = udt,
+            _ => {}
+        }
+    }
+    Ok(t)
+}
+
+/// The cast that turns a text parameter into a JSON-ish column's type.
+fn json_cast(udt: &str) -> &'static str {
+    match udt {
+        "json" => "json",
+        "jsonb" => "jsonb",
+        _ => "text",
+    }
+}
+
+impl Statements {
+    fn new(t: &str, types: &ColumnTypes) -> StoreResult<Self> {
+        if !matches!(types.download_urls.as_str(), "_text" | "_varchar") {
+            return Err(StoreError::Refused(format!(
+                "download_urls of {t} has type {:?}; Sunbird's table has text[]",
+                types.download_urls
+            )));
+        }
+        let rd = json_cast(&types.request_data);
+        let pb = json_cast(&types.processed_batches);
+        let ms = |c: &str| EPOCH_MS.replace("{c}", c);
+        let select = format!(
+            "SELECT tag, request_id, job_id, status, request_data::text AS request_data,
+                requested_by, requested_channel, {}, download_urls::text[] AS download_urls,
+                {}, {}, execution_time::bigint AS execution_time, err_message,
+                COALESCE(iteration, 0)::int AS iteration, encryption_key,
+                batch_number::int AS batch_number, processed_batches::text AS processed_batches
+             FROM {t}",
+            ms("dt_job_submitted"),
+            ms("dt_file_created"),
+            ms("dt_job_completed"),
+        );
+        let pending =
+            "job_id = $1 AND ((status IN ('SUBMITTED', 'FAILED') AND COALESCE(iteration, 0) < 3)
+                       OR status = 'PROCESSING')";
+        let order_old = "ORDER BY dt_job_submitted ASC NULLS LAST, request_id";
+        let order_new = "ORDER BY dt_job_submitted DESC NULLS LAST, request_id";
+        Ok(Self {
+            candidates: format!("{select} WHERE {pending} {order_old}"),
+            candidates_numbered: format!("{select} WHERE {pending} AND batch_number = $2 {order_old}"),
+            one: format!("{select} WHERE tag = $1 AND request_id = $2"),
+            by_tag: format!("{select} WHERE tag = $1 {order_new} LIMIT $2"),
+            recent: format!("{select} {order_new} LIMIT $1"),
+            recent_by_status: format!("{select} WHERE status = $1 {order_new} LIMIT $2"),
+            mark_processing: format!(
+                "UPDATE {t} SET status = 'PROCESSING' WHERE tag = $1 AND request_id = $2"
+            ),
+            record: format!(
+                "UPDATE {t} SET processed_batches = CAST($3::text AS {pb})
+                 WHERE tag = $1 AND request_id = $2"
+            ),
+            finish: format!(
+                "UPDATE {t} SET status = $3, processed_batches = CAST($4::text AS {pb}),
+                    download_urls = CASE WHEN $5 THEN $6::text[] ELSE download_urls END,
+                    err_message = $7, iteration = COALESCE(iteration, 0) + $8,
+                    dt_job_completed = COALESCE($9::timestamptz, dt_job_completed),
+                    execution_time = $10
+                 WHERE tag = $1 AND request_id = $2"
+            ),
+            insert: format!(
+                "INSERT INTO {t} (tag, request_id, job_id, status, request_data, requested_by,
+                    requested_channel, dt_job_submitted, download_urls, iteration, encryption_key,
+                    batch_number, processed_batches)
+                 VALUES ($1, $2, $3, 'SUBMITTED', CAST($4::text AS {rd}), $5, $6, $7::timestamptz,
+                    '{{}}', 0, $8, $9, NULL)
+                 ON CONFLICT (tag, request_id) DO NOTHING"
+            ),
+            // Sunbird's API leaves `iteration` as it was; we start the
+            // attempts again (SPEC section 9) and clear the old message.
+            resubmit: format!(
+                "UPDATE {t} SET status = 'SUBMITTED', dt_job_submitted = $3::timestamptz, job_id = $4,
+                    request_data = CAST($5::text AS {rd}), requested_by = $6, requested_channel = $7,
+                    encryption_key = $8, iteration = 0, err_message = NULL
+                 WHERE tag = $1 AND request_id = $2 AND status = 'FAILED'"
+            ),
+        })
+    }
+}
+
+fn row_to_request(r: &PgRow) -> StoreResult<JobRequest> {
+    let get = |e: sqlx::Error| StoreError::BadData(format!("job_request row: {e}"));
+    let status: String = r.try_get("status").map_err(get)?;
+    Ok(JobRequest {
+        tag: r.try_get("tag").map_err(get)?,
+        request_id: r.try_get("request_id").map_err(get)?,
+        job_id: r.try_get("job_id").map_err(get)?,
+        status: status_of(&status)?,
+        request_data: request_data_of(r.try_get("request_data").map_err(get)?),
+        requested_by: r
+            .try_get::<Option<String>, _>("requested_by")
+            .map_err(get)?
+            .unwrap_or_default(),
+        requested_channel: r
+            .try_get::<Option<String>, _>("requested_channel")
+            .map_err(get)?
+            .unwrap_or_default(),
+        dt_job_submitted: time_of(r.try_get("dt_job_submitted").map_err(get)?),
+        download_urls: r
+            .try_get::<Option<Vec<String>>, _>("download_urls")
+            .map_err(get)?
+            .unwrap_or_default(),
+        dt_file_created: time_of(r.try_get("dt_file_created").map_err(get)?),
+        dt_job_completed: time_of(r.try_get("dt_job_completed").map_err(get)?),
+        execution_time: r.try_get("execution_time").map_err(get)?,
+        err_message: r.try_get("err_message").map_err(get)?,
+        iteration: r.try_get("iteration").map_err(get)?,
+        encryption_key: r.try_get("encryption_key").map_err(get)?,
+        batch_number: r.try_get("batch_number").map_err(get)?,
+        processed_batches: r.try_get("processed_batches").map_err(get)?,
+    })
+}
+
+fn limit_of(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+impl PgRequestStore {
+    async fn fetch_one_on(
+        &self,
+        conn: &mut PgConnection,
+        tag: &str,
+        request_id: &str,
+    ) -> StoreResult<Option<JobRequest>> {
+        let row = sqlx::query(AssertSqlSafe(self.sql.one.clone()))
+            .bind(tag)
+            .bind(request_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(|e| db_error("reading a request", e))?;
+        row.as_ref().map(row_to_request).transpose()
+    }
+}
+
+impl RequestStore for PgRequestStore {
+    type Claim = PgClaim;
+
+    async fn candidates(&self, selection: &Selection) -> StoreResult<Vec<JobRequest>> {
+        let rows = match selection.batch_number {
+            None => {
+                sqlx::query(AssertSqlSafe(self.sql.candidates.clone()))
+                    .bind(&selection.job_id)
+                    .fetch_all(&self.pool)
+                    .await
+            }
+            Some(n) => {
+                sqlx::query(AssertSqlSafe(self.sql.candidates_numbered.clone()))
+                    .bind(&selection.job_id)
+                    .bind(n)
+                    .fetch_all(&self.pool)
+                    .await
+            }
+        }
+        .map_err(|e| db_error("listing pending requests", e))?;
+        rows.iter().map(row_to_request).collect()
+    }
+
+    async fn claim(
+        &self,
+        tag: &str,
+        request_id: &str,
+        selection: &Selection,
+    ) -> StoreResult<Option<(PgClaim, JobRequest)>> {
+        // A connection of the claim's own: the lock lives as long as it does.
+        let mut conn = PgConnection::connect_with(&self.opts)
+            .await
+            .map_err(|e| db_error("connecting to PostgreSQL", e))?;
+        let key = lock_key(&self.table, tag, request_id);
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(key)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|e| db_error("locking a request", e))?;
+        if !locked {
+            let _ = conn.close().await;
+            return Ok(None);
+        }
+        // Read again under the lock: another worker may have finished it
+        // between the listing and now.
+        let row = self.fetch_one_on(&mut conn, tag, request_id).await?;
+        match row {
+            Some(r) if selection.eligible(&r) => Ok(Some((
+                PgClaim {
+                    conn,
+                    key,
+                    tag: tag.to_string(),
+                    request_id: request_id.to_string(),
+                },
+                r,
+            ))),
+            _ => {
+                let _ = conn.close().await;
+                Ok(None)
+            }
+        }
+    }
+
+    async fn mark_processing(&self, claim: &mut PgClaim) -> StoreResult<()> {
+        sqlx::query(AssertSqlSafe(self.sql.mark_processing.clone()))
+            .bind(&claim.tag)
+            .bind(&claim.request_id)
+            .execute(&mut claim.conn)
+            .await
+            .map_err(|e| db_error("marking a request PROCESSING", e))?;
+        Ok(())
+    }
+
+    async fn record_processed(
+        &self,
+        claim: &mut PgClaim,
+        processed: &[ProcessedBatch],
+    ) -> StoreResult<()> {
+        sqlx::query(AssertSqlSafe(self.sql.record.clone()))
+            .bind(&claim.tag)
+            .bind(&claim.request_id)
+            .bind(processed_json(processed))
+            .execute(&mut claim.conn)
+            .await
+            .map_err(|e| db_error("recording processed batches", e))?;
+        Ok(())
+    }
+
+    async fn finish(&self, mut claim: PgClaim, completion: &Completion) -> StoreResult<()> {
+        let c = CompletionColumns::new(completion);
+        sqlx::query(AssertSqlSafe(self.sql.finish.clone()))
+            .bind(&claim.tag)
+            .bind(&claim.request_id)
+            .bind(c.status)
+            .bind(&c.processed)
+            .bind(c.download_urls.is_some())
+            .bind(c.download_urls.unwrap_or_default())
+            .bind(&c.err_message)
+            .bind(c.iteration_step)
+            .bind(c.completed_at)
+            .bind(c.execution_time)
+            .execute(&mut claim.conn)
+            .await
+            .map_err(|e| db_error("writing a request's outcome", e))?;
+        self.release(claim).await
+    }
+
+    async fn release(&self, mut claim: PgClaim) -> StoreResult<()> {
+        let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(claim.key)
+            .execute(&mut claim.conn)
+            .await;
+        // Closing the connection releases the lock in any case.
+        let _ = claim.conn.close().await;
+        unlocked
+            .map(|_| ())
+            .map_err(|e| db_error("unlocking a request", e))
+    }
+
+    async fn submit(&self, request: &JobRequest) -> StoreResult<Submission> {
+        let data = request.request_data.to_string();
+        let inserted = sqlx::query(AssertSqlSafe(self.sql.insert.clone()))
+            .bind(&request.tag)
+            .bind(&request.request_id)
+            .bind(&request.job_id)
+            .bind(&data)
+            .bind(&request.requested_by)
+            .bind(&request.requested_channel)
+            .bind(request.dt_job_submitted)
+            .bind(&request.encryption_key)
+            .bind(request.batch_number)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| db_error("submitting a request", e))?
+            .rows_affected();
+        let read = |s: &Self| {
+            let tag = request.tag.clone();
+            let id = request.request_id.clone();
+            let store = s.clone();
+            async move {
+                store.get(&tag, &id).await?.ok_or_else(|| {
+                    StoreError::Refused("the request vanished while it was submitted".into())
+                })
+            }
+        };
+        if inserted == 1 {
+            return Ok(Submission::Created(read(self).await?));
+        }
+        // Only a FAILED row changes; the condition is in the statement, so
+        // two submissions racing cannot both resubmit.
+        let resubmitted = sqlx::query(AssertSqlSafe(self.sql.resubmit.clone()))
+            .bind(&request.tag)
+            .bind(&request.request_id)
+            .bind(request.dt_job_submitted)
+            .bind(&request.job_id)
+            .bind(&data)
+            .bind(&request.requested_by)
+            .bind(&request.requested_channel)
+            .bind(&request.encryption_key)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| db_error("resubmitting a request", e))?
+            .rows_affected();
+        let row = read(self).await?;
+        Ok(if resubmitted == 1 {
+            Submission::Resubmitted(row)
+        } else {
+            Submission::Existing(row)
+        })
+    }
+
+    async fn get(&self, tag: &str, request_id: &str) -> StoreResult<Option<JobRequest>> {
+        let row = sqlx::query(AssertSqlSafe(self.sql.one.clone()))
+            .bind(tag)
+            .bind(request_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| db_error("reading a request", e))?;
+        row.as_ref().map(row_to_request).transpose()
+    }
+
+    async fn list(&self, tag: &str, limit: usize) -> StoreResult<Vec<JobRequest>> {
+        let rows = sqlx::query(AssertSqlSafe(self.sql.by_tag.clone()))
+            .bind(tag)
+            .bind(limit_of(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("listing requests", e))?;
+        rows.iter().map(row_to_request).collect()
+    }
+
+    async fn recent(
+        &self,
+        status: Option<RequestStatus>,
+        limit: usize,
+    ) -> StoreResult<Vec<JobRequest>> {
+        let rows = match status {
+            None => {
+                sqlx::query(AssertSqlSafe(self.sql.recent.clone()))
+                    .bind(limit_of(limit))
+                    .fetch_all(&self.pool)
+                    .await
+            }
+            Some(s) => {
+                sqlx::query(AssertSqlSafe(self.sql.recent_by_status.clone()))
+                    .bind(s.as_str())
+                    .bind(limit_of(limit))
+                    .fetch_all(&self.pool)
+                    .await
+            }
+        }
+        .map_err(|e| db_error("listing requests", e))?;
+        rows.iter().map(row_to_request).collect()
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(|e| db_error("pinging PostgreSQL", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names_are_plain_identifiers() {
+        assert!(quoted_table("job_request").is_ok());
+        assert_eq!(
+            quoted_table("dev.dev_job_request").map(|t| t.2),
+            Ok("\"dev\".\"dev_job_request\"".to_string())
+        );
+        for bad in ["", "a;drop", "a.b.c", "1abc", "a b", "\"x\""] {
+            assert!(quoted_table(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn lock_keys_differ_by_table_tag_and_id() {
+        let k = lock_key("t", "tag", "id");
+        assert_eq!(k, lock_key("t", "tag", "id"));
+        assert_ne!(k, lock_key("t2", "tag", "id"));
+        assert_ne!(k, lock_key("t", "tag2", "id"));
+        assert_ne!(k, lock_key("t", "tag", "id2"));
+    }
+}

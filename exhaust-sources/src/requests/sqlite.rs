@@ -1,0 +1,376 @@
+//! `job_request` in an SQLite file: the embedded default, so that `exhaust
+//! submit` and `exhaust run` work on a machine with no database server.
+//!
+//! The columns are Sunbird's, stored the SQLite way: `request_data`,
+//! `download_urls` and `processed_batches` as JSON text, times as epoch
+//! milliseconds. Workers claim requests with an OS file lock per request in
+//! the folder `<db file>.locks/`; the kernel releases it when the claim is
+//! dropped or the process dies, so a request left `PROCESSING` by a dead
+//! worker is claimed again. (Lock files are left in place: deleting a lock
+//! file that another process has open would let two processes lock two
+//! different files for one request.)
+
+use super::{CompletionColumns, db_error, request_data_of, status_of, time_of};
+use exhaust_core::request::{JobRequest, ProcessedBatch, RequestStatus, processed_json};
+use exhaust_core::store::{
+    Completion, RequestStore, Selection, StoreError, StoreResult, Submission,
+};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow};
+use sqlx::{Row, SqlitePool};
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The request store in an SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteRequestStore {
+    pool: SqlitePool,
+    locks: PathBuf,
+}
+
+/// A request held by this worker: the open, locked lock file.
+#[derive(Debug)]
+pub struct SqliteClaim {
+    _lock: File,
+    tag: String,
+    request_id: String,
+}
+
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS job_request (
+    tag TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    request_data TEXT,
+    requested_by TEXT,
+    requested_channel TEXT,
+    dt_job_submitted INTEGER,
+    download_urls TEXT,
+    dt_file_created INTEGER,
+    dt_job_completed INTEGER,
+    execution_time INTEGER,
+    err_message TEXT,
+    iteration INTEGER NOT NULL DEFAULT 0,
+    encryption_key TEXT,
+    batch_number INTEGER,
+    processed_batches TEXT,
+    PRIMARY KEY (tag, request_id))";
+
+const COLUMNS: &str = "SELECT tag, request_id, job_id, status, request_data, requested_by,
+    requested_channel, dt_job_submitted, download_urls, dt_file_created, dt_job_completed,
+    execution_time, err_message, iteration, encryption_key, batch_number, processed_batches
+    FROM job_request";
+
+impl SqliteRequestStore {
+    /// Opens (creating when missing) the database file at `path`.
+    pub async fn open(path: impl AsRef<Path>) -> StoreResult<Self> {
+        let path = path.as_ref();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            // Several worker processes share the file: readers never block
+            // the writer, and a writer waits for another instead of failing.
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await
+            .map_err(|e| db_error(&format!("opening {}", path.display()), e))?;
+        sqlx::query(SCHEMA)
+            .execute(&pool)
+            .await
+            .map_err(|e| db_error("creating the request table", e))?;
+        let mut locks = path.as_os_str().to_owned();
+        locks.push(".locks");
+        let locks = PathBuf::from(locks);
+        std::fs::create_dir_all(&locks).map_err(|e| {
+            StoreError::Unavailable(format!("cannot create {}: {e}", locks.display()))
+        })?;
+        Ok(Self { pool, locks })
+    }
+
+    fn lock_path(&self, tag: &str, request_id: &str) -> PathBuf {
+        use md5::{Digest, Md5};
+        let d = Md5::digest(format!("{tag}|{request_id}").as_bytes());
+        let name: String = d.iter().map(|b| format!("{b:02x}")).collect();
+        self.locks.join(format!("{name}.lock"))
+    }
+}
+
+fn row_to_request(r: &SqliteRow) -> StoreResult<JobRequest> {
+    let get = |e: sqlx::Error| StoreError::BadData(format!("job_request row: {e}"));
+    let status: String = r.try_get("status").map_err(get)?;
+    let urls: Option<String> = r.try_get("download_urls").map_err(get)?;
+    let download_urls = match urls.as_deref() {
+        None | Some("") => Vec::new(),
+        Some(t) => serde_json::from_str(t)
+            .map_err(|e| StoreError::BadData(format!("download_urls {t:?}: {e}")))?,
+    };
+    Ok(JobRequest {
+        tag: r.try_get("tag").map_err(get)?,
+        request_id: r.try_get("request_id").map_err(get)?,
+        job_id: r.try_get("job_id").map_err(get)?,
+        status: status_of(&status)?,
+        request_data: request_data_of(r.try_get("request_data").map_err(get)?),
+        requested_by: r
+            .try_get::<Option<String>, _>("requested_by")
+            .map_err(get)?
+            .unwrap_or_default(),
+        requested_channel: r
+            .try_get::<Option<String>, _>("requested_channel")
+            .map_err(get)?
+            .unwrap_or_default(),
+        dt_job_submitted: time_of(r.try_get("dt_job_submitted").map_err(get)?),
+        download_urls,
+        dt_file_created: time_of(r.try_get("dt_file_created").map_err(get)?),
+        dt_job_completed: time_of(r.try_get("dt_job_completed").map_err(get)?),
+        execution_time: r.try_get("execution_time").map_err(get)?,
+        err_message: r.try_get("err_message").map_err(get)?,
+        iteration: r.try_get("iteration").map_err(get)?,
+        encryption_key: r.try_get("encryption_key").map_err(get)?,
+        batch_number: r.try_get("batch_number").map_err(get)?,
+        processed_batches: r.try_get("processed_batches").map_err(get)?,
+    })
+}
+
+fn limit_of(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+fn urls_json(urls: &[String]) -> String {
+    serde_json::to_string(urls).unwrap_or_else(|_| "[]".into())
+}
+
+impl RequestStore for SqliteRequestStore {
+    type Claim = SqliteClaim;
+
+    async fn candidates(&self, selection: &Selection) -> StoreResult<Vec<JobRequest>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{COLUMNS} WHERE job_id = ?1
+               AND ((status IN ('SUBMITTED', 'FAILED') AND iteration < 3) OR status = 'PROCESSING')
+               AND (?2 IS NULL OR batch_number = ?2)
+             ORDER BY dt_job_submitted IS NULL, dt_job_submitted, request_id"
+        )))
+        .bind(&selection.job_id)
+        .bind(selection.batch_number)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db_error("listing pending requests", e))?;
+        rows.iter().map(row_to_request).collect()
+    }
+
+    async fn claim(
+        &self,
+        tag: &str,
+        request_id: &str,
+        selection: &Selection,
+    ) -> StoreResult<Option<(SqliteClaim, JobRequest)>> {
+        let path = self.lock_path(tag, request_id);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| {
+                StoreError::Unavailable(format!("cannot open lock {}: {e}", path.display()))
+            })?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Ok(None),
+            Err(TryLockError::Error(e)) => {
+                return Err(StoreError::Unavailable(format!(
+                    "cannot lock {}: {e}",
+                    path.display()
+                )));
+            }
+        }
+        // Read again under the lock: another worker may have finished it.
+        match self.get(tag, request_id).await? {
+            Some(r) if selection.eligible(&r) => Ok(Some((
+                SqliteClaim {
+                    _lock: file,
+                    tag: tag.to_string(),
+                    request_id: request_id.to_string(),
+                },
+                r,
+            ))),
+            _ => Ok(None),
+        }
+    }
+
+    async fn mark_processing(&self, claim: &mut SqliteClaim) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE job_request SET status = 'PROCESSING' WHERE tag = ?1 AND request_id = ?2",
+        )
+        .bind(&claim.tag)
+        .bind(&claim.request_id)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db_error("marking a request PROCESSING", e))?;
+        Ok(())
+    }
+
+    async fn record_processed(
+        &self,
+        claim: &mut SqliteClaim,
+        processed: &[ProcessedBatch],
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE job_request SET processed_batches = ?3 WHERE tag = ?1 AND request_id = ?2",
+        )
+        .bind(&claim.tag)
+        .bind(&claim.request_id)
+        .bind(processed_json(processed))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db_error("recording processed batches", e))?;
+        Ok(())
+    }
+
+    async fn finish(&self, claim: SqliteClaim, completion: &Completion) -> StoreResult<()> {
+        let c = CompletionColumns::new(completion);
+        sqlx::query(
+            "UPDATE job_request SET status = ?3, processed_batches = ?4,
+                download_urls = COALESCE(?5, download_urls), err_message = ?6,
+                iteration = iteration + ?7,
+                dt_job_completed = COALESCE(?8, dt_job_completed), execution_time = ?9
+             WHERE tag = ?1 AND request_id = ?2",
+        )
+        .bind(&claim.tag)
+        .bind(&claim.request_id)
+        .bind(c.status)
+        .bind(&c.processed)
+        .bind(c.download_urls.as_deref().map(urls_json))
+        .bind(&c.err_message)
+        .bind(c.iteration_step)
+        .bind(c.completed_at.map(|t| t.timestamp_millis()))
+        .bind(c.execution_time)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db_error("writing a request's outcome", e))?;
+        // The row is written; dropping the claim unlocks.
+        drop(claim);
+        Ok(())
+    }
+
+    async fn release(&self, claim: SqliteClaim) -> StoreResult<()> {
+        drop(claim);
+        Ok(())
+    }
+
+    async fn submit(&self, request: &JobRequest) -> StoreResult<Submission> {
+        let data = request.request_data.to_string();
+        let submitted = request.dt_job_submitted.map(|t| t.timestamp_millis());
+        let inserted = sqlx::query(
+            "INSERT INTO job_request (tag, request_id, job_id, status, request_data, requested_by,
+                requested_channel, dt_job_submitted, download_urls, iteration, encryption_key,
+                batch_number, processed_batches)
+             VALUES (?1, ?2, ?3, 'SUBMITTED', ?4, ?5, ?6, ?7, '[]', 0, ?8, ?9, NULL)
+             ON CONFLICT (tag, request_id) DO NOTHING",
+        )
+        .bind(&request.tag)
+        .bind(&request.request_id)
+        .bind(&request.job_id)
+        .bind(&data)
+        .bind(&request.requested_by)
+        .bind(&request.requested_channel)
+        .bind(submitted)
+        .bind(&request.encryption_key)
+        .bind(request.batch_number)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db_error("submitting a request", e))?
+        .rows_affected();
+        let resubmitted = if inserted == 1 {
+            0
+        } else {
+            // Attempts start again and the old message goes (SPEC section 9).
+            sqlx::query(
+                "UPDATE job_request SET status = 'SUBMITTED', dt_job_submitted = ?3, job_id = ?4,
+                    request_data = ?5, requested_by = ?6, requested_channel = ?7,
+                    encryption_key = ?8, iteration = 0, err_message = NULL
+                 WHERE tag = ?1 AND request_id = ?2 AND status = 'FAILED'",
+            )
+            .bind(&request.tag)
+            .bind(&request.request_id)
+            .bind(submitted)
+            .bind(&request.job_id)
+            .bind(&data)
+            .bind(&request.requested_by)
+            .bind(&request.requested_channel)
+            .bind(&request.encryption_key)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| db_error("resubmitting a request", e))?
+            .rows_affected()
+        };
+        let row = self
+            .get(&request.tag, &request.request_id)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Refused("the request vanished while it was submitted".into())
+            })?;
+        Ok(if inserted == 1 {
+            Submission::Created(row)
+        } else if resubmitted == 1 {
+            Submission::Resubmitted(row)
+        } else {
+            Submission::Existing(row)
+        })
+    }
+
+    async fn get(&self, tag: &str, request_id: &str) -> StoreResult<Option<JobRequest>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{COLUMNS} WHERE tag = ?1 AND request_id = ?2"
+        )))
+        .bind(tag)
+        .bind(request_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| db_error("reading a request", e))?;
+        row.as_ref().map(row_to_request).transpose()
+    }
+
+    async fn list(&self, tag: &str, limit: usize) -> StoreResult<Vec<JobRequest>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{COLUMNS} WHERE tag = ?1 ORDER BY dt_job_submitted DESC, request_id LIMIT ?2"
+        )))
+        .bind(tag)
+        .bind(limit_of(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db_error("listing requests", e))?;
+        rows.iter().map(row_to_request).collect()
+    }
+
+    async fn recent(
+        &self,
+        status: Option<RequestStatus>,
+        limit: usize,
+    ) -> StoreResult<Vec<JobRequest>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{COLUMNS} WHERE (?1 IS NULL OR status = ?1)
+             ORDER BY dt_job_submitted DESC, request_id LIMIT ?2"
+        )))
+        .bind(status.map(RequestStatus::as_str))
+        .bind(limit_of(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db_error("listing requests", e))?;
+        rows.iter().map(row_to_request).collect()
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(|e| db_error("reading the SQLite file", e))
+    }
+}
