@@ -362,6 +362,15 @@ pub enum BatchOutcome {
     },
     /// Left for a later run: the channel's limits were reached.
     Deferred(BatchId),
+    /// Could not be built for a reason that may pass (a source down, a
+    /// storage write failed): left for a later run without counting an
+    /// attempt.
+    Retry {
+        /// The batch.
+        batch: BatchId,
+        /// Why.
+        message: String,
+    },
 }
 
 /// How a request ends a run.
@@ -394,14 +403,17 @@ impl RequestOutcome {
 
 /// Decides a request's outcome from the batches built before and this run's
 /// results: a failed batch fails the request (its built batches are kept for
-/// the retry); a deferred batch sends it back to SUBMITTED with what was
-/// built kept; otherwise it succeeds with every file, old and new. Unlike
+/// the retry); a deferred batch, or one to retry because a source or the
+/// storage was unavailable, sends it back to SUBMITTED with what was built
+/// kept and no attempt counted; otherwise it succeeds with every file, old
+/// and new. Unlike
 /// Sunbird, a request whose batches were all built by an earlier run (a
 /// worker that died before recording SUCCESS) succeeds instead of failing
 /// with "No data found".
 pub fn decide(previous: &[ProcessedBatch], results: &[BatchOutcome]) -> RequestOutcome {
     let mut processed = previous.to_vec();
     let mut failures = Vec::new();
+    let mut retries = Vec::new();
     let mut deferred = false;
     for r in results {
         match r {
@@ -412,6 +424,7 @@ pub fn decide(previous: &[ProcessedBatch], results: &[BatchOutcome]) -> RequestO
             }
             BatchOutcome::Failed { batch, message } => failures.push(format!("{batch}: {message}")),
             BatchOutcome::Deferred(_) => deferred = true,
+            BatchOutcome::Retry { batch, message } => retries.push(format!("{batch}: {message}")),
         }
     }
     if !failures.is_empty() {
@@ -423,12 +436,18 @@ pub fn decide(previous: &[ProcessedBatch], results: &[BatchOutcome]) -> RequestO
             count_attempt: true,
         };
     }
-    if deferred {
+    if deferred || !retries.is_empty() {
+        let err_message = (!retries.is_empty()).then(|| {
+            truncate_message(
+                &format!("will retry: {}", retries.join(", ")),
+                MAX_ERROR_CHARS,
+            )
+        });
         return RequestOutcome {
             status: RequestStatus::Submitted,
             processed,
             download_urls: Vec::new(),
-            err_message: None,
+            err_message,
             count_attempt: false,
         };
     }
@@ -763,6 +782,25 @@ mod tests {
         );
         assert_eq!(o.status, RequestStatus::Submitted);
         assert_eq!(o.processed, [built("b1")]);
+        assert!(!o.count_attempt);
+        // A source down: back to SUBMITTED, no attempt counted, the reason kept.
+        let o = decide(
+            &[],
+            &[
+                BatchOutcome::Built(built("b1")),
+                BatchOutcome::Retry {
+                    batch: BatchId::new("b2"),
+                    message: "redis is unavailable: refused".into(),
+                },
+            ],
+        );
+        assert_eq!(o.status, RequestStatus::Submitted);
+        assert_eq!(o.processed, [built("b1")]);
+        assert!(!o.count_attempt);
+        assert_eq!(
+            o.err_message.as_deref(),
+            Some("will retry: b2: redis is unavailable: refused")
+        );
         // Nothing at all.
         let o = decide(&[], &[]);
         assert_eq!(

@@ -32,9 +32,13 @@ mod atomic;
 mod counting;
 mod csv_sink;
 mod error;
+pub mod runner;
+pub mod storage;
 
 pub use archive::{write_zip, zip_file};
 pub use atomic::{AtomicFile, TEMP_PREFIX, TEMP_SUFFIX};
 pub use counting::CountingWriter;
 pub use csv_sink::{CsvSink, CsvStats};
 pub use error::WriteError;
+pub use runner::{BuiltBatch, RunSummary, Runner, RunnerConfig};
+pub use storage::{Storage, StorageError};

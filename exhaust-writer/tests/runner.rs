@@ -1,0 +1,728 @@
+//! The request runner end to end: requests in a real store (an SQLite file,
+//! and a PostgreSQL schema of the test's own on 127.0.0.1:5432 or
+//! `EXHAUST_TEST_PG_URL`), reports from snapshot folders, zips in a local
+//! storage folder. Every scenario runs on both stores.
+
+use chrono::{NaiveDate, TimeZone, Utc};
+use exhaust_core::model::UserEntry;
+use exhaust_core::request::{JobRequest, RequestStatus, parse_processed, request_id};
+use exhaust_core::security::{FixedLevel, SecurityLevel};
+use exhaust_core::source::{
+    ActivitySource, AttemptSource, BatchSource, CollectionBatchSource, CollectionSource,
+    CustodianOrgSource, EnrolmentSource, HierarchySource, OptionalNodeSource, ReadCounter,
+    SourceError, SourceResult, UserSource,
+};
+use exhaust_core::store::{RequestStore, Selection, Submission};
+use exhaust_core::time::{ReportTz, file_date_stamp};
+use exhaust_core::{BatchId, ContentId, OrgId, UserId};
+use exhaust_sources::requests::{AnyRequestStore, PgRequestStore, SqliteRequestStore};
+use exhaust_sources::{Snapshot, SnapshotOptions};
+use exhaust_writer::{Runner, RunnerConfig, Storage};
+use sqlx::{Connection, PgConnection};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+const CHANNEL: &str = "b00bc992ef25f1a9a8d63291e20efc8d";
+const SAMPLE_CHANNEL: &str = "0166646273726135492";
+
+fn conformance() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/sunbird-lern/snapshot")
+}
+
+fn sample() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sample-snapshot")
+}
+
+fn snapshot(dir: &Path) -> Snapshot {
+    Snapshot::open(dir, SnapshotOptions::default()).expect("snapshot")
+}
+
+fn pg_url() -> String {
+    std::env::var("EXHAUST_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+/// Where a scenario keeps its requests and files.
+struct World {
+    dir: tempfile::TempDir,
+    store_url: String,
+    table: String,
+}
+
+impl World {
+    async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store_url = dir.path().join("exhaust.db").display().to_string();
+        Self {
+            dir,
+            store_url,
+            table: "job_request".into(),
+        }
+    }
+
+    async fn postgres() -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let schema = format!(
+            "exhaust_r_{}_{}_{}",
+            std::process::id(),
+            Utc::now().timestamp_micros(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut conn = PgConnection::connect(&pg_url()).await.expect("PostgreSQL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&mut conn)
+            .await
+            .expect("schema");
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+            store_url: pg_url(),
+            table: format!("{schema}.job_request"),
+        }
+    }
+
+    /// A new handle on the store, as another worker process would open it.
+    async fn store(&self) -> AnyRequestStore {
+        if self.store_url.starts_with("postgres") {
+            AnyRequestStore::Postgres(
+                PgRequestStore::connect(&self.store_url, &self.table)
+                    .await
+                    .expect("pg"),
+            )
+        } else {
+            AnyRequestStore::Sqlite(SqliteRequestStore::open(&self.store_url).await.expect("db"))
+        }
+    }
+
+    fn files(&self) -> PathBuf {
+        self.dir.path().join("files")
+    }
+
+    fn storage(&self) -> Storage {
+        Storage::local(self.files()).expect("storage")
+    }
+
+    async fn runner<S: exhaust_core::source::ReportSource>(
+        &self,
+        source: S,
+        config: RunnerConfig,
+    ) -> Runner<S, AnyRequestStore, FixedLevel> {
+        self.runner_with(source, config, FixedLevel::default())
+            .await
+    }
+
+    async fn runner_with<S: exhaust_core::source::ReportSource>(
+        &self,
+        source: S,
+        mut config: RunnerConfig,
+        level: FixedLevel,
+    ) -> Runner<S, AnyRequestStore, FixedLevel> {
+        config.work_dir = self.dir.path().to_path_buf();
+        Runner::new(source, self.store().await, level, self.storage(), config)
+    }
+}
+
+fn new_request(tag: &str, by: &str, channel: &str, data: serde_json::Value) -> JobRequest {
+    let day = NaiveDate::from_ymd_opt(2024, 1, 15).expect("date");
+    JobRequest {
+        tag: format!("{tag}:{channel}"),
+        request_id: request_id("progress-exhaust", tag, by, channel, day, None),
+        job_id: "progress-exhaust".into(),
+        status: RequestStatus::Submitted,
+        request_data: data,
+        requested_by: by.into(),
+        requested_channel: channel.into(),
+        dt_job_submitted: Utc.with_ymd_and_hms(2024, 1, 15, 10, 0, 0).single(),
+        download_urls: vec![],
+        dt_file_created: None,
+        dt_job_completed: None,
+        execution_time: None,
+        err_message: None,
+        iteration: 0,
+        encryption_key: None,
+        batch_number: None,
+        processed_batches: None,
+    }
+}
+
+async fn submit(store: &AnyRequestStore, r: &JobRequest) {
+    let s = store.submit(r).await.expect("submit");
+    assert!(matches!(s, Submission::Created(_)), "{s:?}");
+}
+
+async fn reread(store: &AnyRequestStore, r: &JobRequest) -> JobRequest {
+    store
+        .get(&r.tag, &r.request_id)
+        .await
+        .expect("get")
+        .expect("row")
+}
+
+fn stamp() -> String {
+    file_date_stamp(Utc::now(), ReportTz::ist())
+}
+
+/// The one CSV inside a stored zip.
+fn unzip(path: &Path, password: Option<&str>) -> (String, String) {
+    let file = std::fs::File::open(path).expect("zip");
+    let mut zip = zip::ZipArchive::new(file).expect("archive");
+    assert_eq!(zip.len(), 1, "one CSV per zip");
+    let name = zip
+        .name_for_index(0)
+        .expect("name")
+        .expect("name")
+        .to_string();
+    let mut entry = match password {
+        None => zip.by_index(0).expect("entry"),
+        Some(p) => zip.by_name_decrypt(&name, p.as_bytes()).expect("decrypt"),
+    };
+    let mut csv = String::new();
+    entry.read_to_string(&mut csv).expect("read");
+    (name, csv)
+}
+
+macro_rules! on_both_stores {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            use super::*;
+            #[tokio::test]
+            async fn sqlite() {
+                $body(World::sqlite().await).await;
+            }
+            #[tokio::test]
+            async fn postgres() {
+                $body(World::postgres().await).await;
+            }
+        }
+    };
+}
+
+/// Sunbird's own test: EXPECTED.md's request-level expectations.
+async fn sunbird_request_expectations(w: World) {
+    let runner = w
+        .runner(snapshot(&conformance()), RunnerConfig::default())
+        .await;
+    let store = runner.store();
+    let one = new_request(
+        "do_1130928636168192001667_batch-001",
+        "user-002",
+        CHANNEL,
+        serde_json::json!({"batchId": "batch-001"}),
+    );
+    let filtered = new_request(
+        "filtered",
+        "user-002",
+        CHANNEL,
+        serde_json::json!({"batchFilter": ["batch-01", "batch-001", "batch-001"]}),
+    );
+    let unknown = new_request(
+        "unknown",
+        "user-002",
+        CHANNEL,
+        serde_json::json!({"batchFilter": ["batch-01", "batch-02"]}),
+    );
+    for r in [&one, &filtered, &unknown] {
+        submit(store, r).await;
+    }
+    let summary = runner.run_once().await.expect("run");
+    assert_eq!(
+        (summary.total, summary.succeeded, summary.failed),
+        (3, 2, 1),
+        "{summary}"
+    );
+
+    for r in [&one, &filtered] {
+        let row = reread(store, r).await;
+        assert_eq!(row.status, RequestStatus::Success, "{:?}", row.err_message);
+        assert_eq!(row.err_message, None);
+        assert_eq!(row.iteration, 0);
+        let key = format!(
+            "progress-exhaust/{}/batch-001_progress_{}.zip",
+            r.request_id,
+            stamp()
+        );
+        assert_eq!(row.download_urls, [key.clone()]);
+        assert!(row.dt_job_completed.is_some());
+        assert!(row.execution_time.is_some());
+        let processed = parse_processed(row.processed_batches.as_deref()).expect("processed");
+        assert_eq!(processed.len(), 1);
+        assert_eq!(processed[0].file_path, key.replace(".zip", ".csv"));
+        assert_eq!(processed[0].channel.as_deref(), Some(CHANNEL));
+
+        let (name, csv) = unzip(&w.files().join(&key), None);
+        assert_eq!(name, format!("batch-001_progress_{}.csv", stamp()));
+        assert_eq!(processed[0].file_size, csv.len() as u64);
+        let users: Vec<&str> = csv
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(4).unwrap_or_default())
+            .collect();
+        assert_eq!(users, ["user-001", "user-002", "user-003", "user-004"]);
+    }
+
+    let row = reread(store, &unknown).await;
+    assert_eq!(row.status, RequestStatus::Failed);
+    assert_eq!(row.err_message.as_deref(), Some("No data found"));
+    assert_eq!(row.iteration, 1);
+    assert!(row.download_urls.is_empty());
+}
+on_both_stores!(sunbird_expectations, sunbird_request_expectations);
+
+/// Every refusal of SPEC section 6 steps 2 and 3, with Sunbird's messages.
+async fn refusals(w: World) {
+    // A copy of the conformance snapshot whose collection is retired.
+    let retired = w.dir.path().join("retired");
+    std::fs::create_dir_all(&retired).expect("dir");
+    for f in std::fs::read_dir(conformance()).expect("ls") {
+        let f = f.expect("entry").path();
+        let text = std::fs::read_to_string(&f).expect("read");
+        let text = if f.ends_with("content.jsonl") {
+            text.replace("\"Live\"", "\"Retired\"")
+        } else {
+            text
+        };
+        std::fs::write(retired.join(f.file_name().expect("name")), text).expect("write");
+    }
+    let config = RunnerConfig {
+        batch_limit_per_request: 2,
+        ..RunnerConfig::default()
+    };
+    let runner = w.runner(snapshot(&retired), config).await;
+    let store = runner.store();
+    let cases = [
+        (
+            serde_json::json!({"encryptionKey": "x"}),
+            "Request should have either of batchId, batchFilter, searchFilter or encrption key",
+        ),
+        (
+            serde_json::json!({"batchFilter": ["a", "b", "c"]}),
+            "Number of batches in request exceeded. It should be within 2",
+        ),
+        (
+            serde_json::json!({"batchId": "batch-001"}),
+            "The request is made for retired collection",
+        ),
+        (
+            serde_json::json!({"searchFilter": {"request": {"filters": {"status": ["Live"]}}}}),
+            "No data found",
+        ),
+        (
+            serde_json::json!({"batchId": 42}),
+            "request_data is malformed: batchId must be a non-empty string, found 42",
+        ),
+    ];
+    let mut requests = Vec::new();
+    for (i, (data, _)) in cases.iter().enumerate() {
+        let r = new_request(&format!("t{i}"), &format!("u{i}"), CHANNEL, data.clone());
+        submit(store, &r).await;
+        requests.push(r);
+    }
+    let summary = runner.run_once().await.expect("run");
+    assert_eq!(summary.failed, cases.len(), "{summary}");
+    for (r, (_, message)) in requests.iter().zip(cases) {
+        let row = reread(store, r).await;
+        assert_eq!(row.status, RequestStatus::Failed);
+        assert_eq!(row.err_message.as_deref(), Some(message));
+        assert_eq!(row.iteration, 1);
+        assert!(row.download_urls.is_empty());
+    }
+    assert!(
+        !w.files().join("progress-exhaust").exists(),
+        "no file for a refused request"
+    );
+}
+on_both_stores!(refused, refusals);
+
+/// Duplicates: the first is processed, the other gets its outcome.
+async fn duplicates(w: World) {
+    let runner = w
+        .runner(snapshot(&conformance()), RunnerConfig::default())
+        .await;
+    let store = runner.store();
+    let data = serde_json::json!({"batchId": "batch-001"});
+    let first = new_request("tag-a", "user-002", CHANNEL, data.clone());
+    let mut second = new_request("tag-b", "user-002", CHANNEL, data);
+    second.dt_job_submitted = Utc.with_ymd_and_hms(2024, 1, 15, 10, 5, 0).single();
+    // Same data from someone else is not a duplicate.
+    let other = new_request("tag-c", "user-003", CHANNEL, first.request_data.clone());
+    for r in [&first, &second, &other] {
+        submit(store, r).await;
+    }
+    let summary = runner.run_once().await.expect("run");
+    assert_eq!(summary.duplicates, 1, "{summary}");
+    assert_eq!(summary.batches.len(), 2, "{summary}");
+    let a = reread(store, &first).await;
+    let b = reread(store, &second).await;
+    assert_eq!(b.status, RequestStatus::Success);
+    assert_eq!(a.download_urls, b.download_urls);
+    assert!(a.download_urls[0].contains(&first.request_id));
+    assert_eq!(reread(store, &other).await.status, RequestStatus::Success);
+}
+on_both_stores!(duplicate_requests, duplicates);
+
+/// A channel limit reached: back to SUBMITTED with the built batch kept;
+/// the next run builds only what is left.
+async fn limits_then_resume(w: World) {
+    let config = RunnerConfig {
+        channel_max_batches: 1,
+        ..RunnerConfig::default()
+    };
+    let runner = w.runner(snapshot(&sample()), config).await;
+    let store = runner.store();
+    let r = new_request(
+        "two",
+        "u1",
+        SAMPLE_CHANNEL,
+        serde_json::json!({"batchFilter": ["0135742803756164562", "0126303835330566836"]}),
+    );
+    submit(store, &r).await;
+    let first = runner.run_once().await.expect("run");
+    assert_eq!(first.resubmitted, 1, "{first}");
+    let row = reread(store, &r).await;
+    assert_eq!(row.status, RequestStatus::Submitted);
+    assert_eq!(row.iteration, 0);
+    let processed = parse_processed(row.processed_batches.as_deref()).expect("processed");
+    assert_eq!(processed.len(), 1);
+    assert_eq!(processed[0].batch_id, "0135742803756164562");
+    let first_zip = w.files().join(first.batches[0].key.clone());
+    let modified = std::fs::metadata(&first_zip)
+        .expect("zip")
+        .modified()
+        .expect("mtime");
+
+    let second = runner.run_once().await.expect("run");
+    assert_eq!(second.succeeded, 1, "{second}");
+    let built: Vec<&str> = second.batches.iter().map(|b| b.batch_id.as_str()).collect();
+    assert_eq!(
+        built,
+        ["0126303835330566836"],
+        "the finished batch is not rebuilt"
+    );
+    let row = reread(store, &r).await;
+    assert_eq!(row.status, RequestStatus::Success);
+    assert_eq!(row.download_urls.len(), 2);
+    assert_eq!(
+        std::fs::metadata(&first_zip)
+            .expect("zip")
+            .modified()
+            .expect("mtime"),
+        modified
+    );
+    for key in &row.download_urls {
+        assert!(w.files().join(key).is_file(), "{key}");
+    }
+}
+on_both_stores!(channel_limits, limits_then_resume);
+
+/// Two workers race for the same requests: each is processed once.
+async fn two_workers(w: World) {
+    let a = w.runner(snapshot(&sample()), RunnerConfig::default()).await;
+    let b = w.runner(snapshot(&sample()), RunnerConfig::default()).await;
+    let batches = [
+        "0135742803756164562",
+        "0126303835330566836",
+        "0178931785531734509",
+    ];
+    let mut requests = Vec::new();
+    for i in 0..6 {
+        let r = new_request(
+            &format!("race-{i}"),
+            &format!("u{i}"),
+            SAMPLE_CHANNEL,
+            serde_json::json!({"batchId": batches[i % 3]}),
+        );
+        submit(a.store(), &r).await;
+        requests.push(r);
+    }
+    let (sa, sb) = tokio::join!(a.run_once(), b.run_once());
+    let (sa, sb) = (sa.expect("a"), sb.expect("b"));
+    assert_eq!(sa.succeeded + sb.succeeded, 6, "{sa}\n{sb}");
+    assert_eq!(
+        sa.batches.len() + sb.batches.len(),
+        6,
+        "each request built once"
+    );
+    for r in &requests {
+        assert_eq!(reread(a.store(), r).await.status, RequestStatus::Success);
+    }
+}
+on_both_stores!(racing_workers, two_workers);
+
+/// A worker dies holding a request: another completes it.
+async fn dead_worker(w: World) {
+    let runner = w
+        .runner(snapshot(&conformance()), RunnerConfig::default())
+        .await;
+    let r = new_request(
+        "t",
+        "user-002",
+        CHANNEL,
+        serde_json::json!({"batchId": "batch-001"}),
+    );
+    submit(runner.store(), &r).await;
+    {
+        let other = w.store().await;
+        let sel = Selection::progress_exhaust();
+        let (mut claim, _) = other
+            .claim(&r.tag, &r.request_id, &sel)
+            .await
+            .expect("claim")
+            .expect("free");
+        other.mark_processing(&mut claim).await.expect("processing");
+        // While the worker lives, nobody else takes it.
+        let busy = runner.run_once().await.expect("run");
+        assert_eq!(busy.skipped, 1, "{busy}");
+        assert_eq!(
+            reread(runner.store(), &r).await.status,
+            RequestStatus::Processing
+        );
+        // The worker dies without a word.
+        drop(claim);
+        drop(other);
+    }
+    let mut done = None;
+    for _ in 0..100 {
+        let s = runner.run_once().await.expect("run");
+        if s.succeeded == 1 {
+            done = Some(s);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(done.is_some(), "the request was taken up again");
+    assert_eq!(
+        reread(runner.store(), &r).await.status,
+        RequestStatus::Success
+    );
+}
+on_both_stores!(dead_workers, dead_worker);
+
+/// PASSWORD_PROTECTED_DATASET: a ZipCrypto zip that opens with the key.
+async fn password_zip(w: World) {
+    let runner = w
+        .runner_with(
+            snapshot(&conformance()),
+            RunnerConfig::default(),
+            FixedLevel(SecurityLevel::PasswordProtected),
+        )
+        .await;
+    let mut r = new_request(
+        "t",
+        "user-002",
+        CHANNEL,
+        serde_json::json!({"batchId": "batch-001"}),
+    );
+    r.encryption_key = Some("s3cret-Key".into());
+    submit(runner.store(), &r).await;
+    runner.run_once().await.expect("run");
+    let row = reread(runner.store(), &r).await;
+    assert_eq!(row.status, RequestStatus::Success, "{:?}", row.err_message);
+    let path = w.files().join(&row.download_urls[0]);
+    let (_, csv) = unzip(&path, Some("s3cret-Key"));
+    assert!(csv.contains("user-004"));
+    // The desktop tool opens it with the password, and not without.
+    let out = std::process::Command::new("unzip")
+        .arg("-P")
+        .arg("wrong")
+        .arg("-p")
+        .arg(&path)
+        .output()
+        .expect("unzip is installed");
+    assert!(!out.status.success() || out.stdout != csv.as_bytes());
+    let out = std::process::Command::new("unzip")
+        .arg("-P")
+        .arg("s3cret-Key")
+        .arg("-p")
+        .arg(&path)
+        .output()
+        .expect("unzip is installed");
+    assert!(out.status.success());
+    assert_eq!(out.stdout, csv.as_bytes());
+}
+on_both_stores!(password_protected, password_zip);
+
+/// A storage write that fails leaves the request retryable, and the next
+/// run completes it.
+async fn storage_failure(w: World) {
+    let runner = w
+        .runner(snapshot(&conformance()), RunnerConfig::default())
+        .await;
+    let r = new_request(
+        "t",
+        "user-002",
+        CHANNEL,
+        serde_json::json!({"batchId": "batch-001"}),
+    );
+    submit(runner.store(), &r).await;
+    let blocker = w.files().join("progress-exhaust");
+    std::fs::write(&blocker, b"in the way").expect("block");
+    let s = runner.run_once().await.expect("run");
+    assert_eq!(s.resubmitted, 1, "{s}");
+    let row = reread(runner.store(), &r).await;
+    assert_eq!(row.status, RequestStatus::Submitted);
+    assert_eq!(
+        row.iteration, 0,
+        "a storage failure does not use an attempt"
+    );
+    let msg = row.err_message.unwrap_or_default();
+    assert!(msg.starts_with("will retry: batch-001: storage"), "{msg}");
+    assert!(
+        parse_processed(row.processed_batches.as_deref())
+            .expect("json")
+            .is_empty()
+    );
+
+    std::fs::remove_file(&blocker).expect("unblock");
+    let s = runner.run_once().await.expect("run");
+    assert_eq!(s.succeeded, 1, "{s}");
+    let row = reread(runner.store(), &r).await;
+    assert_eq!(row.status, RequestStatus::Success);
+    assert_eq!(row.err_message, None);
+}
+on_both_stores!(storage_failures, storage_failure);
+
+/// A source that is down for the users: the request goes back to SUBMITTED
+/// without using an attempt, and other requests go on.
+struct UsersDown(Snapshot);
+
+impl ReadCounter for UsersDown {}
+impl BatchSource for UsersDown {
+    async fn course_batch(
+        &self,
+        id: &BatchId,
+    ) -> SourceResult<Option<exhaust_core::model::CourseBatch>> {
+        self.0.course_batch(id).await
+    }
+}
+impl EnrolmentSource for UsersDown {
+    async fn enrolments<F>(
+        &self,
+        batch: &exhaust_core::model::CourseBatch,
+        on_chunk: F,
+    ) -> SourceResult<()>
+    where
+        F: FnMut(Vec<exhaust_core::model::EnrolmentRecord>) + Send,
+    {
+        self.0.enrolments(batch, on_chunk).await
+    }
+}
+impl UserSource for UsersDown {
+    async fn users(&self, _ids: &[UserId]) -> SourceResult<Vec<Option<UserEntry>>> {
+        Err(SourceError::Unavailable {
+            source_name: "redis".into(),
+            detail: "connection refused".into(),
+        })
+    }
+}
+impl OptionalNodeSource for UsersDown {
+    async fn optional_nodes(
+        &self,
+        c: &ContentId,
+    ) -> SourceResult<std::collections::HashSet<String>> {
+        self.0.optional_nodes(c).await
+    }
+}
+impl AttemptSource for UsersDown {
+    async fn attempts(
+        &self,
+        c: &ContentId,
+        u: &[UserId],
+    ) -> SourceResult<Vec<exhaust_core::model::AssessmentAttempt>> {
+        self.0.attempts(c, u).await
+    }
+}
+impl ActivitySource for UsersDown {
+    async fn activity(
+        &self,
+        b: &BatchId,
+        a: &[ContentId],
+        u: &[UserId],
+    ) -> SourceResult<Vec<exhaust_core::model::ActivityAggregate>> {
+        self.0.activity(b, a, u).await
+    }
+}
+impl HierarchySource for UsersDown {
+    async fn hierarchy(&self, c: &ContentId) -> SourceResult<Option<String>> {
+        self.0.hierarchy(c).await
+    }
+}
+impl CollectionSource for UsersDown {
+    async fn collections(
+        &self,
+        ids: &[ContentId],
+    ) -> SourceResult<Vec<exhaust_core::model::CollectionMeta>> {
+        self.0.collections(ids).await
+    }
+    async fn search(
+        &self,
+        body: &serde_json::Value,
+    ) -> SourceResult<Vec<exhaust_core::model::CollectionMeta>> {
+        self.0.search(body).await
+    }
+}
+impl CollectionBatchSource for UsersDown {
+    async fn batches_of(
+        &self,
+        c: &[ContentId],
+    ) -> SourceResult<Vec<exhaust_core::model::CourseBatch>> {
+        self.0.batches_of(c).await
+    }
+}
+impl CustodianOrgSource for UsersDown {
+    async fn custodian_org(&self) -> SourceResult<Option<OrgId>> {
+        self.0.custodian_org().await
+    }
+}
+
+async fn source_down(w: World) {
+    let runner = w
+        .runner(UsersDown(snapshot(&conformance())), RunnerConfig::default())
+        .await;
+    let r = new_request(
+        "t",
+        "user-002",
+        CHANNEL,
+        serde_json::json!({"batchId": "batch-001"}),
+    );
+    let refused = new_request(
+        "u",
+        "user-002",
+        CHANNEL,
+        serde_json::json!({"batchId": "nope"}),
+    );
+    submit(runner.store(), &r).await;
+    submit(runner.store(), &refused).await;
+    let s = runner.run_once().await.expect("run");
+    assert_eq!((s.resubmitted, s.failed), (1, 1), "{s}");
+    let row = reread(runner.store(), &r).await;
+    assert_eq!((row.status, row.iteration), (RequestStatus::Submitted, 0));
+    let msg = row.err_message.unwrap_or_default();
+    assert!(msg.contains("redis is unavailable"), "{msg}");
+    assert!(!w.files().join("progress-exhaust").exists());
+}
+on_both_stores!(sources_down, source_down);
+
+/// A stopped run starts nothing new.
+#[tokio::test]
+async fn a_stopped_run_starts_no_request() {
+    let w = World::sqlite().await;
+    let runner = w
+        .runner(snapshot(&conformance()), RunnerConfig::default())
+        .await;
+    let r = new_request(
+        "t",
+        "user-002",
+        CHANNEL,
+        serde_json::json!({"batchId": "batch-001"}),
+    );
+    submit(runner.store(), &r).await;
+    let s = runner
+        .run_once_until(&AtomicBool::new(true))
+        .await
+        .expect("run");
+    assert_eq!(s.succeeded + s.failed + s.resubmitted, 0, "{s}");
+    assert_eq!(
+        reread(runner.store(), &r).await.status,
+        RequestStatus::Submitted
+    );
+}
