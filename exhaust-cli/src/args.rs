@@ -21,6 +21,96 @@ pub enum Command {
     Report(ReportArgs),
     /// Generate a realistic snapshot folder (deterministic from --seed).
     GenSnapshot(GenArgs),
+    /// Queue a report request in the request store (job_request).
+    Submit(SubmitArgs),
+    /// Process the pending report requests once (or keep polling with --watch).
+    Run(RunArgs),
+    /// Show report requests and their outcome.
+    Status(StatusArgs),
+}
+
+/// The configuration file, shared by the request commands.
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// A TOML configuration file (default: $EXHAUST_CONFIG, else ./exhaust.toml
+    /// when present, else built-in defaults: the sample snapshot, ./exhaust.db,
+    /// ./exhaust-files).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+}
+
+/// `exhaust submit`.
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// A batch to report on.
+    #[arg(long = "batch-id", value_name = "ID", conflicts_with_all = ["batch_filter", "search_filter"])]
+    pub batch_id: Option<String>,
+    /// Several batches, comma-separated.
+    #[arg(
+        long,
+        value_name = "ID,ID,...",
+        value_delimiter = ',',
+        conflicts_with = "search_filter"
+    )]
+    pub batch_filter: Vec<String>,
+    /// A content search request body ({"request": {"filters": {...}}}):
+    /// every batch of the collections it matches.
+    #[arg(long, value_name = "JSON")]
+    pub search_filter: Option<String>,
+    /// The requesting user.
+    #[arg(long)]
+    pub requested_by: String,
+    /// The requesting org (X-Channel-ID): only its users are reported unless
+    /// it is the collection's own channel.
+    #[arg(long)]
+    pub channel: String,
+    /// The request's tag (default: the batch id, or "progress-exhaust").
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// The dataset.
+    #[arg(long, default_value = "progress-exhaust")]
+    pub dataset: String,
+    /// Read the files' encryption key from this environment variable (never
+    /// from the command line, where other users could see it).
+    #[arg(long, value_name = "VAR")]
+    pub encryption_key_env: Option<String>,
+}
+
+/// `exhaust run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Keep polling for requests until interrupted (Ctrl-C finishes or
+    /// releases the request in hand, then stops).
+    #[arg(long)]
+    pub watch: bool,
+    /// Seconds between polls with --watch (default from the configuration: 30).
+    #[arg(long, value_name = "SECONDS")]
+    pub interval: Option<u64>,
+    /// Only requests of this batch_number (as Sunbird's partitioning script sets).
+    #[arg(long)]
+    pub batch_number: Option<i32>,
+}
+
+/// `exhaust status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// One request, by id.
+    pub request_id: Option<String>,
+    /// Only requests with this status (SUBMITTED, PROCESSING, SUCCESS, FAILED).
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Most requests shown.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// Print JSON lines instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `exhaust gen-snapshot`.

@@ -1,1 +1,368 @@
-//! Configuration: a TOML file plus `EXHAUST_*` environment variables.
+//! Configuration of the request flow: a TOML file (`--config`, else
+//! `$EXHAUST_CONFIG`, else `exhaust.toml` in the working folder when it
+//! exists), then `EXHAUST_*` environment variables over it. Every setting
+//! has a default that works on a fresh clone: the bundled sample snapshot,
+//! an SQLite file and a local folder in the working folder.
+//!
+//! ```toml
+//! [store]
+//! url = "postgres://analytics@db:5432/analytics"   # or a file path (SQLite)
+//! table = "dev_job_request"
+//!
+//! [source]
+//! snapshot = "/data/snapshot"
+//!
+//! [storage]
+//! url = "exhaust-files"      # a folder, or s3://, az://, gs:// with the cargo feature
+//!
+//! [security]
+//! level = "PLAIN_DATASET"    # when no preference service is configured
+//!
+//! [job]
+//! channel_max_batches = 30
+//! ```
+//!
+//! Secrets (database passwords inside URLs, `sunbird_encryption_key`) are
+//! never logged or printed.
+
+use anyhow::{Context, anyhow};
+use exhaust_core::layout::{Layout, parse_column_keys};
+use exhaust_core::report::ReportOptions;
+use exhaust_core::security::{FixedLevel, SecurityLevel};
+use exhaust_core::store::Selection;
+use exhaust_core::time::ReportTz;
+use exhaust_core::values::AttemptChoice;
+use exhaust_sources::requests::AnyRequestStore;
+use exhaust_sources::{Snapshot, SnapshotOptions};
+use exhaust_writer::{RunnerConfig, Storage};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Every setting of the request flow.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Where `job_request` lives.
+    pub store: StoreSettings,
+    /// Where report data comes from.
+    pub source: SourceSettings,
+    /// Where files go.
+    pub storage: StorageSettings,
+    /// How files are protected.
+    pub security: SecuritySettings,
+    /// How requests are processed.
+    pub job: JobSettings,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSettings {
+    /// `postgres://...` for PostgreSQL, else the path of an SQLite file
+    /// (`$EXHAUST_STORE_URL`; default `exhaust.db`).
+    pub url: String,
+    /// The table in PostgreSQL (`$EXHAUST_STORE_TABLE`; Sunbird deploys
+    /// `<env>_job_request`).
+    pub table: String,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            url: "exhaust.db".into(),
+            table: exhaust_sources::requests::DEFAULT_TABLE.into(),
+        }
+    }
+}
+
+/// `[source]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SourceSettings {
+    /// A snapshot folder (`$EXHAUST_SNAPSHOT`; default the bundled sample).
+    pub snapshot: Option<PathBuf>,
+}
+
+/// `[storage]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSettings {
+    /// A folder, or a cloud URL (`$EXHAUST_STORAGE_URL`; default `exhaust-files`).
+    pub url: String,
+    /// Extra `object_store` options for cloud stores (region, endpoint...).
+    pub options: BTreeMap<String, String>,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        Self {
+            url: "exhaust-files".into(),
+            options: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[security]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecuritySettings {
+    /// The level used when no preference service is configured
+    /// (`$EXHAUST_SECURITY_LEVEL`; default `PLAIN_DATASET`).
+    pub level: String,
+    /// Sunbird's `sunbird_encryption_key`, whose length is the salt of
+    /// stored encryption keys (`$EXHAUST_SUNBIRD_ENCRYPTION_KEY`).
+    pub sunbird_encryption_key: String,
+}
+
+impl Default for SecuritySettings {
+    fn default() -> Self {
+        Self {
+            level: SecurityLevel::Plain.as_str().into(),
+            sunbird_encryption_key: String::new(),
+        }
+    }
+}
+
+/// `[job]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobSettings {
+    /// The job id of the requests taken.
+    pub job_id: String,
+    /// Only requests of this `batch_number`.
+    pub batch_number: Option<i32>,
+    /// Most batches per request.
+    pub batch_limit_per_request: usize,
+    /// Most batches per channel in one run.
+    pub channel_max_batches: usize,
+    /// Most CSV bytes per channel in one run.
+    pub channel_max_bytes: u64,
+    /// `seed` or `lern`.
+    pub layout: String,
+    /// Static columns by key, comma-separated.
+    pub columns: Option<String>,
+    /// Zone of dates inside reports.
+    pub timezone: String,
+    /// Zone of the date in file names.
+    pub file_timezone: String,
+    /// `best` or `latest`.
+    pub attempt: String,
+    /// Users per chunk read from the sources.
+    pub chunk_size: usize,
+    /// Where files are built before they are stored (default: the system's
+    /// temporary folder).
+    pub work_dir: Option<PathBuf>,
+    /// Seconds between polls of `exhaust run --watch`.
+    pub poll_seconds: u64,
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        let r = RunnerConfig::default();
+        Self {
+            job_id: r.selection.job_id,
+            batch_number: None,
+            batch_limit_per_request: r.batch_limit_per_request,
+            channel_max_batches: r.channel_max_batches,
+            channel_max_bytes: r.channel_max_bytes,
+            layout: "seed".into(),
+            columns: None,
+            timezone: "UTC".into(),
+            file_timezone: "+05:30".into(),
+            attempt: "best".into(),
+            chunk_size: ReportOptions::default().chunk_size,
+            work_dir: None,
+            poll_seconds: 30,
+        }
+    }
+}
+
+/// The bundled sample snapshot, found from the source tree so that `cargo
+/// run` works from anywhere inside the repository.
+pub fn default_snapshot() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sample-snapshot")
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl Settings {
+    /// Reads the file (when given or found) and applies the environment.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let path = path
+            .map(Path::to_path_buf)
+            .or_else(|| env("EXHAUST_CONFIG").map(PathBuf::from))
+            .or_else(|| {
+                let p = PathBuf::from("exhaust.toml");
+                p.is_file().then_some(p)
+            });
+        let mut s = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(&p)
+                    .with_context(|| format!("cannot read the configuration {}", p.display()))?;
+                toml::from_str(&text)
+                    .with_context(|| format!("configuration {} is not valid", p.display()))?
+            }
+            None => Settings::default(),
+        };
+        s.apply_env();
+        Ok(s)
+    }
+
+    /// Applies the `EXHAUST_*` variables over the file's values.
+    pub fn apply_env(&mut self) {
+        if let Some(v) = env("EXHAUST_STORE_URL") {
+            self.store.url = v;
+        }
+        if let Some(v) = env("EXHAUST_STORE_TABLE") {
+            self.store.table = v;
+        }
+        if let Some(v) = env("EXHAUST_SNAPSHOT") {
+            self.source.snapshot = Some(v.into());
+        }
+        if let Some(v) = env("EXHAUST_STORAGE_URL") {
+            self.storage.url = v;
+        }
+        if let Some(v) = env("EXHAUST_SECURITY_LEVEL") {
+            self.security.level = v;
+        }
+        if let Some(v) = env("EXHAUST_SUNBIRD_ENCRYPTION_KEY") {
+            self.security.sunbird_encryption_key = v;
+        }
+    }
+
+    /// Opens the request store (creating the table or file when absent).
+    pub async fn open_store(&self) -> anyhow::Result<AnyRequestStore> {
+        AnyRequestStore::open(&self.store.url, &self.store.table)
+            .await
+            .map_err(|e| anyhow!(e))
+            .context("opening the request store")
+    }
+
+    /// The storage.
+    pub fn storage(&self) -> anyhow::Result<Storage> {
+        let options: Vec<(String, String)> = self
+            .storage
+            .options
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Storage::from_url(&self.storage.url, &options)
+            .map_err(|e| anyhow!(e))
+            .context("opening the storage")
+    }
+
+    /// The snapshot folder the reports read.
+    pub fn snapshot_dir(&self) -> PathBuf {
+        self.source
+            .snapshot
+            .clone()
+            .unwrap_or_else(default_snapshot)
+    }
+
+    /// Opens the snapshot.
+    pub fn open_snapshot(&self) -> anyhow::Result<Snapshot> {
+        let dir = self.snapshot_dir();
+        if !dir.is_dir() {
+            anyhow::bail!(
+                "snapshot folder {} not found: set [source] snapshot or EXHAUST_SNAPSHOT",
+                dir.display()
+            );
+        }
+        Snapshot::open(&dir, SnapshotOptions::default()).map_err(|e| anyhow!(e))
+    }
+
+    /// The preference source: the configured level for every org.
+    pub fn preferences(&self) -> anyhow::Result<FixedLevel> {
+        let level: SecurityLevel = self.security.level.parse().map_err(|e| anyhow!("{e}"))?;
+        Ok(FixedLevel(level))
+    }
+
+    /// How reports are built.
+    pub fn report_options(&self) -> anyhow::Result<ReportOptions> {
+        let j = &self.job;
+        let layout: Layout = j.layout.parse().map_err(|e: String| anyhow!(e))?;
+        let columns = j
+            .columns
+            .as_deref()
+            .map(parse_column_keys)
+            .transpose()
+            .map_err(|e| anyhow!(e))?;
+        let attempt_choice = match j.attempt.as_str() {
+            "best" => AttemptChoice::BestScore,
+            "latest" => AttemptChoice::Latest,
+            other => anyhow::bail!("unknown attempt choice {other:?}: use best or latest"),
+        };
+        if j.chunk_size == 0 {
+            anyhow::bail!("[job] chunk_size must be at least 1");
+        }
+        Ok(ReportOptions {
+            layout,
+            columns,
+            timezone: j.timezone.parse()?,
+            attempt_choice,
+            chunk_size: j.chunk_size,
+            ..ReportOptions::default()
+        })
+    }
+
+    /// The runner's configuration.
+    pub fn runner_config(&self) -> anyhow::Result<RunnerConfig> {
+        let j = &self.job;
+        let file_tz: ReportTz = j.file_timezone.parse()?;
+        Ok(RunnerConfig {
+            selection: Selection {
+                job_id: j.job_id.clone(),
+                batch_number: j.batch_number,
+            },
+            report: self.report_options()?,
+            file_tz,
+            batch_limit_per_request: j.batch_limit_per_request,
+            channel_max_batches: j.channel_max_batches,
+            channel_max_bytes: j.channel_max_bytes,
+            sunbird_encryption_key: self.security.sunbird_encryption_key.clone(),
+            work_dir: j.work_dir.clone().unwrap_or_else(std::env::temp_dir),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_sets_what_it_names_and_defaults_fill_the_rest() {
+        let s: Settings = toml::from_str(
+            r#"
+            [store]
+            url = "postgres://x@h/db"
+            table = "dev_job_request"
+            [job]
+            channel_max_batches = 3
+            layout = "lern"
+            "#,
+        )
+        .expect("valid");
+        assert_eq!(s.store.table, "dev_job_request");
+        assert_eq!(s.job.channel_max_batches, 3);
+        assert_eq!(s.job.channel_max_bytes, 1 << 30);
+        assert_eq!(s.storage.url, "exhaust-files");
+        let r = s.runner_config().expect("config");
+        assert_eq!(r.channel_max_batches, 3);
+        assert_eq!(r.report.layout, Layout::Lern);
+        assert_eq!(r.selection.job_id, "progress-exhaust");
+    }
+
+    #[test]
+    fn unknown_settings_and_bad_values_are_refused_by_name() {
+        let err = toml::from_str::<Settings>("[store]\nurll = \"x\"").expect_err("typo");
+        assert!(err.to_string().contains("urll"), "{err}");
+        let s: Settings = toml::from_str("[security]\nlevel = \"SECRET\"").expect("parses");
+        let err = s.preferences().expect_err("bad level");
+        assert!(err.to_string().contains("SECRET"), "{err}");
+        let s: Settings = toml::from_str("[job]\nattempt = \"worst\"").expect("parses");
+        assert!(s.runner_config().is_err());
+    }
+}

@@ -7,6 +7,7 @@
 mod args;
 mod generate;
 mod report;
+mod requests;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -30,6 +31,9 @@ async fn main() -> ExitCode {
     let outcome = match cli.command {
         args::Command::Report(a) => report::run(a, now).await,
         args::Command::GenSnapshot(a) => generate::run(a),
+        args::Command::Submit(a) => requests::submit(a, now).await,
+        args::Command::Run(a) => requests::run(a).await,
+        args::Command::Status(a) => requests::status(a).await,
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

@@ -17,11 +17,7 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// The bundled sample snapshot, found from the source tree so that `cargo
-/// run` works from anywhere inside the repository.
-pub fn default_snapshot() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sample-snapshot")
-}
+use exhaust_cli::config::default_snapshot;
 
 /// Validated options of a report run.
 struct Plan {

@@ -222,6 +222,106 @@ pub fn request_id(
     md5_upper_hex(&text)
 }
 
+/// A request as a client submits it (Sunbird's Data Exhaust API body, plus
+/// the `X-Channel-ID` header).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRequest {
+    /// The client's tag (stored as `<tag>:<channel>`).
+    pub tag: String,
+    /// The dataset (`progress-exhaust`), stored as `job_id`.
+    pub dataset: String,
+    /// The requesting user.
+    pub requested_by: String,
+    /// The requesting org (`X-Channel-ID`).
+    pub channel: String,
+    /// What to build (`datasetConfig`): `batchId`, `batchFilter` or `searchFilter`.
+    pub dataset_config: serde_json::Value,
+    /// The key protecting the files, as given (Sunbird's course service
+    /// sends it encrypted).
+    pub encryption_key: Option<String>,
+}
+
+/// Why a submission is refused, with Sunbird's messages, in Sunbird's order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    /// No tag.
+    #[error("tag is empty")]
+    EmptyTag,
+    /// No dataset.
+    #[error("dataset is empty")]
+    EmptyDataset,
+    /// No `datasetConfig`.
+    #[error("datasetConfig is empty")]
+    EmptyDatasetConfig,
+    /// No `X-Channel-ID`.
+    #[error("X-Channel-ID is missing in request header")]
+    MissingChannel,
+}
+
+impl NewRequest {
+    /// Checks the request as Sunbird's API does: tag, dataset, datasetConfig,
+    /// then the channel header.
+    pub fn validate(&self) -> Result<(), SubmitError> {
+        if self.tag.trim().is_empty() {
+            return Err(SubmitError::EmptyTag);
+        }
+        if self.dataset.trim().is_empty() {
+            return Err(SubmitError::EmptyDataset);
+        }
+        let empty_config = match &self.dataset_config {
+            serde_json::Value::Null => true,
+            serde_json::Value::Object(m) => m.is_empty(),
+            _ => false,
+        };
+        if empty_config {
+            return Err(SubmitError::EmptyDatasetConfig);
+        }
+        if self.channel.trim().is_empty() {
+            return Err(SubmitError::MissingChannel);
+        }
+        Ok(())
+    }
+
+    /// The `job_request` row for this submission at `now`: request id from
+    /// the raw tag and the date of `now` in UTC (plus `datasetConfig.type`
+    /// when set), stored tag `<tag>:<channel>`, `SUBMITTED`, no attempts.
+    pub fn into_job_request(self, now: DateTime<Utc>) -> Result<JobRequest, SubmitError> {
+        self.validate()?;
+        let dataset_type = self
+            .dataset_config
+            .get("type")
+            .and_then(|t| t.as_str())
+            .map(str::to_owned);
+        let request_id = request_id(
+            &self.dataset,
+            &self.tag,
+            &self.requested_by,
+            &self.channel,
+            now.date_naive(),
+            dataset_type.as_deref(),
+        );
+        Ok(JobRequest {
+            tag: stored_tag(&self.tag, &self.channel),
+            request_id,
+            job_id: self.dataset,
+            status: RequestStatus::Submitted,
+            request_data: self.dataset_config,
+            requested_by: self.requested_by,
+            requested_channel: self.channel,
+            dt_job_submitted: Some(now),
+            download_urls: Vec::new(),
+            dt_file_created: None,
+            dt_job_completed: None,
+            execution_time: None,
+            err_message: None,
+            iteration: 0,
+            encryption_key: self.encryption_key.filter(|k| !k.is_empty()),
+            batch_number: None,
+            processed_batches: None,
+        })
+    }
+}
+
 /// The tag stored for a request: `<tag>:<channel>`.
 pub fn stored_tag(tag: &str, channel: &str) -> String {
     format!("{tag}:{channel}")
@@ -810,6 +910,75 @@ mod tests {
         // Everything built by an earlier run: SUCCESS, not "No data found".
         let o = decide(&[built("b1")], &[]);
         assert_eq!(o.status, RequestStatus::Success);
+    }
+
+    #[test]
+    fn submissions_are_checked_in_sunbirds_order_and_keyed_by_day() {
+        let ok = NewRequest {
+            tag: "do_123_0123".into(),
+            dataset: PROGRESS_EXHAUST.into(),
+            requested_by: "u-001".into(),
+            channel: "0126796199493140480".into(),
+            dataset_config: json!({"batchId": "0123"}),
+            encryption_key: Some(String::new()),
+        };
+        let at = chrono::DateTime::parse_from_rfc3339("2024-01-15T23:59:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let row = ok.clone().into_job_request(at).expect("valid");
+        assert_eq!(row.request_id, "65D9E6F1BF0B4DBCD0C86AAA410662B3");
+        assert_eq!(row.tag, "do_123_0123:0126796199493140480");
+        assert_eq!(row.job_id, PROGRESS_EXHAUST);
+        assert_eq!(row.status, RequestStatus::Submitted);
+        assert_eq!(row.encryption_key, None, "an empty key is no key");
+        // datasetConfig.type joins the id.
+        let mut typed = ok.clone();
+        typed.dataset_config = json!({"batchId": "0123", "type": "progress-exhaust"});
+        assert_ne!(
+            typed.into_job_request(at).expect("valid").request_id,
+            row.request_id
+        );
+        let cases = [
+            (
+                NewRequest {
+                    tag: " ".into(),
+                    dataset: String::new(),
+                    ..ok.clone()
+                },
+                "tag is empty",
+            ),
+            (
+                NewRequest {
+                    dataset: String::new(),
+                    ..ok.clone()
+                },
+                "dataset is empty",
+            ),
+            (
+                NewRequest {
+                    dataset_config: json!({}),
+                    ..ok.clone()
+                },
+                "datasetConfig is empty",
+            ),
+            (
+                NewRequest {
+                    dataset_config: serde_json::Value::Null,
+                    ..ok.clone()
+                },
+                "datasetConfig is empty",
+            ),
+            (
+                NewRequest {
+                    channel: String::new(),
+                    ..ok.clone()
+                },
+                "X-Channel-ID is missing in request header",
+            ),
+        ];
+        for (req, message) in cases {
+            assert_eq!(req.validate().expect_err(message).to_string(), message);
+        }
     }
 
     #[test]

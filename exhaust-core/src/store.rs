@@ -170,6 +170,9 @@ pub trait RequestStore: Send + Sync {
         request_id: &str,
     ) -> impl Future<Output = StoreResult<Option<JobRequest>>> + Send;
 
+    /// The requests with this id, whatever their tag (normally one).
+    fn by_id(&self, request_id: &str) -> impl Future<Output = StoreResult<Vec<JobRequest>>> + Send;
+
     /// The requests of a stored tag, newest submission first, at most `limit`.
     fn list(
         &self,

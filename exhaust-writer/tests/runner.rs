@@ -241,7 +241,7 @@ async fn sunbird_request_expectations(w: World) {
             r.request_id,
             stamp()
         );
-        assert_eq!(row.download_urls, [key.clone()]);
+        assert_eq!(row.download_urls, std::slice::from_ref(&key));
         assert!(row.dt_job_completed.is_some());
         assert!(row.execution_time.is_some());
         let processed = parse_processed(row.processed_batches.as_deref()).expect("processed");

@@ -29,6 +29,8 @@ pub const DEFAULT_TABLE: &str = "job_request";
 /// Either store, chosen by URL: `postgres://` or `postgresql://` for
 /// PostgreSQL, `sqlite://<path>` or a plain path for SQLite.
 #[derive(Debug, Clone)]
+// One store per process: the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum AnyRequestStore {
     /// PostgreSQL.
     Postgres(PgRequestStore),
@@ -145,6 +147,13 @@ impl RequestStore for AnyRequestStore {
         match self {
             Self::Postgres(s) => s.get(tag, request_id).await,
             Self::Sqlite(s) => s.get(tag, request_id).await,
+        }
+    }
+
+    async fn by_id(&self, request_id: &str) -> StoreResult<Vec<JobRequest>> {
+        match self {
+            Self::Postgres(s) => s.by_id(request_id).await,
+            Self::Sqlite(s) => s.by_id(request_id).await,
         }
     }
 

@@ -45,6 +45,7 @@ struct Statements {
     candidates: String,
     candidates_numbered: String,
     one: String,
+    by_id: String,
     by_tag: String,
     recent: String,
     recent_by_status: String,
@@ -264,6 +265,7 @@ impl Statements {
             candidates: format!("{select} WHERE {pending} {order_old}"),
             candidates_numbered: format!("{select} WHERE {pending} AND batch_number = $2 {order_old}"),
             one: format!("{select} WHERE tag = $1 AND request_id = $2"),
+            by_id: format!("{select} WHERE request_id = $1 {order_new}"),
             by_tag: format!("{select} WHERE tag = $1 {order_new} LIMIT $2"),
             recent: format!("{select} {order_new} LIMIT $1"),
             recent_by_status: format!("{select} WHERE status = $1 {order_new} LIMIT $2"),
@@ -535,6 +537,15 @@ impl RequestStore for PgRequestStore {
             .await
             .map_err(|e| db_error("reading a request", e))?;
         row.as_ref().map(row_to_request).transpose()
+    }
+
+    async fn by_id(&self, request_id: &str) -> StoreResult<Vec<JobRequest>> {
+        let rows = sqlx::query(AssertSqlSafe(self.sql.by_id.clone()))
+            .bind(request_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("reading a request", e))?;
+        rows.iter().map(row_to_request).collect()
     }
 
     async fn list(&self, tag: &str, limit: usize) -> StoreResult<Vec<JobRequest>> {

@@ -337,6 +337,17 @@ impl RequestStore for SqliteRequestStore {
         row.as_ref().map(row_to_request).transpose()
     }
 
+    async fn by_id(&self, request_id: &str) -> StoreResult<Vec<JobRequest>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{COLUMNS} WHERE request_id = ?1 ORDER BY dt_job_submitted DESC, tag"
+        )))
+        .bind(request_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db_error("reading a request", e))?;
+        rows.iter().map(row_to_request).collect()
+    }
+
     async fn list(&self, tag: &str, limit: usize) -> StoreResult<Vec<JobRequest>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "{COLUMNS} WHERE tag = ?1 ORDER BY dt_job_submitted DESC, request_id LIMIT ?2"

@@ -1,0 +1,199 @@
+//! `exhaust submit`, `exhaust run` and `exhaust status`: the on-demand
+//! request flow of SPEC section 6 from the command line. The rules are the
+//! core's and the runner's; this module reads arguments and prints.
+
+use crate::args::{RunArgs, StatusArgs, SubmitArgs};
+use anyhow::{Context, anyhow, bail};
+use chrono::{DateTime, Utc};
+use exhaust_cli::config::Settings;
+use exhaust_core::request::{JobRequest, NewRequest, RequestStatus};
+use exhaust_core::store::{RequestStore, Submission};
+use exhaust_writer::Runner;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// `exhaust submit`: queues a request; prints its id.
+pub async fn submit(args: SubmitArgs, now: DateTime<Utc>) -> anyhow::Result<bool> {
+    let settings = Settings::load(args.config.config.as_deref())?;
+    let config = if let Some(id) = &args.batch_id {
+        serde_json::json!({ "batchId": id })
+    } else if !args.batch_filter.is_empty() {
+        serde_json::json!({ "batchFilter": args.batch_filter })
+    } else if let Some(f) = &args.search_filter {
+        let filter: serde_json::Value =
+            serde_json::from_str(f).context("--search-filter is not JSON")?;
+        serde_json::json!({ "searchFilter": filter })
+    } else {
+        bail!("name what to report on: --batch-id, --batch-filter or --search-filter");
+    };
+    let encryption_key = match &args.encryption_key_env {
+        None => None,
+        Some(var) => Some(std::env::var(var).map_err(|_| {
+            anyhow!("environment variable {var} (--encryption-key-env) is not set")
+        })?),
+    };
+    let tag = args
+        .tag
+        .clone()
+        .or_else(|| args.batch_id.clone())
+        .unwrap_or_else(|| "progress-exhaust".to_string());
+    let request = NewRequest {
+        tag,
+        dataset: args.dataset,
+        requested_by: args.requested_by,
+        channel: args.channel,
+        dataset_config: config,
+        encryption_key,
+    }
+    .into_job_request(now)
+    .map_err(|e| anyhow!(e))?;
+    let store = settings.open_store().await?;
+    let outcome = store.submit(&request).await.map_err(|e| anyhow!(e))?;
+    let (what, row) = match &outcome {
+        Submission::Created(r) => ("submitted", r),
+        Submission::Resubmitted(r) => ("resubmitted (its attempts start again)", r),
+        Submission::Existing(r) => ("already queued; returned as it is", r),
+    };
+    println!("request {} {what}", row.request_id);
+    println!("  tag {}  status {}", row.tag, row.status);
+    Ok(true)
+}
+
+/// `exhaust run`: processes pending requests once, or until interrupted
+/// with `--watch`. `Ok(false)` when some request failed.
+pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
+    let mut settings = Settings::load(args.config.config.as_deref())?;
+    if args.batch_number.is_some() {
+        settings.job.batch_number = args.batch_number;
+    }
+    let store = settings.open_store().await?;
+    let storage = settings.storage()?;
+    let prefs = settings.preferences()?;
+    let config = settings.runner_config()?;
+    let snapshot = settings.open_snapshot()?;
+    tracing::info!(
+        store = store.kind(),
+        storage = storage.describe(),
+        "runner ready"
+    );
+    let runner = Runner::new(snapshot, store, prefs, storage, config);
+    let interval = Duration::from_secs(args.interval.unwrap_or(settings.job.poll_seconds).max(1));
+    let stop = Arc::new(AtomicBool::new(false));
+    if args.watch {
+        let flag = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("stopping: finishing or releasing the request in hand");
+                flag.store(true, Ordering::SeqCst);
+            }
+        });
+    }
+    let mut all_ok = true;
+    loop {
+        let summary = runner
+            .run_once_until(&stop)
+            .await
+            .map_err(|e| anyhow!(e))
+            .context("listing pending requests")?;
+        if !args.watch || summary.total > 0 {
+            println!("{summary}");
+        }
+        all_ok &= summary.failed == 0 && summary.store_errors.is_empty();
+        if !args.watch || stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let mut waited = Duration::ZERO;
+        while waited < interval && !stop.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            waited += Duration::from_millis(200);
+        }
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+    }
+    Ok(all_ok)
+}
+
+/// `exhaust status`: the requests and their outcome; never the key.
+pub async fn status(args: StatusArgs) -> anyhow::Result<bool> {
+    let settings = Settings::load(args.config.config.as_deref())?;
+    let store = settings.open_store().await?;
+    let status = args
+        .status
+        .as_deref()
+        .map(|s| {
+            RequestStatus::parse(&s.to_ascii_uppercase()).ok_or_else(|| {
+                anyhow!("unknown status {s:?}: use SUBMITTED, PROCESSING, SUCCESS or FAILED")
+            })
+        })
+        .transpose()?;
+    let rows = match &args.request_id {
+        Some(id) => {
+            let rows = store.by_id(id).await.map_err(|e| anyhow!(e))?;
+            if rows.is_empty() {
+                bail!("no request {id} in {}", store.kind());
+            }
+            rows
+        }
+        None => store
+            .recent(status, args.limit)
+            .await
+            .map_err(|e| anyhow!(e))?,
+    };
+    for r in &rows {
+        if args.json {
+            println!("{}", public_json(r));
+        } else {
+            print_request(r);
+        }
+    }
+    if rows.is_empty() && !args.json {
+        println!("no requests");
+    }
+    Ok(true)
+}
+
+/// A request as JSON, without its encryption key.
+fn public_json(r: &JobRequest) -> serde_json::Value {
+    serde_json::json!({
+        "requestId": r.request_id,
+        "tag": r.tag,
+        "dataset": r.job_id,
+        "status": r.status.as_str(),
+        "requestedBy": r.requested_by,
+        "requestedChannel": r.requested_channel,
+        "datasetConfig": r.request_data,
+        "attempts": r.iteration,
+        "submitted": r.dt_job_submitted.map(|t| t.to_rfc3339()),
+        "completed": r.dt_job_completed.map(|t| t.to_rfc3339()),
+        "executionTime": r.execution_time,
+        "downloadUrls": r.download_urls,
+        "statusMessage": r.err_message.clone().unwrap_or_default(),
+        "processedBatches": exhaust_core::request::parse_processed(r.processed_batches.as_deref()).ok(),
+    })
+}
+
+fn print_request(r: &JobRequest) {
+    println!(
+        "{}  {}  attempts {}  tag {}",
+        r.request_id, r.status, r.iteration, r.tag
+    );
+    println!("  asks for {}", r.request_data);
+    if let Some(t) = r.dt_job_submitted {
+        print!("  submitted {}", t.format("%Y-%m-%d %H:%M:%S UTC"));
+    }
+    if let Some(t) = r.dt_job_completed {
+        print!("  completed {}", t.format("%Y-%m-%d %H:%M:%S UTC"));
+    }
+    if let Some(ms) = r.execution_time {
+        print!("  in {ms} ms");
+    }
+    println!();
+    if let Some(m) = r.err_message.as_deref().filter(|m| !m.is_empty()) {
+        println!("  message: {m}");
+    }
+    for u in &r.download_urls {
+        println!("  file: {u}");
+    }
+}
