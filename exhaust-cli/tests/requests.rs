@@ -1,0 +1,223 @@
+//! `exhaust submit`, `run` and `status` end to end, as a user runs them:
+//! in a fresh working folder with the defaults (SQLite file, local folder,
+//! sample snapshot), and against PostgreSQL through the environment.
+
+use assert_cmd::Command;
+use chrono::Utc;
+use sqlx::{Connection, PgConnection};
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+const SAMPLE_BATCH: &str = "0135742803756164562";
+const SAMPLE_CHANNEL: &str = "0166646273726135492";
+
+/// `exhaust` in `dir`, with none of the developer's settings.
+fn exhaust(dir: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("exhaust").expect("binary");
+    cmd.current_dir(dir);
+    for var in [
+        "EXHAUST_CONFIG",
+        "EXHAUST_SNAPSHOT",
+        "EXHAUST_STORE_URL",
+        "EXHAUST_STORE_TABLE",
+        "EXHAUST_STORAGE_URL",
+        "EXHAUST_SECURITY_LEVEL",
+        "EXHAUST_SUNBIRD_ENCRYPTION_KEY",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+fn stdout(a: &assert_cmd::assert::Assert) -> String {
+    String::from_utf8_lossy(&a.get_output().stdout).into_owned()
+}
+
+/// The request id `exhaust submit` printed.
+fn submitted_id(out: &str) -> String {
+    out.split_whitespace()
+        .nth(1)
+        .expect("request id")
+        .to_string()
+}
+
+fn status_json(dir: &Path, env: &[(&str, &str)], id: &str) -> serde_json::Value {
+    let a = exhaust(dir)
+        .envs(env.iter().copied())
+        .args(["status", id, "--json"])
+        .assert()
+        .success();
+    serde_json::from_str(stdout(&a).trim()).expect("one JSON line")
+}
+
+fn submit_run_status(env: &[(&str, &str)]) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = exhaust(dir.path())
+        .envs(env.iter().copied())
+        .args(["submit", "--batch-id", SAMPLE_BATCH])
+        .args(["--requested-by", "u-1", "--channel", SAMPLE_CHANNEL])
+        .assert()
+        .success();
+    let out = stdout(&a);
+    assert!(out.contains("submitted"), "{out}");
+    let id = submitted_id(&out);
+    assert_eq!(id.len(), 32);
+    // The same request the same day is the same request.
+    let a = exhaust(dir.path())
+        .envs(env.iter().copied())
+        .args(["submit", "--batch-id", SAMPLE_BATCH])
+        .args(["--requested-by", "u-1", "--channel", SAMPLE_CHANNEL])
+        .assert()
+        .success();
+    assert!(stdout(&a).contains("already queued"), "{}", stdout(&a));
+    assert_eq!(status_json(dir.path(), env, &id)["status"], "SUBMITTED");
+
+    let a = exhaust(dir.path())
+        .envs(env.iter().copied())
+        .arg("run")
+        .assert()
+        .success();
+    let out = stdout(&a);
+    assert!(out.contains("1 succeeded"), "{out}");
+
+    let row = status_json(dir.path(), env, &id);
+    assert_eq!(row["status"], "SUCCESS");
+    assert_eq!(row["attempts"], 0);
+    assert!(row.get("encryptionKey").is_none());
+    let key = row["downloadUrls"][0].as_str().expect("url").to_string();
+    assert!(
+        key.starts_with(&format!("progress-exhaust/{id}/{SAMPLE_BATCH}_progress_")),
+        "{key}"
+    );
+    let zip = dir.path().join("exhaust-files").join(&key);
+    let listing = std::process::Command::new("unzip")
+        .arg("-l")
+        .arg(&zip)
+        .output()
+        .expect("unzip is installed");
+    assert!(listing.status.success(), "{}", zip.display());
+    assert!(
+        String::from_utf8_lossy(&listing.stdout).contains(&format!("{SAMPLE_BATCH}_progress_"))
+    );
+}
+
+#[test]
+fn submit_then_run_on_a_fresh_folder_with_the_defaults() {
+    submit_run_status(&[]);
+}
+
+#[test]
+fn submit_then_run_against_postgres() {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let url = std::env::var("EXHAUST_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+    let schema = format!(
+        "exhaust_c_{}_{}_{}",
+        std::process::id(),
+        Utc::now().timestamp_micros(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let mut conn = PgConnection::connect(&url).await.expect("PostgreSQL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&mut conn)
+            .await
+            .expect("schema");
+    });
+    let table = format!("{schema}.dev_job_request");
+    submit_run_status(&[
+        ("EXHAUST_STORE_URL", url.as_str()),
+        ("EXHAUST_STORE_TABLE", table.as_str()),
+    ]);
+}
+
+#[test]
+fn a_password_protected_request_gives_a_zip_that_opens_with_its_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = [("EXHAUST_SECURITY_LEVEL", "PASSWORD_PROTECTED_DATASET")];
+    let a = exhaust(dir.path())
+        .envs(env)
+        .env("MY_KEY", "pa55-word")
+        .args([
+            "submit",
+            "--batch-id",
+            SAMPLE_BATCH,
+            "--encryption-key-env",
+            "MY_KEY",
+        ])
+        .args(["--requested-by", "u-1", "--channel", SAMPLE_CHANNEL])
+        .assert()
+        .success();
+    let id = submitted_id(&stdout(&a));
+    let a = exhaust(dir.path()).envs(env).arg("run").assert().success();
+    assert!(
+        !stdout(&a).contains("pa55-word"),
+        "the key is never printed"
+    );
+    let row = status_json(dir.path(), &env, &id);
+    assert!(!row.to_string().contains("pa55-word"));
+    let zip = dir
+        .path()
+        .join("exhaust-files")
+        .join(row["downloadUrls"][0].as_str().expect("url"));
+    let open = |pw: &str| {
+        std::process::Command::new("unzip")
+            .args(["-P", pw, "-p"])
+            .arg(&zip)
+            .output()
+            .expect("unzip")
+    };
+    let ok = open("pa55-word");
+    assert!(ok.status.success());
+    assert!(String::from_utf8_lossy(&ok.stdout).contains(SAMPLE_BATCH));
+    assert!(!open("wrong").status.success());
+}
+
+#[test]
+fn a_failed_request_makes_run_exit_1_with_the_reason_in_status() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = exhaust(dir.path())
+        .args(["submit", "--batch-filter", "nope-1,nope-2"])
+        .args(["--requested-by", "u-1", "--channel", SAMPLE_CHANNEL])
+        .assert()
+        .success();
+    let id = submitted_id(&stdout(&a));
+    exhaust(dir.path()).arg("run").assert().code(1);
+    let row = status_json(dir.path(), &[], &id);
+    assert_eq!(row["status"], "FAILED");
+    assert_eq!(row["statusMessage"], "No data found");
+    assert_eq!(row["attempts"], 1);
+}
+
+#[test]
+fn bad_usage_and_configuration_are_exit_2_with_a_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = exhaust(dir.path())
+        .args(["submit", "--requested-by", "u", "--channel", "c"])
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(
+        err.contains("--batch-id, --batch-filter or --search-filter"),
+        "{err}"
+    );
+
+    std::fs::write(dir.path().join("exhaust.toml"), "[store]\nurll = \"x\"\n").expect("write");
+    let a = exhaust(dir.path()).arg("status").assert().code(2);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(
+        err.contains("exhaust.toml") && err.contains("urll"),
+        "{err}"
+    );
+
+    let a = exhaust(dir.path())
+        .args(["status", "--config", "missing.toml"])
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(err.contains("missing.toml"), "{err}");
+}
