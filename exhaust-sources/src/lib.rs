@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 pub mod generate;
+pub mod preferences;
 mod rows;
 pub mod snapshot;
 mod table;
