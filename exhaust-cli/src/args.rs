@@ -21,6 +21,8 @@ pub enum Command {
     Report(ReportArgs),
     /// Generate a realistic snapshot folder (deterministic from --seed).
     GenSnapshot(GenArgs),
+    /// Decrypt a TEXT_KEY or PUBLIC_KEY encrypted report back to its CSV.
+    Decrypt(crate::decrypt::DecryptArgs),
 }
 
 /// `exhaust gen-snapshot`.

@@ -5,6 +5,7 @@
 //! batch failed, 2 bad usage). It holds no report logic of its own.
 
 mod args;
+mod decrypt;
 mod generate;
 mod report;
 
@@ -30,6 +31,7 @@ async fn main() -> ExitCode {
     let outcome = match cli.command {
         args::Command::Report(a) => report::run(a, now).await,
         args::Command::GenSnapshot(a) => generate::run(a),
+        args::Command::Decrypt(a) => decrypt::run(a),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,
