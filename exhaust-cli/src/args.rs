@@ -27,6 +27,8 @@ pub enum Command {
     Run(RunArgs),
     /// Show report requests and their outcome.
     Status(StatusArgs),
+    /// Decrypt a TEXT_KEY or PUBLIC_KEY encrypted report back to its CSV.
+    Decrypt(crate::decrypt::DecryptArgs),
 }
 
 /// The configuration file, shared by the request commands.

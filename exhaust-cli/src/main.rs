@@ -5,6 +5,7 @@
 //! batch failed, 2 bad usage). It holds no report logic of its own.
 
 mod args;
+mod decrypt;
 mod generate;
 mod report;
 mod requests;
@@ -34,6 +35,7 @@ async fn main() -> ExitCode {
         args::Command::Submit(a) => requests::submit(a, now).await,
         args::Command::Run(a) => requests::run(a).await,
         args::Command::Status(a) => requests::status(a).await,
+        args::Command::Decrypt(a) => decrypt::run(a),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

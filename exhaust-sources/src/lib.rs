@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 pub mod generate;
+pub mod preferences;
 pub mod requests;
 mod rows;
 pub mod snapshot;

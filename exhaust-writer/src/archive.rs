@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 use zip::unstable::write::FileOptionsExt;
 use zip::write::SimpleFileOptions;
-use zip::{CompressionMethod, DateTime, ZipWriter};
+use zip::{CompressionMethod, DateTime, ZipArchive, ZipWriter};
 
 /// Above this CSV size the entry is written with Zip64 sizes. Deflate can
 /// grow incompressible data slightly and ZipCrypto adds a 12-byte header,
@@ -136,6 +136,42 @@ pub fn zip_file(
     )?;
     dest.commit()?;
     Ok(bytes)
+}
+
+/// Opens the one file of a report zip (as [`write_zip`] makes them) and
+/// calls `read` with its name and a reader of its (inflated) content;
+/// returns what `read` returns. Directory entries are ignored.
+///
+/// # Errors
+/// [`WriteError::NotSingleEntry`] when the zip holds no file or several;
+/// [`WriteError::Zip`] when it is not a zip, or the entry is
+/// password-protected or cannot be read.
+pub fn read_single_entry<R, T, F>(zip: R, read: F) -> Result<T, WriteError>
+where
+    R: Read + Seek,
+    F: FnOnce(&str, &mut dyn Read) -> T,
+{
+    let mut archive = ZipArchive::new(zip).map_err(|e| WriteError::zip("opening the zip", e))?;
+    let mut files = Vec::new();
+    for i in 0..archive.len() {
+        let entry = archive
+            .by_index_raw(i)
+            .map_err(|e| WriteError::zip("reading the zip's directory", e))?;
+        if !entry.is_dir() {
+            files.push(i);
+        }
+    }
+    let [index] = files[..] else {
+        return Err(WriteError::NotSingleEntry(files.len()));
+    };
+    let mut entry = archive
+        .by_index(index)
+        .map_err(|e| WriteError::zip("opening the zip's entry", e))?;
+    let name = entry
+        .name()
+        .map_err(|e| WriteError::zip("reading the zip entry's name", e))?
+        .into_owned();
+    Ok(read(&name, &mut entry))
 }
 
 fn check_args<'p>(

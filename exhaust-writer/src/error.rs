@@ -60,6 +60,9 @@ pub enum WriteError {
     /// The zip entry name is empty.
     #[error("empty zip entry name")]
     EmptyEntryName,
+    /// A zip that should hold one file holds this many.
+    #[error("the zip holds {0} files, not one")]
+    NotSingleEntry(usize),
     /// The destination path has no file name (e.g. `/` or `..`).
     #[error("destination {0} does not name a file")]
     InvalidDestination(PathBuf),

@@ -10,6 +10,9 @@
 //!   password as Sunbird does, streaming rather than buffering the report.
 //! - [`AtomicFile`] writes under a temporary name and renames on commit, so
 //!   a report's final name never refers to a partial file.
+//! - [`envelope`] writes and opens Sunbird's encrypted envelope (the text-key
+//!   and public-key security levels); [`decode_encryption_key`] turns a
+//!   request's stored `encryption_key` into the key itself.
 //!
 //! ```
 //! use exhaust_core::report::RowSink;
@@ -31,14 +34,18 @@ mod archive;
 mod atomic;
 mod counting;
 mod csv_sink;
+pub mod envelope;
 mod error;
+mod key;
 pub mod runner;
 pub mod storage;
 
-pub use archive::{write_zip, zip_file};
+pub use archive::{read_single_entry, write_zip, zip_file};
 pub use atomic::{AtomicFile, TEMP_PREFIX, TEMP_SUFFIX};
 pub use counting::CountingWriter;
 pub use csv_sink::{CsvSink, CsvStats};
+pub use envelope::{EnvelopeError, Secret};
 pub use error::WriteError;
+pub use key::{decode_encryption_key, encode_encryption_key};
 pub use runner::{BuiltBatch, RunSummary, Runner, RunnerConfig};
 pub use storage::{Storage, StorageError};
