@@ -17,6 +17,9 @@
 //!
 //! [security]
 //! level = "PLAIN_DATASET"    # when no preference service is configured
+//! [security.preferences]     # Sunbird's user-org service: the level per org
+//! preference_url = "http://learner-service:9000/private/v2/org/preferences/read"
+//! org_search_url = "http://learner-service:9000/private/v2/org/search"
 //!
 //! [job]
 //! channel_max_batches = 30
@@ -26,12 +29,15 @@
 //! never logged or printed.
 
 use anyhow::{Context, anyhow};
+use exhaust_core::OrgId;
 use exhaust_core::layout::{Layout, parse_column_keys};
 use exhaust_core::report::ReportOptions;
-use exhaust_core::security::{FixedLevel, SecurityLevel};
+use exhaust_core::security::{FixedLevel, PreferenceSource, SecurityLevel};
+use exhaust_core::source::SourceResult;
 use exhaust_core::store::Selection;
 use exhaust_core::time::ReportTz;
 use exhaust_core::values::AttemptChoice;
+use exhaust_sources::preferences::{HttpPreferences, PreferenceConfig};
 use exhaust_sources::requests::AnyRequestStore;
 use exhaust_sources::{Snapshot, SnapshotOptions};
 use exhaust_writer::{RunnerConfig, Storage};
@@ -113,6 +119,10 @@ pub struct SecuritySettings {
     /// Sunbird's `sunbird_encryption_key`, whose length is the salt of
     /// stored encryption keys (`$EXHAUST_SUNBIRD_ENCRYPTION_KEY`).
     pub sunbird_encryption_key: String,
+    /// The tenant preference and org search services (`[security.preferences]`);
+    /// when set, each org's level comes from its `dataSecurityPolicy` and
+    /// `level` above is not used.
+    pub preferences: Option<PreferenceConfig>,
 }
 
 impl Default for SecuritySettings {
@@ -120,6 +130,7 @@ impl Default for SecuritySettings {
         Self {
             level: SecurityLevel::Plain.as_str().into(),
             sunbird_encryption_key: String::new(),
+            preferences: None,
         }
     }
 }
@@ -174,6 +185,31 @@ impl Default for JobSettings {
             chunk_size: ReportOptions::default().chunk_size,
             work_dir: None,
             poll_seconds: 30,
+        }
+    }
+}
+
+/// Where security levels come from: configuration or the services.
+#[derive(Debug)]
+pub enum AnyPreferences {
+    /// One level for every org.
+    Fixed(FixedLevel),
+    /// The tenant preference and org search services.
+    Http(HttpPreferences),
+}
+
+impl PreferenceSource for AnyPreferences {
+    async fn security_level(&self, org: &OrgId, job_id: &str) -> SourceResult<SecurityLevel> {
+        match self {
+            Self::Fixed(f) => f.security_level(org, job_id).await,
+            Self::Http(h) => h.security_level(org, job_id).await,
+        }
+    }
+
+    async fn public_key(&self, org: &OrgId) -> SourceResult<Option<String>> {
+        match self {
+            Self::Fixed(f) => f.public_key(org).await,
+            Self::Http(h) => h.public_key(org).await,
         }
     }
 }
@@ -274,10 +310,17 @@ impl Settings {
         Snapshot::open(&dir, SnapshotOptions::default()).map_err(|e| anyhow!(e))
     }
 
-    /// The preference source: the configured level for every org.
-    pub fn preferences(&self) -> anyhow::Result<FixedLevel> {
+    /// The preference source: the preference services when configured,
+    /// else the configured level for every org.
+    pub fn preferences(&self) -> anyhow::Result<AnyPreferences> {
+        if let Some(p) = &self.security.preferences {
+            let http = HttpPreferences::new(p.clone())
+                .map_err(|e| anyhow!(e))
+                .context("[security.preferences]")?;
+            return Ok(AnyPreferences::Http(http));
+        }
         let level: SecurityLevel = self.security.level.parse().map_err(|e| anyhow!("{e}"))?;
-        Ok(FixedLevel(level))
+        Ok(AnyPreferences::Fixed(FixedLevel(level)))
     }
 
     /// How reports are built.

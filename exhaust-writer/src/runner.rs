@@ -15,6 +15,8 @@
 //! crash neither redoes a stored batch nor loses one.
 
 use crate::archive::zip_file;
+use crate::envelope;
+use crate::key::decode_encryption_key;
 use crate::storage::{Storage, StorageError};
 use crate::{CsvSink, WriteError};
 use chrono::Utc;
@@ -167,6 +169,10 @@ enum Protection {
     /// ZipCrypto with this password; `None` (no key on the request) gives a
     /// zip without password, as Sunbird's job does.
     Password(Option<String>),
+    /// Sunbird's envelope, the file key wrapped with this (decoded) text key.
+    TextKey(String),
+    /// Sunbird's envelope, the file key wrapped with this RSA public key (PEM).
+    PublicKey(String),
 }
 
 /// Why a batch was not built, and whether a later run may succeed.
@@ -575,15 +581,29 @@ where
         match level {
             SecurityLevel::Plain => Ok(Protection::Plain),
             SecurityLevel::PasswordProtected => Ok(Protection::Password(key)),
-            other => Err(BatchError::fatal(format!(
-                "data security level {other} is not supported by this build"
-            ))),
+            SecurityLevel::TextKeyEncrypted => key.map(Protection::TextKey).ok_or_else(|| {
+                BatchError::fatal(
+                    "the request has no encryption key, which TEXT_KEY_ENCRYPTED_DATASET needs",
+                )
+            }),
+            SecurityLevel::PublicKeyEncrypted => match self.prefs.public_key(&org).await {
+                Ok(Some(pem)) => Ok(Protection::PublicKey(pem)),
+                Ok(None) => Err(BatchError::fatal(format!(
+                    "org {org} has no public key (exhaustEncryptionKey), which \
+                     PUBLIC_KEY_ENCRYPTED_DATASET needs"
+                ))),
+                Err(e) => Err(BatchError {
+                    retryable: e.is_retryable(),
+                    message: format!("reading the org's public key: {e}"),
+                }),
+            },
         }
     }
 
+    /// Sunbird stores the key encrypted; a key that does not decode is used
+    /// as it is (reference 3.5).
     fn decode_key(&self, stored: &str) -> String {
-        let _ = &self.config.sunbird_encryption_key;
-        stored.to_string()
+        decode_encryption_key(stored, &self.config.sunbird_encryption_key)
     }
 
     async fn build_batch(
@@ -669,7 +689,39 @@ fn package(
     Ok(match protection {
         Protection::Plain => zip_file(csv, zip, entry, None)?,
         Protection::Password(key) => zip_file(csv, zip, entry, key.as_deref())?,
+        Protection::TextKey(key) => seal(csv, zip, entry, |i, o| {
+            envelope::encrypt_text_key(i, o, key)
+        })?,
+        Protection::PublicKey(pem) => seal(csv, zip, entry, |i, o| {
+            envelope::encrypt_public_key(i, o, pem)
+        })?,
     })
+}
+
+/// Encrypts the CSV into Sunbird's envelope and puts it in a plain zip under
+/// the CSV's name, as Sunbird's stage A then stage B do.
+fn seal<F>(csv: &Path, zip: &Path, entry: &str, encrypt: F) -> Result<u64, BatchError>
+where
+    F: FnOnce(
+        std::io::BufReader<std::fs::File>,
+        &mut BufWriter<std::fs::File>,
+    ) -> Result<u64, envelope::EnvelopeError>,
+{
+    let sealed = csv.with_extension("sealed");
+    let input = std::fs::File::open(csv)
+        .map_err(|e| WriteError::io(format!("opening {}", csv.display()), e))?;
+    let output = std::fs::File::create(&sealed)
+        .map_err(|e| WriteError::io(format!("creating {}", sealed.display()), e))?;
+    let mut output = BufWriter::with_capacity(1 << 20, output);
+    // A key that cannot be used is the request's fault; disk trouble may pass.
+    encrypt(std::io::BufReader::new(input), &mut output).map_err(|e| BatchError {
+        retryable: matches!(e, envelope::EnvelopeError::Io { .. }),
+        message: format!("encrypting the report: {e}"),
+    })?;
+    output
+        .into_inner()
+        .map_err(|e| WriteError::io("flushing the encrypted report", e.into_error()))?;
+    Ok(zip_file(&sealed, zip, entry, None)?)
 }
 
 fn count(summary: &mut RunSummary, status: RequestStatus) {
