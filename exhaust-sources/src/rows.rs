@@ -290,7 +290,7 @@ pub(crate) fn user_entry(value: serde_json::Value) -> UserEntry {
 /// (`2019-11-16T05:41:50.382Z`); finer precision, which Cassandra never
 /// holds but a hand-made snapshot may, is kept.
 pub(crate) fn iso_timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
-    if t.timestamp_subsec_nanos() % 1_000_000 == 0 {
+    if t.timestamp_subsec_nanos().is_multiple_of(1_000_000) {
         t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
     } else {
         t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
