@@ -38,6 +38,7 @@ use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::errors::{DbError, ExecutionError, PrepareError, RequestAttemptError};
+use scylla::policies::load_balancing::DefaultPolicy;
 use scylla::policies::retry::FallthroughRetryPolicy;
 use scylla::response::{PagingState, PagingStateResponse};
 use scylla::serialize::row::SerializeRow;
@@ -110,6 +111,9 @@ pub struct CassandraConfig {
     pub enrolment_table: Option<String>,
     /// Read consistency (default `LOCAL_ONE`).
     pub consistency: ReadConsistency,
+    /// The datacenter whose nodes are asked first (the "local" of
+    /// `LOCAL_ONE`); `None` (the default): every node alike.
+    pub local_datacenter: Option<String>,
     /// User name, when the cluster needs a login.
     pub username: Option<String>,
     /// Password of `username`. Never logged.
@@ -139,6 +143,7 @@ impl Default for CassandraConfig {
             sunbird_keyspace: "sunbird".into(),
             enrolment_table: None,
             consistency: ReadConsistency::LocalOne,
+            local_datacenter: None,
             username: None,
             password: None,
             concurrency: 32,
@@ -162,6 +167,7 @@ impl std::fmt::Debug for CassandraConfig {
             .field("sunbird_keyspace", &self.sunbird_keyspace)
             .field("enrolment_table", &self.enrolment_table)
             .field("consistency", &self.consistency)
+            .field("local_datacenter", &self.local_datacenter)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("concurrency", &self.concurrency)
@@ -365,7 +371,16 @@ impl CassandraSource {
         if cfg.contact_points.is_empty() {
             return Err(unavailable("no contact points are configured"));
         }
-        let profile = ExecutionProfile::builder()
+        let mut profile = ExecutionProfile::builder();
+        if let Some(dc) = &cfg.local_datacenter {
+            profile = profile.load_balancing_policy(
+                DefaultPolicy::builder()
+                    .prefer_datacenter(dc.clone())
+                    .token_aware(true)
+                    .build(),
+            );
+        }
+        let profile = profile
             .consistency(cfg.consistency.into())
             .request_timeout(Some(Duration::from_millis(cfg.request_timeout_ms.max(1))))
             // Retries are ours (with back-off, page by page); the driver's
