@@ -1,20 +1,40 @@
 //! # exhaust-sources
 //!
-//! Adapters behind `exhaust-core`'s source traits. Today: the snapshot
-//! reader ([`snapshot::Snapshot`]), which serves every trait from a folder of
-//! JSON Lines files, the generator of realistic snapshots, and the request
-//! stores ([`requests`]: `job_request` in PostgreSQL or SQLite).
+//! Adapters behind `exhaust-core`'s source traits:
+//! - [`snapshot`]: the snapshot reader ([`Snapshot`]), every trait served
+//!   from a folder of JSON Lines files; the embedded default source;
+//! - [`cassandra`], [`redis_cache`] and [`search`]: Sunbird's live stores,
+//!   each behind the traits whose data it holds, and [`live`], which puts the
+//!   three together as one [`LiveSources`];
+//! - [`export`]: copies what one batch reads, from any source, into a
+//!   snapshot folder, so a report can be re-run offline;
+//! - [`generate`]: the generator of realistic snapshots;
+//! - [`requests`]: the `job_request` stores (PostgreSQL, SQLite);
+//! - [`preferences`]: the tenant preference and org search services.
 //!
 //! Adapters convert their rows into core types once, at the edge, and compute
 //! no report values: the same rows give the same report whichever adapter
-//! delivers them.
+//! delivers them. The live adapters go further and decode Cassandra rows
+//! through the snapshot reader's own row types, so a value cannot mean one
+//! thing in a snapshot and another in Cassandra.
 #![deny(missing_docs)]
 
+pub mod cassandra;
+mod counting;
+pub mod export;
 pub mod generate;
+pub mod live;
 pub mod preferences;
+pub mod redis_cache;
 pub mod requests;
 mod rows;
+pub mod search;
 pub mod snapshot;
 mod table;
 
+pub use cassandra::{CassandraConfig, CassandraSource, ReadConsistency};
+pub use export::{ExportError, ExportOptions, ExportSummary, export_batch};
+pub use live::{LiveConfig, LiveSources};
+pub use redis_cache::{RedisConfig, RedisSource};
+pub use search::{SearchConfig, SearchSource};
 pub use snapshot::{Snapshot, SnapshotOptions};

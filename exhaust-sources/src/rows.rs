@@ -285,3 +285,20 @@ pub(crate) fn user_entry(value: serde_json::Value) -> UserEntry {
     }
     UserEntry::Profile(p)
 }
+
+/// A timestamp as dsbulk writes it: ISO-8601 in UTC with milliseconds
+/// (`2019-11-16T05:41:50.382Z`); finer precision, which Cassandra never
+/// holds but a hand-made snapshot may, is kept.
+pub(crate) fn iso_timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
+    if t.timestamp_subsec_nanos().is_multiple_of(1_000_000) {
+        t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    } else {
+        t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    }
+}
+
+/// [`iso_timestamp`] of a CQL timestamp (milliseconds since the epoch);
+/// `None` when it is out of chrono's range.
+pub(crate) fn iso_millis(ms: i64) -> Option<String> {
+    chrono::DateTime::from_timestamp_millis(ms).map(iso_timestamp)
+}

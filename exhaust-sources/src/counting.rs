@@ -1,0 +1,90 @@
+//! What the live adapters share: read counters and the retry back-off.
+
+use exhaust_core::source::ReadStats;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Cumulative read counters of one store, updated from many tasks at once.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    queries: AtomicU64,
+    rows: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Counters {
+    /// One query, command or request sent (retries count: they are sent).
+    pub(crate) fn query(&self) {
+        self.queries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `n` queries sent at once (a pipeline of commands).
+    pub(crate) fn queries(&self, n: usize) {
+        self.queries.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Rows and bytes received.
+    pub(crate) fn received(&self, rows: usize, bytes: usize) {
+        self.rows.fetch_add(rows as u64, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn stats(&self) -> ReadStats {
+        ReadStats {
+            queries: self.queries.load(Ordering::Relaxed),
+            rows: self.rows.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The wait before retry number `attempt` (1-based): `base` doubled per
+/// earlier retry, at most 30 seconds.
+pub(crate) fn backoff(base_ms: u64, attempt: u32) -> Duration {
+    let factor = 1u64 << attempt.saturating_sub(1).min(16);
+    Duration::from_millis(base_ms.saturating_mul(factor).min(30_000))
+}
+
+/// A URL with its password (if any) replaced, for messages and logs.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            format!("{scheme}://{user}:***@{host}{path}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(backoff(100, 1), Duration::from_millis(100));
+        assert_eq!(backoff(100, 3), Duration::from_millis(400));
+        assert_eq!(backoff(100, 60), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(
+            redact_url("redis://:secret@cache:6379/12"),
+            "redis://:***@cache:6379/12"
+        );
+        assert_eq!(
+            redact_url("redis://app:secret@cache:6379"),
+            "redis://app:***@cache:6379"
+        );
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+    }
+}
