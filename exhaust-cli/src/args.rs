@@ -27,6 +27,9 @@ pub enum Command {
     Run(RunArgs),
     /// Show report requests and their outcome.
     Status(StatusArgs),
+    /// Copy what one batch's report reads, from the configured source (the
+    /// live stores), into a snapshot folder: for support cases and offline re-runs.
+    Snapshot(SnapshotArgs),
     /// Decrypt a TEXT_KEY or PUBLIC_KEY encrypted report back to its CSV.
     Decrypt(crate::decrypt::DecryptArgs),
 }
@@ -150,9 +153,15 @@ pub struct GenArgs {
 /// `exhaust report`.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// The snapshot folder to read (default: the bundled sample snapshot).
+    /// The snapshot folder to read (default: the configured source: the live
+    /// stores when the configuration has [source.live], else its snapshot,
+    /// else the bundled sample snapshot).
     #[arg(long, env = "EXHAUST_SNAPSHOT")]
     pub snapshot: Option<PathBuf>,
+
+    /// A TOML configuration file (see `exhaust run`).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 
     /// A batch to build; repeat for several.
     #[arg(long = "batch-id", value_name = "ID")]
@@ -197,4 +206,17 @@ pub struct ReportArgs {
     /// Users per chunk read from the sources.
     #[arg(long, default_value_t = 2000)]
     pub chunk_size: usize,
+}
+
+/// `exhaust snapshot`.
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The batch whose data is copied.
+    #[arg(long = "batch-id", value_name = "ID")]
+    pub batch_id: String,
+    /// The folder to write (created; must not hold a snapshot already).
+    #[arg(long)]
+    pub out: PathBuf,
 }

@@ -11,6 +11,14 @@
 //!
 //! [source]
 //! snapshot = "/data/snapshot"
+//! # or Sunbird's live stores (each table has defaults; see exhaust-sources):
+//! # [source.live.cassandra]
+//! # contact_points = ["cassandra:9042"]
+//! # enrolment_table = "report_user_enrolments"
+//! # [source.live.redis]
+//! # url = "redis://redis:6379"
+//! # [source.live.search]
+//! # base_url = "http://search-service:9000"
 //!
 //! [storage]
 //! url = "exhaust-files"      # a folder, or s3://, az://, gs:// with the cargo feature
@@ -28,6 +36,7 @@
 //! Secrets (database passwords inside URLs, `sunbird_encryption_key`) are
 //! never logged or printed.
 
+use crate::source::AnySource;
 use anyhow::{Context, anyhow};
 use exhaust_core::OrgId;
 use exhaust_core::layout::{Layout, parse_column_keys};
@@ -39,7 +48,7 @@ use exhaust_core::time::ReportTz;
 use exhaust_core::values::AttemptChoice;
 use exhaust_sources::preferences::{HttpPreferences, PreferenceConfig};
 use exhaust_sources::requests::AnyRequestStore;
-use exhaust_sources::{Snapshot, SnapshotOptions};
+use exhaust_sources::{LiveConfig, LiveSources, Snapshot, SnapshotOptions};
 use exhaust_writer::{RunnerConfig, Storage};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -82,12 +91,16 @@ impl Default for StoreSettings {
     }
 }
 
-/// `[source]`.
+/// `[source]`: a snapshot folder, or Sunbird's live stores when
+/// `[source.live]` is present (`$EXHAUST_SNAPSHOT` forces a snapshot).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SourceSettings {
     /// A snapshot folder (`$EXHAUST_SNAPSHOT`; default the bundled sample).
     pub snapshot: Option<PathBuf>,
+    /// Cassandra, Redis and the search API (`[source.live.cassandra]`,
+    /// `[source.live.redis]`, `[source.live.search]`).
+    pub live: Option<LiveConfig>,
 }
 
 /// `[storage]`.
@@ -191,6 +204,8 @@ impl Default for JobSettings {
 
 /// Where security levels come from: configuration or the services.
 #[derive(Debug)]
+// One per process: the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum AnyPreferences {
     /// One level for every org.
     Fixed(FixedLevel),
@@ -257,6 +272,7 @@ impl Settings {
         }
         if let Some(v) = env("EXHAUST_SNAPSHOT") {
             self.source.snapshot = Some(v.into());
+            self.source.live = None;
         }
         if let Some(v) = env("EXHAUST_STORAGE_URL") {
             self.storage.url = v;
@@ -296,6 +312,19 @@ impl Settings {
             .snapshot
             .clone()
             .unwrap_or_else(default_snapshot)
+    }
+
+    /// Opens the configured source: the live stores when `[source.live]` is
+    /// set, else the snapshot.
+    pub async fn open_source(&self) -> anyhow::Result<AnySource> {
+        match &self.source.live {
+            Some(live) => LiveSources::connect(live)
+                .await
+                .map(AnySource::Live)
+                .map_err(|e| anyhow!(e))
+                .context("connecting to the live sources"),
+            None => self.open_snapshot().map(AnySource::Snapshot),
+        }
     }
 
     /// Opens the snapshot.

@@ -5,3 +5,4 @@
 //! stores and storage from it. No report logic lives here.
 
 pub mod config;
+pub mod source;

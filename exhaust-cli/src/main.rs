@@ -6,6 +6,7 @@
 
 mod args;
 mod decrypt;
+mod export;
 mod generate;
 mod report;
 mod requests;
@@ -35,6 +36,7 @@ async fn main() -> ExitCode {
         args::Command::Submit(a) => requests::submit(a, now).await,
         args::Command::Run(a) => requests::run(a).await,
         args::Command::Status(a) => requests::status(a).await,
+        args::Command::Snapshot(a) => export::run(a).await,
         args::Command::Decrypt(a) => decrypt::run(a),
     };
     match outcome {

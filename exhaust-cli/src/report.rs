@@ -17,11 +17,14 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use exhaust_cli::config::default_snapshot;
+use exhaust_cli::config::Settings;
+use exhaust_cli::source::AnySource;
 
 /// Validated options of a report run.
 struct Plan {
-    snapshot: PathBuf,
+    /// An explicit snapshot folder; otherwise the configured source.
+    snapshot: Option<PathBuf>,
+    config: Option<PathBuf>,
     batches: Vec<BatchId>,
     search_filter: Option<serde_json::Value>,
     opts: ReportOptions,
@@ -58,7 +61,8 @@ fn validate(args: ReportArgs) -> anyhow::Result<Plan> {
         bail!("--chunk-size must be at least 1");
     }
     Ok(Plan {
-        snapshot: args.snapshot.unwrap_or_else(default_snapshot),
+        snapshot: args.snapshot,
+        config: args.config,
         batches: args.batch_ids.into_iter().map(BatchId::new).collect(),
         search_filter,
         opts: ReportOptions {
@@ -78,13 +82,24 @@ fn validate(args: ReportArgs) -> anyhow::Result<Plan> {
 /// Runs `exhaust report`; `Ok(false)` when some batch failed.
 pub async fn run(args: ReportArgs, now: DateTime<Utc>) -> anyhow::Result<bool> {
     let plan = validate(args)?;
-    if !plan.snapshot.is_dir() {
-        bail!(
-            "snapshot folder {} not found: pass --snapshot DIR (or set EXHAUST_SNAPSHOT)",
-            plan.snapshot.display()
-        );
-    }
-    let snapshot = Snapshot::open(&plan.snapshot, SnapshotOptions::default())?;
+    let snapshot = match &plan.snapshot {
+        Some(dir) => {
+            if !dir.is_dir() {
+                bail!(
+                    "snapshot folder {} not found: pass --snapshot DIR (or set EXHAUST_SNAPSHOT)",
+                    dir.display()
+                );
+            }
+            AnySource::Snapshot(Snapshot::open(dir, SnapshotOptions::default())?)
+        }
+        // The configured source: the live stores when [source.live] is set,
+        // else the configured (or bundled sample) snapshot.
+        None => {
+            Settings::load(plan.config.as_deref())?
+                .open_source()
+                .await?
+        }
+    };
     let mut batches = plan.batches.clone();
     if let Some(filter) = &plan.search_filter {
         batches.extend(batches_from_search(&snapshot, filter).await?);
@@ -116,7 +131,7 @@ pub async fn run(args: ReportArgs, now: DateTime<Utc>) -> anyhow::Result<bool> {
 }
 
 async fn batches_from_search(
-    snapshot: &Snapshot,
+    snapshot: &AnySource,
     filter: &serde_json::Value,
 ) -> anyhow::Result<Vec<BatchId>> {
     let collections = snapshot.search(filter).await.context("the search filter")?;
@@ -129,7 +144,7 @@ async fn batches_from_search(
 }
 
 async fn build_one(
-    snapshot: &Snapshot,
+    snapshot: &AnySource,
     plan: &Plan,
     batch: &BatchId,
     dir: &Path,

@@ -71,13 +71,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     let storage = settings.storage()?;
     let prefs = settings.preferences()?;
     let config = settings.runner_config()?;
-    let snapshot = settings.open_snapshot()?;
+    let source = settings.open_source().await?;
     tracing::info!(
         store = store.kind(),
+        source = source.kind(),
         storage = storage.describe(),
         "runner ready"
     );
-    let runner = Runner::new(snapshot, store, prefs, storage, config);
+    let runner = Runner::new(source, store, prefs, storage, config);
     let interval = Duration::from_secs(args.interval.unwrap_or(settings.job.poll_seconds).max(1));
     let stop = Arc::new(AtomicBool::new(false));
     if args.watch {
