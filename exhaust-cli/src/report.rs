@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use exhaust_core::layout::{Layout, parse_column_keys};
 use exhaust_core::report::{BatchSummary, ReportOptions, RowSink, build_rows, plan_batch};
 use exhaust_core::request::report_file_name;
-use exhaust_core::source::{CollectionBatchSource, CollectionSource};
+use exhaust_core::source::{CollectionBatchSource, CollectionSource, ReadCounter, reads_between};
 use exhaust_core::time::{ReportTz, file_date_stamp};
 use exhaust_core::values::AttemptChoice;
 use exhaust_core::{BatchId, ContentId, OrgId};
@@ -113,8 +113,18 @@ pub async fn run(args: ReportArgs, now: DateTime<Utc>) -> anyhow::Result<bool> {
     let mut failed = 0;
     for batch in &batches {
         let started = Instant::now();
+        let before = snapshot.read_counts();
         match build_one(&snapshot, &plan, batch, &dir, &stamp).await {
-            Ok((summary, path, bytes)) => print_summary(&summary, &path, bytes, started),
+            Ok((summary, path, bytes)) => {
+                print_summary(&summary, &path, bytes, started);
+                // What each live store read for this batch (none for a snapshot).
+                for (store, r) in reads_between(&before, &snapshot.read_counts()) {
+                    println!(
+                        "  {store}: {} queries, {} rows, {} bytes",
+                        r.queries, r.rows, r.bytes
+                    );
+                }
+            }
             Err(e) => {
                 failed += 1;
                 eprintln!("error: batch {batch}: {e:#}");
