@@ -106,8 +106,8 @@ fn submit_then_run_on_a_fresh_folder_with_the_defaults() {
     submit_run_status(&[]);
 }
 
-#[test]
-fn submit_then_run_against_postgres() {
+/// A PostgreSQL URL and a table in a schema of its own.
+fn pg_table() -> (String, String) {
     static N: AtomicU32 = AtomicU32::new(0);
     let url = std::env::var("EXHAUST_TEST_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
@@ -128,7 +128,12 @@ fn submit_then_run_against_postgres() {
             .await
             .expect("schema");
     });
-    let table = format!("{schema}.dev_job_request");
+    (url, format!("{schema}.dev_job_request"))
+}
+
+#[test]
+fn submit_then_run_against_postgres() {
+    let (url, table) = pg_table();
     submit_run_status(&[
         ("EXHAUST_STORE_URL", url.as_str()),
         ("EXHAUST_STORE_TABLE", table.as_str()),
@@ -220,4 +225,87 @@ fn bad_usage_and_configuration_are_exit_2_with_a_message() {
         .code(2);
     let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
     assert!(err.contains("missing.toml"), "{err}");
+}
+
+/// A worker process killed (SIGKILL) in the middle of a request: its lock
+/// dies with it, and the next `exhaust run` completes the request.
+fn killed_worker(env: &[(&str, &str)]) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A batch big enough to be caught in the middle of its build.
+    exhaust(dir.path())
+        .args(["gen-snapshot", "--out", "big", "--batches", "1"])
+        .args(["--enrolments-per-batch", "20000", "--users", "20000"])
+        .assert()
+        .success();
+    let snapshot = dir.path().join("big");
+    let snapshot = snapshot.to_str().expect("utf-8 path");
+    let mut env: Vec<(&str, &str)> = env.to_vec();
+    env.push(("EXHAUST_SNAPSHOT", snapshot));
+    let a = exhaust(dir.path())
+        .envs(env.iter().copied())
+        .args(["submit", "--batch-id", SAMPLE_BATCH])
+        .args(["--requested-by", "u-1", "--channel", SAMPLE_CHANNEL])
+        .assert()
+        .success();
+    let id = submitted_id(&stdout(&a));
+
+    let bin = assert_cmd::cargo::cargo_bin("exhaust");
+    let mut worker = std::process::Command::new(bin);
+    worker.current_dir(dir.path()).arg("run");
+    for (k, v) in &env {
+        worker.env(k, v);
+    }
+    let mut child = worker
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("worker");
+    let started = std::time::Instant::now();
+    loop {
+        let row = status_json(dir.path(), &env, &id);
+        if row["status"] == "PROCESSING" {
+            break;
+        }
+        assert!(
+            row["status"] == "SUBMITTED" && started.elapsed().as_secs() < 30,
+            "the worker never got caught in the middle: {row}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    assert_eq!(status_json(dir.path(), &env, &id)["status"], "PROCESSING");
+
+    // Another worker takes it up (PostgreSQL may take a moment to notice
+    // the dead connection).
+    let mut done = false;
+    for _ in 0..50 {
+        let a = exhaust(dir.path())
+            .envs(env.iter().copied())
+            .arg("run")
+            .assert()
+            .success();
+        if stdout(&a).contains("1 succeeded") {
+            done = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(done, "the request of the killed worker was completed");
+    let row = status_json(dir.path(), &env, &id);
+    assert_eq!(row["status"], "SUCCESS");
+    assert_eq!(row["attempts"], 0);
+}
+
+#[test]
+fn a_killed_worker_s_request_is_completed_by_the_next_run_on_sqlite() {
+    killed_worker(&[]);
+}
+
+#[test]
+fn a_killed_worker_s_request_is_completed_by_the_next_run_on_postgres() {
+    let (url, table) = pg_table();
+    killed_worker(&[
+        ("EXHAUST_STORE_URL", url.as_str()),
+        ("EXHAUST_STORE_TABLE", table.as_str()),
+    ]);
 }
