@@ -110,6 +110,17 @@ pub async fn health(State(state): State<AppState>) -> Response {
         state.store().ping().await.map_err(|e| e.to_string())
     });
     let storage = part(state.storage().describe().to_string(), async {
+        // object_store lists a missing local folder as empty, so its ping
+        // alone would call a deleted folder healthy.
+        if let Some(root) = state.storage().local_root() {
+            let root = root.to_path_buf();
+            let is_dir = tokio::task::spawn_blocking(move || root.is_dir())
+                .await
+                .unwrap_or(false);
+            if !is_dir {
+                return Err("the storage folder is gone".to_string());
+            }
+        }
         state.storage().ping().await.map_err(|e| e.to_string())
     });
     let source = part(state.source().describe(), state.source().check());
