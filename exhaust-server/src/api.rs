@@ -217,23 +217,18 @@ fn store_failed(state: &AppState, id: &str, now: DateTime<Utc>, e: &StoreError) 
         id,
         now,
         ResponseCode::ServerError,
-        "the request store is unavailable; try again later",
+        "the request store failed; try again later",
     )
 }
 
-fn storage_failed(state: &AppState, id: &str, now: DateTime<Utc>, e: &StorageError) -> Reply {
+fn storage_failed(id: &str, now: DateTime<Utc>, e: &StorageError) -> Reply {
     tracing::error!(api = id, error = %e, "signing download links failed");
-    let _ = state;
     Reply::error(
         id,
         now,
         ResponseCode::ServerError,
         "download links could not be made; try again later",
     )
-}
-
-fn to_value<T: Serialize>(v: &T) -> Value {
-    serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
 /// A text field of the submit `request`: absent or null is `None`; any
@@ -332,8 +327,8 @@ pub async fn submit(State(state): State<AppState>, headers: HeaderMap, body: Byt
         "request submitted"
     );
     match job_response(&state, stored, now).await {
-        Ok(r) => Reply::ok(id, now, to_value(&r)),
-        Err(e) => storage_failed(&state, id, now, &e),
+        Ok(r) => Reply::ok(id, now, &r),
+        Err(e) => storage_failed(id, now, &e),
     }
 }
 
@@ -394,8 +389,8 @@ pub async fn read(
     };
     tracing::info!(request_id = %row.request_id, status = %row.status, "request read");
     match job_response(&state, &row, now).await {
-        Ok(r) => Reply::ok(id, now, to_value(&r)),
-        Err(e) => storage_failed(&state, id, now, &e),
+        Ok(r) => Reply::ok(id, now, &r),
+        Err(e) => storage_failed(id, now, &e),
     }
 }
 
@@ -457,17 +452,17 @@ pub async fn list(
     for r in &rows {
         match job_response(&state, r, now).await {
             Ok(j) => jobs.push(j),
-            Err(e) => return storage_failed(&state, id, now, &e),
+            Err(e) => return storage_failed(id, now, &e),
         }
     }
     tracing::info!(count = jobs.len(), limit, "requests listed");
     Reply::ok(
         id,
         now,
-        to_value(&ListResult {
+        ListResult {
             count: jobs.len(),
             jobs,
-        }),
+        },
     )
 }
 

@@ -3,7 +3,6 @@
 //! `result`, written with null fields left out, as Sunbird's NON_NULL JSON
 //! writer does.
 
-use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -121,20 +120,33 @@ fn params(status: &str, err: Option<&str>, errmsg: Option<String>) -> Params {
     }
 }
 
-/// A finished API response: the envelope and its HTTP status.
+/// A finished API response: the envelope, serialised (so fields keep
+/// their declared order), and its HTTP status.
 #[derive(Debug)]
 pub struct Reply {
     status: StatusCode,
-    body: Envelope<serde_json::Value>,
+    body: Vec<u8>,
     extra_headers: Vec<(header::HeaderName, HeaderValue)>,
 }
 
 impl Reply {
-    /// A successful response with `result`.
-    pub fn ok(id: &str, now: DateTime<Utc>, result: serde_json::Value) -> Self {
+    fn new<T: Serialize>(status: StatusCode, envelope: &Envelope<T>) -> Self {
+        let body = serde_json::to_vec(envelope).unwrap_or_else(|e| {
+            // Only a non-string map key could fail here; say so in JSON.
+            format!("{{\"error\":\"the response could not be written: {e}\"}}").into_bytes()
+        });
         Self {
-            status: StatusCode::OK,
-            body: Envelope {
+            status,
+            body,
+            extra_headers: Vec::new(),
+        }
+    }
+
+    /// A successful response with `result`.
+    pub fn ok<T: Serialize>(id: &str, now: DateTime<Utc>, result: T) -> Self {
+        Self::new(
+            StatusCode::OK,
+            &Envelope {
                 id: id.into(),
                 ver: "1.0".into(),
                 ts: timestamp(now),
@@ -142,8 +154,7 @@ impl Reply {
                 response_code: ResponseCode::Ok.as_str().into(),
                 result: Some(result),
             },
-            extra_headers: Vec::new(),
-        }
+        )
     }
 
     /// Sunbird's `errorResponse(apiId, message, code)`: `params.status`
@@ -155,9 +166,9 @@ impl Reply {
         code: ResponseCode,
         message: impl Into<String>,
     ) -> Self {
-        Self {
-            status: code.http_status(),
-            body: Envelope {
+        Self::new::<()>(
+            code.http_status(),
+            &Envelope {
                 id: id.into(),
                 ver: "1.0".into(),
                 ts: timestamp(now),
@@ -165,8 +176,7 @@ impl Reply {
                 response_code: code.as_str().into(),
                 result: None,
             },
-            extra_headers: Vec::new(),
-        }
+        )
     }
 
     /// Adds a response header.
@@ -179,13 +189,23 @@ impl Reply {
     pub fn status(&self) -> StatusCode {
         self.status
     }
+
+    /// The JSON body.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
 }
 
 impl IntoResponse for Reply {
     fn into_response(self) -> Response {
-        let mut response = (self.status, Json(self.body)).into_response();
+        let mut response = (self.status, self.body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         for (name, value) in self.extra_headers {
-            response.headers_mut().insert(name, value);
+            headers.insert(name, value);
         }
         response
     }
@@ -208,8 +228,9 @@ mod tests {
     #[test]
     fn null_fields_are_left_out() {
         let t = Utc::now();
-        let ok = serde_json::to_value(&Reply::ok(api_id::READ, t, serde_json::json!({})).body)
-            .expect("json");
+        let ok: serde_json::Value =
+            serde_json::from_slice(Reply::ok(api_id::READ, t, serde_json::json!({})).body())
+                .expect("json");
         let params = ok["params"].as_object().expect("params");
         assert!(!params.contains_key("msgid"));
         assert!(!params.contains_key("err"));
@@ -217,7 +238,7 @@ mod tests {
         assert_eq!(params["status"], "successful");
         let err = Reply::error(api_id::SUBMIT, t, ResponseCode::ClientError, "tag is empty");
         assert_eq!(err.status(), StatusCode::BAD_REQUEST);
-        let err = serde_json::to_value(&err.body).expect("json");
+        let err: serde_json::Value = serde_json::from_slice(err.body()).expect("json");
         assert!(err.get("result").is_none());
         assert_eq!(err["responseCode"], "CLIENT_ERROR");
         assert_eq!(err["params"]["err"], "CLIENT_ERROR");

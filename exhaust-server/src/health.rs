@@ -55,7 +55,7 @@ impl SourceCheck for SnapshotFolder {
 pub struct Part {
     /// `up` or `down`.
     pub status: String,
-    /// What the part is (`postgres`, `sqlite`, `local folder ...`, `snapshot`).
+    /// What the part is (`postgres`, `sqlite`, `local folder`, `S3`, `Azure`, `GCS`, `snapshot`).
     pub kind: String,
     /// Why it is down.
     #[serde(skip_serializing_if = "Option::is_none")]

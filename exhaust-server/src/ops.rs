@@ -109,7 +109,18 @@ pub async fn health(State(state): State<AppState>) -> Response {
     let store = part(state.store().kind().to_string(), async {
         state.store().ping().await.map_err(|e| e.to_string())
     });
-    let storage = part(state.storage().describe().to_string(), async {
+    // Kinds only: this route is open, so no paths, buckets or hosts.
+    let storage_kind = match state.storage().local_root() {
+        Some(_) => "local folder".to_string(),
+        None => state
+            .storage()
+            .describe()
+            .split_whitespace()
+            .next()
+            .unwrap_or("cloud")
+            .to_string(),
+    };
+    let storage = part(storage_kind, async {
         // object_store lists a missing local folder as empty, so its ping
         // alone would call a deleted folder healthy.
         if let Some(root) = state.storage().local_root() {

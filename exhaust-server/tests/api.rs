@@ -1121,3 +1121,48 @@ async fn openapi_documents_every_route() {
     assert!(doc["components"]["schemas"].get("JobResponse").is_some());
     server.shutdown().await.expect("shutdown");
 }
+
+/// A store that fails (its PostgreSQL schema dropped under the server):
+/// HTTP 500 SERVER_ERROR, counted in the metrics; the key still not logged.
+#[tokio::test]
+async fn store_failures_are_server_errors() {
+    let w = World::postgres().await;
+    let server = w.start(w.config(&conformance())).await;
+    let api = Api::new(&server);
+    let key = format!("ENCKEY-{}-store-down", uuid::Uuid::new_v4().simple());
+    let ok = api
+        .submit(
+            Some(CHANNEL),
+            &body("t", "u", json!({"batchId": BATCH}), None),
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+
+    let schema = w.table.split('.').next().expect("schema");
+    let mut conn = PgConnection::connect(&pg_url()).await.expect("PostgreSQL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&mut conn)
+        .await
+        .expect("drop");
+
+    let message = "the request store failed; try again later";
+    let a = api
+        .submit(
+            Some(CHANNEL),
+            &body("t2", "u", json!({"batchId": BATCH}), Some(&key)),
+        )
+        .await;
+    assert_error(&a, 500, SUBMIT, "SERVER_ERROR", message);
+    let a = api.read("t", "X", Some(CHANNEL)).await;
+    assert_error(&a, 500, READ, "SERVER_ERROR", message);
+    let a = api.list("t", None, Some(CHANNEL)).await;
+    assert_error(&a, 500, LIST, "SERVER_ERROR", message);
+    let metrics =
+        String::from_utf8(api.get(&format!("{}/metrics", server.url())).await.2).expect("text");
+    assert!(
+        metrics.contains("exhaust_store_errors_total 4"),
+        "{metrics}"
+    );
+    assert!(!logged().contains(&key));
+    server.shutdown().await.expect("shutdown");
+}
