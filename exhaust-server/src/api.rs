@@ -1,0 +1,495 @@
+//! Sunbird's Data Exhaust API (reference 1): submit, read and list, with
+//! Sunbird's envelope, result fields, messages and status codes. Every rule
+//! is the library's: validation and the request id are
+//! [`NewRequest::into_job_request`], resubmission is [`RequestStore::submit`];
+//! this module reads the HTTP request and writes the response.
+//!
+//! `encryptionKey` is taken from the body and handed to the store; it is
+//! never returned, logged or echoed in an error message.
+
+use crate::download::object_key;
+use crate::envelope::{Envelope, Reply, ResponseCode, api_id};
+use crate::state::AppState;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use chrono::{DateTime, Utc};
+use exhaust_core::request::{JobRequest, NewRequest, RequestStatus, SubmitError, stored_tag};
+use exhaust_core::store::{RequestStore, StoreError, Submission};
+use exhaust_writer::StorageError;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+/// The list limit when none is given (`data_exhaust.list.limit`).
+pub const DEFAULT_LIST_LIMIT: usize = 100;
+
+/// The header naming the requesting org.
+pub const CHANNEL_HEADER: &str = "X-Channel-ID";
+
+/// `jobStats`: submission time always; completion time and execution time
+/// for SUCCESS and FAILED requests (absent when not recorded).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobStats {
+    /// `dt_job_submitted`, epoch ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dt_job_submitted: Option<i64>,
+    /// `dt_job_completed`, epoch ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dt_job_completed: Option<i64>,
+    /// `execution_time`, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_time: Option<i64>,
+}
+
+/// A request as the API shows it (Sunbird's `JobResponse`). The encryption
+/// key is not part of it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobResponse {
+    /// The request id.
+    pub request_id: String,
+    /// The stored tag, `<tag>:<channel>`.
+    pub tag: String,
+    /// `job_id`.
+    pub dataset: String,
+    /// The requesting user.
+    pub requested_by: String,
+    /// The requesting org.
+    pub requested_channel: String,
+    /// `SUBMITTED`, `PROCESSING`, `SUCCESS` or `FAILED`.
+    pub status: String,
+    /// `dt_job_completed` when set, else `dt_job_submitted`, epoch ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_updated: Option<i64>,
+    /// `request_data`.
+    #[schema(value_type = Object)]
+    pub dataset_config: Value,
+    /// `iteration`: failed attempts so far.
+    pub attempts: i32,
+    /// Times.
+    pub job_stats: JobStats,
+    /// Signed links to the files (SUCCESS or FAILED with stored files;
+    /// otherwise empty).
+    pub download_urls: Vec<String>,
+    /// When the links expire: now + the link expiry, epoch ms.
+    pub expires_at: i64,
+    /// `err_message`, or empty.
+    pub status_message: String,
+}
+
+/// The result of list: `{count, jobs}`, newest submission first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ListResult {
+    /// How many jobs follow.
+    pub count: usize,
+    /// The jobs.
+    pub jobs: Vec<JobResponse>,
+}
+
+/// The documented shape of an error response's (absent) result.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct NoResult {}
+
+/// The submit body (for the OpenAPI document; the handler reads the JSON
+/// itself, so that errors never echo a value of the body).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SubmitBody {
+    /// Sunbird's API id (not checked).
+    id: Option<String>,
+    /// Version (not checked).
+    ver: Option<String>,
+    /// Time (not checked).
+    ts: Option<String>,
+    /// `{"msgid": ...}` (not checked).
+    #[schema(value_type = Option<Object>)]
+    params: Option<Value>,
+    /// The request.
+    request: SubmitRequest,
+}
+
+/// The `request` of a submit body.
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct SubmitRequest {
+    /// The client's tag (stored as `<tag>:<X-Channel-ID>`).
+    tag: String,
+    /// The requesting user.
+    requested_by: Option<String>,
+    /// `progress-exhaust`.
+    dataset: String,
+    /// `{"batchId": ..}`, `{"batchFilter": [..]}` or `{"searchFilter": {"request": ..}}`.
+    #[schema(value_type = Object)]
+    dataset_config: Value,
+    /// The key protecting the files (as Sunbird's course service sends it).
+    /// Stored, never returned.
+    encryption_key: Option<String>,
+    /// Accepted and ignored, as by Sunbird.
+    output_format: Option<String>,
+}
+
+/// Query of read.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReadQuery {
+    /// The request id (Sunbird defaults it to empty).
+    #[serde(rename = "requestId")]
+    #[param(rename = "requestId")]
+    pub request_id: Option<String>,
+}
+
+/// Query of list.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Most jobs returned (default 100).
+    #[param(value_type = Option<u32>)]
+    pub limit: Option<String>,
+}
+
+/// The `X-Channel-ID` header, when present and not blank.
+fn channel(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(CHANNEL_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+}
+
+fn epoch_ms(t: Option<DateTime<Utc>>) -> Option<i64> {
+    t.map(|t| t.timestamp_millis())
+}
+
+/// Sunbird's `_createJobResponse`: the row as the API shows it, with signed
+/// links for SUCCESS and FAILED requests that have files.
+pub async fn job_response(
+    state: &AppState,
+    r: &JobRequest,
+    now: DateTime<Utc>,
+) -> Result<JobResponse, StorageError> {
+    let processed = matches!(r.status, RequestStatus::Success | RequestStatus::Failed);
+    let job_stats = if processed {
+        JobStats {
+            dt_job_submitted: epoch_ms(r.dt_job_submitted),
+            dt_job_completed: epoch_ms(r.dt_job_completed),
+            execution_time: r.execution_time,
+        }
+    } else {
+        JobStats {
+            dt_job_submitted: epoch_ms(r.dt_job_submitted),
+            dt_job_completed: None,
+            execution_time: None,
+        }
+    };
+    let mut download_urls = Vec::new();
+    if processed {
+        for stored in &r.download_urls {
+            let key = object_key(stored);
+            download_urls.push(state.downloads().link(state.storage(), &key, now).await?);
+        }
+    }
+    let expiry_ms = i64::try_from(state.downloads().expiry().as_millis()).unwrap_or(i64::MAX);
+    Ok(JobResponse {
+        request_id: r.request_id.clone(),
+        tag: r.tag.clone(),
+        dataset: r.job_id.clone(),
+        requested_by: r.requested_by.clone(),
+        requested_channel: r.requested_channel.clone(),
+        status: r.status.as_str().to_string(),
+        last_updated: epoch_ms(r.dt_job_completed.or(r.dt_job_submitted)),
+        dataset_config: r.request_data.clone(),
+        attempts: r.iteration,
+        job_stats,
+        download_urls,
+        expires_at: now.timestamp_millis().saturating_add(expiry_ms),
+        status_message: r.err_message.clone().unwrap_or_default(),
+    })
+}
+
+fn store_failed(state: &AppState, id: &str, now: DateTime<Utc>, e: &StoreError) -> Reply {
+    state.metrics().store_error();
+    tracing::error!(api = id, error = %e, "request store failed");
+    Reply::error(
+        id,
+        now,
+        ResponseCode::ServerError,
+        "the request store failed; try again later",
+    )
+}
+
+fn storage_failed(id: &str, now: DateTime<Utc>, e: &StorageError) -> Reply {
+    tracing::error!(api = id, error = %e, "signing download links failed");
+    Reply::error(
+        id,
+        now,
+        ResponseCode::ServerError,
+        "download links could not be made; try again later",
+    )
+}
+
+/// A text field of the submit `request`: absent or null is `None`; any
+/// other type is refused with a message naming the field, not its value.
+fn text_field(obj: &serde_json::Map<String, Value>, name: &str) -> Result<Option<String>, String> {
+    match obj.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(format!("request.{name} must be a string")),
+    }
+}
+
+/// Reads the submit body into a [`NewRequest`] (with an empty channel when
+/// the header is absent: validation reports it in Sunbird's order).
+fn parse_submit(body: &[u8], channel: Option<String>) -> Result<NewRequest, String> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        // serde_json's syntax errors name a position, never the content.
+        format!("the request body is not valid JSON: {e}")
+    })?;
+    let Value::Object(top) = value else {
+        return Err("the request body must be a JSON object with a \"request\" object".into());
+    };
+    let empty = serde_json::Map::new();
+    let request = match top.get("request") {
+        None | Some(Value::Null) => &empty,
+        Some(Value::Object(m)) => m,
+        Some(_) => return Err("request must be a JSON object".into()),
+    };
+    let dataset_config = match request.get("datasetConfig") {
+        None => Value::Null,
+        Some(v @ (Value::Null | Value::Object(_))) => v.clone(),
+        Some(_) => return Err("request.datasetConfig must be a JSON object".into()),
+    };
+    Ok(NewRequest {
+        tag: text_field(request, "tag")?.unwrap_or_default(),
+        dataset: text_field(request, "dataset")?.unwrap_or_default(),
+        requested_by: text_field(request, "requestedBy")?.unwrap_or_default(),
+        channel: channel.unwrap_or_default(),
+        dataset_config,
+        encryption_key: text_field(request, "encryptionKey")?,
+    })
+}
+
+/// Queues a report request.
+///
+/// Validation runs first (`tag is empty`, `dataset is empty`,
+/// `datasetConfig is empty`: 400 CLIENT_ERROR), then the channel (403).
+/// A request with the same id and tag is returned as it is, unless it
+/// FAILED: then it is queued again and its attempts start again.
+#[utoipa::path(
+    post,
+    path = "/dataset/v1/request/submit",
+    tag = "Data Exhaust",
+    request_body(content = SubmitBody, description = "Sunbird's submit body"),
+    params(
+        ("X-Channel-ID" = String, Header, description = "The requesting org (required)"),
+    ),
+    responses(
+        (status = 200, description = "The request, as stored", body = Envelope<JobResponse>),
+        (status = 400, description = "Invalid body (CLIENT_ERROR)", body = Envelope<NoResult>),
+        (status = 401, description = "Bearer token missing or wrong, when one is configured", body = Envelope<NoResult>),
+        (status = 403, description = "X-Channel-ID is missing in request header", body = Envelope<NoResult>),
+        (status = 500, description = "The store failed (SERVER_ERROR)", body = Envelope<NoResult>),
+    ),
+    security((), ("bearer" = []))
+)]
+pub async fn submit(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Reply {
+    let id = api_id::SUBMIT;
+    let now = state.now();
+    let new = match parse_submit(&body, channel(&headers)) {
+        Ok(n) => n,
+        Err(message) => return Reply::error(id, now, ResponseCode::ClientError, message),
+    };
+    let row = match new.into_job_request(now) {
+        Ok(r) => r,
+        Err(e @ SubmitError::MissingChannel) => {
+            return Reply::error(id, now, ResponseCode::Forbidden, e.to_string());
+        }
+        Err(e) => return Reply::error(id, now, ResponseCode::ClientError, e.to_string()),
+    };
+    let submission = match state.store().submit(&row).await {
+        Ok(s) => s,
+        Err(e) => return store_failed(&state, id, now, &e),
+    };
+    let outcome = match &submission {
+        Submission::Created(_) => "created",
+        Submission::Resubmitted(_) => "resubmitted",
+        Submission::Existing(_) => "existing",
+    };
+    let stored = submission.request();
+    tracing::info!(
+        request_id = %stored.request_id,
+        channel = %stored.requested_channel,
+        status = %stored.status,
+        outcome,
+        "request submitted"
+    );
+    match job_response(&state, stored, now).await {
+        Ok(r) => Reply::ok(id, now, &r),
+        Err(e) => storage_failed(id, now, &e),
+    }
+}
+
+/// Reads one request by tag (the client's, without `:channel`) and id.
+///
+/// An unknown request answers 200 with `params.status` `failed`,
+/// `params.err` `OK` and no result, as Sunbird does.
+#[utoipa::path(
+    get,
+    path = "/dataset/v1/request/read/{tag}",
+    tag = "Data Exhaust",
+    params(
+        ("tag" = String, Path, description = "The client's tag; the server appends `:<X-Channel-ID>`"),
+        ReadQuery,
+        ("X-Channel-ID" = String, Header, description = "The requesting org (required)"),
+    ),
+    responses(
+        (status = 200, description = "The request; or params.status `failed` with errmsg `no job available with the given request_id and tag`", body = Envelope<JobResponse>),
+        (status = 401, description = "Bearer token missing or wrong, when one is configured", body = Envelope<NoResult>),
+        (status = 403, description = "X-Channel-ID is missing in request header", body = Envelope<NoResult>),
+        (status = 500, description = "The store failed", body = Envelope<NoResult>),
+    ),
+    security((), ("bearer" = []))
+)]
+pub async fn read(
+    State(state): State<AppState>,
+    Path(tag): Path<String>,
+    Query(query): Query<ReadQuery>,
+    headers: HeaderMap,
+) -> Reply {
+    let id = api_id::READ;
+    let now = state.now();
+    let Some(channel) = channel(&headers) else {
+        return Reply::error(
+            id,
+            now,
+            ResponseCode::Forbidden,
+            SubmitError::MissingChannel.to_string(),
+        );
+    };
+    let request_id = query.request_id.unwrap_or_default();
+    let row = match state
+        .store()
+        .get(&stored_tag(&tag, &channel), &request_id)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return store_failed(&state, id, now, &e),
+    };
+    let Some(row) = row else {
+        // Sunbird's getDataRequest: errorResponse(.., ResponseCode.OK).
+        return Reply::error(
+            id,
+            now,
+            ResponseCode::Ok,
+            "no job available with the given request_id and tag",
+        );
+    };
+    tracing::info!(request_id = %row.request_id, status = %row.status, "request read");
+    match job_response(&state, &row, now).await {
+        Ok(r) => Reply::ok(id, now, &r),
+        Err(e) => storage_failed(id, now, &e),
+    }
+}
+
+/// Lists the requests of a tag (the client's, without `:channel`), newest
+/// submission first.
+#[utoipa::path(
+    get,
+    path = "/dataset/v1/request/list/{tag}",
+    tag = "Data Exhaust",
+    params(
+        ("tag" = String, Path, description = "The client's tag; the server appends `:<X-Channel-ID>`"),
+        ListQuery,
+        ("X-Channel-ID" = String, Header, description = "The requesting org (required)"),
+    ),
+    responses(
+        (status = 200, description = "`{count, jobs}`", body = Envelope<ListResult>),
+        (status = 400, description = "limit is not a whole number", body = Envelope<NoResult>),
+        (status = 401, description = "Bearer token missing or wrong, when one is configured", body = Envelope<NoResult>),
+        (status = 403, description = "X-Channel-ID is missing in request header", body = Envelope<NoResult>),
+        (status = 500, description = "The store failed", body = Envelope<NoResult>),
+    ),
+    security((), ("bearer" = []))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    Path(tag): Path<String>,
+    Query(query): Query<ListQuery>,
+    headers: HeaderMap,
+) -> Reply {
+    let id = api_id::LIST;
+    let now = state.now();
+    let Some(channel) = channel(&headers) else {
+        return Reply::error(
+            id,
+            now,
+            ResponseCode::Forbidden,
+            SubmitError::MissingChannel.to_string(),
+        );
+    };
+    let limit = match query.limit.as_deref().map(str::trim) {
+        None | Some("") => DEFAULT_LIST_LIMIT,
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) => n,
+            Err(_) => {
+                return Reply::error(
+                    id,
+                    now,
+                    ResponseCode::ClientError,
+                    "limit must be a whole number of 0 or more",
+                );
+            }
+        },
+    };
+    let rows = match state.store().list(&stored_tag(&tag, &channel), limit).await {
+        Ok(r) => r,
+        Err(e) => return store_failed(&state, id, now, &e),
+    };
+    let mut jobs = Vec::with_capacity(rows.len());
+    for r in &rows {
+        match job_response(&state, r, now).await {
+            Ok(j) => jobs.push(j),
+            Err(e) => return storage_failed(id, now, &e),
+        }
+    }
+    tracing::info!(count = jobs.len(), limit, "requests listed");
+    Reply::ok(
+        id,
+        now,
+        ListResult {
+            count: jobs.len(),
+            jobs,
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_errors_name_fields_not_values() {
+        let e = parse_submit(
+            br#"{"request":{"tag":"t","dataset":"d","datasetConfig":{"batchId":"b"},"encryptionKey":918273645}}"#,
+            Some("c".into()),
+        )
+        .expect_err("a number key");
+        assert_eq!(e, "request.encryptionKey must be a string");
+        assert!(!e.contains("918273645"));
+        let e = parse_submit(b"{\"request\": ", None).expect_err("cut");
+        assert!(e.starts_with("the request body is not valid JSON"), "{e}");
+        let e = parse_submit(b"[1]", None).expect_err("array");
+        assert!(e.contains("JSON object"), "{e}");
+        let e = parse_submit(br#"{"request":{"datasetConfig":"b"}}"#, None).expect_err("string");
+        assert_eq!(e, "request.datasetConfig must be a JSON object");
+    }
+
+    #[test]
+    fn a_missing_request_is_an_empty_one() {
+        let n = parse_submit(b"{}", None).expect("parses");
+        assert_eq!(n.validate().expect_err("empty").to_string(), "tag is empty");
+    }
+}

@@ -1,0 +1,251 @@
+//! The server's configuration: the request flow's [`Settings`] (`--config`
+//! file and `EXHAUST_*` variables, as for the `exhaust` command) plus the
+//! server's own flags, each with an environment variable. Secrets come from
+//! environment variables only, named by flags, and are never logged.
+
+use crate::download::{MIN_SECRET_BYTES, Secret};
+use crate::state::{Clock, system_clock};
+use anyhow::{Context, bail};
+use clap::Parser;
+use exhaust_cli::config::Settings;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The variable read for the download secret when `--download-secret-env`
+/// is not given.
+pub const DEFAULT_DOWNLOAD_SECRET_ENV: &str = "EXHAUST_DOWNLOAD_SECRET";
+
+/// The variable read for the bearer token when `--bearer-token-env` is not
+/// given.
+pub const DEFAULT_BEARER_TOKEN_ENV: &str = "EXHAUST_BEARER_TOKEN";
+
+/// `exhaust-server`'s command line.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "exhaust-server",
+    version,
+    about = "Sunbird's Data Exhaust API for the progress exhaust: submit, read, list, download; health, metrics, OpenAPI."
+)]
+pub struct Args {
+    /// The request flow's TOML configuration (store, storage, source,
+    /// security, job); else `$EXHAUST_CONFIG`, else `./exhaust.toml`.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, env = "EXHAUST_SERVER_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// Base URL of this server's download links as clients reach it
+    /// (default `http://<bind address>`).
+    #[arg(long, env = "EXHAUST_SERVER_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Environment variable holding the secret that signs local download
+    /// links (at least 16 bytes). Default: `EXHAUST_DOWNLOAD_SECRET` when
+    /// set, else a random secret per start (old links die on restart).
+    #[arg(long, value_name = "VAR")]
+    pub download_secret_env: Option<String>,
+    /// Minutes a download link stays valid.
+    #[arg(long, env = "EXHAUST_SERVER_URL_EXPIRY_MINUTES", default_value_t = 30)]
+    pub url_expiry_minutes: u64,
+    /// Environment variable holding a bearer token the API routes then
+    /// require. Default: `EXHAUST_BEARER_TOKEN` when set, else no token
+    /// (the gateway's headers are trusted, as in Sunbird deployments).
+    #[arg(long, value_name = "VAR")]
+    pub bearer_token_env: Option<String>,
+    /// Process requests in this process too (else leave them to
+    /// `exhaust run --watch` elsewhere).
+    #[arg(long, env = "EXHAUST_SERVER_WORKER")]
+    pub worker: bool,
+    /// Seconds between the worker's polls (default `[job] poll_seconds`, 30).
+    #[arg(long, env = "EXHAUST_SERVER_POLL_SECONDS")]
+    pub poll_seconds: Option<u64>,
+}
+
+/// Everything the server needs, resolved.
+#[derive(Clone)]
+pub struct ServerConfig {
+    /// The request flow's settings.
+    pub settings: Settings,
+    /// Where to listen (used by `main`; tests bring their own listener).
+    pub bind: SocketAddr,
+    /// The download links' base URL (`None`: `http://<bound address>`).
+    pub public_url: Option<String>,
+    /// The download secret (`None`: random per start).
+    pub download_secret: Option<Secret>,
+    /// How long links stay valid.
+    pub url_expiry: Duration,
+    /// The bearer token the API requires, if any.
+    pub bearer_token: Option<Secret>,
+    /// Whether to run the worker in this process.
+    pub worker: bool,
+    /// The worker's poll interval.
+    pub poll: Duration,
+    /// The clock of the API.
+    pub clock: Clock,
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("bind", &self.bind)
+            .field("public_url", &self.public_url)
+            .field("download_secret", &self.download_secret.is_some())
+            .field("url_expiry", &self.url_expiry)
+            .field("bearer_token", &self.bearer_token.is_some())
+            .field("worker", &self.worker)
+            .field("poll", &self.poll)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerConfig {
+    /// A configuration over `settings` with the defaults: 127.0.0.1:8080,
+    /// random download secret, 30-minute links, no bearer token, no worker.
+    pub fn new(settings: Settings) -> Self {
+        let poll = Duration::from_secs(settings.job.poll_seconds.max(1));
+        Self {
+            settings,
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            download_secret: None,
+            url_expiry: Duration::from_secs(30 * 60),
+            bearer_token: None,
+            worker: false,
+            poll,
+            clock: system_clock(),
+        }
+    }
+
+    /// Resolves the command line and the environment.
+    pub fn from_args(args: Args) -> anyhow::Result<Self> {
+        Self::from_args_with(args, |name| std::env::var(name).ok())
+    }
+
+    /// As [`ServerConfig::from_args`], reading variables through `env`.
+    pub fn from_args_with(
+        args: Args,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Self> {
+        let settings = Settings::load(args.config.as_deref())?;
+        let mut config = Self::new(settings);
+        config.bind = args.bind;
+        config.public_url = args
+            .public_url
+            .map(|u| u.trim_end_matches('/').to_string())
+            .filter(|u| !u.is_empty());
+        if let Some(u) = &config.public_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            bail!("--public-url must start with http:// or https://");
+        }
+        if args.url_expiry_minutes == 0 {
+            bail!("--url-expiry-minutes must be at least 1");
+        }
+        config.url_expiry = Duration::from_secs(args.url_expiry_minutes * 60);
+        config.download_secret = secret_from_env(
+            &env,
+            args.download_secret_env.as_deref(),
+            DEFAULT_DOWNLOAD_SECRET_ENV,
+            "--download-secret-env",
+        )?;
+        if let Some(s) = &config.download_secret
+            && s.expose().len() < MIN_SECRET_BYTES
+        {
+            bail!("the download secret must be at least {MIN_SECRET_BYTES} bytes long");
+        }
+        config.bearer_token = secret_from_env(
+            &env,
+            args.bearer_token_env.as_deref(),
+            DEFAULT_BEARER_TOKEN_ENV,
+            "--bearer-token-env",
+        )?;
+        config.worker = args.worker;
+        if let Some(p) = args.poll_seconds {
+            if p == 0 {
+                bail!("--poll-seconds must be at least 1");
+            }
+            config.poll = Duration::from_secs(p);
+        }
+        Ok(config)
+    }
+}
+
+/// A secret from the variable a flag names (which must then be set), else
+/// from the default variable when it is set.
+fn secret_from_env(
+    env: &impl Fn(&str) -> Option<String>,
+    named: Option<&str>,
+    default_var: &str,
+    flag: &str,
+) -> anyhow::Result<Option<Secret>> {
+    let value = match named {
+        Some(var) => Some(
+            env(var)
+                .filter(|v| !v.is_empty())
+                .with_context(|| format!("environment variable {var} ({flag}) is not set"))?,
+        ),
+        None => env(default_var).filter(|v| !v.is_empty()),
+    };
+    Ok(value.map(|v| Secret::new(v.into_bytes())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> Args {
+        let mut argv = vec!["exhaust-server"];
+        argv.extend_from_slice(extra);
+        Args::parse_from(argv)
+    }
+
+    #[test]
+    fn defaults_and_secrets_from_named_variables() {
+        let c = ServerConfig::from_args_with(args(&[]), |_| None).expect("config");
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.url_expiry, Duration::from_secs(1800));
+        assert!(c.download_secret.is_none() && c.bearer_token.is_none() && !c.worker);
+
+        let env = |name: &str| match name {
+            "MY_SECRET" => Some("0123456789abcdef-long-enough".to_string()),
+            "EXHAUST_BEARER_TOKEN" => Some("tok".to_string()),
+            _ => None,
+        };
+        let c = ServerConfig::from_args_with(
+            args(&[
+                "--download-secret-env",
+                "MY_SECRET",
+                "--worker",
+                "--poll-seconds",
+                "2",
+            ]),
+            env,
+        )
+        .expect("config");
+        assert!(c.download_secret.is_some());
+        assert!(c.bearer_token.is_some(), "the default variable is read");
+        assert!(c.worker);
+        assert_eq!(c.poll, Duration::from_secs(2));
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("0123456789abcdef") && !shown.contains("tok\""),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn a_named_variable_must_be_set_and_secrets_long_enough() {
+        let e = ServerConfig::from_args_with(args(&["--bearer-token-env", "NOPE"]), |_| None)
+            .expect_err("unset");
+        assert!(e.to_string().contains("NOPE"), "{e}");
+        let e = ServerConfig::from_args_with(args(&[]), |name| {
+            (name == DEFAULT_DOWNLOAD_SECRET_ENV).then(|| "short".to_string())
+        })
+        .expect_err("short");
+        assert!(e.to_string().contains("16 bytes"), "{e}");
+        let e = ServerConfig::from_args_with(args(&["--public-url", "ftp://x"]), |_| None)
+            .expect_err("scheme");
+        assert!(e.to_string().contains("http"), "{e}");
+    }
+}

@@ -1,0 +1,181 @@
+//! `GET /health`: whether the request store, the storage and the report
+//! source answer. 200 when all do, 503 when any part is down, with the
+//! status of each part.
+
+use exhaust_core::ContentId;
+use exhaust_core::source::{CollectionSource, CustodianOrgSource, OptionalNodeSource};
+use exhaust_sources::{LiveConfig, LiveSources};
+use serde::Serialize;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::Duration;
+use utoipa::ToSchema;
+
+/// How long one part may take to answer.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A boxed future of a check.
+pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+
+/// Whether the report source can be read. The server holds one behind a
+/// trait object, so the API does not depend on which source the worker
+/// reads.
+pub trait SourceCheck: Send + Sync + 'static {
+    /// What the source is, for the health document (never credentials).
+    fn describe(&self) -> String;
+    /// `Ok` when the source answers, else why not.
+    fn check(&self) -> CheckFuture<'_>;
+}
+
+/// A snapshot folder is reachable when it can be listed. (The snapshot
+/// reader caches what it has read, so asking it would report a folder that
+/// has gone as healthy.)
+#[derive(Debug, Clone)]
+pub struct SnapshotFolder(pub PathBuf);
+
+impl SourceCheck for SnapshotFolder {
+    fn describe(&self) -> String {
+        "snapshot".into()
+    }
+
+    fn check(&self) -> CheckFuture<'_> {
+        let dir = self.0.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                std::fs::read_dir(&dir)
+                    .map(|_| ())
+                    .map_err(|e| format!("snapshot folder cannot be read: {}", e.kind()))
+            })
+            .await
+            .map_err(|e| format!("check did not finish: {e}"))?
+        })
+    }
+}
+
+/// Sunbird's live stores answer when one cheap read by key succeeds on each:
+/// the custodian org (Cassandra), an optional-nodes set (Redis) and a
+/// collection lookup (search). The connection is made at the first check
+/// and kept.
+#[derive(Debug)]
+pub struct LiveCheck {
+    config: LiveConfig,
+    sources: tokio::sync::OnceCell<LiveSources>,
+}
+
+impl LiveCheck {
+    /// A check of the stores of `config`.
+    pub fn new(config: LiveConfig) -> Self {
+        Self {
+            config,
+            sources: tokio::sync::OnceCell::new(),
+        }
+    }
+}
+
+impl SourceCheck for LiveCheck {
+    fn describe(&self) -> String {
+        "live".into()
+    }
+
+    fn check(&self) -> CheckFuture<'_> {
+        Box::pin(async move {
+            let s = self
+                .sources
+                .get_or_try_init(|| LiveSources::connect(&self.config))
+                .await
+                .map_err(|e| e.to_string())?;
+            s.custodian_org().await.map_err(|e| e.to_string())?;
+            let probe = ContentId::new("exhaust-health-probe");
+            s.optional_nodes(&probe).await.map_err(|e| e.to_string())?;
+            s.collections(std::slice::from_ref(&probe))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(())
+        })
+    }
+}
+
+/// The state of one part.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Part {
+    /// `up` or `down`.
+    pub status: String,
+    /// What the part is (`postgres`, `sqlite`, `local folder`, `S3`, `Azure`, `GCS`, `snapshot`).
+    pub kind: String,
+    /// Why it is down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The health document.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` when every part is up, else `down`.
+    pub status: String,
+    /// The request store.
+    pub store: Part,
+    /// The file storage.
+    pub storage: Part,
+    /// The report source.
+    pub source: Part,
+}
+
+impl Health {
+    /// Whether every part is up.
+    pub fn is_ok(&self) -> bool {
+        self.status == "ok"
+    }
+}
+
+/// Runs a check with [`CHECK_TIMEOUT`] and describes its outcome.
+pub async fn part<F>(kind: String, check: F) -> Part
+where
+    F: Future<Output = Result<(), String>>,
+{
+    let outcome = match tokio::time::timeout(CHECK_TIMEOUT, check).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("no answer within {}s", CHECK_TIMEOUT.as_secs())),
+    };
+    match outcome {
+        Ok(()) => Part {
+            status: "up".into(),
+            kind,
+            error: None,
+        },
+        Err(e) => Part {
+            status: "down".into(),
+            kind,
+            error: Some(e),
+        },
+    }
+}
+
+/// The document from the three parts.
+pub fn summarise(store: Part, storage: Part, source: Part) -> Health {
+    let all_up = [&store, &storage, &source].iter().all(|p| p.status == "up");
+    Health {
+        status: if all_up { "ok" } else { "down" }.into(),
+        store,
+        storage,
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn live_stores_that_are_down_are_reported_down_with_the_reason() {
+        let config: LiveConfig = toml::from_str(
+            "[cassandra]\ncontact_points = [\"127.0.0.1:1\"]\nconnect_timeout_ms = 300\n\
+             [redis]\nurl = \"redis://127.0.0.1:1\"\n",
+        )
+        .expect("config");
+        let check = LiveCheck::new(config);
+        assert_eq!(check.describe(), "live");
+        let err = check.check().await.expect_err("down");
+        assert!(err.contains("unavailable"), "{err}");
+    }
+}

@@ -1,0 +1,272 @@
+//! # exhaust-server
+//!
+//! The HTTP service of the progress exhaust. It speaks Sunbird's Data
+//! Exhaust API (reference 1 of `sunbird-interfaces.md`), so portals that
+//! call Sunbird's analytics service work against it unchanged:
+//!
+//! | route | what |
+//! |---|---|
+//! | `POST /dataset/v1/request/submit` | queue a request (Sunbird's body, `X-Channel-ID`) |
+//! | `GET /dataset/v1/request/read/{tag}?requestId=` | one request, with signed download links |
+//! | `GET /dataset/v1/request/list/{tag}?limit=` | a tag's requests, newest first (default 100) |
+//! | `GET /dataset/v1/download/{token}` | a file of the local storage, through a signed, expiring link |
+//! | `GET /health` | store, storage and source: 200, or 503 when one is down |
+//! | `GET /metrics` | Prometheus metrics |
+//! | `GET /openapi.json` | the OpenAPI document, generated from the handlers |
+//!
+//! The server has no report or request logic of its own: validation, the
+//! request id and the resubmission rules are `exhaust-core`'s and the
+//! store's, building is the `exhaust-writer` runner's (in this process with
+//! `--worker`, or in `exhaust run --watch` processes elsewhere), files are
+//! read and signed through `exhaust-writer`'s `Storage`.
+//!
+//! Embedding or testing it: bind a listener (port 0 for a random one) and
+//! call [`start`]; the returned [`Running`] knows its address and shuts down
+//! gracefully.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use exhaust_server::{ServerConfig, start};
+//! let settings = exhaust_cli::config::Settings::load(None)?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let running = start(ServerConfig::new(settings), listener).await?;
+//! println!("listening on {}", running.url());
+//! running.shutdown().await?;
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+pub mod api;
+pub mod config;
+pub mod download;
+pub mod envelope;
+pub mod health;
+pub mod metrics;
+pub mod ops;
+pub mod state;
+pub mod worker;
+
+pub use config::{Args, ServerConfig};
+pub use state::{AppState, Clock, StateConfig};
+pub use worker::Shutdown;
+
+use anyhow::Context;
+use axum::{Extension, Router, middleware};
+use download::{Downloads, Secret};
+use health::{LiveCheck, SnapshotFolder};
+use metrics::Metrics;
+use ops::OpenApiJson;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "exhaust-server",
+        description = "Sunbird's Data Exhaust API for the progress exhaust, with signed downloads, health and metrics."
+    ),
+    modifiers(&BearerScheme)
+)]
+struct ApiDoc;
+
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The Data Exhaust routes (behind the optional bearer token).
+fn exhaust_api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(api::submit))
+        .routes(routes!(api::read))
+        .routes(routes!(api::list))
+}
+
+/// The other routes (never behind the bearer token).
+fn open_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(ops::download))
+        .routes(routes!(ops::health))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(ops::openapi_json))
+}
+
+/// The OpenAPI document of every route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    open_routes().merge(exhaust_api_routes()).into_openapi()
+}
+
+/// The application: every route over `state`.
+pub fn app(state: AppState) -> Router {
+    let (router, api) = open_routes()
+        .merge(
+            exhaust_api_routes().route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                ops::require_bearer,
+            )),
+        )
+        .split_for_parts();
+    let doc = api.to_pretty_json().unwrap_or_else(|e| {
+        format!("{{\"error\": \"the OpenAPI document could not be written: {e}\"}}")
+    });
+    router
+        .layer(Extension(OpenApiJson(Arc::new(doc))))
+        .layer(middleware::from_fn_with_state(state.clone(), ops::observe))
+        .with_state(state)
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then stops
+/// accepting and lets calls in flight finish.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// A started server (and worker).
+#[derive(Debug)]
+pub struct Running {
+    addr: SocketAddr,
+    state: AppState,
+    stop: Shutdown,
+    server: JoinHandle<std::io::Result<()>>,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl Running {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<bound address>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The handlers' state (store, storage, metrics, ...).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The stop signal (also triggered by [`Running::shutdown`]).
+    pub fn stop_signal(&self) -> &Shutdown {
+        &self.stop
+    }
+
+    /// Stops accepting, lets calls in flight finish, lets the worker finish
+    /// or release the request in hand, and waits for both.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.stop.trigger();
+        self.wait().await
+    }
+
+    /// Waits until the server and worker have stopped (after
+    /// [`Shutdown::trigger`]).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let served = self.server.await.context("the HTTP server task failed")?;
+        if let Some(worker) = self.worker {
+            worker.await.context("the worker task failed")?;
+        }
+        served.context("the HTTP server failed")?;
+        tracing::info!("server stopped");
+        Ok(())
+    }
+}
+
+/// Opens the store and storage of `config`, starts the worker when asked,
+/// and serves on `listener`.
+pub async fn start(config: ServerConfig, listener: TcpListener) -> anyhow::Result<Running> {
+    let addr = listener
+        .local_addr()
+        .context("reading the listener's address")?;
+    let settings = &config.settings;
+    let store = settings.open_store().await?;
+    let storage = settings.storage()?;
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let random_secret = config.download_secret.is_none();
+    let secret = config
+        .download_secret
+        .clone()
+        .unwrap_or_else(Secret::random);
+    let metrics = Arc::new(Metrics::new());
+    let state = AppState::new(StateConfig {
+        store: store.clone(),
+        storage: storage.clone(),
+        source: match &settings.source.live {
+            Some(live) => Arc::new(LiveCheck::new(live.clone())) as Arc<dyn health::SourceCheck>,
+            None => Arc::new(SnapshotFolder(settings.snapshot_dir())),
+        },
+        downloads: Downloads::new(secret, &public_url, config.url_expiry),
+        bearer_token: config.bearer_token.clone(),
+        metrics: metrics.clone(),
+        clock: config.clock.clone(),
+    });
+    let stop = Shutdown::new();
+    let worker = if config.worker {
+        let runner = worker::runner(settings, store.clone(), storage.clone()).await?;
+        Some(tokio::spawn(worker::run_loop(
+            runner,
+            metrics,
+            config.poll,
+            stop.clone(),
+        )))
+    } else {
+        None
+    };
+    let server = tokio::spawn(serve(listener, app(state.clone()), stop.clone().wait()));
+    tracing::info!(
+        addr = %addr,
+        store = store.kind(),
+        storage = storage.describe(),
+        worker = config.worker,
+        bearer_token = config.bearer_token.is_some(),
+        random_download_secret = random_secret,
+        url_expiry_minutes = config.url_expiry.as_secs() / 60,
+        "server listening"
+    );
+    Ok(Running {
+        addr,
+        state,
+        stop,
+        server,
+        worker,
+    })
+}
+
+/// Structured JSON logs (one object per line) to `writer`, filtered by
+/// `$EXHAUST_LOG` (default `info`).
+pub fn log_subscriber<W>(writer: W) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
+    let filter = tracing_subscriber::EnvFilter::try_from_env("EXHAUST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(false)
+        .with_writer(writer)
+        .finish()
+}

@@ -1,0 +1,258 @@
+//! Prometheus metrics (`GET /metrics`, text format through
+//! `prometheus-client`). Counters come from the API (calls by route and
+//! code), from the worker's [`RunSummary`]s (requests by outcome, batches
+//! built, rows written, build time, store errors) and from health checks
+//! (failures by part). Requests by status come from the store, counted when
+//! the metrics are scraped.
+//!
+//! Every metric carries ids of routes, parts and statuses only: never a
+//! request's tag, user, channel or key.
+
+use exhaust_core::request::RequestStatus;
+use exhaust_writer::RunSummary;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Requests of one status are counted up to this many on each scrape (the
+/// store lists rows; it has no count query), so a gauge at this value means
+/// "at least".
+pub const STATUS_COUNT_CAP: usize = 10_000;
+
+/// Labels of API calls.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    /// The route template (`/dataset/v1/request/read/{tag}`), never the
+    /// actual path.
+    pub route: String,
+    /// The HTTP status code.
+    pub code: u16,
+}
+
+/// The label of requests by status.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabel {
+    /// `SUBMITTED`, `PROCESSING`, `SUCCESS` or `FAILED`.
+    pub status: String,
+}
+
+/// The label of requests handled by the worker.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    /// `succeeded`, `failed`, `resubmitted`, `duplicate`, `held_elsewhere`, `released`.
+    pub outcome: String,
+}
+
+/// The label of health failures.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartLabel {
+    /// `store`, `storage` or `source`.
+    pub part: String,
+}
+
+/// The server's metrics and their registry.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    api_calls: Family<CallLabels, Counter>,
+    requests_by_status: Family<StatusLabel, Gauge>,
+    runs: Counter,
+    requests_processed: Family<OutcomeLabel, Counter>,
+    batches_built: Counter,
+    rows_written: Counter,
+    bytes_written: Counter,
+    build_seconds: Histogram,
+    store_errors: Counter,
+    health_failures: Family<PartLabel, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("exhaust");
+        let api_calls = Family::<CallLabels, Counter>::default();
+        registry.register(
+            "api_calls",
+            "HTTP calls by route template and status code",
+            api_calls.clone(),
+        );
+        let requests_by_status = Family::<StatusLabel, Gauge>::default();
+        registry.register(
+            "requests",
+            "Requests in the store by status (counted on scrape, capped at 10000 per status)",
+            requests_by_status.clone(),
+        );
+        let runs = Counter::default();
+        registry.register("worker_runs", "Runs of the in-process worker", runs.clone());
+        let requests_processed = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "requests_processed",
+            "Requests handled by the in-process worker, by outcome",
+            requests_processed.clone(),
+        );
+        let batches_built = Counter::default();
+        registry.register(
+            "batches_built",
+            "Batches built and stored",
+            batches_built.clone(),
+        );
+        let rows_written = Counter::default();
+        registry.register("rows_written", "Report rows written", rows_written.clone());
+        let bytes_written = Counter::default();
+        registry.register(
+            "csv_bytes_written",
+            "CSV bytes written",
+            bytes_written.clone(),
+        );
+        let build_seconds = Histogram::new(exponential_buckets(0.05, 2.0, 14));
+        registry.register(
+            "batch_build_seconds",
+            "Time to build, package and store one batch",
+            build_seconds.clone(),
+        );
+        let store_errors = Counter::default();
+        registry.register(
+            "store_errors",
+            "Request store failures seen by the API and the worker",
+            store_errors.clone(),
+        );
+        let health_failures = Family::<PartLabel, Counter>::default();
+        registry.register(
+            "health_failures",
+            "Health checks that found a part down (store, storage, source)",
+            health_failures.clone(),
+        );
+        Self {
+            registry,
+            api_calls,
+            requests_by_status,
+            runs,
+            requests_processed,
+            batches_built,
+            rows_written,
+            bytes_written,
+            build_seconds,
+            store_errors,
+            health_failures,
+        }
+    }
+
+    /// Counts an API call.
+    pub fn api_call(&self, route: &str, code: u16) {
+        self.api_calls
+            .get_or_create(&CallLabels {
+                route: route.into(),
+                code,
+            })
+            .inc();
+    }
+
+    /// Counts a store failure.
+    pub fn store_error(&self) {
+        self.store_errors.inc();
+    }
+
+    /// Counts a part found down by a health check.
+    pub fn health_failure(&self, part: &str) {
+        self.health_failures
+            .get_or_create(&PartLabel { part: part.into() })
+            .inc();
+    }
+
+    /// Sets the number of requests in one status.
+    pub fn set_status_count(&self, status: RequestStatus, count: usize) {
+        self.requests_by_status
+            .get_or_create(&StatusLabel {
+                status: status.as_str().into(),
+            })
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    /// Adds what a worker run did.
+    pub fn record_run(&self, s: &RunSummary) {
+        self.runs.inc();
+        for (outcome, n) in [
+            ("succeeded", s.succeeded),
+            ("failed", s.failed),
+            ("resubmitted", s.resubmitted),
+            ("duplicate", s.duplicates),
+            ("held_elsewhere", s.skipped),
+            ("released", s.released),
+        ] {
+            if n > 0 {
+                self.requests_processed
+                    .get_or_create(&OutcomeLabel {
+                        outcome: outcome.into(),
+                    })
+                    .inc_by(n as u64);
+            }
+        }
+        for b in &s.batches {
+            self.batches_built.inc();
+            self.rows_written.inc_by(b.rows as u64);
+            self.bytes_written.inc_by(b.csv_bytes);
+            self.build_seconds.observe(b.elapsed.as_secs_f64());
+        }
+        self.store_errors.inc_by(s.store_errors.len() as u64);
+    }
+
+    /// The metrics in Prometheus' text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use exhaust_writer::BuiltBatch;
+    use std::time::Duration;
+
+    #[test]
+    fn a_run_summary_moves_the_counters() {
+        let m = Metrics::new();
+        m.record_run(&RunSummary {
+            total: 2,
+            succeeded: 1,
+            failed: 1,
+            batches: vec![BuiltBatch {
+                request_id: "R".into(),
+                batch_id: "b".into(),
+                rows: 4,
+                csv_bytes: 100,
+                key: "k".into(),
+                zip_bytes: 50,
+                reads: vec![],
+                elapsed: Duration::from_millis(300),
+            }],
+            store_errors: vec!["x".into()],
+            ..RunSummary::default()
+        });
+        m.api_call("/health", 200);
+        m.set_status_count(RequestStatus::Success, 3);
+        let text = m.encode();
+        for line in [
+            "exhaust_rows_written_total 4",
+            "exhaust_batches_built_total 1",
+            "exhaust_store_errors_total 1",
+            "exhaust_requests_processed_total{outcome=\"succeeded\"} 1",
+            "exhaust_requests{status=\"SUCCESS\"} 3",
+            "exhaust_api_calls_total{route=\"/health\",code=\"200\"} 1",
+            "exhaust_batch_build_seconds_count 1",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+    }
+}

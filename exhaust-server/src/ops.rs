@@ -1,0 +1,267 @@
+//! The routes around the API: signed downloads, health, metrics, the
+//! OpenAPI document, and the two middlewares (bearer token, call counts
+//! and access logs).
+
+use crate::download::{TokenError, file_name};
+use crate::envelope::{Reply, ResponseCode, api_id};
+use crate::health::{Health, part, summarise};
+use crate::metrics::STATUS_COUNT_CAP;
+use crate::state::AppState;
+use axum::Extension;
+use axum::extract::{MatchedPath, Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use exhaust_core::request::RequestStatus;
+use exhaust_core::store::RequestStore;
+use exhaust_writer::StorageError;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The OpenAPI document as served.
+#[derive(Debug, Clone)]
+pub struct OpenApiJson(pub Arc<String>);
+
+/// Downloads a file through a signed link (local storage).
+///
+/// The link's token holds the file's key and an expiry, signed with the
+/// server's download secret. Tampered, foreign or expired tokens get 403.
+#[utoipa::path(
+    get,
+    path = "/dataset/v1/download/{token}",
+    tag = "Downloads",
+    params(("token" = String, Path, description = "The token of a link from `downloadUrls`")),
+    responses(
+        (status = 200, description = "The zip", content_type = "application/zip", body = Vec<u8>),
+        (status = 403, description = "Tampered, wrongly signed or expired token", body = crate::envelope::Envelope<crate::api::NoResult>),
+        (status = 404, description = "The file is gone", body = crate::envelope::Envelope<crate::api::NoResult>),
+        (status = 500, description = "The storage failed", body = crate::envelope::Envelope<crate::api::NoResult>),
+    )
+)]
+pub async fn download(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    let id = api_id::DOWNLOAD;
+    let now = state.now();
+    let key = match state.downloads().verify(&token, now) {
+        Ok(k) => k,
+        Err(e) => {
+            let reason = match e {
+                TokenError::Malformed => "malformed",
+                TokenError::BadSignature => "bad signature",
+                TokenError::Expired => "expired",
+            };
+            tracing::info!(reason, "download refused");
+            return Reply::error(id, now, ResponseCode::Forbidden, e.to_string()).into_response();
+        }
+    };
+    match state.storage().get(&key).await {
+        Ok(Some(bytes)) => {
+            tracing::info!(bytes = bytes.len(), "download served");
+            let disposition = format!("attachment; filename=\"{}\"", file_name(&key));
+            let mut response = (StatusCode::OK, bytes).into_response();
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/zip"),
+            );
+            if let Ok(v) = HeaderValue::from_str(&disposition) {
+                headers.insert(header::CONTENT_DISPOSITION, v);
+            }
+            response
+        }
+        Ok(None) => Reply::error(
+            id,
+            now,
+            ResponseCode::ResourceNotFound,
+            "the file is no longer stored",
+        )
+        .into_response(),
+        Err(StorageError::BadKey { .. }) => Reply::error(
+            id,
+            now,
+            ResponseCode::Forbidden,
+            "the download link is not valid",
+        )
+        .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "download failed");
+            Reply::error(
+                id,
+                now,
+                ResponseCode::ServerError,
+                "the file could not be read; try again later",
+            )
+            .into_response()
+        }
+    }
+}
+
+/// Whether the request store, the storage and the report source answer.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "Operations",
+    responses(
+        (status = 200, description = "Every part is up", body = Health),
+        (status = 503, description = "Some part is down", body = Health),
+    )
+)]
+pub async fn health(State(state): State<AppState>) -> Response {
+    let store = part(state.store().kind().to_string(), async {
+        state.store().ping().await.map_err(|e| e.to_string())
+    });
+    // Kinds only: this route is open, so no paths, buckets or hosts.
+    let storage_kind = match state.storage().local_root() {
+        Some(_) => "local folder".to_string(),
+        None => state
+            .storage()
+            .describe()
+            .split_whitespace()
+            .next()
+            .unwrap_or("cloud")
+            .to_string(),
+    };
+    let storage = part(storage_kind, async {
+        // object_store lists a missing local folder as empty, so its ping
+        // alone would call a deleted folder healthy.
+        if let Some(root) = state.storage().local_root() {
+            let root = root.to_path_buf();
+            let is_dir = tokio::task::spawn_blocking(move || root.is_dir())
+                .await
+                .unwrap_or(false);
+            if !is_dir {
+                return Err("the storage folder is gone".to_string());
+            }
+        }
+        state.storage().ping().await.map_err(|e| e.to_string())
+    });
+    let source = part(state.source().describe(), state.source().check());
+    let (store, storage, source) = tokio::join!(store, storage, source);
+    let health = summarise(store, storage, source);
+    for (name, p) in [
+        ("store", &health.store),
+        ("storage", &health.storage),
+        ("source", &health.source),
+    ] {
+        if p.status != "up" {
+            state.metrics().health_failure(name);
+            tracing::warn!(
+                part = name,
+                error = p.error.as_deref().unwrap_or(""),
+                "health check failed"
+            );
+        }
+    }
+    let code = if health.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, axum::Json(health)).into_response()
+}
+
+/// Prometheus metrics (OpenMetrics text).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "Operations",
+    responses((status = 200, description = "Metrics in the OpenMetrics text format", content_type = "application/openmetrics-text", body = String))
+)]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    for status in [
+        RequestStatus::Submitted,
+        RequestStatus::Processing,
+        RequestStatus::Success,
+        RequestStatus::Failed,
+    ] {
+        match state.store().recent(Some(status), STATUS_COUNT_CAP).await {
+            Ok(rows) => state.metrics().set_status_count(status, rows.len()),
+            Err(e) => {
+                state.metrics().store_error();
+                tracing::warn!(error = %e, "counting requests by status failed");
+                break;
+            }
+        }
+    }
+    let mut response = state.metrics().encode().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "Operations",
+    responses((status = 200, description = "The OpenAPI document of this server", content_type = "application/json", body = Object))
+)]
+pub async fn openapi_json(Extension(doc): Extension<OpenApiJson>) -> Response {
+    let mut response = doc.0.as_str().to_owned().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// The API id for an API path, for envelopes written by middleware.
+fn api_id_of(path: &str) -> &'static str {
+    if path.contains("/request/read/") {
+        api_id::READ
+    } else if path.contains("/request/list/") {
+        api_id::LIST
+    } else {
+        api_id::SUBMIT
+    }
+}
+
+/// Requires `Authorization: Bearer <token>` when a token is configured
+/// (on the Data Exhaust routes only): 401 in Sunbird's envelope otherwise.
+pub async fn require_bearer(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    if state.bearer_matches(given) {
+        return next.run(req).await;
+    }
+    tracing::info!(presented = given.is_some(), "bearer token refused");
+    Reply::error(
+        api_id_of(req.uri().path()),
+        state.now(),
+        ResponseCode::Unauthorized,
+        "a valid Authorization: Bearer token is required",
+    )
+    .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
+    .into_response()
+}
+
+/// Counts each call by route template and status, and logs it (method,
+/// route template, status, time: never the path, query or headers).
+pub async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().clone();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    let code = response.status().as_u16();
+    state.metrics().api_call(&route, code);
+    tracing::info!(
+        method = %method,
+        route = %route,
+        status = code,
+        ms = started.elapsed().as_millis() as u64,
+        "http"
+    );
+    response
+}

@@ -1,0 +1,1169 @@
+//! The server end to end: started in-process on a random port, called over
+//! HTTP, with requests in a real store (an SQLite file, and a PostgreSQL
+//! schema of the test's own on 127.0.0.1:5432 or `EXHAUST_TEST_PG_URL`),
+//! reports from snapshot folders and zips in a local storage folder. Every
+//! scenario runs on both stores.
+
+use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
+use exhaust_cli::config::Settings;
+use exhaust_server::download::{Downloads, Secret};
+use exhaust_server::{Clock, Running, ServerConfig, start, worker};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sqlx::{Connection, PgConnection};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+const CHANNEL: &str = "b00bc992ef25f1a9a8d63291e20efc8d";
+const BATCH: &str = "batch-001";
+const SAMPLE_CHANNEL: &str = "0166646273726135492";
+const SAMPLE_BATCH: &str = "0135742803756164562";
+
+fn conformance() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/sunbird-lern/snapshot")
+}
+
+fn sample() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sample-snapshot")
+}
+
+fn pg_url() -> String {
+    std::env::var("EXHAUST_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+// ---------------------------------------------------------------------------
+// Log capture: the server's JSON logs go to one buffer for the whole test
+// binary, so tests can check what was (and was not) logged.
+
+#[derive(Clone)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn logs() -> &'static LogBuffer {
+    static LOGS: OnceLock<LogBuffer> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = LogBuffer(Arc::new(Mutex::new(Vec::new())));
+        let writer = buffer.clone();
+        let subscriber = exhaust_server::log_subscriber(move || writer.clone());
+        tracing::subscriber::set_global_default(subscriber).expect("one subscriber");
+        buffer
+    })
+}
+
+fn logged() -> String {
+    String::from_utf8_lossy(&logs().0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+}
+
+// ---------------------------------------------------------------------------
+// The world of a scenario.
+
+/// A clock the test moves: `None` is the system clock.
+#[derive(Clone, Default)]
+struct TestClock(Arc<Mutex<Option<DateTime<Utc>>>>);
+
+impl TestClock {
+    fn set(&self, t: DateTime<Utc>) {
+        *self.0.lock().expect("clock") = Some(t);
+    }
+    fn advance(&self, by: ChronoDuration) {
+        let mut t = self.0.lock().expect("clock");
+        *t = Some(t.unwrap_or_else(Utc::now) + by);
+    }
+    fn clock(&self) -> Clock {
+        let me = self.clone();
+        Arc::new(move || me.0.lock().expect("clock").unwrap_or_else(Utc::now))
+    }
+}
+
+struct World {
+    dir: tempfile::TempDir,
+    store_url: String,
+    table: String,
+    clock: TestClock,
+}
+
+impl World {
+    async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store_url = dir.path().join("exhaust.db").display().to_string();
+        Self {
+            dir,
+            store_url,
+            table: "job_request".into(),
+            clock: TestClock::default(),
+        }
+    }
+
+    async fn postgres() -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let schema = format!(
+            "exhaust_s_{}_{}_{}",
+            std::process::id(),
+            Utc::now().timestamp_micros(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut conn = PgConnection::connect(&pg_url()).await.expect("PostgreSQL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&mut conn)
+            .await
+            .expect("schema");
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+            store_url: pg_url(),
+            table: format!("{schema}.job_request"),
+            clock: TestClock::default(),
+        }
+    }
+
+    fn files(&self) -> PathBuf {
+        self.dir.path().join("files")
+    }
+
+    /// A copy of a snapshot folder that the scenario may delete.
+    fn snapshot_copy(&self, from: &Path) -> PathBuf {
+        let to = self.dir.path().join("snapshot");
+        std::fs::create_dir_all(&to).expect("snapshot folder");
+        for entry in std::fs::read_dir(from).expect("snapshot") {
+            let entry = entry.expect("entry");
+            if entry.file_type().expect("type").is_file() {
+                std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
+            }
+        }
+        to
+    }
+
+    fn settings(&self, snapshot: &Path) -> Settings {
+        let mut s = Settings::default();
+        s.store.url = self.store_url.clone();
+        s.store.table = self.table.clone();
+        s.storage.url = self.files().display().to_string();
+        s.source.snapshot = Some(snapshot.to_path_buf());
+        s.job.work_dir = Some(self.dir.path().to_path_buf());
+        s
+    }
+
+    fn config(&self, snapshot: &Path) -> ServerConfig {
+        let mut c = ServerConfig::new(self.settings(snapshot));
+        c.clock = self.clock.clock();
+        c
+    }
+
+    async fn start(&self, config: ServerConfig) -> Running {
+        logs();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("listener");
+        start(config, listener).await.expect("server starts")
+    }
+}
+
+/// Runs the library's runner once over the server's store and storage, as
+/// a worker process would, counting it in the server's metrics.
+async fn run_worker_once(
+    w: &World,
+    server: &Running,
+    snapshot: &Path,
+) -> exhaust_writer::RunSummary {
+    let state = server.state();
+    let runner = worker::runner(
+        &w.settings(snapshot),
+        state.store().clone(),
+        state.storage().clone(),
+    )
+    .await
+    .expect("runner");
+    worker::step(&runner, &AtomicBool::new(false), state.metrics())
+        .await
+        .expect("run")
+}
+
+/// A client of one server.
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    bearer: Option<String>,
+}
+
+/// A response: status, JSON body (Null when not JSON), raw text.
+struct Answer {
+    status: StatusCode,
+    json: Value,
+    text: String,
+    headers: reqwest::header::HeaderMap,
+}
+
+impl Api {
+    fn new(server: &Running) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: server.url(),
+            bearer: None,
+        }
+    }
+
+    fn with_bearer(mut self, token: &str) -> Self {
+        self.bearer = Some(token.into());
+        self
+    }
+
+    async fn send(&self, mut req: reqwest::RequestBuilder, channel: Option<&str>) -> Answer {
+        if let Some(c) = channel {
+            req = req.header("X-Channel-ID", c);
+        }
+        if let Some(t) = &self.bearer {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        let res = req.send().await.expect("response");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let text = res.text().await.expect("body");
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Answer {
+            status,
+            json,
+            text,
+            headers,
+        }
+    }
+
+    async fn submit_raw(&self, channel: Option<&str>, body: &str) -> Answer {
+        let req = self
+            .http
+            .post(format!("{}/dataset/v1/request/submit", self.base))
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
+        self.send(req, channel).await
+    }
+
+    async fn submit(&self, channel: Option<&str>, body: &Value) -> Answer {
+        self.submit_raw(channel, &body.to_string()).await
+    }
+
+    async fn read(&self, tag: &str, request_id: &str, channel: Option<&str>) -> Answer {
+        let req = self.http.get(format!(
+            "{}/dataset/v1/request/read/{tag}?requestId={request_id}",
+            self.base
+        ));
+        self.send(req, channel).await
+    }
+
+    async fn list(&self, tag: &str, limit: Option<&str>, channel: Option<&str>) -> Answer {
+        let query = limit.map(|l| format!("?limit={l}")).unwrap_or_default();
+        let req = self.http.get(format!(
+            "{}/dataset/v1/request/list/{tag}{query}",
+            self.base
+        ));
+        self.send(req, channel).await
+    }
+
+    async fn get(&self, url: &str) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
+        let res = self.http.get(url).send().await.expect("response");
+        let status = res.status();
+        let headers = res.headers().clone();
+        (status, headers, res.bytes().await.expect("bytes").to_vec())
+    }
+}
+
+fn body(tag: &str, by: &str, config: Value, key: Option<&str>) -> Value {
+    let mut request = json!({
+        "tag": tag,
+        "requestedBy": by,
+        "dataset": "progress-exhaust",
+        "datasetConfig": config,
+        "outputFormat": "csv",
+    });
+    if let Some(k) = key {
+        request["encryptionKey"] = json!(k);
+    }
+    json!({
+        "id": "ekstep.analytics.dataset.request.submit",
+        "ver": "1.0",
+        "ts": "2024-01-15T10:00:00.000+00:00",
+        "params": {"msgid": "4406df37-cd54-4d8a-ab8d-3939e0223580"},
+        "request": request,
+    })
+}
+
+/// The one CSV inside zip bytes: (name, text).
+fn unzip(bytes: &[u8]) -> (String, String) {
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("archive");
+    assert_eq!(zip.len(), 1, "one CSV per zip");
+    let mut entry = zip.by_index(0).expect("entry");
+    let name = entry.name().expect("name").to_string();
+    let mut csv = String::new();
+    entry.read_to_string(&mut csv).expect("read");
+    (name, csv)
+}
+
+/// The values of one column of a CSV without quoted commas.
+fn column(csv: &str, header: &str) -> Vec<String> {
+    let mut lines = csv.lines();
+    let head: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let i = head
+        .iter()
+        .position(|h| *h == header)
+        .unwrap_or_else(|| panic!("no column {header} in {head:?}"));
+    lines
+        .map(|l| l.split(',').nth(i).unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Checks Sunbird's envelope around any response.
+fn assert_envelope(a: &Answer, id: &str, code: &str, status: &str) {
+    let j = &a.json;
+    assert_eq!(j["id"], id, "{}", a.text);
+    assert_eq!(j["ver"], "1.0");
+    let ts = j["ts"].as_str().expect("ts");
+    assert!(
+        DateTime::parse_from_str(ts, "%Y-%m-%dT%H:%M:%S%.3f%:z").is_ok() && ts.ends_with("+00:00"),
+        "ts {ts}"
+    );
+    let resmsgid = j["params"]["resmsgid"].as_str().expect("resmsgid");
+    assert_eq!(
+        uuid::Uuid::parse_str(resmsgid)
+            .expect("uuid")
+            .get_version_num(),
+        4
+    );
+    assert!(j["params"].get("msgid").is_none(), "null msgid is left out");
+    assert_eq!(j["params"]["status"], status);
+    assert_eq!(j["responseCode"], code);
+}
+
+fn assert_error(a: &Answer, http: u16, id: &str, code: &str, message: &str) {
+    assert_eq!(a.status.as_u16(), http, "{}", a.text);
+    assert_envelope(a, id, code, "failed");
+    assert_eq!(a.json["params"]["err"], code);
+    assert_eq!(a.json["params"]["errmsg"], message);
+    assert!(a.json.get("result").is_none(), "{}", a.text);
+}
+
+const SUBMIT: &str = "ekstep.analytics.dataset.request.submit";
+const READ: &str = "ekstep.analytics.dataset.request.info";
+const LIST: &str = "ekstep.analytics.dataset.request.list";
+
+macro_rules! on_both_stores {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            use super::*;
+            #[tokio::test]
+            async fn sqlite() {
+                $body(World::sqlite().await).await;
+            }
+            #[tokio::test]
+            async fn postgres() {
+                $body(World::postgres().await).await;
+            }
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------
+// Scenarios.
+
+/// Submit → a worker run → read shows SUCCESS with a link that downloads
+/// the zip of the batch; list; the encryption key never comes back and is
+/// never logged.
+async fn submit_build_read_download(w: World) {
+    // Whole milliseconds: PostgreSQL keeps microseconds, rounding the rest.
+    let now = Utc
+        .timestamp_millis_opt(Utc::now().timestamp_millis())
+        .single()
+        .expect("time");
+    w.clock.set(now);
+    let server = w.start(w.config(&conformance())).await;
+    let api = Api::new(&server);
+    let key = format!("ENCKEY-{}-never-shown", uuid::Uuid::new_v4().simple());
+    let tag = "do_1130928636168192001667_batch-001";
+
+    let a = api
+        .submit(
+            Some(CHANNEL),
+            &body(tag, "user-002", json!({"batchId": BATCH}), Some(&key)),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_envelope(&a, SUBMIT, "OK", "successful");
+    assert!(a.json["params"].get("err").is_none() && a.json["params"].get("errmsg").is_none());
+    let r = &a.json["result"];
+    let request_id = r["requestId"].as_str().expect("id").to_string();
+    assert_eq!(request_id.len(), 32);
+    assert!(
+        request_id
+            .chars()
+            .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
+    );
+    assert_eq!(r["tag"], format!("{tag}:{CHANNEL}"));
+    assert_eq!(r["dataset"], "progress-exhaust");
+    assert_eq!(r["requestedBy"], "user-002");
+    assert_eq!(r["requestedChannel"], CHANNEL);
+    assert_eq!(r["status"], "SUBMITTED");
+    assert_eq!(r["datasetConfig"], json!({"batchId": BATCH}));
+    assert_eq!(r["attempts"], 0);
+    let submitted = now.timestamp_millis();
+    assert_eq!(r["jobStats"], json!({"dtJobSubmitted": submitted}));
+    assert_eq!(r["lastUpdated"], submitted);
+    assert_eq!(r["downloadUrls"], json!([]));
+    assert_eq!(r["expiresAt"], submitted + 30 * 60 * 1000);
+    assert_eq!(r["statusMessage"], "");
+    assert!(!a.text.contains(&key) && !a.text.contains("encryptionKey"));
+
+    let summary = run_worker_once(&w, &server, &conformance()).await;
+    assert_eq!((summary.total, summary.succeeded), (1, 1), "{summary}");
+
+    let a = api.read(tag, &request_id, Some(CHANNEL)).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_envelope(&a, READ, "OK", "successful");
+    let r = &a.json["result"];
+    assert_eq!(r["status"], "SUCCESS", "{}", a.text);
+    assert_eq!(r["requestId"], request_id.as_str());
+    let stats = r["jobStats"].as_object().expect("stats");
+    assert_eq!(
+        stats.keys().collect::<Vec<_>>(),
+        ["dtJobCompleted", "dtJobSubmitted", "executionTime"]
+    );
+    assert_eq!(r["lastUpdated"], stats["dtJobCompleted"]);
+    assert!(!a.text.contains(&key));
+    let urls = r["downloadUrls"].as_array().expect("urls");
+    assert_eq!(urls.len(), 1);
+    let url = urls[0].as_str().expect("url");
+    assert!(
+        url.starts_with(&format!("{}/dataset/v1/download/", server.url())),
+        "{url}"
+    );
+
+    // The link needs neither the channel nor a token.
+    let (status, headers, bytes) = api.get(url).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "application/zip");
+    let disposition = headers["content-disposition"].to_str().expect("text");
+    assert!(
+        disposition.starts_with("attachment; filename=\"batch-001_progress_")
+            && disposition.ends_with(".zip\""),
+        "{disposition}"
+    );
+    let (name, csv) = unzip(&bytes);
+    assert!(name.starts_with("batch-001_progress_") && name.ends_with(".csv"));
+    assert_eq!(
+        column(&csv, "User UUID"),
+        ["user-001", "user-002", "user-003", "user-004"]
+    );
+    assert!(column(&csv, "Batch Id").iter().all(|b| b == BATCH));
+
+    let a = api.list(tag, None, Some(CHANNEL)).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_envelope(&a, LIST, "OK", "successful");
+    assert_eq!(a.json["result"]["count"], 1);
+    assert_eq!(
+        a.json["result"]["jobs"][0]["requestId"],
+        request_id.as_str()
+    );
+    assert_eq!(a.json["result"]["jobs"][0]["status"], "SUCCESS");
+    assert!(!a.text.contains(&key));
+
+    // Submitting the same again the same day returns the finished request
+    // as it is, links included.
+    let a = api
+        .submit(
+            Some(CHANNEL),
+            &body(tag, "user-002", json!({"batchId": BATCH}), Some(&key)),
+        )
+        .await;
+    assert_eq!(a.json["result"]["status"], "SUCCESS", "{}", a.text);
+    assert_eq!(a.json["result"]["requestId"], request_id.as_str());
+    assert_eq!(
+        a.json["result"]["downloadUrls"].as_array().map(Vec::len),
+        Some(1)
+    );
+    assert!(!a.text.contains(&key));
+
+    let logs = logged();
+    assert!(logs.contains(&request_id), "the logs name the request");
+    assert!(!logs.contains(&key), "the logs never hold the key");
+    server.shutdown().await.expect("shutdown");
+}
+on_both_stores!(flow, submit_build_read_download);
+
+/// List: newest first, limited, scoped by channel; a bad limit is refused.
+async fn listing(w: World) {
+    let t0 = Utc
+        .with_ymd_and_hms(2024, 3, 1, 8, 0, 0)
+        .single()
+        .expect("time");
+    let server = w.start(w.config(&conformance())).await;
+    let api = Api::new(&server);
+    let mut ids = Vec::new();
+    for (i, by) in ["u-1", "u-2", "u-3"].iter().enumerate() {
+        w.clock.set(t0 + ChronoDuration::minutes(i as i64));
+        let a = api
+            .submit(
+                Some(CHANNEL),
+                &body("course_batch", by, json!({"batchId": BATCH}), None),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        ids.push(
+            a.json["result"]["requestId"]
+                .as_str()
+                .expect("id")
+                .to_string(),
+        );
+    }
+    let a = api.list("course_batch", None, Some(CHANNEL)).await;
+    assert_eq!(a.json["result"]["count"], 3, "{}", a.text);
+    let listed: Vec<&str> = a.json["result"]["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .map(|j| j["requestId"].as_str().expect("id"))
+        .collect();
+    assert_eq!(listed, [ids[2].as_str(), ids[1].as_str(), ids[0].as_str()]);
+
+    let a = api.list("course_batch", Some("2"), Some(CHANNEL)).await;
+    assert_eq!(a.json["result"]["count"], 2);
+    assert_eq!(a.json["result"]["jobs"][0]["requestedBy"], "u-3");
+
+    // Another org sees none of them.
+    let a = api.list("course_batch", None, Some("another-org")).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.json["result"], json!({"count": 0, "jobs": []}));
+
+    let a = api.list("course_batch", Some("many"), Some(CHANNEL)).await;
+    assert_error(
+        &a,
+        400,
+        LIST,
+        "CLIENT_ERROR",
+        "limit must be a whole number of 0 or more",
+    );
+    server.shutdown().await.expect("shutdown");
+}
+on_both_stores!(list, listing);
+
+/// Every validation and authorisation error, with Sunbird's code and text.
+async fn errors(w: World) {
+    let server = w.start(w.config(&conformance())).await;
+    let api = Api::new(&server);
+    let ok = || body("t", "u", json!({"batchId": BATCH}), None);
+    let without = |field: &str| {
+        let mut b = ok();
+        b["request"].as_object_mut().expect("request").remove(field);
+        b
+    };
+
+    // Validation first, in Sunbird's order, then the channel.
+    let mut empty_tag = without("tag");
+    empty_tag["request"]["dataset"] = json!("");
+    let cases: Vec<(Value, Option<&str>, u16, &str, &str)> = vec![
+        (
+            empty_tag.clone(),
+            Some(CHANNEL),
+            400,
+            "CLIENT_ERROR",
+            "tag is empty",
+        ),
+        (empty_tag, None, 400, "CLIENT_ERROR", "tag is empty"),
+        (
+            without("dataset"),
+            None,
+            400,
+            "CLIENT_ERROR",
+            "dataset is empty",
+        ),
+        (
+            without("datasetConfig"),
+            Some(CHANNEL),
+            400,
+            "CLIENT_ERROR",
+            "datasetConfig is empty",
+        ),
+        (
+            {
+                let mut b = ok();
+                b["request"]["datasetConfig"] = json!({});
+                b
+            },
+            Some(CHANNEL),
+            400,
+            "CLIENT_ERROR",
+            "datasetConfig is empty",
+        ),
+        (
+            json!({}),
+            Some(CHANNEL),
+            400,
+            "CLIENT_ERROR",
+            "tag is empty",
+        ),
+        (
+            ok(),
+            None,
+            403,
+            "FORBIDDEN",
+            "X-Channel-ID is missing in request header",
+        ),
+        (
+            ok(),
+            Some("  "),
+            403,
+            "FORBIDDEN",
+            "X-Channel-ID is missing in request header",
+        ),
+        (
+            {
+                let mut b = ok();
+                b["request"]["tag"] = json!(12);
+                b
+            },
+            Some(CHANNEL),
+            400,
+            "CLIENT_ERROR",
+            "request.tag must be a string",
+        ),
+    ];
+    for (b, channel, http, code, message) in cases {
+        let a = api.submit(channel, &b).await;
+        assert_error(&a, http, SUBMIT, code, message);
+    }
+
+    let a = api
+        .submit_raw(Some(CHANNEL), "{\"request\": {\"tag\": ")
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_envelope(&a, SUBMIT, "CLIENT_ERROR", "failed");
+    let msg = a.json["params"]["errmsg"].as_str().expect("message");
+    assert!(
+        msg.starts_with("the request body is not valid JSON"),
+        "{msg}"
+    );
+
+    let a = api.read("t", "X", None).await;
+    assert_error(
+        &a,
+        403,
+        READ,
+        "FORBIDDEN",
+        "X-Channel-ID is missing in request header",
+    );
+    let a = api.list("t", None, None).await;
+    assert_error(
+        &a,
+        403,
+        LIST,
+        "FORBIDDEN",
+        "X-Channel-ID is missing in request header",
+    );
+
+    // An unknown request: HTTP 200, params failed, err OK, no result.
+    let a = api.read("t", "NOPE", Some(CHANNEL)).await;
+    assert_error(
+        &a,
+        200,
+        READ,
+        "OK",
+        "no job available with the given request_id and tag",
+    );
+    // A request of another org is unknown too.
+    let a = api.submit(Some(CHANNEL), &ok()).await;
+    let id = a.json["result"]["requestId"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let a = api.read("t", &id, Some("another-org")).await;
+    assert_eq!(
+        a.json["params"]["errmsg"],
+        "no job available with the given request_id and tag"
+    );
+    let a = api.read("t", &id, Some(CHANNEL)).await;
+    assert_eq!(a.json["result"]["requestId"], id.as_str());
+    server.shutdown().await.expect("shutdown");
+}
+on_both_stores!(validation_and_authorisation, errors);
+
+/// Same inputs the same day: the request as it is. FAILED: queued again
+/// with its attempts starting again. Another day: a new request.
+async fn resubmission(w: World) {
+    let t0 = Utc
+        .with_ymd_and_hms(2024, 2, 10, 9, 0, 0)
+        .single()
+        .expect("time");
+    w.clock.set(t0);
+    let server = w.start(w.config(&conformance())).await;
+    let api = Api::new(&server);
+    let good = body("t", "u", json!({"batchId": BATCH}), None);
+    let first = api.submit(Some(CHANNEL), &good).await;
+    let id = first.json["result"]["requestId"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    w.clock.advance(ChronoDuration::hours(1));
+    let again = api.submit(Some(CHANNEL), &good).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.json["result"], {
+        let mut r = first.json["result"].clone();
+        // Only the links' expiry moves with the clock.
+        r["expiresAt"] = again.json["result"]["expiresAt"].clone();
+        r
+    });
+    assert_eq!(
+        again.json["result"]["jobStats"]["dtJobSubmitted"],
+        t0.timestamp_millis()
+    );
+
+    // A request that fails: an unknown batch.
+    let bad = body("t2", "u", json!({"batchId": "no-such-batch"}), None);
+    let a = api.submit(Some(CHANNEL), &bad).await;
+    let bad_id = a.json["result"]["requestId"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let summary = run_worker_once(&w, &server, &conformance()).await;
+    assert_eq!((summary.succeeded, summary.failed), (1, 1), "{summary}");
+    let a = api.read("t2", &bad_id, Some(CHANNEL)).await;
+    let r = &a.json["result"];
+    assert_eq!(r["status"], "FAILED", "{}", a.text);
+    assert_eq!(r["attempts"], 1);
+    assert_eq!(r["statusMessage"], "No data found");
+    assert_eq!(r["downloadUrls"], json!([]));
+    assert!(r["jobStats"].get("dtJobCompleted").is_some());
+
+    let resubmitted_at = t0 + ChronoDuration::hours(2);
+    w.clock.set(resubmitted_at);
+    let a = api.submit(Some(CHANNEL), &bad).await;
+    let r = &a.json["result"];
+    assert_eq!(r["requestId"], bad_id.as_str());
+    assert_eq!(r["status"], "SUBMITTED", "{}", a.text);
+    assert_eq!(
+        r["attempts"], 0,
+        "a resubmitted request starts its attempts again"
+    );
+    assert_eq!(
+        r["jobStats"],
+        json!({"dtJobSubmitted": resubmitted_at.timestamp_millis()})
+    );
+
+    // The next day the same inputs make a new request.
+    w.clock.set(t0 + ChronoDuration::days(1));
+    let a = api.submit(Some(CHANNEL), &good).await;
+    assert_ne!(a.json["result"]["requestId"], id.as_str());
+    assert_eq!(a.json["result"]["status"], "SUBMITTED");
+    server.shutdown().await.expect("shutdown");
+}
+on_both_stores!(resubmissions, resubmission);
+
+/// Links are refused when tampered with, expired or signed with another
+/// secret; a configured secret keeps links valid across restarts.
+async fn download_tokens(w: World) {
+    w.clock.set(Utc::now());
+    let secret = "a-configured-secret-of-enough-bytes";
+    let mut config = w.config(&conformance());
+    config.download_secret = Some(Secret::new(secret.as_bytes().to_vec()));
+    let server = w.start(config.clone()).await;
+    let api = Api::new(&server);
+    let a = api
+        .submit(
+            Some(CHANNEL),
+            &body("t", "u", json!({"batchId": BATCH}), None),
+        )
+        .await;
+    let id = a.json["result"]["requestId"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    run_worker_once(&w, &server, &conformance()).await;
+    let a = api.read("t", &id, Some(CHANNEL)).await;
+    let url = a.json["result"]["downloadUrls"][0]
+        .as_str()
+        .expect("url")
+        .to_string();
+    assert_eq!(api.get(&url).await.0, StatusCode::OK);
+
+    let (prefix, token) = url.rsplit_once('/').expect("token");
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3);
+    let refused = |a: &(StatusCode, reqwest::header::HeaderMap, Vec<u8>)| {
+        assert_eq!(a.0, StatusCode::FORBIDDEN);
+        let j: Value = serde_json::from_slice(&a.2).expect("envelope");
+        assert_eq!(j["responseCode"], "FORBIDDEN");
+        j["params"]["errmsg"].as_str().expect("message").to_string()
+    };
+    // A signature changed by one character.
+    let mut sig = parts[2].to_string();
+    let last = sig.pop().expect("char");
+    sig.push(if last == 'A' { 'B' } else { 'A' });
+    let tampered = format!("{prefix}/{}.{}.{sig}", parts[0], parts[1]);
+    assert_eq!(
+        refused(&api.get(&tampered).await),
+        "the download link is not valid"
+    );
+    // Another key, or a later expiry, under the same signature.
+    let other_key = exhaust_server::download::Downloads::new(
+        Secret::new(b"irrelevant-for-encoding".to_vec()),
+        "http://x",
+        Duration::from_secs(60),
+    )
+    .token("progress-exhaust/other.zip", 1);
+    let other_key_part = other_key.split('.').next().expect("key part");
+    refused(
+        &api.get(&format!(
+            "{prefix}/{other_key_part}.{}.{}",
+            parts[1], parts[2]
+        ))
+        .await,
+    );
+    let later: i64 = parts[1].parse::<i64>().expect("expiry") + 86_400;
+    refused(
+        &api.get(&format!("{prefix}/{}.{later}.{}", parts[0], parts[2]))
+            .await,
+    );
+    // Garbage, and a link for a key outside the store signed with the
+    // right secret (the store refuses the key).
+    refused(&api.get(&format!("{prefix}/not-a-token")).await);
+    let right = Downloads::new(
+        Secret::new(secret.as_bytes().to_vec()),
+        &server.url(),
+        Duration::from_secs(600),
+    );
+    let escape = right.url("../outside.zip", Utc::now());
+    refused(&api.get(&escape).await);
+    // A missing file under a valid link: 404.
+    let gone = right.url("progress-exhaust/none.zip", Utc::now());
+    assert_eq!(api.get(&gone).await.0, StatusCode::NOT_FOUND);
+    // Signed with another secret (a restart with a random secret).
+    let foreign = Downloads::new(Secret::random(), &server.url(), Duration::from_secs(600));
+    let key = url_key(&url);
+    refused(&api.get(&foreign.url(&key, Utc::now())).await);
+
+    // A restart with the same configured secret keeps the link valid.
+    server.shutdown().await.expect("shutdown");
+    let restarted = w.start(config).await;
+    let moved = url.replace(
+        prefix.trim_end_matches("/dataset/v1/download"),
+        &restarted.url(),
+    );
+    assert_eq!(Api::new(&restarted).get(&moved).await.0, StatusCode::OK);
+
+    // Expired: 31 minutes later.
+    w.clock.advance(ChronoDuration::minutes(31));
+    let a = Api::new(&restarted).get(&moved).await;
+    assert_eq!(refused(&a), "the download link has expired");
+    restarted.shutdown().await.expect("shutdown");
+}
+on_both_stores!(downloads, download_tokens);
+
+fn url_key(url: &str) -> String {
+    use base64::Engine;
+    let token = url.rsplit('/').next().expect("token");
+    let key = token.split('.').next().expect("key");
+    String::from_utf8(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(key)
+            .expect("base64"),
+    )
+    .expect("utf-8")
+}
+
+/// A configured bearer token guards the API routes, not the downloads nor
+/// the health check.
+async fn bearer_token(w: World) {
+    let token = "t0k3n-for-the-api";
+    let mut config = w.config(&conformance());
+    config.bearer_token = Some(Secret::new(token.as_bytes().to_vec()));
+    let server = w.start(config).await;
+    let open = Api::new(&server);
+    let wrong = Api::new(&server).with_bearer("not-it");
+    let right = Api::new(&server).with_bearer(token);
+    let b = body("t", "u", json!({"batchId": BATCH}), None);
+
+    for api in [&open, &wrong] {
+        let a = api.submit(Some(CHANNEL), &b).await;
+        assert_error(
+            &a,
+            401,
+            SUBMIT,
+            "UNAUTHORIZED",
+            "a valid Authorization: Bearer token is required",
+        );
+        assert_eq!(a.headers["www-authenticate"], "Bearer");
+        let a = api.read("t", "X", Some(CHANNEL)).await;
+        assert_error(
+            &a,
+            401,
+            READ,
+            "UNAUTHORIZED",
+            "a valid Authorization: Bearer token is required",
+        );
+        let a = api.list("t", None, Some(CHANNEL)).await;
+        assert_error(
+            &a,
+            401,
+            LIST,
+            "UNAUTHORIZED",
+            "a valid Authorization: Bearer token is required",
+        );
+    }
+    let a = right.submit(Some(CHANNEL), &b).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let id = a.json["result"]["requestId"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    run_worker_once(&w, &server, &conformance()).await;
+    let a = right.read("t", &id, Some(CHANNEL)).await;
+    let url = a.json["result"]["downloadUrls"][0]
+        .as_str()
+        .expect("url")
+        .to_string();
+    assert_eq!(
+        open.get(&url).await.0,
+        StatusCode::OK,
+        "downloads need no token"
+    );
+    assert_eq!(
+        open.get(&format!("{}/health", server.url())).await.0,
+        StatusCode::OK
+    );
+    assert!(!logged().contains(token), "the token is never logged");
+    server.shutdown().await.expect("shutdown");
+}
+on_both_stores!(bearer, bearer_token);
+
+/// The request id of the reference's worked example (1.3), through the API.
+async fn reference_request_id(w: World) {
+    let at = Utc
+        .with_ymd_and_hms(2024, 1, 15, 10, 0, 0)
+        .single()
+        .expect("time");
+    w.clock.set(at);
+    let server = w.start(w.config(&conformance())).await;
+    let a = Api::new(&server)
+        .submit(
+            Some("0126796199493140480"),
+            &body("do_123_0123", "u-001", json!({"batchId": "0123"}), None),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.json["ts"], "2024-01-15T10:00:00.000+00:00");
+    let r = &a.json["result"];
+    assert_eq!(r["requestId"], "65D9E6F1BF0B4DBCD0C86AAA410662B3");
+    assert_eq!(r["tag"], "do_123_0123:0126796199493140480");
+    assert_eq!(r["jobStats"]["dtJobSubmitted"], 1_705_312_800_000_i64);
+    assert_eq!(r["expiresAt"], 1_705_314_600_000_i64);
+    server.shutdown().await.expect("shutdown");
+}
+on_both_stores!(request_id, reference_request_id);
+
+/// /health: 200 when every part answers, 503 naming the part that does not.
+async fn health(w: World) {
+    let snapshot = w.snapshot_copy(&conformance());
+    let server = w.start(w.config(&snapshot)).await;
+    let api = Api::new(&server);
+    let url = format!("{}/health", server.url());
+    let health = |a: (StatusCode, reqwest::header::HeaderMap, Vec<u8>)| {
+        (a.0, serde_json::from_slice::<Value>(&a.2).expect("json"))
+    };
+    let (status, j) = health(api.get(&url).await);
+    assert_eq!(status, StatusCode::OK, "{j}");
+    assert_eq!(j["status"], "ok");
+    for part in ["store", "storage", "source"] {
+        assert_eq!(j[part]["status"], "up", "{j}");
+    }
+    assert_eq!(
+        j["store"]["kind"],
+        if w.store_url.starts_with("postgres") {
+            "postgres"
+        } else {
+            "sqlite"
+        }
+    );
+
+    std::fs::remove_dir_all(&snapshot).expect("remove snapshot");
+    let (status, j) = health(api.get(&url).await);
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{j}");
+    assert_eq!(j["status"], "down");
+    assert_eq!(j["source"]["status"], "down");
+    assert_eq!(j["store"]["status"], "up");
+
+    std::fs::remove_dir_all(w.files()).expect("remove storage");
+    let (status, j) = health(api.get(&url).await);
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(j["storage"]["status"], "down", "{j}");
+    assert_eq!(j["storage"]["error"], "the storage folder is gone");
+
+    let metrics =
+        String::from_utf8(api.get(&format!("{}/metrics", server.url())).await.2).expect("text");
+    assert!(
+        metrics.contains("exhaust_health_failures_total{part=\"source\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("exhaust_health_failures_total{part=\"storage\"} 1"),
+        "{metrics}"
+    );
+    server.shutdown().await.expect("shutdown");
+}
+on_both_stores!(health_checks, health);
+
+/// `--worker`: the server builds requests itself; the metrics count the
+/// work; shutdown is graceful.
+async fn worker_mode(w: World) {
+    let mut config = w.config(&sample());
+    config.worker = true;
+    config.poll = Duration::from_secs(1);
+    let server = w.start(config).await;
+    let api = Api::new(&server);
+    let a = api
+        .submit(
+            Some(SAMPLE_CHANNEL),
+            &body("sample", "a-user", json!({"batchId": SAMPLE_BATCH}), None),
+        )
+        .await;
+    let id = a.json["result"]["requestId"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let mut result = Value::Null;
+    for _ in 0..120 {
+        let a = api.read("sample", &id, Some(SAMPLE_CHANNEL)).await;
+        result = a.json["result"].clone();
+        if result["status"] == "SUCCESS" || result["status"] == "FAILED" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(result["status"], "SUCCESS", "{result}");
+    let url = result["downloadUrls"][0].as_str().expect("url");
+    let (status, _, bytes) = api.get(url).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, csv) = unzip(&bytes);
+    let batches = column(&csv, "Batch Id");
+    assert_eq!(batches.len(), 38, "the sample batch has 38 learners");
+    assert!(batches.iter().all(|b| b == SAMPLE_BATCH));
+
+    let (_, headers, text) = api.get(&format!("{}/metrics", server.url())).await;
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .expect("type")
+            .starts_with("application/openmetrics-text")
+    );
+    let text = String::from_utf8(text).expect("text");
+    for needle in [
+        "exhaust_requests{status=\"SUCCESS\"} 1",
+        "exhaust_requests{status=\"SUBMITTED\"} 0",
+        "exhaust_batches_built_total 1",
+        "exhaust_rows_written_total 38",
+        "exhaust_requests_processed_total{outcome=\"succeeded\"} 1",
+        "exhaust_batch_build_seconds_count 1",
+        "exhaust_store_errors_total 0",
+        "exhaust_worker_runs_total",
+        "exhaust_api_calls_total{route=\"/dataset/v1/request/read/{tag}\",code=\"200\"}",
+        "exhaust_api_calls_total{route=\"/dataset/v1/request/submit\",code=\"200\"} 1",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from\n{text}");
+    }
+
+    let url = server.url();
+    tokio::time::timeout(Duration::from_secs(30), server.shutdown())
+        .await
+        .expect("stops in time")
+        .expect("shutdown");
+    assert!(
+        reqwest::get(format!("{url}/health")).await.is_err(),
+        "no longer accepting"
+    );
+}
+on_both_stores!(in_process_worker, worker_mode);
+
+#[tokio::test]
+async fn openapi_documents_every_route() {
+    let w = World::sqlite().await;
+    let server = w.start(w.config(&conformance())).await;
+    let (status, _, bytes) = Api::new(&server)
+        .get(&format!("{}/openapi.json", server.url()))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let doc: Value = serde_json::from_slice(&bytes).expect("json");
+    let paths = doc["paths"].as_object().expect("paths");
+    for (path, method) in [
+        ("/dataset/v1/request/submit", "post"),
+        ("/dataset/v1/request/read/{tag}", "get"),
+        ("/dataset/v1/request/list/{tag}", "get"),
+        ("/dataset/v1/download/{token}", "get"),
+        ("/health", "get"),
+        ("/metrics", "get"),
+        ("/openapi.json", "get"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{path} {method}"
+        );
+    }
+    assert_eq!(
+        doc,
+        serde_json::to_value(exhaust_server::openapi()).expect("doc")
+    );
+    assert!(doc["components"]["schemas"].get("JobResponse").is_some());
+    server.shutdown().await.expect("shutdown");
+}
+
+/// A store that fails (its PostgreSQL schema dropped under the server):
+/// HTTP 500 SERVER_ERROR, counted in the metrics; the key still not logged.
+#[tokio::test]
+async fn store_failures_are_server_errors() {
+    let w = World::postgres().await;
+    let server = w.start(w.config(&conformance())).await;
+    let api = Api::new(&server);
+    let key = format!("ENCKEY-{}-store-down", uuid::Uuid::new_v4().simple());
+    let ok = api
+        .submit(
+            Some(CHANNEL),
+            &body("t", "u", json!({"batchId": BATCH}), None),
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+
+    let schema = w.table.split('.').next().expect("schema");
+    let mut conn = PgConnection::connect(&pg_url()).await.expect("PostgreSQL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&mut conn)
+        .await
+        .expect("drop");
+
+    let message = "the request store failed; try again later";
+    let a = api
+        .submit(
+            Some(CHANNEL),
+            &body("t2", "u", json!({"batchId": BATCH}), Some(&key)),
+        )
+        .await;
+    assert_error(&a, 500, SUBMIT, "SERVER_ERROR", message);
+    let a = api.read("t", "X", Some(CHANNEL)).await;
+    assert_error(&a, 500, READ, "SERVER_ERROR", message);
+    let a = api.list("t", None, Some(CHANNEL)).await;
+    assert_error(&a, 500, LIST, "SERVER_ERROR", message);
+    let metrics =
+        String::from_utf8(api.get(&format!("{}/metrics", server.url())).await.2).expect("text");
+    assert!(
+        metrics.contains("exhaust_store_errors_total 4"),
+        "{metrics}"
+    );
+    assert!(!logged().contains(&key));
+    server.shutdown().await.expect("shutdown");
+}
