@@ -160,6 +160,22 @@ fn channel(headers: &HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The `X-Channel-ID` header, or Sunbird's 403 when it is missing.
+fn required_channel(
+    headers: &HeaderMap,
+    id: &'static str,
+    now: DateTime<Utc>,
+) -> Result<String, Reply> {
+    channel(headers).ok_or_else(|| {
+        Reply::error(
+            id,
+            now,
+            ResponseCode::Forbidden,
+            SubmitError::MissingChannel.to_string(),
+        )
+    })
+}
+
 fn epoch_ms(t: Option<DateTime<Utc>>) -> Option<i64> {
     t.map(|t| t.timestamp_millis())
 }
@@ -361,13 +377,9 @@ pub async fn read(
 ) -> Reply {
     let id = api_id::READ;
     let now = state.now();
-    let Some(channel) = channel(&headers) else {
-        return Reply::error(
-            id,
-            now,
-            ResponseCode::Forbidden,
-            SubmitError::MissingChannel.to_string(),
-        );
+    let channel = match required_channel(&headers, id, now) {
+        Ok(c) => c,
+        Err(reply) => return reply,
     };
     let request_id = query.request_id.unwrap_or_default();
     let row = match state
@@ -422,13 +434,9 @@ pub async fn list(
 ) -> Reply {
     let id = api_id::LIST;
     let now = state.now();
-    let Some(channel) = channel(&headers) else {
-        return Reply::error(
-            id,
-            now,
-            ResponseCode::Forbidden,
-            SubmitError::MissingChannel.to_string(),
-        );
+    let channel = match required_channel(&headers, id, now) {
+        Ok(c) => c,
+        Err(reply) => return reply,
     };
     let limit = match query.limit.as_deref().map(str::trim) {
         None | Some("") => DEFAULT_LIST_LIMIT,
