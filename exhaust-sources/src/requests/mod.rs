@@ -200,6 +200,47 @@ pub(crate) fn db_error(what: &str, e: sqlx::Error) -> StoreError {
     }
 }
 
+/// A `job_request` row as the core's [`JobRequest`], for either database;
+/// `download_urls` is decoded by the caller (a text array in PostgreSQL, JSON
+/// text in SQLite).
+pub(crate) fn row_to_request<R>(r: &R, download_urls: Vec<String>) -> StoreResult<JobRequest>
+where
+    R: sqlx::Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> i32: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let get = |e: sqlx::Error| StoreError::BadData(format!("job_request row: {e}"));
+    let text = |c: &str| r.try_get::<Option<String>, _>(c).map_err(get);
+    let number = |c: &str| r.try_get::<Option<i64>, _>(c).map_err(get);
+    let required = |c: &str| {
+        text(c)?.ok_or_else(|| StoreError::BadData(format!("job_request row without {c}")))
+    };
+    Ok(JobRequest {
+        tag: required("tag")?,
+        request_id: required("request_id")?,
+        job_id: required("job_id")?,
+        status: status_of(&required("status")?)?,
+        request_data: request_data_of(text("request_data")?),
+        requested_by: text("requested_by")?.unwrap_or_default(),
+        requested_channel: text("requested_channel")?.unwrap_or_default(),
+        dt_job_submitted: time_of(number("dt_job_submitted")?),
+        download_urls,
+        dt_file_created: time_of(number("dt_file_created")?),
+        dt_job_completed: time_of(number("dt_job_completed")?),
+        execution_time: number("execution_time")?,
+        err_message: text("err_message")?,
+        iteration: r
+            .try_get::<Option<i32>, _>("iteration")
+            .map_err(get)?
+            .unwrap_or(0),
+        encryption_key: text("encryption_key")?,
+        batch_number: r.try_get::<Option<i32>, _>("batch_number").map_err(get)?,
+        processed_batches: text("processed_batches")?,
+    })
+}
+
 pub(crate) fn status_of(text: &str) -> StoreResult<RequestStatus> {
     RequestStatus::parse(text)
         .ok_or_else(|| StoreError::BadData(format!("unknown request status {text:?}")))

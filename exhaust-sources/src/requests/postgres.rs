@@ -9,7 +9,7 @@
 //! request id, held on a connection of the claim's own; PostgreSQL releases
 //! them when the connection closes, including when the worker dies.
 
-use super::{CompletionColumns, db_error, request_data_of, status_of, time_of};
+use super::{CompletionColumns, db_error};
 use exhaust_core::request::{JobRequest, ProcessedBatch, RequestStatus, processed_json};
 use exhaust_core::store::{
     Completion, RequestStore, Selection, StoreError, StoreResult, Submission,
@@ -305,36 +305,10 @@ impl Statements {
 }
 
 fn row_to_request(r: &PgRow) -> StoreResult<JobRequest> {
-    let get = |e: sqlx::Error| StoreError::BadData(format!("job_request row: {e}"));
-    let status: String = r.try_get("status").map_err(get)?;
-    Ok(JobRequest {
-        tag: r.try_get("tag").map_err(get)?,
-        request_id: r.try_get("request_id").map_err(get)?,
-        job_id: r.try_get("job_id").map_err(get)?,
-        status: status_of(&status)?,
-        request_data: request_data_of(r.try_get("request_data").map_err(get)?),
-        requested_by: r
-            .try_get::<Option<String>, _>("requested_by")
-            .map_err(get)?
-            .unwrap_or_default(),
-        requested_channel: r
-            .try_get::<Option<String>, _>("requested_channel")
-            .map_err(get)?
-            .unwrap_or_default(),
-        dt_job_submitted: time_of(r.try_get("dt_job_submitted").map_err(get)?),
-        download_urls: r
-            .try_get::<Option<Vec<String>>, _>("download_urls")
-            .map_err(get)?
-            .unwrap_or_default(),
-        dt_file_created: time_of(r.try_get("dt_file_created").map_err(get)?),
-        dt_job_completed: time_of(r.try_get("dt_job_completed").map_err(get)?),
-        execution_time: r.try_get("execution_time").map_err(get)?,
-        err_message: r.try_get("err_message").map_err(get)?,
-        iteration: r.try_get("iteration").map_err(get)?,
-        encryption_key: r.try_get("encryption_key").map_err(get)?,
-        batch_number: r.try_get("batch_number").map_err(get)?,
-        processed_batches: r.try_get("processed_batches").map_err(get)?,
-    })
+    let urls: Option<Vec<String>> = r
+        .try_get("download_urls")
+        .map_err(|e| StoreError::BadData(format!("job_request row: {e}")))?;
+    super::row_to_request(r, urls.unwrap_or_default())
 }
 
 fn limit_of(limit: usize) -> i64 {
