@@ -66,6 +66,7 @@ pub struct Metrics {
     bytes_written: Counter,
     build_seconds: Histogram,
     store_errors: Counter,
+    source_errors: Counter,
     health_failures: Family<PartLabel, Counter>,
 }
 
@@ -125,6 +126,12 @@ impl Metrics {
             "Request store failures seen by the API and the worker",
             store_errors.clone(),
         );
+        let source_errors = Counter::default();
+        registry.register(
+            "source_errors",
+            "Source failures met by the worker (report data stores, preference service), one per batch or request they stopped",
+            source_errors.clone(),
+        );
         let health_failures = Family::<PartLabel, Counter>::default();
         registry.register(
             "health_failures",
@@ -142,6 +149,7 @@ impl Metrics {
             bytes_written,
             build_seconds,
             store_errors,
+            source_errors,
             health_failures,
         }
     }
@@ -203,6 +211,7 @@ impl Metrics {
             self.build_seconds.observe(b.elapsed.as_secs_f64());
         }
         self.store_errors.inc_by(s.store_errors.len() as u64);
+        self.source_errors.inc_by(s.source_errors as u64);
     }
 
     /// The metrics in Prometheus' text format.
@@ -238,6 +247,7 @@ mod tests {
                 elapsed: Duration::from_millis(300),
             }],
             store_errors: vec!["x".into()],
+            source_errors: 2,
             ..RunSummary::default()
         });
         m.api_call("/health", 200);
@@ -247,6 +257,7 @@ mod tests {
             "exhaust_rows_written_total 4",
             "exhaust_batches_built_total 1",
             "exhaust_store_errors_total 1",
+            "exhaust_source_errors_total 2",
             "exhaust_requests_processed_total{outcome=\"succeeded\"} 1",
             "exhaust_requests{status=\"SUCCESS\"} 3",
             "exhaust_api_calls_total{route=\"/health\",code=\"200\"} 1",

@@ -117,6 +117,10 @@ pub struct RunSummary {
     /// Requests left as they were because the store failed (retried by a
     /// later run), with the store's message.
     pub store_errors: Vec<String>,
+    /// Source failures met (a store of the report's data or the preference
+    /// service down, timing out or holding bad data), one per batch or
+    /// request they stopped.
+    pub source_errors: usize,
     /// The batches built.
     pub batches: Vec<BuiltBatch>,
     /// Time taken.
@@ -179,6 +183,9 @@ enum Protection {
 struct BatchError {
     message: String,
     retryable: bool,
+    /// A source (or the preference service) failed, as opposed to the
+    /// input, the local disk or the storage: counted for the metrics.
+    from_source: bool,
 }
 
 impl BatchError {
@@ -186,6 +193,15 @@ impl BatchError {
         Self {
             message: message.into(),
             retryable: false,
+            from_source: false,
+        }
+    }
+
+    fn source(e: &exhaust_core::source::SourceError, context: &str) -> Self {
+        Self {
+            message: format!("{context}{e}"),
+            retryable: e.is_retryable(),
+            from_source: true,
         }
     }
 }
@@ -194,6 +210,7 @@ impl From<exhaust_core::report::BuildError> for BatchError {
     fn from(e: exhaust_core::report::BuildError) -> Self {
         Self {
             retryable: e.is_retryable(),
+            from_source: matches!(e, exhaust_core::report::BuildError::Source(_)),
             message: e.to_string(),
         }
     }
@@ -205,6 +222,7 @@ impl From<WriteError> for BatchError {
         Self {
             message: e.to_string(),
             retryable: true,
+            from_source: false,
         }
     }
 }
@@ -213,6 +231,7 @@ impl From<StorageError> for BatchError {
     fn from(e: StorageError) -> Self {
         Self {
             retryable: matches!(e, StorageError::Unavailable { .. }),
+            from_source: false,
             message: e.to_string(),
         }
     }
@@ -424,12 +443,10 @@ where
 
         let protection = match self.protection(&row).await {
             Ok(p) => p,
-            Err(BatchError {
-                message,
-                retryable: true,
-            }) => {
+            Err(e) if e.retryable => {
+                summary.source_errors += usize::from(e.from_source);
                 return self
-                    .retry_later(claim, &previous, &message, completion)
+                    .retry_later(claim, &previous, &e.message, completion)
                     .await;
             }
             Err(BatchError { message, .. }) => {
@@ -448,11 +465,13 @@ where
             Ok(b) => b,
             Err(ResolveError::Request(e)) => return self.finish(claim, refuse(&e)).await,
             Err(ResolveError::Source(e)) if e.is_retryable() => {
+                summary.source_errors += 1;
                 return self
                     .retry_later(claim, &previous, &e.to_string(), completion)
                     .await;
             }
             Err(ResolveError::Source(e)) => {
+                summary.source_errors += 1;
                 let c = completion(RequestOutcome {
                     status: RequestStatus::Failed,
                     processed: previous.clone(),
@@ -508,6 +527,7 @@ where
                     results.push(BatchOutcome::Built(entry));
                 }
                 Err(e) => {
+                    summary.source_errors += usize::from(e.from_source);
                     tracing::warn!(
                         request_id = %rid, batch = %id, retryable = e.retryable,
                         "batch not built: {}", e.message
@@ -569,10 +589,7 @@ where
             .prefs
             .security_level(&org, &row.job_id)
             .await
-            .map_err(|e| BatchError {
-                retryable: e.is_retryable(),
-                message: format!("reading the data security level: {e}"),
-            })?;
+            .map_err(|e| BatchError::source(&e, "reading the data security level: "))?;
         let key = row
             .encryption_key
             .as_deref()
@@ -592,10 +609,7 @@ where
                     "org {org} has no public key (exhaustEncryptionKey), which \
                      PUBLIC_KEY_ENCRYPTED_DATASET needs"
                 ))),
-                Err(e) => Err(BatchError {
-                    retryable: e.is_retryable(),
-                    message: format!("reading the org's public key: {e}"),
-                }),
+                Err(e) => Err(BatchError::source(&e, "reading the org's public key: ")),
             },
         }
     }
@@ -716,6 +730,7 @@ where
     // A key that cannot be used is the request's fault; disk trouble may pass.
     encrypt(std::io::BufReader::new(input), &mut output).map_err(|e| BatchError {
         retryable: matches!(e, envelope::EnvelopeError::Io { .. }),
+        from_source: false,
         message: format!("encrypting the report: {e}"),
     })?;
     output

@@ -694,6 +694,7 @@ async fn source_down(w: World) {
     submit(runner.store(), &refused).await;
     let s = runner.run_once().await.expect("run");
     assert_eq!((s.resubmitted, s.failed), (1, 1), "{s}");
+    assert_eq!(s.source_errors, 1, "{s}");
     let row = reread(runner.store(), &r).await;
     assert_eq!((row.status, row.iteration), (RequestStatus::Submitted, 0));
     let msg = row.err_message.unwrap_or_default();
