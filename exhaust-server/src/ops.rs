@@ -53,12 +53,15 @@ pub async fn download(State(state): State<AppState>, Path(token): Path<String>) 
             return Reply::error(id, now, ResponseCode::Forbidden, e.to_string()).into_response();
         }
     };
-    match state.storage().get(&key).await {
-        Ok(Some(bytes)) => {
-            tracing::info!(bytes = bytes.len(), "download served");
+    match state.storage().open(&key).await {
+        Ok(Some(file)) => {
+            tracing::info!(bytes = file.size, "download served");
             let disposition = format!("attachment; filename=\"{}\"", file_name(&key));
-            let mut response = (StatusCode::OK, bytes).into_response();
+            // Streamed from the store: a large report is never held whole.
+            let mut response =
+                (StatusCode::OK, axum::body::Body::from_stream(file.chunks)).into_response();
             let headers = response.headers_mut();
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(file.size));
             headers.insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/zip"),

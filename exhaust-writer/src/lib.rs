@@ -48,4 +48,4 @@ pub use envelope::{EnvelopeError, Secret};
 pub use error::WriteError;
 pub use key::{decode_encryption_key, encode_encryption_key};
 pub use runner::{BuiltBatch, RunSummary, Runner, RunnerConfig};
-pub use storage::{Storage, StorageError};
+pub use storage::{Storage, StorageError, StoredFile};

@@ -154,7 +154,7 @@ impl fmt::Display for RunSummary {
         }
         write!(
             f,
-            "requests: {} total, {} succeeded, {} failed, {} resubmitted, {} duplicates, {} held elsewhere, {} released; {:.2}s",
+            "requests: {} total, {} succeeded, {} failed, {} resubmitted, {} duplicates, {} held elsewhere, {} released, {} source errors; {:.2}s",
             self.total,
             self.succeeded,
             self.failed,
@@ -162,6 +162,7 @@ impl fmt::Display for RunSummary {
             self.duplicates,
             self.skipped,
             self.released,
+            self.source_errors,
             self.elapsed.as_secs_f64()
         )
     }

@@ -64,6 +64,22 @@ fn unavailable(action: impl Into<String>, e: impl std::fmt::Display) -> StorageE
     }
 }
 
+/// A stored file being read: its size, and its bytes as they arrive.
+pub struct StoredFile {
+    /// The size in bytes.
+    pub size: u64,
+    /// The bytes, chunk by chunk.
+    pub chunks: futures_util::stream::BoxStream<'static, Result<bytes::Bytes, StorageError>>,
+}
+
+impl std::fmt::Debug for StoredFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredFile")
+            .field("size", &self.size)
+            .finish()
+    }
+}
+
 /// Upload chunk size: large enough for S3's 5 MiB minimum part size.
 const CHUNK: usize = 8 << 20;
 
@@ -173,6 +189,26 @@ impl Storage {
                 .await
                 .map(|b| Some(b.to_vec()))
                 .map_err(|e| unavailable(format!("reading {key}"), e)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(unavailable(format!("reading {key}"), e)),
+        }
+    }
+
+    /// Opens the file stored under `key` for streaming, or `None` when there
+    /// is none: a large report is served without being held in memory.
+    pub async fn open(&self, key: &str) -> Result<Option<StoredFile>, StorageError> {
+        use futures_util::StreamExt;
+        let path = Self::key(key)?;
+        match self.store.get(&path).await {
+            Ok(r) => {
+                let size = r.meta.size;
+                let what = format!("reading {key}");
+                let chunks = r
+                    .into_stream()
+                    .map(move |c| c.map_err(|e| unavailable(what.clone(), e)))
+                    .boxed();
+                Ok(Some(StoredFile { size, chunks }))
+            }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(unavailable(format!("reading {key}"), e)),
         }
@@ -322,6 +358,18 @@ mod tests {
             Some(&b"zip bytes"[..])
         );
         assert!(storage.exists(key).await.expect("exists"));
+        let opened = storage.open(key).await.expect("open").expect("stored");
+        assert_eq!(opened.size, 9);
+        use futures_util::TryStreamExt;
+        let chunks: Vec<bytes::Bytes> = opened.chunks.try_collect().await.expect("read");
+        assert_eq!(chunks.concat(), b"zip bytes");
+        assert!(
+            storage
+                .open("progress-exhaust/none.zip")
+                .await
+                .expect("open")
+                .is_none()
+        );
         assert_eq!(
             storage.get("progress-exhaust/none.zip").await.expect("get"),
             None
