@@ -224,7 +224,9 @@ async fn sunbird_request_expectations(w: World) {
     for r in [&one, &filtered, &unknown] {
         submit(store, r).await;
     }
+    let before = stamp();
     let summary = runner.run_once().await.expect("run");
+    let after = stamp();
     assert_eq!(
         (summary.total, summary.succeeded, summary.failed),
         (3, 2, 1),
@@ -236,12 +238,24 @@ async fn sunbird_request_expectations(w: World) {
         assert_eq!(row.status, RequestStatus::Success, "{:?}", row.err_message);
         assert_eq!(row.err_message, None);
         assert_eq!(row.iteration, 0);
-        let key = format!(
-            "progress-exhaust/{}/batch-001_progress_{}.zip",
-            r.request_id,
-            stamp()
-        );
-        assert_eq!(row.download_urls, std::slice::from_ref(&key));
+        // The date of the run in India (either side of a midnight passed
+        // during the run).
+        let key = [&before, &after]
+            .map(|d| {
+                format!(
+                    "progress-exhaust/{}/batch-001_progress_{d}.zip",
+                    r.request_id
+                )
+            })
+            .into_iter()
+            .find(|k| row.download_urls.first() == Some(k))
+            .unwrap_or_else(|| panic!("unexpected download_urls {:?}", row.download_urls));
+        assert_eq!(row.download_urls.len(), 1);
+        let day = key
+            .rsplit('_')
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches(".zip");
         assert!(row.dt_job_completed.is_some());
         assert!(row.execution_time.is_some());
         let processed = parse_processed(row.processed_batches.as_deref()).expect("processed");
@@ -250,7 +264,7 @@ async fn sunbird_request_expectations(w: World) {
         assert_eq!(processed[0].channel.as_deref(), Some(CHANNEL));
 
         let (name, csv) = unzip(&w.files().join(&key), None);
-        assert_eq!(name, format!("batch-001_progress_{}.csv", stamp()));
+        assert_eq!(name, format!("batch-001_progress_{day}.csv"));
         assert_eq!(processed[0].file_size, csv.len() as u64);
         let users: Vec<&str> = csv
             .lines()
