@@ -491,12 +491,33 @@ pub struct RequestOutcome {
 impl RequestOutcome {
     /// A request refused before any batch.
     pub fn refused(e: &RequestError, processed: Vec<ProcessedBatch>) -> Self {
+        Self::failed(&e.to_string(), processed)
+    }
+
+    /// FAILED with this message (cut to [`MAX_ERROR_CHARS`]), an attempt
+    /// counted, the batches built so far kept for the retry.
+    pub fn failed(message: &str, processed: Vec<ProcessedBatch>) -> Self {
         Self {
             status: RequestStatus::Failed,
             processed,
             download_urls: Vec::new(),
-            err_message: Some(truncate_message(&e.to_string(), MAX_ERROR_CHARS)),
+            err_message: Some(truncate_message(message, MAX_ERROR_CHARS)),
             count_attempt: true,
+        }
+    }
+
+    /// Back to SUBMITTED without counting an attempt, because something the
+    /// request needs is unavailable: `will retry: <message>`.
+    pub fn retry(message: &str, processed: Vec<ProcessedBatch>) -> Self {
+        Self {
+            status: RequestStatus::Submitted,
+            processed,
+            download_urls: Vec::new(),
+            err_message: Some(truncate_message(
+                &format!("will retry: {message}"),
+                MAX_ERROR_CHARS,
+            )),
+            count_attempt: false,
         }
     }
 }
@@ -506,8 +527,7 @@ impl RequestOutcome {
 /// the retry); a deferred batch, or one to retry because a source or the
 /// storage was unavailable, sends it back to SUBMITTED with what was built
 /// kept and no attempt counted; otherwise it succeeds with every file, old
-/// and new. Unlike
-/// Sunbird, a request whose batches were all built by an earlier run (a
+/// and new. Unlike Sunbird, a request whose batches were all built by an earlier run (a
 /// worker that died before recording SUCCESS) succeeds instead of failing
 /// with "No data found".
 pub fn decide(previous: &[ProcessedBatch], results: &[BatchOutcome]) -> RequestOutcome {
@@ -528,26 +548,17 @@ pub fn decide(previous: &[ProcessedBatch], results: &[BatchOutcome]) -> RequestO
         }
     }
     if !failures.is_empty() {
-        return RequestOutcome {
-            status: RequestStatus::Failed,
-            processed,
-            download_urls: Vec::new(),
-            err_message: Some(truncate_message(&failures.join(", "), MAX_ERROR_CHARS)),
-            count_attempt: true,
-        };
+        return RequestOutcome::failed(&failures.join(", "), processed);
     }
-    if deferred || !retries.is_empty() {
-        let err_message = (!retries.is_empty()).then(|| {
-            truncate_message(
-                &format!("will retry: {}", retries.join(", ")),
-                MAX_ERROR_CHARS,
-            )
-        });
+    if !retries.is_empty() {
+        return RequestOutcome::retry(&retries.join(", "), processed);
+    }
+    if deferred {
         return RequestOutcome {
             status: RequestStatus::Submitted,
             processed,
             download_urls: Vec::new(),
-            err_message,
+            err_message: None,
             count_attempt: false,
         };
     }

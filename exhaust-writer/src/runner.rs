@@ -23,9 +23,9 @@ use chrono::Utc;
 use exhaust_core::OrgId;
 use exhaust_core::report::{ReportOptions, build_rows, plan_collection_batch};
 use exhaust_core::request::{
-    BatchOutcome, ChannelBudget, JobRequest, MAX_ERROR_CHARS, ProcessedBatch, RequestData,
-    RequestError, RequestOutcome, RequestStatus, ResolveError, ResolvedBatch, decide,
-    duplicate_key, parse_processed, report_key, resolve_batches, truncate_message, zip_key,
+    BatchOutcome, ChannelBudget, JobRequest, ProcessedBatch, RequestData, RequestError,
+    RequestOutcome, RequestStatus, ResolveError, ResolvedBatch, decide, duplicate_key,
+    parse_processed, report_key, resolve_batches, zip_key,
 };
 use exhaust_core::security::{PreferenceSource, SecurityLevel};
 use exhaust_core::source::{ReadStats, ReportSource, reads_between};
@@ -428,13 +428,7 @@ where
         // This run has already used the channel's limits: back to SUBMITTED
         // with what was built kept (Sunbird erases it; we do not).
         let channel = row.requested_channel.clone();
-        let budget = *budgets.entry(channel.clone()).or_insert_with(|| {
-            ChannelBudget::new(
-                self.config.channel_max_batches,
-                self.config.channel_max_bytes,
-            )
-        });
-        if !budget.allows_another() {
+        if !self.budget(budgets, &channel).allows_another() {
             let c = completion(decide(
                 &previous,
                 &[BatchOutcome::Deferred(Default::default())],
@@ -444,19 +438,12 @@ where
 
         let protection = match self.protection(&row).await {
             Ok(p) => p,
-            Err(e) if e.retryable => {
+            Err(e) => {
                 summary.source_errors += usize::from(e.from_source);
-                return self
-                    .retry_later(claim, &previous, &e.message, completion)
-                    .await;
-            }
-            Err(BatchError { message, .. }) => {
-                let c = completion(RequestOutcome {
-                    status: RequestStatus::Failed,
-                    processed: previous.clone(),
-                    download_urls: Vec::new(),
-                    err_message: Some(truncate_message(&message, MAX_ERROR_CHARS)),
-                    count_attempt: true,
+                let c = completion(if e.retryable {
+                    RequestOutcome::retry(&e.message, previous)
+                } else {
+                    RequestOutcome::failed(&e.message, previous)
                 });
                 return self.finish(claim, c).await;
             }
@@ -465,20 +452,12 @@ where
         let batches = match resolve_batches(&self.sources, &data).await {
             Ok(b) => b,
             Err(ResolveError::Request(e)) => return self.finish(claim, refuse(&e)).await,
-            Err(ResolveError::Source(e)) if e.is_retryable() => {
-                summary.source_errors += 1;
-                return self
-                    .retry_later(claim, &previous, &e.to_string(), completion)
-                    .await;
-            }
             Err(ResolveError::Source(e)) => {
                 summary.source_errors += 1;
-                let c = completion(RequestOutcome {
-                    status: RequestStatus::Failed,
-                    processed: previous.clone(),
-                    download_urls: Vec::new(),
-                    err_message: Some(truncate_message(&e.to_string(), MAX_ERROR_CHARS)),
-                    count_attempt: true,
+                let c = completion(if e.is_retryable() {
+                    RequestOutcome::retry(&e.to_string(), previous)
+                } else {
+                    RequestOutcome::failed(&e.to_string(), previous)
                 });
                 return self.finish(claim, c).await;
             }
@@ -499,25 +478,14 @@ where
                 tracing::info!(request_id = %rid, "request released: the run was stopped");
                 return Ok(Handled::Released);
             }
-            let budget = budgets.entry(channel.clone()).or_insert_with(|| {
-                ChannelBudget::new(
-                    self.config.channel_max_batches,
-                    self.config.channel_max_bytes,
-                )
-            });
+            let budget = self.budget(budgets, &channel);
             if !budget.allows_another() {
                 results.push(BatchOutcome::Deferred(id));
                 continue;
             }
             match self.build_batch(&row, rb, &protection, &stamp).await {
-                Ok(built) => {
+                Ok((built, entry)) => {
                     budget.spend(built.csv_bytes);
-                    let entry = ProcessedBatch {
-                        channel: Some(channel.clone()),
-                        batch_id: id.as_str().to_string(),
-                        file_path: report_key(Some(&rid), &id, &stamp).unwrap_or_default(),
-                        file_size: built.csv_bytes,
-                    };
                     processed.push(entry.clone());
                     self.store.record_processed(&mut claim, &processed).await?;
                     tracing::info!(
@@ -561,26 +529,18 @@ where
         Ok(Handled::Finished(c))
     }
 
-    /// Sends a request back to SUBMITTED, without counting an attempt,
-    /// because something it needs is unavailable.
-    async fn retry_later(
+    /// What this run may still build for a channel.
+    fn budget<'b>(
         &self,
-        claim: R::Claim,
-        previous: &[ProcessedBatch],
-        message: &str,
-        completion: impl Fn(RequestOutcome) -> Completion,
-    ) -> Result<Handled, StoreError> {
-        let c = completion(RequestOutcome {
-            status: RequestStatus::Submitted,
-            processed: previous.to_vec(),
-            download_urls: Vec::new(),
-            err_message: Some(truncate_message(
-                &format!("will retry: {message}"),
-                MAX_ERROR_CHARS,
-            )),
-            count_attempt: false,
-        });
-        self.finish(claim, c).await
+        budgets: &'b mut HashMap<String, ChannelBudget>,
+        channel: &str,
+    ) -> &'b mut ChannelBudget {
+        budgets.entry(channel.to_string()).or_insert_with(|| {
+            ChannelBudget::new(
+                self.config.channel_max_batches,
+                self.config.channel_max_bytes,
+            )
+        })
     }
 
     /// The request's security level and the key material it needs.
@@ -627,7 +587,7 @@ where
         rb: &ResolvedBatch,
         protection: &Protection,
         stamp: &str,
-    ) -> Result<BuiltBatch, BatchError> {
+    ) -> Result<(BuiltBatch, ProcessedBatch), BatchError> {
         let started = Instant::now();
         let before = self.sources.read_counts();
         let id = &rb.batch.batch_id;
@@ -681,7 +641,7 @@ where
         let zip_path = work.path().join(key.rsplit('/').next().unwrap_or(&key));
         let zip_bytes = package(&csv_path, &zip_path, &csv_name, protection)?;
         self.storage.put_file(&key, &zip_path).await?;
-        Ok(BuiltBatch {
+        let built = BuiltBatch {
             request_id: row.request_id.clone(),
             batch_id: id.as_str().to_string(),
             rows: report.rows,
@@ -690,7 +650,15 @@ where
             zip_bytes,
             reads,
             elapsed: started.elapsed(),
-        })
+        };
+        // Sunbird records the CSV's key and size; `download_urls` get the zip's.
+        let entry = ProcessedBatch {
+            channel: Some(row.requested_channel.clone()),
+            batch_id: id.as_str().to_string(),
+            file_path: csv_key,
+            file_size: stats.bytes,
+        };
+        Ok((built, entry))
     }
 }
 
