@@ -49,7 +49,7 @@ use exhaust_core::values::AttemptChoice;
 use exhaust_sources::preferences::{HttpPreferences, PreferenceConfig};
 use exhaust_sources::requests::AnyRequestStore;
 use exhaust_sources::{LiveConfig, LiveSources, Snapshot, SnapshotOptions};
-use exhaust_writer::{RunnerConfig, Storage};
+use exhaust_writer::{Runner, RunnerConfig, Storage};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -325,6 +325,26 @@ impl Settings {
                 .context("connecting to the live sources"),
             None => self.open_snapshot().map(AnySource::Snapshot),
         }
+    }
+
+    /// The request runner over the configured source, preferences and job
+    /// settings, with this store and storage (which a server shares with its
+    /// API): what `exhaust run` and `exhaust-server --worker` run.
+    pub async fn runner(
+        &self,
+        store: AnyRequestStore,
+        storage: Storage,
+    ) -> anyhow::Result<Runner<AnySource, AnyRequestStore, AnyPreferences>> {
+        let prefs = self.preferences()?;
+        let config = self.runner_config()?;
+        let source = self.open_source().await?;
+        tracing::info!(
+            store = store.kind(),
+            source = source.kind(),
+            storage = storage.describe(),
+            "runner ready"
+        );
+        Ok(Runner::new(source, store, prefs, storage, config))
     }
 
     /// Opens the snapshot.

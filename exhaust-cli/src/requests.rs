@@ -8,7 +8,6 @@ use chrono::{DateTime, Utc};
 use exhaust_cli::config::Settings;
 use exhaust_core::request::{JobRequest, NewRequest, RequestStatus};
 use exhaust_core::store::{RequestStore, Submission};
-use exhaust_writer::Runner;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -68,17 +67,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
         settings.job.batch_number = args.batch_number;
     }
     let store = settings.open_store().await?;
-    let storage = settings.storage()?;
-    let prefs = settings.preferences()?;
-    let config = settings.runner_config()?;
-    let source = settings.open_source().await?;
-    tracing::info!(
-        store = store.kind(),
-        source = source.kind(),
-        storage = storage.describe(),
-        "runner ready"
-    );
-    let runner = Runner::new(source, store, prefs, storage, config);
+    let runner = settings.runner(store, settings.storage()?).await?;
     let interval = Duration::from_secs(args.interval.unwrap_or(settings.job.poll_seconds).max(1));
     let stop = Arc::new(AtomicBool::new(false));
     if args.watch {

@@ -225,7 +225,7 @@ pub async fn start(config: ServerConfig, listener: TcpListener) -> anyhow::Resul
     });
     let stop = Shutdown::new();
     let worker = if config.worker {
-        let runner = worker::runner(settings, store.clone(), storage.clone()).await?;
+        let runner = settings.runner(store.clone(), storage.clone()).await?;
         Some(tokio::spawn(worker::run_loop(
             runner,
             metrics,

@@ -4,19 +4,20 @@
 //! processes elsewhere do this work against the same store.
 
 use crate::metrics::Metrics;
-use exhaust_cli::config::{AnyPreferences, Settings};
+use exhaust_cli::config::AnyPreferences;
 use exhaust_cli::source::AnySource;
 use exhaust_core::security::PreferenceSource;
 use exhaust_core::source::ReportSource;
 use exhaust_core::store::{RequestStore, StoreError};
 use exhaust_sources::requests::AnyRequestStore;
-use exhaust_writer::{RunSummary, Runner, Storage};
+use exhaust_writer::{RunSummary, Runner};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// The runner the server composes from its settings.
+/// The runner the server composes from its settings
+/// ([`exhaust_cli::config::Settings::runner`], as `exhaust run` does).
 pub type ServerRunner = Runner<AnySource, AnyRequestStore, AnyPreferences>;
 
 /// A stop signal shared by the HTTP server and the worker: a flag the
@@ -64,19 +65,6 @@ impl Shutdown {
         // The sender lives in `self`, so the channel cannot close.
         let _ = rx.wait_for(|stopped| *stopped).await;
     }
-}
-
-/// The runner over the configured source (snapshot or live stores), store
-/// handle, storage and preferences, as `exhaust run` composes it.
-pub async fn runner(
-    settings: &Settings,
-    store: AnyRequestStore,
-    storage: Storage,
-) -> anyhow::Result<ServerRunner> {
-    let prefs = settings.preferences()?;
-    let config = settings.runner_config()?;
-    let source = settings.open_source().await?;
-    Ok(Runner::new(source, store, prefs, storage, config))
 }
 
 /// One pass over the pending requests, counted in `metrics` and logged.

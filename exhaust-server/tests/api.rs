@@ -181,13 +181,11 @@ async fn run_worker_once(
     snapshot: &Path,
 ) -> exhaust_writer::RunSummary {
     let state = server.state();
-    let runner = worker::runner(
-        &w.settings(snapshot),
-        state.store().clone(),
-        state.storage().clone(),
-    )
-    .await
-    .expect("runner");
+    let runner = w
+        .settings(snapshot)
+        .runner(state.store().clone(), state.storage().clone())
+        .await
+        .expect("runner");
     worker::step(&runner, &AtomicBool::new(false), state.metrics())
         .await
         .expect("run")
