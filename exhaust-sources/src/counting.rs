@@ -1,4 +1,5 @@
-//! What the live adapters share: read counters and the retry back-off.
+//! What the live adapters share: read counters, the retry back-off and which
+//! HTTP answers are transient.
 
 use exhaust_core::source::ReadStats;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,6 +44,14 @@ impl Counters {
 pub(crate) fn backoff(base_ms: u64, attempt: u32) -> Duration {
     let factor = 1u64 << attempt.saturating_sub(1).min(16);
     Duration::from_millis(base_ms.saturating_mul(factor).min(30_000))
+}
+
+/// Whether an HTTP answer is worth asking again: the service is failing,
+/// timed out or asks callers to slow down (5xx, 408, 429).
+pub(crate) fn transient_status(status: reqwest::StatusCode) -> bool {
+    status.is_server_error()
+        || status == reqwest::StatusCode::REQUEST_TIMEOUT
+        || status == reqwest::StatusCode::TOO_MANY_REQUESTS
 }
 
 /// A URL with its password (if any) replaced, for messages and logs.

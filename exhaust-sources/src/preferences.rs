@@ -19,6 +19,7 @@
 //! Nothing here logs response bodies or key material; URLs appear without
 //! their query (a signed download URL carries a token there).
 
+use crate::counting::{backoff, transient_status};
 use exhaust_core::OrgId;
 use exhaust_core::security::{PreferenceSource, SecurityLevel, level_from_policy};
 use exhaust_core::source::{SourceError, SourceResult};
@@ -36,8 +37,6 @@ const PUBLIC_KEY_SOURCE: &str = "org public key download";
 const MAX_JSON_BYTES: usize = 4 << 20;
 /// Largest public key file read (an RSA-16384 PEM is about 3 KB).
 const MAX_PEM_BYTES: usize = 64 << 10;
-/// Longest wait between two attempts, however many retries.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Where the preference and org services are, and how patiently to call
 /// them. Deserialized from the `[preferences]` configuration; every field
@@ -93,7 +92,7 @@ pub struct HttpPreferences {
     preference_url: Url,
     org_search_url: Url,
     retries: u32,
-    backoff: Duration,
+    backoff_ms: u64,
 }
 
 impl HttpPreferences {
@@ -122,7 +121,7 @@ impl HttpPreferences {
             preference_url: parse("preference_url", &config.preference_url)?,
             org_search_url: parse("org_search_url", &config.org_search_url)?,
             retries: config.retries,
-            backoff: Duration::from_millis(config.retry_backoff_ms),
+            backoff_ms: config.retry_backoff_ms,
         })
     }
 
@@ -230,10 +229,7 @@ impl HttpPreferences {
                             other => other,
                         });
                     }
-                    let delay = self
-                        .backoff
-                        .saturating_mul(1 << (failures - 1).min(16))
-                        .min(MAX_BACKOFF);
+                    let delay = backoff(self.backoff_ms, failures);
                     tracing::warn!(source = source_name, attempt = failures, ?delay, error = %e, "retrying");
                     tokio::time::sleep(delay).await;
                 }
@@ -350,10 +346,7 @@ fn check_status(source_name: &str, url: &Url, status: StatusCode, body: &[u8]) -
         .map(|m| format!(": {m}"))
         .unwrap_or_default();
     let detail = format!("{} answered {status}{errmsg}", shown(url));
-    if status.is_server_error()
-        || status == StatusCode::REQUEST_TIMEOUT
-        || status == StatusCode::TOO_MANY_REQUESTS
-    {
+    if transient_status(status) {
         Err(SourceError::Unavailable {
             source_name: source_name.to_owned(),
             detail,

@@ -10,7 +10,7 @@
 //! or a body that is not the search response is [`SourceError::BadData`]
 //! (sending it again would not help).
 
-use crate::counting::{Counters, backoff, redact_url};
+use crate::counting::{Counters, backoff, redact_url, transient_status};
 use crate::rows::ContentRow;
 use exhaust_core::ContentId;
 use exhaust_core::model::CollectionMeta;
@@ -141,9 +141,7 @@ impl SearchSource {
                             });
                         }
                         Ok(bytes) => {
-                            let retryable = status.is_server_error()
-                                || status == reqwest::StatusCode::REQUEST_TIMEOUT
-                                || status == reqwest::StatusCode::TOO_MANY_REQUESTS;
+                            let retryable = transient_status(status);
                             let excerpt: String =
                                 String::from_utf8_lossy(&bytes).chars().take(200).collect();
                             let detail = format!("{shown} answered {status}: {excerpt}");
