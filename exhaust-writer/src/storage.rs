@@ -293,43 +293,39 @@ fn cloud(scheme: &str, url: &str, options: &[(String, String)]) -> Result<Storag
         )
         .map_err(|e| StorageError::Config(e.to_string()))
     };
+    // The three builders share no trait: one expansion per provider.
+    #[allow(unused_macros)]
+    macro_rules! configured {
+        ($builder:expr) => {{
+            let mut b = $builder.with_url(url);
+            for (k, v) in options {
+                let key = k
+                    .parse()
+                    .map_err(|e| StorageError::Config(format!("option {k}: {e}")))?;
+                b = b.with_config(key, v);
+            }
+            b.build().map_err(|e| StorageError::Config(e.to_string()))?
+        }};
+    }
     match scheme {
         #[cfg(feature = "s3")]
-        "s3" | "s3a" => {
-            let mut b = object_store::aws::AmazonS3Builder::from_env().with_url(url);
-            for (k, v) in options {
-                let key = k
-                    .parse()
-                    .map_err(|e| StorageError::Config(format!("option {k}: {e}")))?;
-                b = b.with_config(key, v);
-            }
-            let s = b.build().map_err(|e| StorageError::Config(e.to_string()))?;
-            prefixed(s, parsed()?, format!("S3 {url}"))
-        }
+        "s3" | "s3a" => prefixed(
+            configured!(object_store::aws::AmazonS3Builder::from_env()),
+            parsed()?,
+            format!("S3 {url}"),
+        ),
         #[cfg(feature = "azure")]
-        "az" | "azure" | "abfs" | "abfss" => {
-            let mut b = object_store::azure::MicrosoftAzureBuilder::from_env().with_url(url);
-            for (k, v) in options {
-                let key = k
-                    .parse()
-                    .map_err(|e| StorageError::Config(format!("option {k}: {e}")))?;
-                b = b.with_config(key, v);
-            }
-            let s = b.build().map_err(|e| StorageError::Config(e.to_string()))?;
-            prefixed(s, parsed()?, format!("Azure {url}"))
-        }
+        "az" | "azure" | "abfs" | "abfss" => prefixed(
+            configured!(object_store::azure::MicrosoftAzureBuilder::from_env()),
+            parsed()?,
+            format!("Azure {url}"),
+        ),
         #[cfg(feature = "gcs")]
-        "gs" => {
-            let mut b = object_store::gcp::GoogleCloudStorageBuilder::from_env().with_url(url);
-            for (k, v) in options {
-                let key = k
-                    .parse()
-                    .map_err(|e| StorageError::Config(format!("option {k}: {e}")))?;
-                b = b.with_config(key, v);
-            }
-            let s = b.build().map_err(|e| StorageError::Config(e.to_string()))?;
-            prefixed(s, parsed()?, format!("GCS {url}"))
-        }
+        "gs" => prefixed(
+            configured!(object_store::gcp::GoogleCloudStorageBuilder::from_env()),
+            parsed()?,
+            format!("GCS {url}"),
+        ),
         other => Err(StorageError::Config(format!(
             "storage URL scheme {other:?} is not supported by this build: use a local path, \
              or build with the cargo feature s3, azure or gcs"
