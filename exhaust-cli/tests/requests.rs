@@ -3,10 +3,8 @@
 //! sample snapshot), and against PostgreSQL through the environment.
 
 use assert_cmd::Command;
-use chrono::Utc;
-use sqlx::{Connection, PgConnection};
+use exhaust_sources::requests::testing::{fresh_schema, test_pg_url};
 use std::path::Path;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 const SAMPLE_BATCH: &str = "0135742803756164562";
 const SAMPLE_CHANNEL: &str = "0166646273726135492";
@@ -108,26 +106,14 @@ fn submit_then_run_on_a_fresh_folder_with_the_defaults() {
 
 /// A PostgreSQL URL and a table in a schema of its own.
 fn pg_table() -> (String, String) {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let url = std::env::var("EXHAUST_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
-    let schema = format!(
-        "exhaust_c_{}_{}_{}",
-        std::process::id(),
-        Utc::now().timestamp_micros(),
-        N.fetch_add(1, Ordering::Relaxed)
-    );
+    let url = test_pg_url();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(async {
-        let mut conn = PgConnection::connect(&url).await.expect("PostgreSQL");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&mut conn)
-            .await
-            .expect("schema");
-    });
+    let schema = rt
+        .block_on(fresh_schema(&url, "exhaust_c"))
+        .expect("PostgreSQL");
     (url, format!("{schema}.dev_job_request"))
 }
 

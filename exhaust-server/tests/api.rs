@@ -8,12 +8,13 @@ use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
 use exhaust_cli::config::Settings;
 use exhaust_server::download::{Downloads, Secret};
 use exhaust_server::{Clock, Running, ServerConfig, start, worker};
+use exhaust_sources::requests::testing::{fresh_schema, test_pg_url as pg_url};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -28,11 +29,6 @@ fn conformance() -> PathBuf {
 
 fn sample() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sample-snapshot")
-}
-
-fn pg_url() -> String {
-    std::env::var("EXHAUST_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
 }
 
 // ---------------------------------------------------------------------------
@@ -111,18 +107,9 @@ impl World {
     }
 
     async fn postgres() -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let schema = format!(
-            "exhaust_s_{}_{}_{}",
-            std::process::id(),
-            Utc::now().timestamp_micros(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let mut conn = PgConnection::connect(&pg_url()).await.expect("PostgreSQL");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&mut conn)
+        let schema = fresh_schema(&pg_url(), "exhaust_s")
             .await
-            .expect("schema");
+            .expect("PostgreSQL");
         Self {
             dir: tempfile::tempdir().expect("tempdir"),
             store_url: pg_url(),

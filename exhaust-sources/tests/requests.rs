@@ -8,35 +8,15 @@ use exhaust_core::request::{JobRequest, ProcessedBatch, RequestStatus};
 use exhaust_core::store::{Completion, RequestStore, Selection, Submission};
 use exhaust_sources::requests::{AnyRequestStore, PgRequestStore, SqliteRequestStore};
 use sqlx::{Connection, PgConnection};
-use std::sync::atomic::{AtomicU32, Ordering};
+
 use std::time::Duration;
 
-fn pg_url() -> String {
-    std::env::var("EXHAUST_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
-}
-
-/// A schema no other test uses.
-async fn fresh_schema() -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let name = format!(
-        "exhaust_t_{}_{}_{}",
-        std::process::id(),
-        Utc::now().timestamp_micros(),
-        N.fetch_add(1, Ordering::Relaxed)
-    );
-    let mut conn = PgConnection::connect(&pg_url())
-        .await
-        .expect("PostgreSQL on 127.0.0.1:5432 (set EXHAUST_TEST_PG_URL)");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
-        .execute(&mut conn)
-        .await
-        .expect("create schema");
-    name
-}
+use exhaust_sources::requests::testing::{fresh_schema, test_pg_url as pg_url};
 
 async fn pg_store() -> AnyRequestStore {
-    let schema = fresh_schema().await;
+    let schema = fresh_schema(&pg_url(), "exhaust_t")
+        .await
+        .expect("PostgreSQL on 127.0.0.1:5432 (set EXHAUST_TEST_PG_URL)");
     AnyRequestStore::Postgres(
         PgRequestStore::connect(&pg_url(), &format!("{schema}.job_request"))
             .await
@@ -326,7 +306,7 @@ on_both_stores!(selection, selection_and_listing);
 /// the table as it is, adding only Sunbird's missing column.
 #[tokio::test]
 async fn an_existing_sunbird_table_is_used_as_it_is() {
-    let schema = fresh_schema().await;
+    let schema = fresh_schema(&pg_url(), "exhaust_t").await.expect("schema");
     let table = format!("{schema}.dev_job_request");
     let mut conn = PgConnection::connect(&pg_url()).await.expect("connect");
     sqlx::query(sqlx::AssertSqlSafe(format!(

@@ -15,13 +15,13 @@ use exhaust_core::source::{
 use exhaust_core::store::{RequestStore, Selection, Submission};
 use exhaust_core::time::{ReportTz, file_date_stamp};
 use exhaust_core::{BatchId, ContentId, OrgId, UserId};
+use exhaust_sources::requests::testing::{fresh_schema, test_pg_url as pg_url};
 use exhaust_sources::requests::{AnyRequestStore, PgRequestStore, SqliteRequestStore};
 use exhaust_sources::{Snapshot, SnapshotOptions};
 use exhaust_writer::{Runner, RunnerConfig, Storage};
-use sqlx::{Connection, PgConnection};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::AtomicBool;
 
 const CHANNEL: &str = "b00bc992ef25f1a9a8d63291e20efc8d";
 const SAMPLE_CHANNEL: &str = "0166646273726135492";
@@ -36,11 +36,6 @@ fn sample() -> PathBuf {
 
 fn snapshot(dir: &Path) -> Snapshot {
     Snapshot::open(dir, SnapshotOptions::default()).expect("snapshot")
-}
-
-fn pg_url() -> String {
-    std::env::var("EXHAUST_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
 }
 
 /// Where a scenario keeps its requests and files.
@@ -62,18 +57,9 @@ impl World {
     }
 
     async fn postgres() -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let schema = format!(
-            "exhaust_r_{}_{}_{}",
-            std::process::id(),
-            Utc::now().timestamp_micros(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let mut conn = PgConnection::connect(&pg_url()).await.expect("PostgreSQL");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&mut conn)
+        let schema = fresh_schema(&pg_url(), "exhaust_r")
             .await
-            .expect("schema");
+            .expect("PostgreSQL");
         Self {
             dir: tempfile::tempdir().expect("tempdir"),
             store_url: pg_url(),

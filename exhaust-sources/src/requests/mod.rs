@@ -13,6 +13,7 @@
 
 mod postgres;
 mod sqlite;
+pub mod testing;
 
 pub use postgres::{PgClaim, PgRequestStore};
 pub use sqlite::{SqliteClaim, SqliteRequestStore};
