@@ -39,6 +39,7 @@ mod error;
 mod key;
 pub mod runner;
 pub mod storage;
+pub mod testing;
 
 pub use archive::{read_single_entry, write_zip, zip_file};
 pub use atomic::{AtomicFile, TEMP_PREFIX, TEMP_SUFFIX};
@@ -48,4 +49,4 @@ pub use envelope::{EnvelopeError, Secret};
 pub use error::WriteError;
 pub use key::{decode_encryption_key, encode_encryption_key};
 pub use runner::{BuiltBatch, RunSummary, Runner, RunnerConfig};
-pub use storage::{Storage, StorageError, StoredFile};
+pub use storage::{Storage, StorageError, StoredFile, StoredObject};
