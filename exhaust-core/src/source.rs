@@ -40,6 +40,24 @@ pub enum SourceError {
 }
 
 impl SourceError {
+    /// `source_name` is down, timed out or refused: retryable. The one
+    /// constructor every adapter uses, so the messages read alike.
+    pub fn unavailable(source_name: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::Unavailable {
+            source_name: source_name.into(),
+            detail: detail.into(),
+        }
+    }
+
+    /// `source_name` holds data the report cannot read; `detail` names the
+    /// table and key.
+    pub fn bad_data(source_name: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::BadData {
+            source_name: source_name.into(),
+            detail: detail.into(),
+        }
+    }
+
     /// Whether retrying later may succeed.
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Unavailable { .. })

@@ -24,7 +24,7 @@
 //!   into [`CassandraConfig::scan_splits`] ranges, run concurrently) keeping
 //!   the batch's rows, which is what Sunbird's own job reads.
 
-use crate::counting::{Counters, backoff};
+use crate::counting::{Counters, Retry};
 use crate::rows::{ActivityRow, AttemptRow, BatchRow, EnrolmentRow, RowError};
 use exhaust_core::model::{ActivityAggregate, AssessmentAttempt, CourseBatch, EnrolmentRecord};
 use exhaust_core::source::{
@@ -350,17 +350,7 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn bad_data(&self, detail: impl std::fmt::Display) -> SourceError {
-        SourceError::BadData {
-            source_name: SOURCE.into(),
-            detail: format!("{} {}: {detail}", self.table, self.key),
-        }
-    }
-}
-
-fn unavailable(detail: impl Into<String>) -> SourceError {
-    SourceError::Unavailable {
-        source_name: SOURCE.into(),
-        detail: detail.into(),
+        SourceError::bad_data(SOURCE, format!("{} {}: {detail}", self.table, self.key))
     }
 }
 
@@ -369,7 +359,10 @@ impl CassandraSource {
     /// table that a run never reads need not exist.
     pub async fn connect(cfg: &CassandraConfig) -> SourceResult<Self> {
         if cfg.contact_points.is_empty() {
-            return Err(unavailable("no contact points are configured"));
+            return Err(SourceError::unavailable(
+                SOURCE,
+                "no contact points are configured",
+            ));
         }
         let mut profile = ExecutionProfile::builder();
         if let Some(dc) = &cfg.local_datacenter {
@@ -397,23 +390,23 @@ impl CassandraSource {
         if let Some(user) = &cfg.username {
             builder = builder.user(user, cfg.password.clone().unwrap_or_default());
         }
-        let mut attempt = 0;
-        let session = loop {
-            match builder.build().await {
-                Ok(s) => break s,
-                Err(e) if attempt < cfg.retries => {
-                    attempt += 1;
-                    tracing::warn!(attempt, error = %e, "cassandra connection failed, retrying");
-                    tokio::time::sleep(backoff(cfg.retry_backoff_ms, attempt)).await;
-                }
-                Err(e) => {
-                    return Err(unavailable(format!(
-                        "cannot connect to {}: {e}",
-                        cfg.contact_points.join(", ")
-                    )));
-                }
-            }
+        let retry = Retry {
+            retries: cfg.retries,
+            base_ms: cfg.retry_backoff_ms,
         };
+        let session = retry
+            .run("cassandra connection", |_| true, || builder.build())
+            .await
+            .map_err(|g| {
+                SourceError::unavailable(
+                    SOURCE,
+                    format!(
+                        "cannot connect to {}: {}",
+                        cfg.contact_points.join(", "),
+                        g.error
+                    ),
+                )
+            })?;
         tracing::debug!(nodes = cfg.contact_points.len(), "connected to cassandra");
         Ok(Self {
             session,
@@ -437,25 +430,30 @@ impl CassandraSource {
     async fn prepared<'s>(&'s self, stmt: &'s Stmt) -> SourceResult<&'s PreparedStatement> {
         stmt.prepared
             .get_or_try_init(|| async {
-                let mut attempt = 0;
-                loop {
-                    match self.session.prepare(stmt.cql.as_str()).await {
-                        Ok(mut p) => {
-                            p.set_page_size(self.cfg.page_size.max(1));
-                            p.set_is_idempotent(true);
-                            return Ok(p);
-                        }
-                        Err(e) if prepare_is_transient(&e) && attempt < self.cfg.retries => {
-                            attempt += 1;
-                            tokio::time::sleep(backoff(self.cfg.retry_backoff_ms, attempt)).await;
-                        }
-                        Err(e) => {
-                            return Err(unavailable(format!("cannot prepare `{}`: {e}", stmt.cql)));
-                        }
-                    }
-                }
+                let mut p = self
+                    .retry()
+                    .run("cassandra prepare", prepare_is_transient, || {
+                        self.session.prepare(stmt.cql.as_str())
+                    })
+                    .await
+                    .map_err(|g| {
+                        SourceError::unavailable(
+                            SOURCE,
+                            format!("cannot prepare `{}`: {}", stmt.cql, g.error),
+                        )
+                    })?;
+                p.set_page_size(self.cfg.page_size.max(1));
+                p.set_is_idempotent(true);
+                Ok(p)
             })
             .await
+    }
+
+    fn retry(&self) -> Retry {
+        Retry {
+            retries: self.cfg.retries,
+            base_ms: self.cfg.retry_backoff_ms,
+        }
     }
 
     /// Runs a statement and hands its rows to `f` page by page. A page that
@@ -473,36 +471,25 @@ impl CassandraSource {
         let prepared = self.prepared(stmt).await?;
         let mut paging = PagingState::start();
         loop {
-            let mut attempt = 0;
-            let (result, next) = loop {
-                self.counters.query();
-                match self
-                    .session
-                    .execute_single_page(prepared, values, paging.clone())
-                    .await
-                {
-                    Ok(r) => break r,
-                    Err(e) if execution_is_transient(&e) && attempt < self.cfg.retries => {
-                        attempt += 1;
-                        tracing::debug!(table = ctx.table, attempt, error = %e, "retrying a cassandra read");
-                        tokio::time::sleep(backoff(self.cfg.retry_backoff_ms, attempt)).await;
-                    }
-                    Err(e) if execution_is_transient(&e) => {
-                        return Err(unavailable(format!(
-                            "reading {} {} failed after {} attempts: {e}",
-                            ctx.table,
-                            ctx.key,
-                            attempt + 1
-                        )));
-                    }
-                    Err(e) => {
-                        return Err(unavailable(format!(
-                            "reading {} {} failed: {e}",
-                            ctx.table, ctx.key
-                        )));
-                    }
-                }
-            };
+            let (result, next) = self
+                .retry()
+                .run(ctx.table, execution_is_transient, || {
+                    self.counters.query();
+                    self.session
+                        .execute_single_page(prepared, values, paging.clone())
+                })
+                .await
+                .map_err(|g| {
+                    let detail = if g.transient {
+                        format!(
+                            "reading {} {} failed after {} attempts: {}",
+                            ctx.table, ctx.key, g.attempts, g.error
+                        )
+                    } else {
+                        format!("reading {} {} failed: {}", ctx.table, ctx.key, g.error)
+                    };
+                    SourceError::unavailable(SOURCE, detail)
+                })?;
             let rows = result
                 .into_rows_result()
                 .map_err(|e| ctx.bad_data(format!("the result is not rows: {e}")))?;

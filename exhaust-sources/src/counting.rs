@@ -1,5 +1,5 @@
-//! What the live adapters share: read counters, the retry back-off and which
-//! HTTP answers are transient.
+//! What the live adapters share: read counters, the one retry loop with its
+//! back-off, and which HTTP answers are transient.
 
 use exhaust_core::source::ReadStats;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,6 +46,62 @@ pub(crate) fn backoff(base_ms: u64, attempt: u32) -> Duration {
     Duration::from_millis(base_ms.saturating_mul(factor).min(30_000))
 }
 
+/// How an adapter retries: `retries` more tries after the first, waiting
+/// [`backoff`]`(base_ms, n)` before retry `n`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Retry {
+    /// Tries after the first.
+    pub retries: u32,
+    /// The first wait, doubled per retry.
+    pub base_ms: u64,
+}
+
+/// Why [`Retry::run`] gave up: the last error, how many tries were made,
+/// and whether that error was transient (so the retries ran out) or final.
+#[derive(Debug)]
+pub(crate) struct GaveUp<E> {
+    pub error: E,
+    pub attempts: u32,
+    pub transient: bool,
+}
+
+impl Retry {
+    /// Calls `op` until it succeeds, fails with an error `transient` calls
+    /// final, or the retries are spent. `what` names the call in the debug
+    /// line logged before each retry (ids, never values).
+    pub(crate) async fn run<T, E, F, Fut>(
+        self,
+        what: &str,
+        transient: impl Fn(&E) -> bool,
+        mut op: F,
+    ) -> Result<T, GaveUp<E>>
+    where
+        E: std::fmt::Display,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            match op().await {
+                Ok(v) => return Ok(v),
+                Err(e) if transient(&e) && attempts <= self.retries => {
+                    let delay = backoff(self.base_ms, attempts);
+                    tracing::debug!(what, attempt = attempts, ?delay, error = %e, "retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => {
+                    return Err(GaveUp {
+                        transient: transient(&e),
+                        attempts,
+                        error: e,
+                    });
+                }
+            }
+        }
+    }
+}
+
 /// Whether an HTTP answer is worth asking again: the service is failing,
 /// timed out or asks callers to slow down (5xx, 408, 429).
 pub(crate) fn transient_status(status: reqwest::StatusCode) -> bool {
@@ -73,6 +129,67 @@ pub(crate) fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn retries_transient_failures_until_spent() {
+        let retry = Retry {
+            retries: 2,
+            base_ms: 1,
+        };
+        let calls = std::cell::Cell::new(0);
+        // Succeeds on the third try.
+        let got = retry
+            .run(
+                "t",
+                |_: &String| true,
+                || {
+                    calls.set(calls.get() + 1);
+                    let n = calls.get();
+                    async move {
+                        if n < 3 {
+                            Err(format!("fail {n}"))
+                        } else {
+                            Ok(n)
+                        }
+                    }
+                },
+            )
+            .await;
+        assert_eq!(got.ok(), Some(3));
+        // Always failing: 1 + 2 tries, then the last error.
+        calls.set(0);
+        let gave_up = retry
+            .run(
+                "t",
+                |_: &String| true,
+                || {
+                    calls.set(calls.get() + 1);
+                    let n = calls.get();
+                    async move { Err::<(), _>(format!("fail {n}")) }
+                },
+            )
+            .await
+            .expect_err("spent");
+        assert_eq!((gave_up.attempts, gave_up.transient), (3, true));
+        assert_eq!(gave_up.error, "fail 3");
+        // A final error is not retried.
+        calls.set(0);
+        let gave_up = retry
+            .run(
+                "t",
+                |e: &String| e != "final",
+                || {
+                    calls.set(calls.get() + 1);
+                    async { Err::<(), _>("final".to_string()) }
+                },
+            )
+            .await
+            .expect_err("final");
+        assert_eq!(
+            (gave_up.attempts, gave_up.transient, calls.get()),
+            (1, false, 1)
+        );
+    }
 
     #[test]
     fn backoff_doubles_and_is_capped() {

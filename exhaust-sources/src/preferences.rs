@@ -19,7 +19,7 @@
 //! Nothing here logs response bodies or key material; URLs appear without
 //! their query (a signed download URL carries a token there).
 
-use crate::counting::{backoff, transient_status};
+use crate::counting::{Retry, transient_status};
 use exhaust_core::OrgId;
 use exhaust_core::security::{PreferenceSource, SecurityLevel, level_from_policy};
 use exhaust_core::source::{SourceError, SourceResult};
@@ -136,14 +136,14 @@ impl HttpPreferences {
             // The service stores `data` as JSON text and parses it; accept
             // the text too, should a deployment return it unparsed.
             Some(Value::String(text)) => serde_json::from_str(text).map_err(|e| {
-                bad_data(
+                SourceError::bad_data(
                     PREFERENCE_SOURCE,
                     format!("dataSecurityPolicy of org {org}: data is not JSON: {e}"),
                 )
             })?,
             Some(data) => data.clone(),
             None => {
-                return Err(bad_data(
+                return Err(SourceError::bad_data(
                     PREFERENCE_SOURCE,
                     format!(
                         "dataSecurityPolicy of org {org}: the answer has no result.response.data"
@@ -157,7 +157,7 @@ impl HttpPreferences {
                 tracing::debug!(org = %org, job_id, "dataSecurityPolicy sets no level: plain");
                 Ok(SecurityLevel::Plain)
             }
-            Err(e) => Err(bad_data(
+            Err(e) => Err(SourceError::bad_data(
                 PREFERENCE_SOURCE,
                 format!("dataSecurityPolicy of org {org}: {e}"),
             )),
@@ -175,7 +175,7 @@ impl HttpPreferences {
             .pointer("/result/response/content")
             .and_then(Value::as_array)
         else {
-            return Err(bad_data(
+            return Err(SourceError::bad_data(
                 ORG_SEARCH_SOURCE,
                 format!("org {org}: the answer has no result.response.content list"),
             ));
@@ -194,7 +194,7 @@ impl HttpPreferences {
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https"))
             .ok_or_else(|| {
-                bad_data(
+                SourceError::bad_data(
                     ORG_SEARCH_SOURCE,
                     format!("org {org}: keys.exhaustEncryptionKey[0] is not an http(s) URL"),
                 )
@@ -207,35 +207,28 @@ impl HttpPreferences {
 
     /// Calls `attempt` until it succeeds, fails for good, or the retries
     /// are spent; waits `backoff`, doubling, between attempts.
-    async fn with_retries<T, F, Fut>(&self, source_name: &str, mut attempt: F) -> SourceResult<T>
+    async fn with_retries<T, F, Fut>(&self, source_name: &str, attempt: F) -> SourceResult<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = SourceResult<T>>,
     {
-        let mut failures = 0u32;
-        loop {
-            match attempt().await {
-                Err(e) if e.is_retryable() => {
-                    failures += 1;
-                    if failures > self.retries {
-                        return Err(match e {
-                            SourceError::Unavailable {
-                                source_name,
-                                detail,
-                            } => SourceError::Unavailable {
-                                source_name,
-                                detail: format!("{detail} (after {failures} attempts)"),
-                            },
-                            other => other,
-                        });
-                    }
-                    let delay = backoff(self.backoff_ms, failures);
-                    tracing::warn!(source = source_name, attempt = failures, ?delay, error = %e, "retrying");
-                    tokio::time::sleep(delay).await;
-                }
-                other => return other,
-            }
-        }
+        let retry = Retry {
+            retries: self.retries,
+            base_ms: self.backoff_ms,
+        };
+        retry
+            .run(source_name, SourceError::is_retryable, attempt)
+            .await
+            .map_err(|g| match g.error {
+                SourceError::Unavailable {
+                    source_name,
+                    detail,
+                } => SourceError::unavailable(
+                    source_name,
+                    format!("{detail} (after {} attempts)", g.attempts),
+                ),
+                other => other,
+            })
     }
 
     async fn post_json(&self, source_name: &str, url: &Url, body: &Value) -> SourceResult<Value> {
@@ -250,7 +243,7 @@ impl HttpPreferences {
         let bytes = read_limited(source_name, url, response, MAX_JSON_BYTES).await?;
         check_status(source_name, url, status, &bytes)?;
         serde_json::from_slice(&bytes).map_err(|e| {
-            bad_data(
+            SourceError::bad_data(
                 source_name,
                 format!("{} answered with unreadable JSON: {e}", shown(url)),
             )
@@ -268,18 +261,22 @@ impl HttpPreferences {
         let status = response.status();
         let bytes = read_limited(source_name, url, response, MAX_PEM_BYTES).await?;
         check_status(source_name, url, status, &[])?;
-        let pem = String::from_utf8(bytes)
-            .map_err(|_| bad_data(source_name, format!("{} is not text", shown(url))))?;
+        let pem = String::from_utf8(bytes).map_err(|_| {
+            SourceError::bad_data(source_name, format!("{} is not text", shown(url)))
+        })?;
         if pem.contains("PRIVATE KEY") {
             // Never pass on, or show, what looks like a private key.
-            return Err(bad_data(
+            return Err(SourceError::bad_data(
                 source_name,
                 format!("{} serves a private key, not a public key", shown(url)),
             ));
         }
         let pem = pem.trim();
         if pem.is_empty() {
-            return Err(bad_data(source_name, format!("{} is empty", shown(url))));
+            return Err(SourceError::bad_data(
+                source_name,
+                format!("{} is empty", shown(url)),
+            ));
         }
         Ok(pem.to_owned())
     }
@@ -307,7 +304,7 @@ async fn read_limited(
     limit: usize,
 ) -> SourceResult<Vec<u8>> {
     if response.content_length().is_some_and(|n| n > limit as u64) {
-        return Err(bad_data(
+        return Err(SourceError::bad_data(
             source_name,
             format!("{} answered with more than {limit} bytes", shown(url)),
         ));
@@ -319,7 +316,7 @@ async fn read_limited(
         .map_err(|e| unavailable(source_name, url, &e))?
     {
         if body.len() + chunk.len() > limit {
-            return Err(bad_data(
+            return Err(SourceError::bad_data(
                 source_name,
                 format!("{} answered with more than {limit} bytes", shown(url)),
             ));
@@ -347,12 +344,9 @@ fn check_status(source_name: &str, url: &Url, status: StatusCode, body: &[u8]) -
         .unwrap_or_default();
     let detail = format!("{} answered {status}{errmsg}", shown(url));
     if transient_status(status) {
-        Err(SourceError::Unavailable {
-            source_name: source_name.to_owned(),
-            detail,
-        })
+        Err(SourceError::unavailable(source_name, detail))
     } else {
-        Err(bad_data(source_name, detail))
+        Err(SourceError::bad_data(source_name, detail))
     }
 }
 
@@ -369,17 +363,7 @@ fn unavailable(source_name: &str, url: &Url, e: &reqwest::Error) -> SourceError 
     let cause = std::error::Error::source(e)
         .map(|s| format!(": {s}"))
         .unwrap_or_default();
-    SourceError::Unavailable {
-        source_name: source_name.to_owned(),
-        detail: format!("{} {kind}{cause}", shown(url)),
-    }
-}
-
-fn bad_data(source_name: &str, detail: String) -> SourceError {
-    SourceError::BadData {
-        source_name: source_name.to_owned(),
-        detail,
-    }
+    SourceError::unavailable(source_name, format!("{} {kind}{cause}", shown(url)))
 }
 
 /// A URL as shown in messages: without credentials and query.

@@ -9,7 +9,7 @@
 //! back-off. Entries are decoded by the snapshot reader's rule (`rows.rs`),
 //! so a wrong-shaped entry is the same [`UserEntry::Malformed`] either way.
 
-use crate::counting::{Counters, backoff, redact_url};
+use crate::counting::{Counters, Retry, redact_url};
 use crate::rows;
 use exhaust_core::model::UserEntry;
 use exhaust_core::source::{OptionalNodeSource, ReadStats, SourceError, SourceResult, UserSource};
@@ -125,20 +125,6 @@ impl std::fmt::Debug for RedisSource {
     }
 }
 
-fn unavailable(detail: impl Into<String>) -> SourceError {
-    SourceError::Unavailable {
-        source_name: SOURCE.into(),
-        detail: detail.into(),
-    }
-}
-
-fn bad_data(detail: impl Into<String>) -> SourceError {
-    SourceError::BadData {
-        source_name: SOURCE.into(),
-        detail: detail.into(),
-    }
-}
-
 /// Whether sending the same read again may succeed.
 fn is_transient(e: &RedisError) -> bool {
     e.is_io_error()
@@ -173,14 +159,13 @@ impl RedisSource {
 
     async fn manager(cfg: &RedisConfig, db: i64) -> SourceResult<ConnectionManager> {
         let shown = redact_url(&cfg.url);
-        let info = cfg
-            .url
-            .as_str()
-            .into_connection_info()
-            .map_err(|e| unavailable(format!("the redis URL {shown} is not valid: {e}")))?;
+        let info = cfg.url.as_str().into_connection_info().map_err(|e| {
+            SourceError::unavailable(SOURCE, format!("the redis URL {shown} is not valid: {e}"))
+        })?;
         let settings = info.redis_settings().clone().set_db(db);
-        let client = redis::Client::open(info.set_redis_settings(settings))
-            .map_err(|e| unavailable(format!("cannot use redis at {shown}: {e}")))?;
+        let client = redis::Client::open(info.set_redis_settings(settings)).map_err(|e| {
+            SourceError::unavailable(SOURCE, format!("cannot use redis at {shown}: {e}"))
+        })?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_millis(cfg.connect_timeout_ms.max(1))))
             .set_response_timeout(Some(Duration::from_millis(cfg.timeout_ms.max(1))))
@@ -188,7 +173,12 @@ impl RedisSource {
             .set_min_delay(Duration::from_millis(cfg.retry_backoff_ms.max(1)));
         ConnectionManager::new_with_config(client, config)
             .await
-            .map_err(|e| unavailable(format!("cannot connect to {shown} (db {db}): {e}")))
+            .map_err(|e| {
+                SourceError::unavailable(
+                    SOURCE,
+                    format!("cannot connect to {shown} (db {db}): {e}"),
+                )
+            })
     }
 
     /// What this source has read since it was connected.
@@ -205,29 +195,32 @@ impl RedisSource {
     /// failure. `what` names the read in messages (keys, never values).
     async fn pipeline<T: redis::FromRedisValue>(
         &self,
-        mut con: ConnectionManager,
+        con: ConnectionManager,
         pipe: &redis::Pipeline,
         commands: usize,
         what: &str,
     ) -> SourceResult<T> {
-        let mut attempt = 0;
-        loop {
-            self.counters.queries(commands);
-            match pipe.query_async::<T>(&mut con).await {
-                Ok(v) => return Ok(v),
-                Err(e) if is_transient(&e) && attempt < self.cfg.retries => {
-                    attempt += 1;
-                    tracing::debug!(attempt, error = %e, "retrying a redis read");
-                    tokio::time::sleep(backoff(self.cfg.retry_backoff_ms, attempt)).await;
-                }
-                Err(e) => {
-                    return Err(unavailable(format!(
-                        "reading {what} failed after {} attempts: {e}",
-                        attempt + 1
-                    )));
-                }
-            }
-        }
+        let retry = Retry {
+            retries: self.cfg.retries,
+            base_ms: self.cfg.retry_backoff_ms,
+        };
+        retry
+            .run("redis read", is_transient, || {
+                self.counters.queries(commands);
+                // A clone of the manager shares its connection.
+                let mut con = con.clone();
+                async move { pipe.query_async::<T>(&mut con).await }
+            })
+            .await
+            .map_err(|g| {
+                SourceError::unavailable(
+                    SOURCE,
+                    format!(
+                        "reading {what} failed after {} attempts: {}",
+                        g.attempts, g.error
+                    ),
+                )
+            })
     }
 
     async fn users_chunk(&self, ids: &[UserId]) -> SourceResult<Vec<Option<UserEntry>>> {
@@ -242,11 +235,14 @@ impl RedisSource {
             .pipeline(self.users.clone(), &pipe, ids.len(), &what)
             .await?;
         if replies.len() != ids.len() {
-            return Err(bad_data(format!(
-                "asked for {} user cache entries, got {} replies",
-                ids.len(),
-                replies.len()
-            )));
+            return Err(SourceError::bad_data(
+                SOURCE,
+                format!(
+                    "asked for {} user cache entries, got {} replies",
+                    ids.len(),
+                    replies.len()
+                ),
+            ));
         }
         let mut out = Vec::with_capacity(ids.len());
         let (mut found, mut bytes) = (0, 0);
@@ -257,16 +253,22 @@ impl RedisSource {
                     "the cache value is not a hash of fields".into(),
                 )),
                 Err(e) if is_transient(&e) => {
-                    return Err(unavailable(format!(
-                        "reading user cache entry {} failed: {e}",
-                        self.cfg.user_key(id)
-                    )));
+                    return Err(SourceError::unavailable(
+                        SOURCE,
+                        format!(
+                            "reading user cache entry {} failed: {e}",
+                            self.cfg.user_key(id)
+                        ),
+                    ));
                 }
                 Err(e) => {
-                    return Err(bad_data(format!(
-                        "user cache entry {} cannot be read: {e}",
-                        self.cfg.user_key(id)
-                    )));
+                    return Err(SourceError::bad_data(
+                        SOURCE,
+                        format!(
+                            "user cache entry {} cannot be read: {e}",
+                            self.cfg.user_key(id)
+                        ),
+                    ));
                 }
             };
             found += usize::from(entry.is_some());
@@ -346,21 +348,35 @@ impl OptionalNodeSource for RedisSource {
         let reply = replies
             .into_iter()
             .next()
-            .ok_or_else(|| bad_data(format!("no reply to SMEMBERS {key}")))?;
+            .ok_or_else(|| SourceError::bad_data(SOURCE, format!("no reply to SMEMBERS {key}")))?;
         let members = match reply {
             Ok(Value::Set(items) | Value::Array(items)) => items,
             Ok(Value::Nil) => Vec::new(),
-            Ok(_) => return Err(bad_data(format!("{key} is not a set of content ids"))),
-            Err(e) if e.code() == Some("WRONGTYPE") => {
-                return Err(bad_data(format!("{key} is not a set of content ids")));
+            Ok(_) => {
+                return Err(SourceError::bad_data(
+                    SOURCE,
+                    format!("{key} is not a set of content ids"),
+                ));
             }
-            Err(e) => return Err(unavailable(format!("reading {key} failed: {e}"))),
+            Err(e) if e.code() == Some("WRONGTYPE") => {
+                return Err(SourceError::bad_data(
+                    SOURCE,
+                    format!("{key} is not a set of content ids"),
+                ));
+            }
+            Err(e) => {
+                return Err(SourceError::unavailable(
+                    SOURCE,
+                    format!("reading {key} failed: {e}"),
+                ));
+            }
         };
         let mut out = HashSet::with_capacity(members.len());
         let mut bytes = 0;
         for m in members {
-            let id = text(&m)
-                .ok_or_else(|| bad_data(format!("{key} holds a member that is not text")))?;
+            let id = text(&m).ok_or_else(|| {
+                SourceError::bad_data(SOURCE, format!("{key} holds a member that is not text"))
+            })?;
             bytes += id.len();
             out.insert(id);
         }

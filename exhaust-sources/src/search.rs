@@ -10,7 +10,7 @@
 //! or a body that is not the search response is [`SourceError::BadData`]
 //! (sending it again would not help).
 
-use crate::counting::{Counters, backoff, redact_url, transient_status};
+use crate::counting::{Counters, GaveUp, Retry, redact_url, transient_status};
 use crate::rows::ContentRow;
 use exhaust_core::ContentId;
 use exhaust_core::model::CollectionMeta;
@@ -77,17 +77,18 @@ pub struct SearchSource {
     counters: std::sync::Arc<Counters>,
 }
 
-fn unavailable(detail: impl Into<String>) -> SourceError {
-    SourceError::Unavailable {
-        source_name: SOURCE.into(),
-        detail: detail.into(),
-    }
+/// One failed search call: worth sending again, or final.
+enum Failure {
+    Transient(String),
+    Final(SourceError),
 }
 
-fn bad_data(detail: impl Into<String>) -> SourceError {
-    SourceError::BadData {
-        source_name: SOURCE.into(),
-        detail: detail.into(),
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Transient(d) => f.write_str(d),
+            Failure::Final(e) => e.fmt(f),
+        }
     }
 }
 
@@ -102,7 +103,9 @@ impl SearchSource {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_millis(cfg.timeout_ms.max(1)))
             .build()
-            .map_err(|e| unavailable(format!("cannot build the HTTP client: {e}")))?;
+            .map_err(|e| {
+                SourceError::unavailable(SOURCE, format!("cannot build the HTTP client: {e}"))
+            })?;
         Ok(Self {
             client,
             url: cfg.url(),
@@ -124,51 +127,70 @@ impl SearchSource {
     /// Posts one body, sending it again after a transient failure; the
     /// parsed response.
     async fn post(&self, body: &Value) -> SourceResult<Value> {
-        let shown = redact_url(&self.url);
-        let mut attempt = 0;
-        loop {
-            self.counters.query();
-            let failure = match self.client.post(&self.url).json(body).send().await {
-                Ok(resp) => {
+        let shown = &redact_url(&self.url);
+        let retry = Retry {
+            retries: self.cfg.retries,
+            base_ms: self.cfg.retry_backoff_ms,
+        };
+        let answer = retry
+            .run(
+                "search request",
+                |f: &Failure| matches!(f, Failure::Transient(_)),
+                || async move {
+                    self.counters.query();
+                    let resp = match self.client.post(&self.url).json(body).send().await {
+                        Ok(resp) => resp,
+                        Err(e) if e.is_timeout() => {
+                            return Err(Failure::Transient(format!(
+                                "{shown} did not answer within {} ms",
+                                self.cfg.timeout_ms
+                            )));
+                        }
+                        Err(e) => {
+                            return Err(Failure::Transient(format!("cannot reach {shown}: {e}")));
+                        }
+                    };
                     let status = resp.status();
-                    match resp.bytes().await {
-                        Ok(bytes) if status.is_success() => {
-                            self.counters.received(0, bytes.len());
-                            return serde_json::from_slice(&bytes).map_err(|e| {
-                                bad_data(format!(
-                                    "{shown} answered with JSON that cannot be read: {e}"
-                                ))
-                            });
-                        }
-                        Ok(bytes) => {
-                            let retryable = transient_status(status);
-                            let excerpt: String =
-                                String::from_utf8_lossy(&bytes).chars().take(200).collect();
-                            let detail = format!("{shown} answered {status}: {excerpt}");
-                            if !retryable {
-                                return Err(bad_data(format!(
-                                    "{detail} (the search request was refused)"
-                                )));
-                            }
-                            detail
-                        }
-                        Err(e) => format!("reading the answer of {shown} failed: {e}"),
+                    let bytes = resp.bytes().await.map_err(|e| {
+                        Failure::Transient(format!("reading the answer of {shown} failed: {e}"))
+                    })?;
+                    if status.is_success() {
+                        self.counters.received(0, bytes.len());
+                        return serde_json::from_slice(&bytes).map_err(|e| {
+                            Failure::Final(SourceError::bad_data(
+                                SOURCE,
+                                format!("{shown} answered with JSON that cannot be read: {e}"),
+                            ))
+                        });
                     }
-                }
-                Err(e) if e.is_timeout() => {
-                    format!("{shown} did not answer within {} ms", self.cfg.timeout_ms)
-                }
-                Err(e) => format!("cannot reach {shown}: {e}"),
-            };
-            if attempt >= self.cfg.retries {
-                return Err(unavailable(format!(
-                    "{failure} (after {} attempts)",
-                    attempt + 1
-                )));
-            }
-            attempt += 1;
-            tracing::debug!(attempt, "retrying a search request");
-            tokio::time::sleep(backoff(self.cfg.retry_backoff_ms, attempt)).await;
+                    let excerpt: String =
+                        String::from_utf8_lossy(&bytes).chars().take(200).collect();
+                    let detail = format!("{shown} answered {status}: {excerpt}");
+                    if transient_status(status) {
+                        Err(Failure::Transient(detail))
+                    } else {
+                        Err(Failure::Final(SourceError::bad_data(
+                            SOURCE,
+                            format!("{detail} (the search request was refused)"),
+                        )))
+                    }
+                },
+            )
+            .await;
+        match answer {
+            Ok(v) => Ok(v),
+            Err(GaveUp {
+                error: Failure::Final(e),
+                ..
+            }) => Err(e),
+            Err(GaveUp {
+                error: Failure::Transient(detail),
+                attempts,
+                ..
+            }) => Err(SourceError::unavailable(
+                SOURCE,
+                format!("{detail} (after {attempts} attempts)"),
+            )),
         }
     }
 
@@ -179,7 +201,9 @@ impl SearchSource {
         let request = body
             .get("request")
             .and_then(Value::as_object)
-            .ok_or_else(|| bad_data("a search body needs a \"request\" object"))?;
+            .ok_or_else(|| {
+                SourceError::bad_data(SOURCE, "a search body needs a \"request\" object")
+            })?;
         let mut out = Vec::new();
         let mut seen = HashSet::new();
         if request.contains_key("limit") || request.contains_key("offset") {
@@ -239,7 +263,9 @@ fn read_result(response: &Value) -> SourceResult<Page> {
     let result = response
         .get("result")
         .and_then(Value::as_object)
-        .ok_or_else(|| bad_data("the search response has no \"result\" object"))?;
+        .ok_or_else(|| {
+            SourceError::bad_data(SOURCE, "the search response has no \"result\" object")
+        })?;
     let count = result.get("count").and_then(Value::as_u64);
     let mut items = Vec::new();
     for (key, value) in result {
@@ -250,11 +276,13 @@ fn read_result(response: &Value) -> SourceResult<Page> {
             continue;
         };
         for (i, entry) in entries.iter().enumerate() {
-            let row: ContentRow = serde_json::from_value(entry.clone())
-                .map_err(|e| bad_data(format!("result.{key}[{i}] cannot be read: {e}")))?;
+            let row: ContentRow = serde_json::from_value(entry.clone()).map_err(|e| {
+                SourceError::bad_data(SOURCE, format!("result.{key}[{i}] cannot be read: {e}"))
+            })?;
             items.push(
-                row.into_meta()
-                    .map_err(|e| bad_data(format!("result.{key}[{i}]: {e}")))?,
+                row.into_meta().map_err(|e| {
+                    SourceError::bad_data(SOURCE, format!("result.{key}[{i}]: {e}"))
+                })?,
             );
         }
     }

@@ -12,7 +12,7 @@
 //! needs the thread free can run the build on a blocking task.
 
 use crate::rows::{self, ActivityRow, AttemptRow, BatchRow, CacheRow, ContentRow, EnrolmentRow};
-use crate::table::{KeyIndex, TableFile, bad_data, lines, read_all};
+use crate::table::{KeyIndex, SOURCE, TableFile, lines, read_all};
 use exhaust_core::model::{
     ActivityAggregate, AssessmentAttempt, CollectionMeta, CourseBatch, EnrolmentRecord, UserEntry,
 };
@@ -89,10 +89,10 @@ impl Snapshot {
     pub fn open(dir: impl AsRef<Path>, opts: SnapshotOptions) -> Result<Self, SourceError> {
         let dir = dir.as_ref().to_path_buf();
         if !dir.is_dir() {
-            return Err(SourceError::Unavailable {
-                source_name: "snapshot".into(),
-                detail: format!("{} is not a folder", dir.display()),
-            });
+            return Err(SourceError::unavailable(
+                SOURCE,
+                format!("{} is not a folder", dir.display()),
+            ));
         }
         Ok(Self {
             dir,
@@ -160,8 +160,9 @@ impl Snapshot {
         for (offset, len) in index.runs(key) {
             t.read_at(offset, len, buf)?;
             for line in lines(buf) {
-                let row: T = serde_json::from_slice(line)
-                    .map_err(|e| bad_data(format!("{} at byte {offset}: {e}", t.display)))?;
+                let row: T = serde_json::from_slice(line).map_err(|e| {
+                    SourceError::bad_data(SOURCE, format!("{} at byte {offset}: {e}", t.display))
+                })?;
                 f(row)?;
             }
         }
@@ -242,7 +243,7 @@ fn parse<T: for<'de> Deserialize<'de>>(
 }
 
 fn row_error(t: &TableFile, line_no: usize, detail: &str) -> SourceError {
-    bad_data(format!("{} line {line_no}: {detail}", t.display))
+    SourceError::bad_data(SOURCE, format!("{} line {line_no}: {detail}", t.display))
 }
 
 // The snapshot's reads are local file scans; the live sources are the ones
@@ -279,8 +280,8 @@ impl EnrolmentSource for Snapshot {
         };
         // A line of this batch holds the batch id as a JSON string; lines
         // without it are skipped unparsed, which is most of a shared table.
-        let needle =
-            serde_json::to_string(batch.batch_id.as_str()).map_err(|e| bad_data(e.to_string()))?;
+        let needle = serde_json::to_string(batch.batch_id.as_str())
+            .map_err(|e| SourceError::bad_data(SOURCE, e.to_string()))?;
         let finder = memchr::memmem::Finder::new(needle.as_bytes());
         let chunk_size = self.opts.enrolment_chunk.max(1);
         let mut chunk = Vec::with_capacity(chunk_size);
@@ -347,8 +348,12 @@ impl Snapshot {
             handles
                 .into_iter()
                 .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(bad_data("a snapshot reader thread panicked")))
+                    h.join().unwrap_or_else(|_| {
+                        Err(SourceError::bad_data(
+                            SOURCE,
+                            "a snapshot reader thread panicked",
+                        ))
+                    })
                 })
                 .collect()
         });
@@ -387,7 +392,7 @@ impl Snapshot {
     fn user_index(&self) -> SourceResult<&KeyIndex> {
         self.index(&self.users, "user_cache", |line, n| {
             let k: KeyOnly = serde_json::from_slice(line)
-                .map_err(|e| bad_data(format!("user_cache line {n}: {e}")))?;
+                .map_err(|e| SourceError::bad_data(SOURCE, format!("user_cache line {n}: {e}")))?;
             Ok(k.key.and_then(|k| self.user_id_of(&k).map(str::to_owned)))
         })
     }
@@ -399,7 +404,7 @@ impl Snapshot {
     ) -> SourceResult<&'a KeyIndex> {
         self.index(cell, table, move |line, n| {
             let k: UserIdOnly = serde_json::from_slice(line)
-                .map_err(|e| bad_data(format!("{table} line {n}: {e}")))?;
+                .map_err(|e| SourceError::bad_data(SOURCE, format!("{table} line {n}: {e}")))?;
             Ok(k.user_id.map(|c| c.into_owned()))
         })
     }
@@ -461,9 +466,9 @@ impl AttemptSource for Snapshot {
                 user.as_str(),
                 &mut buf,
                 |row| {
-                    let a = row
-                        .into_attempt()
-                        .map_err(|e| bad_data(format!("assessment_aggregator: {e}")))?;
+                    let a = row.into_attempt().map_err(|e| {
+                        SourceError::bad_data(SOURCE, format!("assessment_aggregator: {e}"))
+                    })?;
                     if &a.user_id == user && &a.course_id == collection {
                         out.push(a);
                     }
@@ -515,9 +520,9 @@ impl Snapshot {
                             .as_deref()
                             .is_some_and(|a| wanted.contains(a));
                     if relevant {
-                        let agg = row
-                            .into_aggregate()
-                            .map_err(|e| bad_data(format!("user_activity_agg: {e}")))?;
+                        let agg = row.into_aggregate().map_err(|e| {
+                            SourceError::bad_data(SOURCE, format!("user_activity_agg: {e}"))
+                        })?;
                         if &agg.user_id == user {
                             out.push(agg);
                         }
@@ -533,8 +538,9 @@ impl Snapshot {
 impl HierarchySource for Snapshot {
     async fn hierarchy(&self, collection: &ContentId) -> SourceResult<Option<String>> {
         let index = self.index(&self.hierarchies, "content_hierarchy", |line, n| {
-            let k: IdentifierOnly = serde_json::from_slice(line)
-                .map_err(|e| bad_data(format!("content_hierarchy line {n}: {e}")))?;
+            let k: IdentifierOnly = serde_json::from_slice(line).map_err(|e| {
+                SourceError::bad_data(SOURCE, format!("content_hierarchy line {n}: {e}"))
+            })?;
             Ok(k.identifier.map(|c| c.into_owned()))
         })?;
         #[derive(Deserialize)]
@@ -580,7 +586,9 @@ impl CollectionSource for Snapshot {
         let filters = body
             .pointer("/request/filters")
             .and_then(serde_json::Value::as_object)
-            .ok_or_else(|| bad_data("a search filter needs request.filters"))?;
+            .ok_or_else(|| {
+                SourceError::bad_data(SOURCE, "a search filter needs request.filters")
+            })?;
         let mut out = Vec::new();
         for (meta, raw) in self.contents()? {
             if matches_filters(raw, filters)? {
@@ -602,9 +610,12 @@ fn matches_filters(
         let hit = match wanted {
             serde_json::Value::Array(values) => values.iter().any(|v| Some(v) == actual),
             serde_json::Value::Object(_) => {
-                return Err(bad_data(format!(
-                    "the snapshot's search supports only exact-value filters; {name} has an operator"
-                )));
+                return Err(SourceError::bad_data(
+                    SOURCE,
+                    format!(
+                        "the snapshot's search supports only exact-value filters; {name} has an operator"
+                    ),
+                ));
             }
             v => Some(v) == actual,
         };

@@ -8,23 +8,12 @@
 use exhaust_core::source::SourceError;
 use std::fs::File;
 use std::hash::Hasher;
+
+/// The snapshot's name in source errors.
+pub(crate) const SOURCE: &str = "snapshot";
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-
-pub(crate) fn bad_data(detail: impl Into<String>) -> SourceError {
-    SourceError::BadData {
-        source_name: "snapshot".into(),
-        detail: detail.into(),
-    }
-}
-
-pub(crate) fn unavailable(detail: impl Into<String>) -> SourceError {
-    SourceError::Unavailable {
-        source_name: "snapshot".into(),
-        detail: detail.into(),
-    }
-}
 
 /// One table of the snapshot, ready to read.
 #[derive(Debug)]
@@ -47,8 +36,9 @@ impl TableFile {
         let plain = dir.join(format!("{name}.jsonl"));
         let gz = dir.join(format!("{name}.jsonl.gz"));
         if plain.is_file() {
-            let file = File::open(&plain)
-                .map_err(|e| unavailable(format!("cannot open {}: {e}", plain.display())))?;
+            let file = File::open(&plain).map_err(|e| {
+                SourceError::unavailable(SOURCE, format!("cannot open {}: {e}", plain.display()))
+            })?;
             return Ok(Some(Self {
                 display: format!("{name}.jsonl"),
                 file,
@@ -80,8 +70,9 @@ impl TableFile {
         let mut line_no = 0usize;
         loop {
             buf.clear();
-            let n = read_line(&mut reader, &mut buf)
-                .map_err(|e| unavailable(format!("reading {}: {e}", self.display)))?;
+            let n = read_line(&mut reader, &mut buf).map_err(|e| {
+                SourceError::unavailable(SOURCE, format!("reading {}: {e}", self.display))
+            })?;
             if n == 0 {
                 return Ok(());
             }
@@ -102,9 +93,12 @@ impl TableFile {
         buf: &mut Vec<u8>,
     ) -> Result<(), SourceError> {
         buf.resize(len as usize, 0);
-        self.file
-            .read_exact_at(buf, offset)
-            .map_err(|e| unavailable(format!("reading {} at byte {offset}: {e}", self.display)))
+        self.file.read_exact_at(buf, offset).map_err(|e| {
+            SourceError::unavailable(
+                SOURCE,
+                format!("reading {} at byte {offset}: {e}", self.display),
+            )
+        })
     }
 }
 
@@ -136,24 +130,30 @@ fn trim_line(line: &[u8]) -> &[u8] {
 
 fn decompress(gz: &PathBuf, name: &str, temp_dir: Option<&Path>) -> Result<TableFile, SourceError> {
     let display = format!("{name}.jsonl.gz");
-    let src =
-        File::open(gz).map_err(|e| unavailable(format!("cannot open {}: {e}", gz.display())))?;
+    let src = File::open(gz).map_err(|e| {
+        SourceError::unavailable(SOURCE, format!("cannot open {}: {e}", gz.display()))
+    })?;
     let mut tmp = match temp_dir {
         Some(d) => tempfile::NamedTempFile::new_in(d),
         None => tempfile::NamedTempFile::new(),
     }
     .map_err(|e| {
-        unavailable(format!(
-            "cannot create a temporary file to decompress {display}: {e}"
-        ))
+        SourceError::unavailable(
+            SOURCE,
+            format!("cannot create a temporary file to decompress {display}: {e}"),
+        )
     })?;
     let mut decoder =
         flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 20, src));
-    std::io::copy(&mut decoder, tmp.as_file_mut())
-        .map_err(|e| bad_data(format!("{display} is not a readable gzip file: {e}")))?;
-    let file = tmp
-        .reopen()
-        .map_err(|e| unavailable(format!("cannot reopen decompressed {display}: {e}")))?;
+    std::io::copy(&mut decoder, tmp.as_file_mut()).map_err(|e| {
+        SourceError::bad_data(
+            SOURCE,
+            format!("{display} is not a readable gzip file: {e}"),
+        )
+    })?;
+    let file = tmp.reopen().map_err(|e| {
+        SourceError::unavailable(SOURCE, format!("cannot reopen decompressed {display}: {e}"))
+    })?;
     Ok(TableFile {
         display,
         file,
