@@ -8,7 +8,8 @@
 //!   three together as one [`LiveSources`];
 //! - [`export`]: copies what one batch reads, from any source, into a
 //!   snapshot folder, so a report can be re-run offline;
-//! - [`generate`]: the generator of realistic snapshots;
+//! - `generate` (cargo feature `generate`): the generator of realistic
+//!   snapshots, for benchmarks, tests and the bundled sample;
 //! - [`requests`]: the `job_request` stores (PostgreSQL, SQLite);
 //! - [`preferences`]: the tenant preference and org search services.
 //!
@@ -22,6 +23,7 @@
 pub mod cassandra;
 mod counting;
 pub mod export;
+#[cfg(feature = "generate")]
 pub mod generate;
 pub mod live;
 pub mod preferences;
