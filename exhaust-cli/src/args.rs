@@ -88,13 +88,18 @@ pub struct SubmitArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub config: ConfigArg,
-    /// Keep polling for requests until interrupted (Ctrl-C finishes or
-    /// releases the request in hand, then stops).
+    /// Keep polling for requests until SIGINT (Ctrl-C) or SIGTERM: the
+    /// batch in hand finishes within the grace period, else is abandoned,
+    /// and an unfinished request goes back to SUBMITTED; exit status 0.
     #[arg(long)]
     pub watch: bool,
     /// Seconds between polls with --watch (default from the configuration: 30).
     #[arg(long, value_name = "SECONDS")]
     pub interval: Option<u64>,
+    /// Seconds a stop leaves the batch in hand to finish (default from the
+    /// configuration, [job] grace_seconds or $EXHAUST_GRACE_SECONDS: 25).
+    #[arg(long, value_name = "SECONDS")]
+    pub grace_seconds: Option<u64>,
     /// Only requests of this batch_number (as Sunbird's partitioning script sets).
     #[arg(long)]
     pub batch_number: Option<i32>,

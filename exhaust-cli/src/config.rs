@@ -31,6 +31,7 @@
 //!
 //! [job]
 //! channel_max_batches = 30
+//! grace_seconds = 25        # a stop's grace for the batch in hand
 //! ```
 //!
 //! Secrets (database passwords inside URLs, `sunbird_encryption_key`) are
@@ -53,6 +54,7 @@ use exhaust_writer::{Runner, RunnerConfig, Storage};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Every setting of the request flow.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -179,6 +181,18 @@ pub struct JobSettings {
     pub work_dir: Option<PathBuf>,
     /// Seconds between polls of `exhaust run --watch`.
     pub poll_seconds: u64,
+    /// Seconds a stop (SIGINT, SIGTERM) leaves the batch in hand of `exhaust
+    /// run` and the server's worker to finish; then it is abandoned and its
+    /// request released (`$EXHAUST_GRACE_SECONDS`; default 25, below
+    /// Kubernetes' 30 s between SIGTERM and SIGKILL).
+    pub grace_seconds: u64,
+}
+
+impl JobSettings {
+    /// The grace period of a stop.
+    pub fn grace(&self) -> Duration {
+        Duration::from_secs(self.grace_seconds)
+    }
 }
 
 impl Default for JobSettings {
@@ -198,6 +212,7 @@ impl Default for JobSettings {
             chunk_size: ReportOptions::default().chunk_size,
             work_dir: None,
             poll_seconds: 30,
+            grace_seconds: exhaust_writer::DEFAULT_GRACE.as_secs(),
         }
     }
 }
@@ -259,6 +274,12 @@ impl Settings {
             None => Settings::default(),
         };
         s.apply_env();
+        // A number, so read here where a bad value can be refused.
+        if let Some(v) = env("EXHAUST_GRACE_SECONDS") {
+            s.job.grace_seconds = v.trim().parse().map_err(|_| {
+                anyhow!("EXHAUST_GRACE_SECONDS must be a whole number of seconds, not {v:?}")
+            })?;
+        }
         Ok(s)
     }
 
@@ -445,6 +466,9 @@ mod tests {
         assert_eq!(r.channel_max_batches, 3);
         assert_eq!(r.report.layout, Layout::Lern);
         assert_eq!(r.selection.job_id, "progress-exhaust");
+        assert_eq!(s.job.grace(), exhaust_writer::DEFAULT_GRACE);
+        let s: Settings = toml::from_str("[job]\ngrace_seconds = 3").expect("valid");
+        assert_eq!(s.job.grace(), Duration::from_secs(3));
     }
 
     #[test]

@@ -19,8 +19,37 @@ use std::process::ExitCode;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // A multi-thread runtime: reports compute on the main thread (the
+    // snapshot reader reads synchronously), and the signal listener and the
+    // timers must keep running on the worker threads meanwhile. With a
+    // current-thread runtime they ran only when the main thread was free.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(run())
+}
+
+async fn run() -> ExitCode {
+    let cli = args::Cli::parse();
+    // `exhaust run` stops cleanly on SIGINT and SIGTERM. The handlers go in
+    // before anything else (configuration, stores), so that no signal finds
+    // the default action or is lost. Other commands keep the default action
+    // (Ctrl-C ends them; their output files are complete or absent).
+    let stop = exhaust_writer::Shutdown::new();
+    if matches!(cli.command, args::Command::Run(_))
+        && let Err(e) = exhaust_writer::stop_on_signals(&stop)
+    {
+        eprintln!("error: cannot install the signal handlers: {e}");
+        return ExitCode::from(2);
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -28,13 +57,12 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    let cli = args::Cli::parse();
     let now = chrono::Utc::now();
     let outcome = match cli.command {
         args::Command::Report(a) => report::run(a, now).await,
         args::Command::GenSnapshot(a) => generate::run(a),
         args::Command::Submit(a) => requests::submit(a, now).await,
-        args::Command::Run(a) => requests::run(a).await,
+        args::Command::Run(a) => requests::run(a, stop).await,
         args::Command::Status(a) => requests::status(a).await,
         args::Command::Snapshot(a) => export::run(a).await,
         args::Command::Decrypt(a) => decrypt::run(a),

@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use exhaust_cli::config::Settings;
 use exhaust_core::request::{JobRequest, NewRequest, RequestStatus};
 use exhaust_core::store::{RequestStore, Submission};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use exhaust_writer::Shutdown;
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 /// `exhaust submit`: queues a request; prints its id.
@@ -59,50 +59,73 @@ pub async fn submit(args: SubmitArgs, now: DateTime<Utc>) -> anyhow::Result<bool
     Ok(true)
 }
 
-/// `exhaust run`: processes pending requests once, or until interrupted
-/// with `--watch`. `Ok(false)` when some request failed.
-pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
+/// `exhaust run`: processes pending requests once, or with `--watch` until
+/// `stop` is triggered (SIGINT, SIGTERM: see [`Runner::watch`]).
+/// `Ok(false)` when some request failed; a stop is not a failure.
+///
+/// [`Runner::watch`]: exhaust_writer::Runner::watch
+pub async fn run(args: RunArgs, stop: Shutdown) -> anyhow::Result<bool> {
     let mut settings = Settings::load(args.config.config.as_deref())?;
     if args.batch_number.is_some() {
         settings.job.batch_number = args.batch_number;
     }
-    let store = settings.open_store().await?;
-    let runner = settings.runner(store, settings.storage()?).await?;
-    let interval = Duration::from_secs(args.interval.unwrap_or(settings.job.poll_seconds).max(1));
-    let stop = Arc::new(AtomicBool::new(false));
-    if args.watch {
-        let flag = stop.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("stopping: finishing or releasing the request in hand");
-                flag.store(true, Ordering::SeqCst);
-            }
-        });
-    }
-    let mut all_ok = true;
-    loop {
+    stop.set_grace(
+        args.grace_seconds
+            .map_or_else(|| settings.job.grace(), Duration::from_secs),
+    );
+    // A stop while opening the stores and the source ends here: nothing is
+    // claimed yet.
+    let open = async {
+        let store = settings.open_store().await?;
+        settings.runner(store, settings.storage()?).await
+    };
+    let runner = tokio::select! {
+        runner = open => runner?,
+        () = stop.triggered() => return Ok(stopped(&stop, 0)),
+    };
+    if !args.watch {
         let summary = runner
-            .run_once_until(&stop)
+            .run_once_with(&stop)
             .await
             .map_err(|e| anyhow!(e))
             .context("listing pending requests")?;
-        if !args.watch || summary.total > 0 {
-            println!("{summary}");
-        }
-        all_ok &= summary.failed == 0 && summary.store_errors.is_empty();
-        if !args.watch || stop.load(Ordering::SeqCst) {
-            break;
-        }
-        let mut waited = Duration::ZERO;
-        while waited < interval && !stop.load(Ordering::SeqCst) {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            waited += Duration::from_millis(200);
-        }
-        if stop.load(Ordering::SeqCst) {
-            break;
-        }
+        println!("{summary}");
+        let ok = summary.failed == 0 && summary.store_errors.is_empty();
+        return Ok(stopped(&stop, summary.released) && ok);
     }
-    Ok(all_ok)
+    let interval = Duration::from_secs(args.interval.unwrap_or(settings.job.poll_seconds).max(1));
+    let mut all_ok = true;
+    let mut released = 0;
+    let mut listing = None;
+    runner
+        .watch(interval, &stop, |run| match run {
+            Ok(summary) => {
+                if summary.total > 0 {
+                    println!("{summary}");
+                }
+                all_ok &= summary.failed == 0 && summary.store_errors.is_empty();
+                released += summary.released;
+                ControlFlow::Continue(())
+            }
+            Err(e) => {
+                listing = Some(e);
+                ControlFlow::Break(())
+            }
+        })
+        .await;
+    if let Some(e) = listing {
+        return Err(anyhow!(e)).context("listing pending requests");
+    }
+    Ok(stopped(&stop, released) && all_ok)
+}
+
+/// Says why a run stopped early, if it did; always `true` (a stop is not a
+/// failure).
+fn stopped(stop: &Shutdown, released: usize) -> bool {
+    if let Some(reason) = stop.reason() {
+        eprintln!("stopped ({reason}): {released} unfinished request(s) released for a later run");
+    }
+    true
 }
 
 /// `exhaust status`: the requests and their outcome; never the key.

@@ -520,6 +520,20 @@ impl RequestOutcome {
             count_attempt: false,
         }
     }
+
+    /// Back to SUBMITTED because the worker was stopped (a signal, a server
+    /// shutting down) before the request was done: no attempt counted, no
+    /// message, the batches stored so far kept, so the next run resumes
+    /// after them.
+    pub fn stopped(processed: Vec<ProcessedBatch>) -> Self {
+        Self {
+            status: RequestStatus::Submitted,
+            processed,
+            download_urls: Vec::new(),
+            err_message: None,
+            count_attempt: false,
+        }
+    }
 }
 
 /// Decides a request's outcome from the batches built before and this run's
@@ -912,6 +926,12 @@ mod tests {
             o.err_message.as_deref(),
             Some("will retry: b2: redis is unavailable: refused")
         );
+        // A stopped worker: back to SUBMITTED with what was stored, nothing
+        // counted, no message.
+        let o = RequestOutcome::stopped(vec![built("b1")]);
+        assert_eq!(o.status, RequestStatus::Submitted);
+        assert_eq!(o.processed, [built("b1")]);
+        assert!(!o.count_attempt && o.err_message.is_none() && o.download_urls.is_empty());
         // Nothing at all.
         let o = decide(&[], &[]);
         assert_eq!(

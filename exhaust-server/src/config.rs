@@ -60,6 +60,11 @@ pub struct Args {
     /// Seconds between the worker's polls (default `[job] poll_seconds`, 30).
     #[arg(long, env = "EXHAUST_SERVER_POLL_SECONDS")]
     pub poll_seconds: Option<u64>,
+    /// Seconds a stop (SIGINT, SIGTERM) leaves the batch in hand to finish
+    /// before it is abandoned and its request released (default `[job]
+    /// grace_seconds` or `$EXHAUST_GRACE_SECONDS`, 25).
+    #[arg(long, value_name = "SECONDS")]
+    pub grace_seconds: Option<u64>,
 }
 
 /// Everything the server needs, resolved.
@@ -81,6 +86,8 @@ pub struct ServerConfig {
     pub worker: bool,
     /// The worker's poll interval.
     pub poll: Duration,
+    /// How long a stop leaves the batch in hand to finish.
+    pub grace: Duration,
     /// The clock of the API.
     pub clock: Clock,
 }
@@ -95,6 +102,7 @@ impl fmt::Debug for ServerConfig {
             .field("bearer_token", &self.bearer_token.is_some())
             .field("worker", &self.worker)
             .field("poll", &self.poll)
+            .field("grace", &self.grace)
             .finish_non_exhaustive()
     }
 }
@@ -104,6 +112,7 @@ impl ServerConfig {
     /// random download secret, 30-minute links, no bearer token, no worker.
     pub fn new(settings: Settings) -> Self {
         let poll = Duration::from_secs(settings.job.poll_seconds.max(1));
+        let grace = settings.job.grace();
         Self {
             settings,
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
@@ -113,6 +122,7 @@ impl ServerConfig {
             bearer_token: None,
             worker: false,
             poll,
+            grace,
             clock: system_clock(),
         }
     }
@@ -167,6 +177,9 @@ impl ServerConfig {
             }
             config.poll = Duration::from_secs(p);
         }
+        if let Some(g) = args.grace_seconds {
+            config.grace = Duration::from_secs(g);
+        }
         Ok(config)
     }
 }
@@ -206,6 +219,7 @@ mod tests {
         assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(c.url_expiry, Duration::from_secs(1800));
         assert!(c.download_secret.is_none() && c.bearer_token.is_none() && !c.worker);
+        assert_eq!(c.grace, exhaust_writer::DEFAULT_GRACE);
 
         let env = |name: &str| match name {
             "MY_SECRET" => Some("0123456789abcdef-long-enough".to_string()),
@@ -219,6 +233,8 @@ mod tests {
                 "--worker",
                 "--poll-seconds",
                 "2",
+                "--grace-seconds",
+                "0",
             ]),
             env,
         )
@@ -227,6 +243,7 @@ mod tests {
         assert!(c.bearer_token.is_some(), "the default variable is read");
         assert!(c.worker);
         assert_eq!(c.poll, Duration::from_secs(2));
+        assert_eq!(c.grace, Duration::ZERO);
         let shown = format!("{c:?}");
         assert!(
             !shown.contains("0123456789abcdef") && !shown.contains("tok\""),

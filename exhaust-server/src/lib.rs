@@ -180,10 +180,25 @@ impl Running {
     }
 
     /// Waits until the server and worker have stopped (after
-    /// [`Shutdown::trigger`]).
+    /// [`Shutdown::trigger`]). The worker ends within the grace period (see
+    /// [`Shutdown`]); calls still in flight at the grace deadline (a long
+    /// download) are cut then.
     pub async fn wait(self) -> anyhow::Result<()> {
-        let served = self.server.await.context("the HTTP server task failed")?;
-        if let Some(worker) = self.worker {
+        let Self {
+            stop,
+            mut server,
+            worker,
+            ..
+        } = self;
+        let served = tokio::select! {
+            served = &mut server => served.context("the HTTP server task failed")?,
+            () = stop.deadline_reached() => {
+                tracing::warn!("calls still in flight at the grace deadline are cut");
+                server.abort();
+                Ok(())
+            }
+        };
+        if let Some(worker) = worker {
             worker.await.context("the worker task failed")?;
         }
         served.context("the HTTP server failed")?;
@@ -193,8 +208,20 @@ impl Running {
 }
 
 /// Opens the store and storage of `config`, starts the worker when asked,
-/// and serves on `listener`.
+/// and serves on `listener`, until [`Running::shutdown`].
 pub async fn start(config: ServerConfig, listener: TcpListener) -> anyhow::Result<Running> {
+    let stop = Shutdown::with_grace(config.grace);
+    start_with(config, listener, stop).await
+}
+
+/// As [`start`], stopping when `stop` is triggered (by [`Running::shutdown`]
+/// or by whoever else holds it: `main` gives the one its signal handlers
+/// trigger). The worker's grace period is `stop`'s.
+pub async fn start_with(
+    config: ServerConfig,
+    listener: TcpListener,
+    stop: Shutdown,
+) -> anyhow::Result<Running> {
     let addr = listener
         .local_addr()
         .context("reading the listener's address")?;
@@ -223,7 +250,6 @@ pub async fn start(config: ServerConfig, listener: TcpListener) -> anyhow::Resul
         metrics: metrics.clone(),
         clock: config.clock.clone(),
     });
-    let stop = Shutdown::new();
     let worker = if config.worker {
         let runner = settings.runner(store.clone(), storage.clone()).await?;
         Some(tokio::spawn(worker::run_loop(

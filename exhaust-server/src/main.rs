@@ -1,18 +1,14 @@
-//! `exhaust-server`: parses the command line, installs the JSON log
-//! subscriber, starts the server and stops it gracefully on SIGINT or
-//! SIGTERM. Everything else is the library's.
+//! `exhaust-server`: installs the SIGINT and SIGTERM handlers first, parses
+//! the command line, installs the JSON log subscriber, starts the server
+//! and stops it gracefully on either signal (the worker finishes or
+//! releases its request within the grace period). Exit status 0 after a
+//! signal. Everything else is the library's.
 
 use clap::Parser;
-use exhaust_server::{Args, ServerConfig, start};
+use exhaust_server::{Args, ServerConfig, Shutdown, start_with};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    if tracing::subscriber::set_global_default(exhaust_server::log_subscriber(std::io::stderr))
-        .is_err()
-    {
-        eprintln!("exhaust-server: a log subscriber was already installed");
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -23,46 +19,50 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "exhaust-server failed");
-            eprintln!("exhaust-server: {e:#}");
-            ExitCode::FAILURE
+    runtime.block_on(async {
+        // Before anything else, so that no signal finds the default action
+        // (death on the spot, the request in hand left PROCESSING) or is lost.
+        let stop = Shutdown::new();
+        if let Err(e) = exhaust_writer::stop_on_signals(&stop) {
+            eprintln!("exhaust-server: cannot install the signal handlers: {e}");
+            return ExitCode::FAILURE;
         }
-    }
+        let args = Args::parse();
+        if tracing::subscriber::set_global_default(exhaust_server::log_subscriber(std::io::stderr))
+            .is_err()
+        {
+            eprintln!("exhaust-server: a log subscriber was already installed");
+        }
+        match run(args, stop).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "exhaust-server failed");
+                eprintln!("exhaust-server: {e:#}");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
+async fn run(args: Args, stop: Shutdown) -> anyhow::Result<()> {
     use anyhow::Context;
     let config = ServerConfig::from_args(args)?;
-    let listener = tokio::net::TcpListener::bind(config.bind)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.bind))?;
-    let running = start(config, listener).await?;
-    shutdown_signal().await;
-    tracing::info!("stopping: no new calls; the worker finishes or releases its request");
-    running.shutdown().await
-}
-
-/// SIGINT (Ctrl-C) or, on Unix, SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
+    stop.set_grace(config.grace);
+    let starting = async {
+        let listener = tokio::net::TcpListener::bind(config.bind)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.bind))?;
+        start_with(config, listener, stop.clone()).await
     };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    // A signal while starting: nothing is claimed or served yet.
+    let running = tokio::select! {
+        running = starting => running?,
+        () = stop.triggered() => {
+            tracing::info!("stopped while starting");
+            return Ok(());
         }
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
+    stop.triggered().await;
+    tracing::info!("stopping: no new calls; the worker finishes or releases its request");
+    running.wait().await
 }

@@ -13,6 +13,10 @@
 //! - [`envelope`] writes and opens Sunbird's encrypted envelope (the text-key
 //!   and public-key security levels); [`decode_encryption_key`] turns a
 //!   request's stored `encryption_key` into the key itself.
+//! - [`Runner`] processes report requests; [`Runner::watch`] is the one
+//!   polling loop of `exhaust run --watch` and `exhaust-server --worker`,
+//!   stopped through a [`Shutdown`] (with its grace period), which
+//!   [`stop_on_signals`] triggers on SIGINT and SIGTERM.
 //!
 //! ```
 //! use exhaust_core::report::RowSink;
@@ -32,12 +36,14 @@
 
 mod archive;
 mod atomic;
+mod cooperative;
 mod counting;
 mod csv_sink;
 pub mod envelope;
 mod error;
 mod key;
 pub mod runner;
+pub mod shutdown;
 pub mod storage;
 pub mod testing;
 
@@ -49,4 +55,5 @@ pub use envelope::{EnvelopeError, Secret};
 pub use error::WriteError;
 pub use key::{decode_encryption_key, encode_encryption_key};
 pub use runner::{BuiltBatch, RunSummary, Runner, RunnerConfig};
+pub use shutdown::{DEFAULT_GRACE, Shutdown, stop_on_signals};
 pub use storage::{Storage, StorageError, StoredFile, StoredObject};

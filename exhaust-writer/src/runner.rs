@@ -13,10 +13,19 @@
 //! database or kernel drops when this process dies), and each built batch
 //! is recorded in `processed_batches` as soon as its zip is stored, so a
 //! crash neither redoes a stored batch nor loses one.
+//!
+//! Stopping: a run obeys a [`Shutdown`]. Once it is triggered no request is
+//! claimed; the batch in hand may finish until the grace deadline; at the
+//! deadline its build is dropped (the source yields between chunks, see
+//! `cooperative.rs`, so a build computing on this thread is dropped too) and
+//! the request goes back to `SUBMITTED` with the batches already stored.
+//! [`Runner::watch`] is the polling loop around single runs.
 
 use crate::archive::zip_file;
+use crate::cooperative::Cooperative;
 use crate::envelope;
 use crate::key::decode_encryption_key;
+use crate::shutdown::Shutdown;
 use crate::storage::{Storage, StorageError};
 use crate::{CsvSink, WriteError};
 use chrono::Utc;
@@ -33,7 +42,9 @@ use exhaust_core::store::{Completion, RequestStore, Selection, StoreError};
 use exhaust_core::time::{ReportTz, file_date_stamp};
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::io::BufWriter;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -238,6 +249,53 @@ impl From<StorageError> for BatchError {
     }
 }
 
+/// How long a stopped run may still take after the grace deadline to write
+/// the request in hand back to `SUBMITTED` (a store write). Past it the run
+/// is dropped: the claim's lock dies with the connection or the process,
+/// and the next run takes the request up.
+pub const RELEASE_TIME: Duration = Duration::from_secs(5);
+
+/// What stops a run.
+#[derive(Clone, Copy)]
+enum Halt<'a> {
+    /// A flag: stop between requests and batches; a build is never abandoned.
+    Flag(&'a AtomicBool),
+    /// As the flag, and the build in hand is abandoned at the grace deadline.
+    Shutdown(&'a Shutdown),
+}
+
+impl Halt<'_> {
+    fn stopping(&self) -> bool {
+        match self {
+            Halt::Flag(f) => f.load(Ordering::SeqCst),
+            Halt::Shutdown(s) => s.is_triggered(),
+        }
+    }
+
+    /// `work`'s output, or `None` when the grace deadline came first (then
+    /// `work` is dropped, with the temporary folder of a build).
+    async fn before_deadline<T>(&self, work: impl Future<Output = T>) -> Option<T> {
+        match self {
+            Halt::Flag(_) => Some(work.await),
+            Halt::Shutdown(stop) => tokio::select! {
+                biased;
+                v = work => Some(v),
+                () = stop.deadline_reached() => None,
+            },
+        }
+    }
+}
+
+/// A batch built and packaged, not yet stored: its zip lives in `work`.
+struct Packaged {
+    /// Removed (with the CSV and zip) when dropped.
+    work: tempfile::TempDir,
+    zip_path: PathBuf,
+    built: BuiltBatch,
+    entry: ProcessedBatch,
+    started: Instant,
+}
+
 /// What happened to one claimed request.
 enum Handled {
     /// Written with this completion.
@@ -303,8 +361,54 @@ where
 
     /// As [`Runner::run_once`], stopping when `stop` is set: no new request
     /// is started, and the request in hand is released between two batches
-    /// (its built batches are recorded; the next run takes it up again).
+    /// (its built batches are recorded, it goes back to `SUBMITTED`; the
+    /// next run takes it up again). A batch in hand always finishes.
     pub async fn run_once_until(&self, stop: &AtomicBool) -> Result<RunSummary, StoreError> {
+        self.run(Halt::Flag(stop)).await
+    }
+
+    /// As [`Runner::run_once_until`] with a [`Shutdown`]: besides, the batch
+    /// in hand is abandoned at the grace deadline (its temporary files
+    /// removed) and its request released as above. Past the deadline plus
+    /// [`RELEASE_TIME`] the run is dropped altogether (a store that does not
+    /// answer), which ends in a store error.
+    pub async fn run_once_with(&self, stop: &Shutdown) -> Result<RunSummary, StoreError> {
+        tokio::select! {
+            biased;
+            run = self.run(Halt::Shutdown(stop)) => run,
+            () = async {
+                stop.deadline_reached().await;
+                tokio::time::sleep(RELEASE_TIME).await;
+            } => Err(StoreError::Unavailable(format!(
+                "stopped: the request store did not answer within {} s of the grace deadline",
+                RELEASE_TIME.as_secs()
+            ))),
+        }
+    }
+
+    /// The polling loop of `exhaust run --watch` and `exhaust-server
+    /// --worker`: a run every `poll` until `stop` is triggered. Each run's
+    /// result goes to `each`, which may end the loop early
+    /// ([`ControlFlow::Break`]). A stop while waiting ends the wait at once;
+    /// a stop during a run acts as in [`Runner::run_once_with`], so the loop
+    /// ends within the grace period (plus [`RELEASE_TIME`]) of the stop.
+    pub async fn watch<F>(&self, poll: Duration, stop: &Shutdown, mut each: F)
+    where
+        F: FnMut(Result<RunSummary, StoreError>) -> ControlFlow<()>,
+    {
+        while !stop.is_triggered() {
+            let run = self.run_once_with(stop).await;
+            if each(run).is_break() || stop.is_triggered() {
+                break;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(poll) => {}
+                () = stop.triggered() => {}
+            }
+        }
+    }
+
+    async fn run(&self, stop: Halt<'_>) -> Result<RunSummary, StoreError> {
         let started = Instant::now();
         let mut summary = RunSummary::default();
         let candidates = self.store.candidates(&self.config.selection).await?;
@@ -324,7 +428,7 @@ where
         }
 
         for (_, group) in groups {
-            if stop.load(Ordering::SeqCst) {
+            if stop.stopping() {
                 break;
             }
             let mut rest = group.into_iter();
@@ -395,7 +499,7 @@ where
         row: JobRequest,
         budgets: &mut HashMap<String, ChannelBudget>,
         summary: &mut RunSummary,
-        stop: &AtomicBool,
+        stop: Halt<'_>,
     ) -> Result<Handled, StoreError> {
         let started = Instant::now();
         let completion = |o: RequestOutcome| Completion {
@@ -436,9 +540,16 @@ where
             return self.finish(claim, c).await;
         }
 
-        let protection = match self.protection(&row).await {
-            Ok(p) => p,
-            Err(e) => {
+        // A request another worker left PROCESSING (it died) is written back
+        // to SUBMITTED if this run is stopped; a SUBMITTED one is just let go.
+        let mut marked = row.status == RequestStatus::Processing;
+        let protection = match stop.before_deadline(self.protection(&row)).await {
+            None => {
+                let c = marked.then(|| completion(RequestOutcome::stopped(previous)));
+                return self.stopped(claim, &rid, c).await;
+            }
+            Some(Ok(p)) => p,
+            Some(Err(e)) => {
                 summary.source_errors += usize::from(e.from_source);
                 let c = completion(if e.retryable {
                     RequestOutcome::retry(&e.message, previous)
@@ -449,10 +560,17 @@ where
             }
         };
 
-        let batches = match resolve_batches(&self.sources, &data).await {
-            Ok(b) => b,
-            Err(ResolveError::Request(e)) => return self.finish(claim, refuse(&e)).await,
-            Err(ResolveError::Source(e)) => {
+        let resolved = stop
+            .before_deadline(resolve_batches(&Cooperative(&self.sources), &data))
+            .await;
+        let batches = match resolved {
+            None => {
+                let c = marked.then(|| completion(RequestOutcome::stopped(previous)));
+                return self.stopped(claim, &rid, c).await;
+            }
+            Some(Ok(b)) => b,
+            Some(Err(ResolveError::Request(e))) => return self.finish(claim, refuse(&e)).await,
+            Some(Err(ResolveError::Source(e))) => {
                 summary.source_errors += 1;
                 let c = completion(if e.is_retryable() {
                     RequestOutcome::retry(&e.to_string(), previous)
@@ -464,6 +582,7 @@ where
         };
 
         self.store.mark_processing(&mut claim).await?;
+        marked = true;
         let stamp = file_date_stamp(Utc::now(), self.config.file_tz);
         let mut processed = previous.clone();
         let mut results = Vec::new();
@@ -472,18 +591,34 @@ where
             if processed.iter().any(|p| p.batch_id == id.as_str()) {
                 continue;
             }
-            if stop.load(Ordering::SeqCst) {
+            if stop.stopping() {
                 // Everything built so far is recorded; the next run resumes.
-                self.store.release(claim).await?;
-                tracing::info!(request_id = %rid, "request released: the run was stopped");
-                return Ok(Handled::Released);
+                let c = marked.then(|| completion(RequestOutcome::stopped(processed)));
+                return self.stopped(claim, &rid, c).await;
             }
             let budget = self.budget(budgets, &channel);
             if !budget.allows_another() {
                 results.push(BatchOutcome::Deferred(id));
                 continue;
             }
-            match self.build_batch(&row, rb, &protection, &stamp).await {
+            // Building may be abandoned at the deadline; storing may not: an
+            // upload cut short could leave the store's partial object behind.
+            let packaged = stop
+                .before_deadline(self.build_batch(&row, rb, &protection, &stamp))
+                .await;
+            let Some(packaged) = packaged else {
+                tracing::info!(
+                    request_id = %rid, batch = %id,
+                    "build abandoned: the grace period after the stop ran out"
+                );
+                let c = marked.then(|| completion(RequestOutcome::stopped(processed)));
+                return self.stopped(claim, &rid, c).await;
+            };
+            let stored = match packaged {
+                Ok(p) => self.store_batch(p).await,
+                Err(e) => Err(e),
+            };
+            match stored {
                 Ok((built, entry)) => {
                     budget.spend(built.csv_bytes);
                     processed.push(entry.clone());
@@ -517,6 +652,23 @@ where
         }
         let c = completion(decide(&previous, &results));
         self.finish(claim, c).await
+    }
+
+    /// Lets go of a request because the run was stopped: written back with
+    /// `reset` (SUBMITTED, the stored batches kept) when it shows PROCESSING,
+    /// else just unlocked.
+    async fn stopped(
+        &self,
+        claim: R::Claim,
+        request_id: &str,
+        reset: Option<Completion>,
+    ) -> Result<Handled, StoreError> {
+        match reset {
+            Some(c) => self.store.finish(claim, &c).await?,
+            None => self.store.release(claim).await?,
+        }
+        tracing::info!(request_id = %request_id, "request released: the run was stopped");
+        Ok(Handled::Released)
     }
 
     async fn finish(&self, claim: R::Claim, c: Completion) -> Result<Handled, StoreError> {
@@ -581,14 +733,17 @@ where
         decode_encryption_key(stored, &self.config.sunbird_encryption_key)
     }
 
+    /// Builds and packages a batch in a temporary folder of its own.
     async fn build_batch(
         &self,
         row: &JobRequest,
         rb: &ResolvedBatch,
         protection: &Protection,
         stamp: &str,
-    ) -> Result<(BuiltBatch, ProcessedBatch), BatchError> {
+    ) -> Result<Packaged, BatchError> {
         let started = Instant::now();
+        // Reads yield between chunks, so that a stop deadline is seen.
+        let sources = Cooperative(&self.sources);
         let before = self.sources.read_counts();
         let id = &rb.batch.batch_id;
         let csv_key = report_key(Some(&row.request_id), id, stamp).ok_or_else(|| {
@@ -608,7 +763,7 @@ where
         let org = (row.requested_channel != "System" && !row.requested_channel.is_empty())
             .then(|| OrgId::new(row.requested_channel.as_str()));
         let plan = plan_collection_batch(
-            &self.sources,
+            &sources,
             rb.batch.clone(),
             collection,
             org.as_ref(),
@@ -630,7 +785,7 @@ where
         let file = std::fs::File::create(&csv_path)
             .map_err(|e| WriteError::io(format!("creating {}", csv_path.display()), e))?;
         let mut sink = CsvSink::new(BufWriter::with_capacity(1 << 20, file));
-        let report = build_rows(&self.sources, &plan, &self.config.report, &mut sink).await?;
+        let report = build_rows(&sources, &plan, &self.config.report, &mut sink).await?;
         let (writer, stats) = sink.finish()?;
         writer
             .into_inner()
@@ -640,7 +795,6 @@ where
         let key = zip_key(&csv_key);
         let zip_path = work.path().join(key.rsplit('/').next().unwrap_or(&key));
         let zip_bytes = package(&csv_path, &zip_path, &csv_name, protection)?;
-        self.storage.put_file(&key, &zip_path).await?;
         let built = BuiltBatch {
             request_id: row.request_id.clone(),
             batch_id: id.as_str().to_string(),
@@ -658,6 +812,27 @@ where
             file_path: csv_key,
             file_size: stats.bytes,
         };
+        Ok(Packaged {
+            work,
+            zip_path,
+            built,
+            entry,
+            started,
+        })
+    }
+
+    /// Stores a packaged batch's zip; its temporary folder goes afterwards.
+    async fn store_batch(&self, p: Packaged) -> Result<(BuiltBatch, ProcessedBatch), BatchError> {
+        let Packaged {
+            work,
+            zip_path,
+            mut built,
+            entry,
+            started,
+        } = p;
+        self.storage.put_file(&built.key, &zip_path).await?;
+        drop(work);
+        built.elapsed = started.elapsed();
         Ok((built, entry))
     }
 }

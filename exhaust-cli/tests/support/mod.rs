@@ -1,0 +1,3 @@
+//! Helpers shared by the test files of this folder.
+
+pub mod stop;
