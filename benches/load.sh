@@ -5,7 +5,7 @@
 # whether read and list stay flat as the table grows.
 #
 #   benches/load.sh [--debug] [--sizes "10000 100000"] [--stores "sqlite postgres"]
-#                   [--duration SECONDS] [--connections N]
+#                   [--duration SECONDS] [--connections N] [--drop-indexes]
 #
 # For each store: a fresh store (an SQLite file in a temporary folder; a
 # PostgreSQL schema of its own, dropped at the end), the server started on a
@@ -21,7 +21,8 @@
 # $EXHAUST_BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432/postgres).
 # The release build is reused from $CARGO_TARGET_DIR when set (a cold one
 # takes about 15 minutes on 2 cores); --debug measures a debug build, for a
-# quick check of the script only.
+# quick check of the script only. --drop-indexes drops the store's indexes
+# once the server has created them, to show what they buy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -31,6 +32,7 @@ sizes="10000 100000"
 stores="sqlite postgres"
 duration=10
 connections=32
+drop_indexes=no
 while [ $# -gt 0 ]; do
   case "$1" in
     --debug) profile=debug; shift ;;
@@ -38,8 +40,9 @@ while [ $# -gt 0 ]; do
     --stores) stores=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
     --connections) connections=$2; shift 2 ;;
+    --drop-indexes) drop_indexes=yes; shift ;;
     *)
-      echo "usage: benches/load.sh [--debug] [--sizes \"N ...\"] [--stores \"sqlite postgres\"] [--duration S] [--connections N]" >&2
+      echo "usage: benches/load.sh [--debug] [--sizes \"N ...\"] [--stores \"sqlite postgres\"] [--duration S] [--connections N] [--drop-indexes]" >&2
       exit 2
       ;;
   esac
@@ -191,6 +194,19 @@ for store in $stores; do
       ;;
     *) echo "unknown store $store" >&2; exit 2 ;;
   esac
+  if [ "$drop_indexes" = yes ]; then
+    log "$store: dropping the store's indexes"
+    case "$store" in
+      sqlite)
+        sqlite3 "$work/exhaust.db" ".timeout 30000" \
+          "DROP INDEX job_request_tag_submitted_idx; DROP INDEX job_request_pending_idx;"
+        ;;
+      postgres)
+        psql -q -v ON_ERROR_STOP=1 "$pg_url" \
+          -c "DROP INDEX $schema.job_request_tag_submitted_idx; DROP INDEX $schema.job_request_pending_idx" >/dev/null
+        ;;
+    esac
+  fi
   seeded=0
   for size in $sizes; do
     log "$store: seeding $TAG to $size rows"
@@ -209,8 +225,9 @@ for store in $stores; do
 done
 
 log "results: $results"
-printf '\n%s build, %s connections, %ss per run, %s, %s cores\n\n' \
-  "$profile" "$connections" "$duration" "$(date -u +%Y-%m-%d)" "$(nproc)"
+indexes=$([ "$drop_indexes" = yes ] && echo "indexes dropped" || echo "with the indexes")
+printf '\n%s build, %s, %s connections, %ss per run, %s, %s cores\n\n' \
+  "$profile" "$indexes" "$connections" "$duration" "$(date -u +%Y-%m-%d)" "$(nproc)"
 echo "| store | rows on the tag | rows in the table | call | calls/s | p50 ms | p90 ms | p99 ms | max ms | non-2xx | errors | timeouts |"
 echo "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 while IFS=$'\t' read -r st rows total route n secs rps p50 p90 p99 max status errs timeouts; do
