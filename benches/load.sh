@@ -68,6 +68,9 @@ out_dir="$HOME/.cache/exhaust-load"
 mkdir -p "$out_dir"
 results="$out_dir/load-$(date -u +%Y%m%dT%H%M%SZ).tsv"
 : >"$results"
+# The machine may be shared: its load before and after says how much the
+# figures were disturbed.
+load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
 
 work=$(mktemp -d)
 pid=
@@ -226,8 +229,10 @@ done
 
 log "results: $results"
 indexes=$([ "$drop_indexes" = yes ] && echo "indexes dropped" || echo "with the indexes")
-printf '\n%s build, %s, %s connections, %ss per run, %s, %s cores\n\n' \
-  "$profile" "$indexes" "$connections" "$duration" "$(date -u +%Y-%m-%d)" "$(nproc)"
+load_after=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
+printf '\n%s build, %s, %s connections, %ss per run, %s, %s cores, load average %s before and %s after\n\n' \
+  "$profile" "$indexes" "$connections" "$duration" "$(date -u +'%Y-%m-%d %H:%M UTC')" "$(nproc)" \
+  "$load_before" "$load_after"
 echo "| store | rows on the tag | rows in the table | call | calls/s | p50 ms | p90 ms | p99 ms | max ms | non-2xx | errors | timeouts |"
 echo "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 while IFS=$'\t' read -r st rows total route n secs rps p50 p90 p99 max status errs timeouts; do
