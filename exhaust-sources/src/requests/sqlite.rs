@@ -24,6 +24,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The request store in an SQLite file.
@@ -32,6 +33,13 @@ pub struct SqliteRequestStore {
     pool: SqlitePool,
     locks: PathBuf,
     indexes: IndexNames,
+    /// Taken around every write. SQLite has one writer at a time; without
+    /// this, the pool's connections meet on its lock and wait in its busy
+    /// handler, which sleeps (1 ms, then longer, up to 100 ms) instead of
+    /// queueing, so a burst of submits had long tails. Reads never take it
+    /// (WAL: readers run beside the writer). Other processes on the file
+    /// still wait in the busy handler.
+    writes: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// A request held by this worker: the open, locked lock file.
@@ -104,6 +112,7 @@ impl SqliteRequestStore {
             pool,
             locks,
             indexes,
+            writes: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
@@ -292,6 +301,7 @@ impl RequestStore for SqliteRequestStore {
     }
 
     async fn mark_processing(&self, claim: &mut SqliteClaim) -> StoreResult<()> {
+        let _writing = self.writes.lock().await;
         sqlx::query(
             "UPDATE job_request SET status = 'PROCESSING' WHERE tag = ?1 AND request_id = ?2",
         )
@@ -308,6 +318,7 @@ impl RequestStore for SqliteRequestStore {
         claim: &mut SqliteClaim,
         processed: &[ProcessedBatch],
     ) -> StoreResult<()> {
+        let _writing = self.writes.lock().await;
         sqlx::query(
             "UPDATE job_request SET processed_batches = ?3 WHERE tag = ?1 AND request_id = ?2",
         )
@@ -322,6 +333,7 @@ impl RequestStore for SqliteRequestStore {
 
     async fn finish(&self, claim: SqliteClaim, completion: &Completion) -> StoreResult<()> {
         let c = CompletionColumns::new(completion);
+        let writing = self.writes.lock().await;
         sqlx::query(
             "UPDATE job_request SET status = ?3, processed_batches = ?4,
                 download_urls = COALESCE(?5, download_urls), err_message = ?6,
@@ -341,6 +353,7 @@ impl RequestStore for SqliteRequestStore {
         .execute(&self.pool)
         .await
         .map_err(|e| db_error("writing a request's outcome", e))?;
+        drop(writing);
         // The row is written; dropping the claim unlocks.
         drop(claim);
         Ok(())
@@ -354,6 +367,7 @@ impl RequestStore for SqliteRequestStore {
     async fn submit(&self, request: &JobRequest) -> StoreResult<Submission> {
         let data = request.request_data.to_string();
         let submitted = request.dt_job_submitted.map(|t| t.timestamp_millis());
+        let writing = self.writes.lock().await;
         let inserted = sqlx::query(
             "INSERT INTO job_request (tag, request_id, job_id, status, request_data, requested_by,
                 requested_channel, dt_job_submitted, download_urls, iteration, encryption_key,
@@ -397,6 +411,7 @@ impl RequestStore for SqliteRequestStore {
             .map_err(|e| db_error("resubmitting a request", e))?
             .rows_affected()
         };
+        drop(writing);
         let row = self
             .get(&request.tag, &request.request_id)
             .await?
