@@ -11,6 +11,7 @@ use crate::download::object_key;
 use crate::envelope::{Envelope, Reply, ResponseCode, api_id};
 use crate::state::AppState;
 use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
@@ -23,6 +24,10 @@ use utoipa::{IntoParams, ToSchema};
 
 /// The list limit when none is given (`data_exhaust.list.limit`).
 pub const DEFAULT_LIST_LIMIT: usize = 100;
+
+/// The largest list limit: Sunbird's route reads `limit` as a Java `Int`,
+/// so a larger one never reaches its store.
+pub const MAX_LIST_LIMIT: u64 = i32::MAX as u64;
 
 /// The header naming the requesting org.
 pub const CHANNEL_HEADER: &str = "X-Channel-ID";
@@ -88,66 +93,141 @@ pub struct ListResult {
     pub jobs: Vec<JobResponse>,
 }
 
-/// The documented shape of an error response's (absent) result.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct NoResult {}
+/// The pattern of a text the API trims before checking it is not empty:
+/// at least one character that is not white space, with Rust's meaning of
+/// white space (`char::is_whitespace`), spelled out so that every regex
+/// dialect (ECMA in the document, Python's in schemathesis) reads it alike.
+pub const NOT_BLANK: &str =
+    r"[^\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]";
+
+/// The pattern of `X-Channel-ID`: visible ASCII, spaces and tabs (what an
+/// HTTP header value can hold as text), with at least one visible character.
+pub const CHANNEL_PATTERN: &str = r"^[\t\x20-\x7e]*[\x21-\x7e][\t\x20-\x7e]*$";
 
 /// The submit body (for the OpenAPI document; the handler reads the JSON
 /// itself, so that errors never echo a value of the body).
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct SubmitBody {
-    /// Sunbird's API id (not checked).
-    id: Option<String>,
-    /// Version (not checked).
-    ver: Option<String>,
-    /// Time (not checked).
-    ts: Option<String>,
-    /// `{"msgid": ...}` (not checked).
-    #[schema(value_type = Option<Object>)]
+    /// Sunbird's API id: any value, not read.
+    #[schema(value_type = Option<Value>)]
+    id: Option<Value>,
+    /// Version: any value, not read.
+    #[schema(value_type = Option<Value>)]
+    ver: Option<Value>,
+    /// Time: any value, not read.
+    #[schema(value_type = Option<Value>)]
+    ts: Option<Value>,
+    /// `{"msgid": ...}`: any value, not read.
+    #[schema(value_type = Option<Value>)]
     params: Option<Value>,
     /// The request.
     request: SubmitRequest,
 }
 
-/// The `request` of a submit body.
+/// The `request` of a submit body. `tag`, `dataset` and `datasetConfig`
+/// are checked in that order (`tag is empty`, `dataset is empty`,
+/// `datasetConfig is empty`: 400); a text field of another type than
+/// string is refused (400) without echoing its value.
 #[derive(ToSchema)]
 #[schema(rename_all = "camelCase")]
 #[allow(dead_code)]
 pub struct SubmitRequest {
-    /// The client's tag (stored as `<tag>:<X-Channel-ID>`).
+    /// The client's tag (stored as `<tag>:<X-Channel-ID>`): not empty or
+    /// white space only.
+    #[schema(
+        min_length = 1,
+        pattern = r"[^\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     tag: String,
-    /// The requesting user.
+    /// The requesting user (absent or null: empty).
     requested_by: Option<String>,
-    /// `progress-exhaust`.
+    /// `progress-exhaust` (any other dataset is stored for its own job):
+    /// not empty or white space only.
+    #[schema(
+        min_length = 1,
+        pattern = r"[^\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     dataset: String,
-    /// `{"batchId": ..}`, `{"batchFilter": [..]}` or `{"searchFilter": {"request": ..}}`.
-    #[schema(value_type = Object)]
-    dataset_config: Value,
+    /// What to build: at least one key.
+    dataset_config: DatasetConfig,
     /// The key protecting the files (as Sunbird's course service sends it).
     /// Stored, never returned.
     encryption_key: Option<String>,
-    /// Accepted and ignored, as by Sunbird.
-    output_format: Option<String>,
+    /// Any value: accepted and ignored, as by Sunbird.
+    #[schema(value_type = Option<Value>)]
+    output_format: Option<Value>,
+}
+
+/// `datasetConfig`: an object with at least one key. The progress exhaust
+/// reads `batchId`, `batchFilter` or `searchFilter` (and `type` goes into
+/// the request id); they are checked when the request is built, not at
+/// submission, as by Sunbird, so other keys and values are stored as sent.
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase", min_properties = 1)]
+#[allow(dead_code)]
+pub struct DatasetConfig {
+    /// One batch id.
+    #[schema(value_type = Option<Value>)]
+    batch_id: Option<Value>,
+    /// A list of batch ids.
+    #[schema(value_type = Option<Value>)]
+    batch_filter: Option<Value>,
+    /// A full search body, `{"request": {"filters": ...}}`.
+    #[schema(value_type = Option<Value>)]
+    search_filter: Option<Value>,
+    /// A dataset sub-id: when a string, it is part of the request id.
+    #[schema(value_type = Option<Value>, rename = "type")]
+    kind: Option<Value>,
 }
 
 /// Query of read.
-#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ReadQuery {
-    /// The request id (Sunbird defaults it to empty).
+    /// The request id (Sunbird defaults it to empty, which matches no
+    /// request). When repeated, the first is used.
     #[serde(rename = "requestId")]
     #[param(rename = "requestId")]
     pub request_id: Option<String>,
 }
 
 /// Query of list.
-#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// Most jobs returned (default 100).
-    #[param(value_type = Option<u32>)]
+    /// Most jobs returned (default 100): a whole number from 0 to
+    /// 2147483647, Sunbird's `Int` (400 otherwise). When repeated, the
+    /// first is used.
+    #[param(value_type = Option<i32>, minimum = 0, maximum = 2147483647)]
     pub limit: Option<String>,
+}
+
+/// The first value of `name` in a query, as Sunbird's framework reads a
+/// repeated parameter (a repeat is not an error).
+fn first_value(pairs: &[(String, String)], name: &str) -> Option<String> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+}
+
+impl ReadQuery {
+    /// From the query's pairs.
+    pub fn from_pairs(pairs: &[(String, String)]) -> Self {
+        Self {
+            request_id: first_value(pairs, "requestId"),
+        }
+    }
+}
+
+impl ListQuery {
+    /// From the query's pairs.
+    pub fn from_pairs(pairs: &[(String, String)]) -> Self {
+        Self {
+            limit: first_value(pairs, "limit"),
+        }
+    }
 }
 
 /// The `X-Channel-ID` header, when present and not blank.
@@ -174,6 +254,18 @@ fn required_channel(
             SubmitError::MissingChannel.to_string(),
         )
     })
+}
+
+/// A path parameter that does not decode (not UTF-8 once unescaped): 400
+/// in Sunbird's envelope, instead of the framework's plain-text answer.
+pub fn bad_path(id: &str, now: DateTime<Utc>, e: &PathRejection) -> Reply {
+    tracing::info!(api = id, status = %e.status(), "path refused");
+    Reply::error(
+        id,
+        now,
+        ResponseCode::ClientError,
+        "the path is not valid: it must decode as UTF-8 text",
+    )
 }
 
 fn epoch_ms(t: Option<DateTime<Utc>>) -> Option<i64> {
@@ -298,16 +390,17 @@ fn parse_submit(body: &[u8], channel: Option<String>) -> Result<NewRequest, Stri
     post,
     path = "/dataset/v1/request/submit",
     tag = "Data Exhaust",
-    request_body(content = SubmitBody, description = "Sunbird's submit body"),
+    request_body(content = SubmitBody, content_type = "application/json", description = "Sunbird's submit body"),
     params(
-        ("X-Channel-ID" = String, Header, description = "The requesting org (required)"),
+        ("X-Channel-ID" = String, Header, description = "The requesting org (required; blank counts as missing: 403)", min_length = 1, pattern = r"^[\t\x20-\x7e]*[\x21-\x7e][\t\x20-\x7e]*$"),
     ),
     responses(
         (status = 200, description = "The request, as stored", body = Envelope<JobResponse>),
-        (status = 400, description = "Invalid body (CLIENT_ERROR)", body = Envelope<NoResult>),
-        (status = 401, description = "Bearer token missing or wrong, when one is configured", body = Envelope<NoResult>),
-        (status = 403, description = "X-Channel-ID is missing in request header", body = Envelope<NoResult>),
-        (status = 500, description = "The store failed (SERVER_ERROR)", body = Envelope<NoResult>),
+        (status = 400, description = "CLIENT_ERROR: `tag is empty`, `dataset is empty`, `datasetConfig is empty` (checked in that order, before the channel), a body that is not JSON, or a field of the wrong type", body = crate::envelope::ErrorEnvelope),
+        (status = 401, description = "UNAUTHORIZED: bearer token missing or wrong, when one is configured", body = crate::envelope::ErrorEnvelope,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "FORBIDDEN: `X-Channel-ID is missing in request header`", body = crate::envelope::ErrorEnvelope),
+        (status = 500, description = "SERVER_ERROR: the store failed", body = crate::envelope::ErrorEnvelope),
     ),
     security((), ("bearer" = []))
 )]
@@ -357,26 +450,34 @@ pub async fn submit(State(state): State<AppState>, headers: HeaderMap, body: Byt
     path = "/dataset/v1/request/read/{tag}",
     tag = "Data Exhaust",
     params(
-        ("tag" = String, Path, description = "The client's tag; the server appends `:<X-Channel-ID>`"),
+        ("tag" = String, Path, description = "The client's tag; the server appends `:<X-Channel-ID>`", min_length = 1),
         ReadQuery,
-        ("X-Channel-ID" = String, Header, description = "The requesting org (required)"),
+        ("X-Channel-ID" = String, Header, description = "The requesting org (required; blank counts as missing: 403)", min_length = 1, pattern = r"^[\t\x20-\x7e]*[\x21-\x7e][\t\x20-\x7e]*$"),
     ),
     responses(
-        (status = 200, description = "The request; or params.status `failed` with errmsg `no job available with the given request_id and tag`", body = Envelope<JobResponse>),
-        (status = 401, description = "Bearer token missing or wrong, when one is configured", body = Envelope<NoResult>),
-        (status = 403, description = "X-Channel-ID is missing in request header", body = Envelope<NoResult>),
-        (status = 500, description = "The store failed", body = Envelope<NoResult>),
+        (status = 200, description = "The request; or, for an unknown one, params.status `failed`, params.err and responseCode `OK`, errmsg `no job available with the given request_id and tag` and no result", body = Envelope<JobResponse>),
+        (status = 400, description = "CLIENT_ERROR: a path that does not decode as UTF-8", body = crate::envelope::ErrorEnvelope),
+        (status = 401, description = "UNAUTHORIZED: bearer token missing or wrong, when one is configured", body = crate::envelope::ErrorEnvelope,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "FORBIDDEN: `X-Channel-ID is missing in request header`", body = crate::envelope::ErrorEnvelope),
+        (status = 404, description = "RESOURCE_NOT_FOUND: no route (an empty tag)", body = crate::envelope::ErrorEnvelope),
+        (status = 500, description = "SERVER_ERROR: the store failed, or download links could not be made", body = crate::envelope::ErrorEnvelope),
     ),
     security((), ("bearer" = []))
 )]
 pub async fn read(
     State(state): State<AppState>,
-    Path(tag): Path<String>,
-    Query(query): Query<ReadQuery>,
+    tag: Result<Path<String>, PathRejection>,
+    Query(pairs): Query<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> Reply {
     let id = api_id::READ;
     let now = state.now();
+    let tag = match tag {
+        Ok(Path(t)) => t,
+        Err(e) => return bad_path(id, now, &e),
+    };
+    let query = ReadQuery::from_pairs(&pairs);
     let channel = match required_channel(&headers, id, now) {
         Ok(c) => c,
         Err(reply) => return reply,
@@ -413,35 +514,52 @@ pub async fn read(
     path = "/dataset/v1/request/list/{tag}",
     tag = "Data Exhaust",
     params(
-        ("tag" = String, Path, description = "The client's tag; the server appends `:<X-Channel-ID>`"),
+        ("tag" = String, Path, description = "The client's tag; the server appends `:<X-Channel-ID>`", min_length = 1),
         ListQuery,
-        ("X-Channel-ID" = String, Header, description = "The requesting org (required)"),
+        ("X-Channel-ID" = String, Header, description = "The requesting org (required; blank counts as missing: 403)", min_length = 1, pattern = r"^[\t\x20-\x7e]*[\x21-\x7e][\t\x20-\x7e]*$"),
     ),
     responses(
         (status = 200, description = "`{count, jobs}`", body = Envelope<ListResult>),
-        (status = 400, description = "limit is not a whole number", body = Envelope<NoResult>),
-        (status = 401, description = "Bearer token missing or wrong, when one is configured", body = Envelope<NoResult>),
-        (status = 403, description = "X-Channel-ID is missing in request header", body = Envelope<NoResult>),
-        (status = 500, description = "The store failed", body = Envelope<NoResult>),
+        (status = 400, description = "CLIENT_ERROR: `limit must be a whole number of 0 or more`, `limit must be at most 2147483647`, or a path that does not decode as UTF-8", body = crate::envelope::ErrorEnvelope),
+        (status = 401, description = "UNAUTHORIZED: bearer token missing or wrong, when one is configured", body = crate::envelope::ErrorEnvelope,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "FORBIDDEN: `X-Channel-ID is missing in request header`", body = crate::envelope::ErrorEnvelope),
+        (status = 404, description = "RESOURCE_NOT_FOUND: no route (an empty tag)", body = crate::envelope::ErrorEnvelope),
+        (status = 500, description = "SERVER_ERROR: the store failed, or download links could not be made", body = crate::envelope::ErrorEnvelope),
     ),
     security((), ("bearer" = []))
 )]
 pub async fn list(
     State(state): State<AppState>,
-    Path(tag): Path<String>,
-    Query(query): Query<ListQuery>,
+    tag: Result<Path<String>, PathRejection>,
+    Query(pairs): Query<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> Reply {
     let id = api_id::LIST;
     let now = state.now();
+    let tag = match tag {
+        Ok(Path(t)) => t,
+        Err(e) => return bad_path(id, now, &e),
+    };
+    let query = ListQuery::from_pairs(&pairs);
     let channel = match required_channel(&headers, id, now) {
         Ok(c) => c,
         Err(reply) => return reply,
     };
-    let limit = match query.limit.as_deref().map(str::trim) {
-        None | Some("") => DEFAULT_LIST_LIMIT,
-        Some(text) => match text.parse::<usize>() {
-            Ok(n) => n,
+    // Absent: the default. Present, it must be a number, as Sunbird's route
+    // binds it to an `Int` (an empty `limit=` is not one).
+    let limit = match query.limit.as_deref() {
+        None => DEFAULT_LIST_LIMIT,
+        Some(text) => match text.parse::<u64>() {
+            Ok(n) if n <= MAX_LIST_LIMIT => usize::try_from(n).unwrap_or(usize::MAX),
+            Ok(_) => {
+                return Reply::error(
+                    id,
+                    now,
+                    ResponseCode::ClientError,
+                    format!("limit must be at most {MAX_LIST_LIMIT}"),
+                );
+            }
             Err(_) => {
                 return Reply::error(
                     id,

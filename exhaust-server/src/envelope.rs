@@ -21,11 +21,14 @@ pub mod api_id {
     /// `GET /dataset/v1/download/{token}` (this server's; Sunbird hands out
     /// cloud URLs only).
     pub const DOWNLOAD: &str = "exhaust.dataset.download";
+    /// A path no route serves (this server's 404).
+    pub const NO_ROUTE: &str = "exhaust.route.unknown";
 }
 
 /// Sunbird's response codes, and the HTTP status each maps to
 /// (`BaseController.scala`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ToSchema)]
+#[schema(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ResponseCode {
     /// 200.
     Ok,
@@ -103,6 +106,51 @@ pub struct Envelope<T> {
     /// The result; absent on errors.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<T>,
+}
+
+/// The shape of every error response, for the OpenAPI document (written by
+/// [`Reply::error`]): `params.status` is `failed`, `params.err` and
+/// `responseCode` are the response code, `params.errmsg` says why, and there
+/// is no `result`.
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct ErrorEnvelope {
+    /// The API id (`ekstep.analytics.dataset.request.submit`, `.info`, `.list`;
+    /// `exhaust.dataset.download` for downloads).
+    id: String,
+    /// `1.0`.
+    #[schema(pattern = r"^1\.0$")]
+    ver: String,
+    /// UTC time, `yyyy-MM-dd'T'HH:mm:ss.SSS+00:00`.
+    ts: String,
+    /// The error.
+    params: ErrorParams,
+    /// The response code, as in `params.err`.
+    response_code: ResponseCode,
+}
+
+/// `params` of an error response.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorParams {
+    /// A random UUID (v4) per response.
+    resmsgid: String,
+    /// Always `failed`.
+    status: Failed,
+    /// The response code.
+    err: ResponseCode,
+    /// Why the call failed (never a value of the request).
+    errmsg: String,
+}
+
+/// The one value of `params.status` in an error response.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub enum Failed {
+    /// `failed`.
+    #[schema(rename = "failed")]
+    Failed,
 }
 
 /// Sunbird's `ts`: the Joda pattern `yyyy-MM-dd'T'HH:mm:ss.SSSZZ` in UTC.

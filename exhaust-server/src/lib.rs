@@ -124,6 +124,7 @@ pub fn app(state: AppState) -> Router {
         format!("{{\"error\": \"the OpenAPI document could not be written: {e}\"}}")
     });
     router
+        .fallback(ops::no_route)
         .layer(Extension(OpenApiJson(Arc::new(doc))))
         .layer(middleware::from_fn_with_state(state.clone(), ops::observe))
         .with_state(state)

@@ -2,12 +2,14 @@
 //! OpenAPI document, and the two middlewares (bearer token, call counts
 //! and access logs).
 
+use crate::api::bad_path;
 use crate::download::{TokenError, file_name};
 use crate::envelope::{Reply, ResponseCode, api_id};
 use crate::health::{Health, part, summarise};
 use crate::metrics::STATUS_COUNT_CAP;
 use crate::state::AppState;
 use axum::Extension;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{MatchedPath, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -17,6 +19,13 @@ use exhaust_core::store::RequestStore;
 use exhaust_writer::StorageError;
 use std::sync::Arc;
 use std::time::Instant;
+use utoipa::ToSchema;
+
+/// The body of a download, for the OpenAPI document: the zip's bytes.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+pub struct ZipFile(Vec<u8>);
 
 /// The OpenAPI document as served.
 #[derive(Debug, Clone)]
@@ -30,17 +39,29 @@ pub struct OpenApiJson(pub Arc<String>);
     get,
     path = "/dataset/v1/download/{token}",
     tag = "Downloads",
-    params(("token" = String, Path, description = "The token of a link from `downloadUrls`")),
+    params(("token" = String, Path, description = "The token of a link from `downloadUrls`", min_length = 1)),
     responses(
-        (status = 200, description = "The zip", content_type = "application/zip", body = Vec<u8>),
-        (status = 403, description = "Tampered, wrongly signed or expired token", body = crate::envelope::Envelope<crate::api::NoResult>),
-        (status = 404, description = "The file is gone", body = crate::envelope::Envelope<crate::api::NoResult>),
-        (status = 500, description = "The storage failed", body = crate::envelope::Envelope<crate::api::NoResult>),
+        (status = 200, description = "The zip, streamed", content_type = "application/zip", body = ZipFile,
+            headers(
+                ("Content-Disposition" = String, description = "`attachment; filename=\"<batchId>_progress_<yyyyMMdd>.zip\"`"),
+                ("Content-Length" = u64, description = "The zip's size in bytes"),
+            )),
+        (status = 400, description = "CLIENT_ERROR: a path that does not decode as UTF-8", body = crate::envelope::ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN: tampered, wrongly signed or expired token", body = crate::envelope::ErrorEnvelope),
+        (status = 404, description = "RESOURCE_NOT_FOUND: the file is gone, or no route (an empty token)", body = crate::envelope::ErrorEnvelope),
+        (status = 500, description = "SERVER_ERROR: the storage failed", body = crate::envelope::ErrorEnvelope),
     )
 )]
-pub async fn download(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+pub async fn download(
+    State(state): State<AppState>,
+    token: Result<Path<String>, PathRejection>,
+) -> Response {
     let id = api_id::DOWNLOAD;
     let now = state.now();
+    let token = match token {
+        Ok(Path(t)) => t,
+        Err(e) => return bad_path(id, now, &e).into_response(),
+    };
     let key = match state.downloads().verify(&token, now) {
         Ok(k) => k,
         Err(e) => {
@@ -104,8 +125,8 @@ pub async fn download(State(state): State<AppState>, Path(token): Path<String>) 
     path = "/health",
     tag = "Operations",
     responses(
-        (status = 200, description = "Every part is up", body = Health),
-        (status = 503, description = "Some part is down", body = Health),
+        (status = 200, description = "Every part is up", content_type = "application/json", body = Health),
+        (status = 503, description = "Some part is down", content_type = "application/json", body = Health),
     )
 )]
 pub async fn health(State(state): State<AppState>) -> Response {
@@ -167,7 +188,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
     get,
     path = "/metrics",
     tag = "Operations",
-    responses((status = 200, description = "Metrics in the OpenMetrics text format", content_type = "application/openmetrics-text", body = String))
+    responses((status = 200, description = "Metrics in the OpenMetrics text format", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String))
 )]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     for status in [
@@ -207,6 +228,18 @@ pub async fn openapi_json(Extension(doc): Extension<OpenApiJson>) -> Response {
         HeaderValue::from_static("application/json"),
     );
     response
+}
+
+/// Any path no route serves: 404 in Sunbird's envelope (not an empty body),
+/// so every answer of this server is documented JSON or a zip.
+pub async fn no_route(State(state): State<AppState>) -> Response {
+    Reply::error(
+        api_id::NO_ROUTE,
+        state.now(),
+        ResponseCode::ResourceNotFound,
+        "no route serves this path",
+    )
+    .into_response()
 }
 
 /// The API id for an API path, for envelopes written by middleware.

@@ -6,7 +6,9 @@
 use chrono::{TimeZone, Utc};
 use exhaust_core::request::{JobRequest, ProcessedBatch, RequestStatus};
 use exhaust_core::store::{Completion, RequestStore, Selection, Submission};
-use exhaust_sources::requests::{AnyRequestStore, PgRequestStore, SqliteRequestStore};
+use exhaust_sources::requests::{
+    AnyRequestStore, IndexNames, PgRequestStore, QueryPlan, SqliteRequestStore, Statement,
+};
 use sqlx::{Connection, PgConnection};
 
 use std::time::Duration;
@@ -300,6 +302,237 @@ async fn selection_and_listing(store: AnyRequestStore) {
     store.ping().await.expect("ping");
 }
 on_both_stores!(selection, selection_and_listing);
+
+/// The names of the indexes on the store's table, as the database lists
+/// them.
+async fn index_names_in_db(store: &AnyRequestStore) -> Vec<String> {
+    match store {
+        AnyRequestStore::Postgres(s) => {
+            let (schema, table) = s.table().split_once('.').expect("schema.table");
+            sqlx::query_scalar(
+                "SELECT indexname::text FROM pg_indexes WHERE schemaname = $1 AND tablename = $2",
+            )
+            .bind(schema)
+            .bind(table)
+            .fetch_all(s.pool())
+            .await
+            .expect("pg_indexes")
+        }
+        AnyRequestStore::Sqlite(s) => sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'job_request'",
+        )
+        .fetch_all(s.pool())
+        .await
+        .expect("sqlite_master"),
+    }
+}
+
+/// Read, list and the poll are served by indexes: the store's indexes
+/// exist, no plan reads the whole table, list takes its order from its
+/// index (no sort: with a limit it stops after the rows it returns), and
+/// the poll reads the pending index.
+async fn assert_indexes_serve(store: &AnyRequestStore, tag: &str) {
+    let names: IndexNames = store.indexes().clone();
+    let present = index_names_in_db(store).await;
+    for name in [&names.by_tag, &names.pending] {
+        assert!(present.contains(name), "{name} missing from {present:?}");
+    }
+    let plan = |p: &QueryPlan| p.text.clone();
+
+    let read = store
+        .explain(&Statement::Read {
+            tag,
+            request_id: "R0007",
+        })
+        .await
+        .expect("explain read");
+    assert!(!read.full_scan, "read scans the table:\n{}", plan(&read));
+    assert!(
+        !read.indexes.is_empty(),
+        "read uses no index:\n{}",
+        plan(&read)
+    );
+
+    let list = store
+        .explain(&Statement::List { tag, limit: 10 })
+        .await
+        .expect("explain list");
+    assert_eq!(
+        list.indexes,
+        std::slice::from_ref(&names.by_tag),
+        "{}",
+        plan(&list)
+    );
+    assert!(!list.full_scan, "list scans the table:\n{}", plan(&list));
+    assert!(!list.sorts, "list sorts the tag's rows:\n{}", plan(&list));
+
+    for batch_number in [None, Some(1)] {
+        let selection = Selection {
+            batch_number,
+            ..Selection::progress_exhaust()
+        };
+        let poll = store
+            .explain(&Statement::Poll(&selection))
+            .await
+            .expect("explain poll");
+        assert_eq!(
+            poll.indexes,
+            std::slice::from_ref(&names.pending),
+            "{}",
+            plan(&poll)
+        );
+        assert!(
+            !poll.full_scan,
+            "the poll scans the table:\n{}",
+            plan(&poll)
+        );
+    }
+}
+
+/// Rows over many tags, most of them finished, then the plans.
+async fn indexes_serve_read_list_and_poll(store: AnyRequestStore) {
+    for t in 0..6 {
+        for i in 0..25 {
+            let mut r = request(
+                &format!("R{:04}", t * 100 + i),
+                serde_json::json!({"batchId": "b1"}),
+                i,
+            );
+            r.tag = format!("do_{t}_b1:ch1");
+            store.submit(&r).await.expect("submit");
+        }
+    }
+    assert_indexes_serve(&store, "do_3_b1:ch1").await;
+    // The answers are those of the indexed statements.
+    let listed = store.list("do_3_b1:ch1", 3).await.expect("list");
+    let ids: Vec<&str> = listed.iter().map(|r| r.request_id.as_str()).collect();
+    assert_eq!(ids, ["R0324", "R0323", "R0322"]);
+    let pending = store
+        .candidates(&Selection::progress_exhaust())
+        .await
+        .expect("candidates");
+    assert_eq!(pending.len(), 150);
+}
+on_both_stores!(indexes, indexes_serve_read_list_and_poll);
+
+/// An SQLite file written before the indexes existed gets them when opened.
+#[tokio::test]
+async fn an_older_sqlite_file_gets_the_indexes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("exhaust.db");
+    {
+        let opts = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true);
+        let mut conn = sqlx::SqliteConnection::connect_with(&opts)
+            .await
+            .expect("sqlite");
+        // The table as the first version of the store created it.
+        sqlx::query(
+            "CREATE TABLE job_request (tag TEXT NOT NULL, request_id TEXT NOT NULL,
+                job_id TEXT NOT NULL, status TEXT NOT NULL, request_data TEXT, requested_by TEXT,
+                requested_channel TEXT, dt_job_submitted INTEGER, download_urls TEXT,
+                dt_file_created INTEGER, dt_job_completed INTEGER, execution_time INTEGER,
+                err_message TEXT, iteration INTEGER NOT NULL DEFAULT 0, encryption_key TEXT,
+                batch_number INTEGER, processed_batches TEXT, PRIMARY KEY (tag, request_id))",
+        )
+        .execute(&mut conn)
+        .await
+        .expect("create");
+        sqlx::query(
+            "INSERT INTO job_request (tag, request_id, job_id, status, request_data,
+                dt_job_submitted, iteration)
+             VALUES ('t:c', 'OLD', 'progress-exhaust', 'SUBMITTED', '{\"batchId\":\"b1\"}', 1, 0)",
+        )
+        .execute(&mut conn)
+        .await
+        .expect("insert");
+    }
+    let store = AnyRequestStore::Sqlite(SqliteRequestStore::open(&path).await.expect("open"));
+    assert_indexes_serve(&store, "t:c").await;
+    let rows = store
+        .candidates(&Selection::progress_exhaust())
+        .await
+        .expect("candidates");
+    assert_eq!(rows.len(), 1);
+}
+
+/// The columns of `<schema>.dev_job_request`: names and types, in order.
+async fn sunbird_columns(conn: &mut PgConnection, schema: &str) -> Vec<(String, String)> {
+    sqlx::query_as::<_, (String, String)>(
+        "SELECT column_name::text, data_type::text FROM information_schema.columns
+         WHERE table_schema = $1 AND table_name = 'dev_job_request' ORDER BY ordinal_position",
+    )
+    .bind(schema)
+    .fetch_all(conn)
+    .await
+    .expect("columns")
+}
+
+/// Sunbird's own table, as it stands in a deployment: the store adds its
+/// indexes and Sunbird's missing column, nothing else; the columns keep
+/// their names and types, and the plans use the indexes.
+#[tokio::test]
+async fn a_sunbird_table_gets_the_indexes_and_keeps_its_columns() {
+    let schema = fresh_schema(&pg_url(), "exhaust_t").await.expect("schema");
+    let table = format!("{schema}.dev_job_request");
+    let mut conn = PgConnection::connect(&pg_url()).await.expect("connect");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE {table} (tag varchar(100), request_id varchar(50), job_id varchar(50),
+            status varchar(50), request_data jsonb, requested_by varchar(50),
+            requested_channel varchar(50), dt_job_submitted timestamptz, download_urls text[],
+            dt_file_created timestamptz, dt_job_completed timestamptz, execution_time integer,
+            err_message varchar(300), iteration integer, encryption_key varchar(50),
+            processed_batches json, PRIMARY KEY (tag, request_id))"
+    )))
+    .execute(&mut conn)
+    .await
+    .expect("create");
+    let before = sunbird_columns(&mut conn, &schema).await;
+    // Sunbird's API and job write rows the way they do, before and after.
+    let sunbird_insert = |id: &str, minute: u32| {
+        format!(
+            "INSERT INTO {table} (tag, request_id, job_id, status, request_data, requested_by,
+                requested_channel, dt_job_submitted, download_urls, iteration, encryption_key)
+             VALUES ('t:c', '{id}', 'progress-exhaust', 'SUBMITTED', '{{\"batchId\":\"b1\"}}',
+                'u', 'c', '2024-01-15 10:{minute:02}:00+00', '{{}}', 0, NULL)"
+        )
+    };
+    for i in 0..20 {
+        sqlx::query(sqlx::AssertSqlSafe(sunbird_insert(&format!("R{i:04}"), i)))
+            .execute(&mut conn)
+            .await
+            .expect("Sunbird's insert");
+    }
+
+    let store = AnyRequestStore::Postgres(
+        PgRequestStore::connect(&pg_url(), &table)
+            .await
+            .expect("store"),
+    );
+    let after = sunbird_columns(&mut conn, &schema).await;
+    let mut expected = before.clone();
+    expected.push(("batch_number".into(), "integer".into()));
+    assert_eq!(after, expected, "only Sunbird's own batch_number is added");
+    assert_indexes_serve(&store, "t:c").await;
+
+    // Sunbird's own statements still work on the indexed table.
+    sqlx::query(sqlx::AssertSqlSafe(sunbird_insert("R0099", 59)))
+        .execute(&mut conn)
+        .await
+        .expect("Sunbird's insert after");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE {table} SET status = 'SUCCESS', download_urls = '{{progress-exhaust/R0099/b1_progress_20240115.zip}}',
+            dt_job_completed = now(), execution_time = 5, processed_batches = '[]'::json
+         WHERE tag = 't:c' AND request_id = 'R0099'"
+    )))
+    .execute(&mut conn)
+    .await
+    .expect("Sunbird's job update");
+    let listed = store.list("t:c", 2).await.expect("list");
+    let ids: Vec<&str> = listed.iter().map(|r| r.request_id.as_str()).collect();
+    assert_eq!(ids, ["R0099", "R0019"]);
+}
 
 /// Sunbird's own DDL, as the job's tests create it (no `batch_number`,
 /// `processed_batches` as json, timestamps with time zone): the store uses

@@ -27,6 +27,106 @@ use exhaust_core::store::{
 /// The table name Sunbird's test setups use; deployments use `<env>_job_request`.
 pub const DEFAULT_TABLE: &str = "job_request";
 
+/// The rows the worker's poll may take (SPEC section 6) on PostgreSQL,
+/// where Sunbird's `iteration` may be null. The same text is the predicate
+/// of the poll's partial index, so the planner matches the two.
+pub(crate) const PENDING_PG: &str =
+    "((status IN ('SUBMITTED', 'FAILED') AND COALESCE(iteration, 0) < 3) OR status = 'PROCESSING')";
+
+/// [`PENDING_PG`] on SQLite, whose `iteration` is never null. SQLite uses a
+/// partial index only when the query holds the index's predicate as one of
+/// its terms, so the poll's query is built from this text too.
+pub(crate) const PENDING_SQLITE: &str =
+    "((status IN ('SUBMITTED', 'FAILED') AND iteration < 3) OR status = 'PROCESSING')";
+
+/// PostgreSQL cuts identifiers at 63 bytes: two index names cut to the
+/// same text would make the second `CREATE INDEX IF NOT EXISTS` a no-op.
+const MAX_IDENTIFIER: usize = 63;
+
+/// The name of one of the stores' indexes on `table` (the table's own name,
+/// without its schema): `<table>_<what>_idx`, or, when that is longer than
+/// PostgreSQL keeps, the table's name cut and followed by 8 hex digits of
+/// its MD5, so names stay distinct per table.
+pub fn index_name(table: &str, what: &str) -> String {
+    let name = format!("{table}_{what}_idx");
+    if name.len() <= MAX_IDENTIFIER {
+        return name;
+    }
+    use md5::{Digest, Md5};
+    let hash: String = Md5::digest(table.as_bytes())[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let keep = MAX_IDENTIFIER - (what.len() + hash.len() + 6);
+    // Table names are ASCII identifiers (checked before), so any cut is on
+    // a character boundary.
+    format!("{}_{hash}_{what}_idx", &table[..keep.min(table.len())])
+}
+
+/// The indexes a store keeps on its request table, created when absent.
+/// They only add to Sunbird's table: no column is added or renamed, so
+/// Sunbird's API and job keep reading and writing it as they always did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexNames {
+    /// `(tag, dt_job_submitted DESC, request_id)`: list (a tag's requests,
+    /// newest first, limited) reads only the rows it returns, in order.
+    /// Read (tag and request id) uses the primary key.
+    pub by_tag: String,
+    /// `(job_id, dt_job_submitted, request_id)` over pending rows only
+    /// ([`PENDING_PG`]): the worker's poll reads pending rows, not the
+    /// history of finished ones.
+    pub pending: String,
+}
+
+impl IndexNames {
+    /// The names for `table` (without its schema).
+    pub fn for_table(table: &str) -> Self {
+        Self {
+            by_tag: index_name(table, "tag_submitted"),
+            pending: index_name(table, "pending"),
+        }
+    }
+}
+
+/// One of a store's own statements, to ask the database how it would run
+/// it (`PgRequestStore::explain`, `SqliteRequestStore::explain`): which
+/// indexes serve read, list and the worker's poll.
+#[derive(Debug, Clone)]
+pub enum Statement<'a> {
+    /// [`RequestStore::get`].
+    Read {
+        /// The stored tag.
+        tag: &'a str,
+        /// The request id.
+        request_id: &'a str,
+    },
+    /// [`RequestStore::list`].
+    List {
+        /// The stored tag.
+        tag: &'a str,
+        /// Most rows.
+        limit: usize,
+    },
+    /// [`RequestStore::candidates`].
+    Poll(&'a Selection),
+}
+
+/// What a database plans for a [`Statement`], reduced to what matters for
+/// cost: which indexes it reads, whether it reads a whole table or index,
+/// whether it sorts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueryPlan {
+    /// The indexes read, by name.
+    pub indexes: Vec<String>,
+    /// Whether a whole table (or a whole index) is read.
+    pub full_scan: bool,
+    /// Whether rows are sorted after reading (the order does not come from
+    /// an index).
+    pub sorts: bool,
+    /// The plan as the database wrote it, for messages.
+    pub text: String,
+}
+
 /// Either store, chosen by URL: `postgres://` or `postgresql://` for
 /// PostgreSQL, `sqlite://<path>` or a plain path for SQLite.
 #[derive(Debug, Clone)]
@@ -65,6 +165,23 @@ impl AnyRequestStore {
         match self {
             Self::Postgres(_) => "postgres",
             Self::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// The names of the indexes the store keeps on its table.
+    pub fn indexes(&self) -> &IndexNames {
+        match self {
+            Self::Postgres(s) => s.indexes(),
+            Self::Sqlite(s) => s.indexes(),
+        }
+    }
+
+    /// How the database would run one of the store's statements
+    /// ([`PgRequestStore::explain`], [`SqliteRequestStore::explain`]).
+    pub async fn explain(&self, statement: &Statement<'_>) -> StoreResult<QueryPlan> {
+        match self {
+            Self::Postgres(s) => s.explain(statement).await,
+            Self::Sqlite(s) => s.explain(statement).await,
         }
     }
 }
@@ -291,5 +408,32 @@ impl CompletionColumns {
             completed_at: finished.then_some(c.completed_at),
             execution_time: c.execution_time_ms,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_names_follow_the_table_and_stay_distinct_when_cut() {
+        assert_eq!(
+            IndexNames::for_table("dev_job_request"),
+            IndexNames {
+                by_tag: "dev_job_request_tag_submitted_idx".into(),
+                pending: "dev_job_request_pending_idx".into(),
+            }
+        );
+        let long_a = format!("{}a", "t".repeat(62));
+        let long_b = format!("{}b", "t".repeat(62));
+        let a = IndexNames::for_table(&long_a);
+        let b = IndexNames::for_table(&long_b);
+        for name in [&a.by_tag, &a.pending, &b.by_tag, &b.pending] {
+            assert!(name.len() <= MAX_IDENTIFIER, "{name}");
+        }
+        assert_ne!(a.by_tag, b.by_tag);
+        assert_ne!(a.pending, b.pending);
+        assert_ne!(a.by_tag, a.pending);
+        assert!(a.pending.ends_with("_pending_idx"), "{}", a.pending);
     }
 }

@@ -8,8 +8,13 @@
 //! added: claiming uses session advisory locks, keyed by table, tag and
 //! request id, held on a connection of the claim's own; PostgreSQL releases
 //! them when the connection closes, including when the worker dies.
+//!
+//! Two indexes are created when absent ([`IndexNames`]: named after the
+//! table), so that read, list and the worker's poll read the rows they
+//! return rather than the whole table; an index adds nothing Sunbird's API
+//! or job would see.
 
-use super::{CompletionColumns, db_error};
+use super::{CompletionColumns, IndexNames, PENDING_PG, QueryPlan, Statement, db_error};
 use exhaust_core::request::{JobRequest, ProcessedBatch, RequestStatus, processed_json};
 use exhaust_core::store::{
     Completion, RequestStore, Selection, StoreError, StoreResult, Submission,
@@ -27,6 +32,7 @@ pub struct PgRequestStore {
     opts: PgConnectOptions,
     sql: Arc<Statements>,
     table: String,
+    indexes: IndexNames,
 }
 
 /// A request held by this worker: its own connection, holding the advisory
@@ -112,6 +118,8 @@ impl PgRequestStore {
     async fn with_pool(pool: PgPool, opts: PgConnectOptions, table: &str) -> StoreResult<Self> {
         let (schema, bare, quoted) = quoted_table(table)?;
         ensure_table(&pool, &quoted).await?;
+        let indexes = IndexNames::for_table(&bare);
+        ensure_indexes(&pool, &quoted, &indexes).await?;
         let types = column_types(&pool, schema.as_deref(), &bare).await?;
         let sql = Arc::new(Statements::new(&quoted, &types)?);
         Ok(Self {
@@ -119,7 +127,61 @@ impl PgRequestStore {
             opts,
             sql,
             table: table.to_string(),
+            indexes,
         })
+    }
+
+    /// The names of the indexes this store keeps on its table.
+    pub fn indexes(&self) -> &IndexNames {
+        &self.indexes
+    }
+
+    /// How PostgreSQL would run one of this store's statements, with
+    /// sequential scans priced out (`SET LOCAL enable_seqscan = off`): the
+    /// plan then shows which index can serve the statement whatever the
+    /// table's size, where a small table would simply be read whole.
+    pub async fn explain(&self, statement: &Statement<'_>) -> StoreResult<QueryPlan> {
+        let fail = |e| db_error("explaining a statement", e);
+        let mut tx = self.pool.begin().await.map_err(fail)?;
+        sqlx::query("SET LOCAL enable_seqscan = off")
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+        let explain = |sql: &str| format!("EXPLAIN (FORMAT JSON) {sql}");
+        let plan: serde_json::Value = match statement {
+            Statement::Read { tag, request_id } => {
+                sqlx::query_scalar(AssertSqlSafe(explain(&self.sql.one)))
+                    .bind(*tag)
+                    .bind(*request_id)
+                    .fetch_one(&mut *tx)
+                    .await
+            }
+            Statement::List { tag, limit } => {
+                sqlx::query_scalar(AssertSqlSafe(explain(&self.sql.by_tag)))
+                    .bind(*tag)
+                    .bind(limit_of(*limit))
+                    .fetch_one(&mut *tx)
+                    .await
+            }
+            Statement::Poll(selection) => match selection.batch_number {
+                None => {
+                    sqlx::query_scalar(AssertSqlSafe(explain(&self.sql.candidates)))
+                        .bind(&selection.job_id)
+                        .fetch_one(&mut *tx)
+                        .await
+                }
+                Some(n) => {
+                    sqlx::query_scalar(AssertSqlSafe(explain(&self.sql.candidates_numbered)))
+                        .bind(&selection.job_id)
+                        .bind(n)
+                        .fetch_one(&mut *tx)
+                        .await
+                }
+            },
+        }
+        .map_err(fail)?;
+        tx.rollback().await.map_err(fail)?;
+        Ok(plan_of(&plan))
     }
 
     /// The table's name as configured.
@@ -189,6 +251,78 @@ async fn ensure_table(pool: &PgPool, quoted: &str) -> StoreResult<()> {
     Ok(())
 }
 
+/// Creates the store's indexes when absent (reference 1.8 has none beyond
+/// the primary key). An index only adds to Sunbird's table: its API and job
+/// read and write it unchanged. Building one locks writes to the table for
+/// the time of the build, once; on a large table an operator can build the
+/// same indexes beforehand with `CREATE INDEX CONCURRENTLY` under these
+/// names, and they are then used as they are.
+async fn ensure_indexes(pool: &PgPool, quoted: &str, names: &IndexNames) -> StoreResult<()> {
+    let statements = [
+        format!(
+            "CREATE INDEX IF NOT EXISTS \"{}\" ON {quoted}
+                (tag, dt_job_submitted DESC NULLS LAST, request_id)",
+            names.by_tag
+        ),
+        format!(
+            "CREATE INDEX IF NOT EXISTS \"{}\" ON {quoted}
+                (job_id, dt_job_submitted, request_id) WHERE {PENDING_PG}",
+            names.pending
+        ),
+    ];
+    for stmt in statements {
+        // Two workers starting at once may race on the catalog as for the
+        // table; a retry sees the other's index.
+        let mut last = None;
+        for _ in 0..3 {
+            match sqlx::query(AssertSqlSafe(stmt.clone())).execute(pool).await {
+                Ok(_) => {
+                    last = None;
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        if let Some(e) = last {
+            return Err(db_error("creating the request table's indexes", e));
+        }
+    }
+    Ok(())
+}
+
+/// The parts of PostgreSQL's JSON plan that matter for cost.
+fn plan_of(plan: &serde_json::Value) -> QueryPlan {
+    fn walk(node: &serde_json::Value, out: &mut QueryPlan) {
+        match node.get("Node Type").and_then(|t| t.as_str()) {
+            Some("Seq Scan") => out.full_scan = true,
+            Some("Sort" | "Incremental Sort") => out.sorts = true,
+            _ => {}
+        }
+        if let Some(name) = node.get("Index Name").and_then(|n| n.as_str()) {
+            out.indexes.push(name.to_string());
+        }
+        for child in node
+            .get("Plans")
+            .and_then(|p| p.as_array())
+            .into_iter()
+            .flatten()
+        {
+            walk(child, out);
+        }
+    }
+    let mut out = QueryPlan {
+        text: plan.to_string(),
+        ..QueryPlan::default()
+    };
+    // EXPLAIN (FORMAT JSON) answers `[{"Plan": {...}}]`.
+    for root in plan.as_array().into_iter().flatten() {
+        if let Some(p) = root.get("Plan") {
+            walk(p, &mut out);
+        }
+    }
+    out
+}
+
 /// Declared types (`udt_name`) of the columns whose casts vary.
 #[derive(Debug, Default)]
 struct ColumnTypes {
@@ -256,11 +390,11 @@ impl Statements {
             ms("dt_file_created"),
             ms("dt_job_completed"),
         );
-        let pending =
-            "job_id = $1 AND ((status IN ('SUBMITTED', 'FAILED') AND COALESCE(iteration, 0) < 3)
-                       OR status = 'PROCESSING')";
-        let order_old = "ORDER BY dt_job_submitted ASC NULLS LAST, request_id";
-        let order_new = "ORDER BY dt_job_submitted DESC NULLS LAST, request_id";
+        let pending = format!("job_id = $1 AND {PENDING_PG}");
+        // The table's column, not the select's epoch-ms alias of the same
+        // name: only the column's order is the indexes' order.
+        let order_old = format!("ORDER BY {t}.dt_job_submitted ASC NULLS LAST, {t}.request_id");
+        let order_new = format!("ORDER BY {t}.dt_job_submitted DESC NULLS LAST, {t}.request_id");
         Ok(Self {
             candidates: format!("{select} WHERE {pending} {order_old}"),
             candidates_numbered: format!("{select} WHERE {pending} AND batch_number = $2 {order_old}"),

@@ -9,8 +9,13 @@
 //! worker is claimed again. (Lock files are left in place: deleting a lock
 //! file that another process has open would let two processes lock two
 //! different files for one request.)
+//!
+//! The same two indexes as on PostgreSQL ([`IndexNames`]) are created when
+//! absent, on new files and on files written by earlier versions.
 
-use super::{CompletionColumns, db_error};
+use super::{
+    CompletionColumns, DEFAULT_TABLE, IndexNames, PENDING_SQLITE, QueryPlan, Statement, db_error,
+};
 use exhaust_core::request::{JobRequest, ProcessedBatch, RequestStatus, processed_json};
 use exhaust_core::store::{
     Completion, RequestStore, Selection, StoreError, StoreResult, Submission,
@@ -19,6 +24,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The request store in an SQLite file.
@@ -26,6 +32,14 @@ use std::time::Duration;
 pub struct SqliteRequestStore {
     pool: SqlitePool,
     locks: PathBuf,
+    indexes: IndexNames,
+    /// Taken around every write. SQLite has one writer at a time; without
+    /// this, the pool's connections meet on its lock and wait in its busy
+    /// handler, which sleeps (1 ms, then longer, up to 100 ms) instead of
+    /// queueing, so a burst of submits had long tails. Reads never take it
+    /// (WAL: readers run beside the writer). Other processes on the file
+    /// still wait in the busy handler.
+    writes: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// A request held by this worker: the open, locked lock file.
@@ -86,13 +100,81 @@ impl SqliteRequestStore {
             .execute(&pool)
             .await
             .map_err(|e| db_error("creating the request table", e))?;
+        let indexes = IndexNames::for_table(DEFAULT_TABLE);
+        ensure_indexes(&pool, &indexes).await?;
         let mut locks = path.as_os_str().to_owned();
         locks.push(".locks");
         let locks = PathBuf::from(locks);
         std::fs::create_dir_all(&locks).map_err(|e| {
             StoreError::Unavailable(format!("cannot create {}: {e}", locks.display()))
         })?;
-        Ok(Self { pool, locks })
+        Ok(Self {
+            pool,
+            locks,
+            indexes,
+            writes: Arc::new(tokio::sync::Mutex::new(())),
+        })
+    }
+
+    /// The connection pool, for callers that share it (tests, tools).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// The names of the indexes this store keeps on its table.
+    pub fn indexes(&self) -> &IndexNames {
+        &self.indexes
+    }
+
+    /// How SQLite would run one of this store's statements
+    /// (`EXPLAIN QUERY PLAN`).
+    pub async fn explain(&self, statement: &Statement<'_>) -> StoreResult<QueryPlan> {
+        let explain = |sql: String| format!("EXPLAIN QUERY PLAN {sql}");
+        let rows = match statement {
+            Statement::Read { tag, request_id } => {
+                sqlx::query(sqlx::AssertSqlSafe(explain(read_sql())))
+                    .bind(*tag)
+                    .bind(*request_id)
+                    .fetch_all(&self.pool)
+                    .await
+            }
+            Statement::List { tag, limit } => {
+                sqlx::query(sqlx::AssertSqlSafe(explain(list_sql())))
+                    .bind(*tag)
+                    .bind(limit_of(*limit))
+                    .fetch_all(&self.pool)
+                    .await
+            }
+            Statement::Poll(selection) => {
+                sqlx::query(sqlx::AssertSqlSafe(explain(poll_sql())))
+                    .bind(&selection.job_id)
+                    .bind(selection.batch_number)
+                    .fetch_all(&self.pool)
+                    .await
+            }
+        }
+        .map_err(|e| db_error("explaining a statement", e))?;
+        let mut plan = QueryPlan::default();
+        for row in rows {
+            let detail: String = row
+                .try_get("detail")
+                .map_err(|e| db_error("reading a query plan", e))?;
+            // SCAN reads a whole table or index; SEARCH reads a range of
+            // an index; a temporary B-tree sorts.
+            if detail.starts_with("SCAN ") {
+                plan.full_scan = true;
+            }
+            if detail.contains("TEMP B-TREE") {
+                plan.sorts = true;
+            }
+            if let Some(rest) = detail.split(" INDEX ").nth(1) {
+                let name = rest.split_whitespace().next().unwrap_or_default();
+                plan.indexes.push(name.to_string());
+            }
+            plan.text.push_str(&detail);
+            plan.text.push('\n');
+        }
+        Ok(plan)
     }
 
     fn lock_path(&self, tag: &str, request_id: &str) -> PathBuf {
@@ -101,6 +183,49 @@ impl SqliteRequestStore {
         let name: String = d.iter().map(|b| format!("{b:02x}")).collect();
         self.locks.join(format!("{name}.lock"))
     }
+}
+
+/// Creates the store's indexes when absent, on a new file and on one an
+/// earlier version wrote.
+async fn ensure_indexes(pool: &SqlitePool, names: &IndexNames) -> StoreResult<()> {
+    for stmt in [
+        format!(
+            "CREATE INDEX IF NOT EXISTS \"{}\" ON job_request
+                (tag, dt_job_submitted DESC, request_id)",
+            names.by_tag
+        ),
+        format!(
+            "CREATE INDEX IF NOT EXISTS \"{}\" ON job_request
+                (job_id, dt_job_submitted, request_id) WHERE {PENDING_SQLITE}",
+            names.pending
+        ),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(stmt))
+            .execute(pool)
+            .await
+            .map_err(|e| db_error("creating the request table's indexes", e))?;
+    }
+    Ok(())
+}
+
+fn read_sql() -> String {
+    format!("{COLUMNS} WHERE tag = ?1 AND request_id = ?2")
+}
+
+/// Newest first; SQLite sorts nulls first, so DESC puts them last, as on
+/// PostgreSQL. The by-tag index has this order.
+fn list_sql() -> String {
+    format!("{COLUMNS} WHERE tag = ?1 ORDER BY dt_job_submitted DESC, request_id LIMIT ?2")
+}
+
+/// The pending rows of a job (and batch number, when given), oldest first;
+/// the predicate is the pending index's, word for word.
+fn poll_sql() -> String {
+    format!(
+        "{COLUMNS} WHERE job_id = ?1 AND {PENDING_SQLITE}
+           AND (?2 IS NULL OR batch_number = ?2)
+         ORDER BY dt_job_submitted IS NULL, dt_job_submitted, request_id"
+    )
 }
 
 fn row_to_request(r: &SqliteRow) -> StoreResult<JobRequest> {
@@ -127,17 +252,12 @@ impl RequestStore for SqliteRequestStore {
     type Claim = SqliteClaim;
 
     async fn candidates(&self, selection: &Selection) -> StoreResult<Vec<JobRequest>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{COLUMNS} WHERE job_id = ?1
-               AND ((status IN ('SUBMITTED', 'FAILED') AND iteration < 3) OR status = 'PROCESSING')
-               AND (?2 IS NULL OR batch_number = ?2)
-             ORDER BY dt_job_submitted IS NULL, dt_job_submitted, request_id"
-        )))
-        .bind(&selection.job_id)
-        .bind(selection.batch_number)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| db_error("listing pending requests", e))?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(poll_sql()))
+            .bind(&selection.job_id)
+            .bind(selection.batch_number)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("listing pending requests", e))?;
         rows.iter().map(row_to_request).collect()
     }
 
@@ -181,6 +301,7 @@ impl RequestStore for SqliteRequestStore {
     }
 
     async fn mark_processing(&self, claim: &mut SqliteClaim) -> StoreResult<()> {
+        let _writing = self.writes.lock().await;
         sqlx::query(
             "UPDATE job_request SET status = 'PROCESSING' WHERE tag = ?1 AND request_id = ?2",
         )
@@ -197,6 +318,7 @@ impl RequestStore for SqliteRequestStore {
         claim: &mut SqliteClaim,
         processed: &[ProcessedBatch],
     ) -> StoreResult<()> {
+        let _writing = self.writes.lock().await;
         sqlx::query(
             "UPDATE job_request SET processed_batches = ?3 WHERE tag = ?1 AND request_id = ?2",
         )
@@ -211,6 +333,7 @@ impl RequestStore for SqliteRequestStore {
 
     async fn finish(&self, claim: SqliteClaim, completion: &Completion) -> StoreResult<()> {
         let c = CompletionColumns::new(completion);
+        let writing = self.writes.lock().await;
         sqlx::query(
             "UPDATE job_request SET status = ?3, processed_batches = ?4,
                 download_urls = COALESCE(?5, download_urls), err_message = ?6,
@@ -230,6 +353,7 @@ impl RequestStore for SqliteRequestStore {
         .execute(&self.pool)
         .await
         .map_err(|e| db_error("writing a request's outcome", e))?;
+        drop(writing);
         // The row is written; dropping the claim unlocks.
         drop(claim);
         Ok(())
@@ -243,6 +367,7 @@ impl RequestStore for SqliteRequestStore {
     async fn submit(&self, request: &JobRequest) -> StoreResult<Submission> {
         let data = request.request_data.to_string();
         let submitted = request.dt_job_submitted.map(|t| t.timestamp_millis());
+        let writing = self.writes.lock().await;
         let inserted = sqlx::query(
             "INSERT INTO job_request (tag, request_id, job_id, status, request_data, requested_by,
                 requested_channel, dt_job_submitted, download_urls, iteration, encryption_key,
@@ -286,6 +411,7 @@ impl RequestStore for SqliteRequestStore {
             .map_err(|e| db_error("resubmitting a request", e))?
             .rows_affected()
         };
+        drop(writing);
         let row = self
             .get(&request.tag, &request.request_id)
             .await?
@@ -302,14 +428,12 @@ impl RequestStore for SqliteRequestStore {
     }
 
     async fn get(&self, tag: &str, request_id: &str) -> StoreResult<Option<JobRequest>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{COLUMNS} WHERE tag = ?1 AND request_id = ?2"
-        )))
-        .bind(tag)
-        .bind(request_id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| db_error("reading a request", e))?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(read_sql()))
+            .bind(tag)
+            .bind(request_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| db_error("reading a request", e))?;
         row.as_ref().map(row_to_request).transpose()
     }
 
@@ -325,14 +449,12 @@ impl RequestStore for SqliteRequestStore {
     }
 
     async fn list(&self, tag: &str, limit: usize) -> StoreResult<Vec<JobRequest>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{COLUMNS} WHERE tag = ?1 ORDER BY dt_job_submitted DESC, request_id LIMIT ?2"
-        )))
-        .bind(tag)
-        .bind(limit_of(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| db_error("listing requests", e))?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(list_sql()))
+            .bind(tag)
+            .bind(limit_of(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("listing requests", e))?;
         rows.iter().map(row_to_request).collect()
     }
 
