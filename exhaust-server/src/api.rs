@@ -14,8 +14,11 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
-use exhaust_core::request::{JobRequest, NewRequest, RequestStatus, SubmitError, stored_tag};
+use exhaust_core::request::{
+    JobRequest, NewRequest, RequestStatus, SubmitError, stored_tag, with_output_format,
+};
 use exhaust_core::store::{RequestStore, StoreError, Submission};
+use exhaust_core::typed::OutputFormat;
 use exhaust_writer::StorageError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -127,7 +130,7 @@ pub struct SubmitRequest {
     /// The key protecting the files (as Sunbird's course service sends it).
     /// Stored, never returned.
     encryption_key: Option<String>,
-    /// Accepted and ignored, as by Sunbird.
+    /// The file format: csv (default), parquet, arrow or xlsx.
     output_format: Option<String>,
 }
 
@@ -278,6 +281,16 @@ fn parse_submit(body: &[u8], channel: Option<String>) -> Result<NewRequest, Stri
         Some(v @ (Value::Null | Value::Object(_))) => v.clone(),
         Some(_) => return Err("request.datasetConfig must be a JSON object".into()),
     };
+    // Sunbird accepts and ignores `outputFormat`; here it chooses the file
+    // format (csv when absent), recorded in request_data unless csv.
+    let format = match text_field(request, "outputFormat")? {
+        None => OutputFormat::Csv,
+        Some(text) => text
+            .parse::<OutputFormat>()
+            .map_err(|e| format!("request.outputFormat: {e}"))?,
+    };
+    exhaust_writer::check_format(format).map_err(|e| format!("request.outputFormat: {e}"))?;
+    let dataset_config = with_output_format(dataset_config, format);
     Ok(NewRequest {
         tag: text_field(request, "tag")?.unwrap_or_default(),
         dataset: text_field(request, "dataset")?.unwrap_or_default(),
