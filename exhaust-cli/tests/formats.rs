@@ -9,9 +9,6 @@ use assert_cmd::Command;
 use std::path::{Path, PathBuf};
 
 const BATCH: &str = "0135742803756164562";
-const CHANNEL: &str = "0166646273726135492";
-const SUNBIRD_KEY: &str = "SunbirdSalt-1234";
-const PLAIN_KEY: &str = "report-Key-42";
 
 fn exhaust(dir: &Path) -> Command {
     let mut cmd = Command::cargo_bin("exhaust").expect("binary");
@@ -126,64 +123,73 @@ fn report_writes_each_format_under_sunbirds_name() {
     }));
 }
 
-/// `[job] format = "parquet"` with the text-key level: the stored zip holds
-/// the envelope of a Parquet file, which `exhaust decrypt` restores.
+/// Requests through `exhaust run`; the typed formats only.
 #[cfg(feature = "typed")]
-#[test]
-fn the_job_format_goes_through_the_run_the_zip_and_the_envelope() {
-    let dir = tempfile::tempdir().expect("dir");
-    std::fs::write(
-        dir.path().join("exhaust.toml"),
-        format!(
-            "[security]\nlevel = \"TEXT_KEY_ENCRYPTED_DATASET\"\n\
+mod run {
+    use super::*;
+
+    const CHANNEL: &str = "0166646273726135492";
+    const SUNBIRD_KEY: &str = "SunbirdSalt-1234";
+    const PLAIN_KEY: &str = "report-Key-42";
+
+    /// `[job] format = "parquet"` with the text-key level: the stored zip
+    /// holds the envelope of a Parquet file, which `exhaust decrypt` restores.
+    #[test]
+    fn the_job_format_goes_through_the_run_the_zip_and_the_envelope() {
+        let dir = tempfile::tempdir().expect("dir");
+        std::fs::write(
+            dir.path().join("exhaust.toml"),
+            format!(
+                "[security]\nlevel = \"TEXT_KEY_ENCRYPTED_DATASET\"\n\
              sunbird_encryption_key = \"{SUNBIRD_KEY}\"\n[job]\nformat = \"parquet\"\n"
-        ),
-    )
-    .expect("config");
-    let stored = exhaust_writer::encode_encryption_key(PLAIN_KEY, SUNBIRD_KEY);
-    let out = exhaust(dir.path())
-        .args(["submit", "--batch-id", BATCH, "--requested-by", "u-1"])
-        .args(["--channel", CHANNEL, "--encryption-key-env", "STORED_KEY"])
-        .env("STORED_KEY", stored)
-        .output()
-        .expect("submit");
-    assert!(out.status.success(), "{out:?}");
-    let id = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .nth(1)
-        .expect("id")
-        .to_string();
-    let run = exhaust(dir.path()).arg("run").output().expect("run");
-    assert!(run.status.success(), "{run:?}");
-    let status = exhaust(dir.path())
-        .args(["status", &id, "--json"])
-        .output()
-        .expect("status");
-    let row: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
-    assert_eq!(row["status"], "SUCCESS", "{row}");
-    let zip = dir
-        .path()
-        .join("exhaust-files")
-        .join(row["downloadUrls"][0].as_str().expect("url"));
-    assert!(zip.to_string_lossy().ends_with(".zip"));
+            ),
+        )
+        .expect("config");
+        let stored = exhaust_writer::encode_encryption_key(PLAIN_KEY, SUNBIRD_KEY);
+        let out = exhaust(dir.path())
+            .args(["submit", "--batch-id", BATCH, "--requested-by", "u-1"])
+            .args(["--channel", CHANNEL, "--encryption-key-env", "STORED_KEY"])
+            .env("STORED_KEY", stored)
+            .output()
+            .expect("submit");
+        assert!(out.status.success(), "{out:?}");
+        let id = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .nth(1)
+            .expect("id")
+            .to_string();
+        let run = exhaust(dir.path()).arg("run").output().expect("run");
+        assert!(run.status.success(), "{run:?}");
+        let status = exhaust(dir.path())
+            .args(["status", &id, "--json"])
+            .output()
+            .expect("status");
+        let row: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
+        assert_eq!(row["status"], "SUCCESS", "{row}");
+        let zip = dir
+            .path()
+            .join("exhaust-files")
+            .join(row["downloadUrls"][0].as_str().expect("url"));
+        assert!(zip.to_string_lossy().ends_with(".zip"));
 
-    let restored = dir.path().join("restored.parquet");
-    let out = exhaust(dir.path())
-        .arg("decrypt")
-        .arg(&zip)
-        .args(["--key-env", "PLAIN"])
-        .env("PLAIN", PLAIN_KEY)
-        .arg("--out")
-        .arg(&restored)
-        .output()
-        .expect("decrypt");
-    assert!(out.status.success(), "{out:?}");
-    let bytes = std::fs::read(&restored).expect("restored");
-    assert!(bytes.starts_with(b"PAR1") && bytes.ends_with(b"PAR1"));
+        let restored = dir.path().join("restored.parquet");
+        let out = exhaust(dir.path())
+            .arg("decrypt")
+            .arg(&zip)
+            .args(["--key-env", "PLAIN"])
+            .env("PLAIN", PLAIN_KEY)
+            .arg("--out")
+            .arg(&restored)
+            .output()
+            .expect("decrypt");
+        assert!(out.status.success(), "{out:?}");
+        let bytes = std::fs::read(&restored).expect("restored");
+        assert!(bytes.starts_with(b"PAR1") && bytes.ends_with(b"PAR1"));
 
-    let csv = report(dir.path(), "csv");
-    assert!(csv.status.success());
-    let csv = std::fs::read_to_string(only_file(&dir.path().join("progress-exhaust"), "csv"))
-        .expect("csv");
-    assert_eq!(rows_read("parquet", &restored), csv.lines().count() - 1);
+        let csv = report(dir.path(), "csv");
+        assert!(csv.status.success());
+        let csv = std::fs::read_to_string(only_file(&dir.path().join("progress-exhaust"), "csv"))
+            .expect("csv");
+        assert_eq!(rows_read("parquet", &restored), csv.lines().count() - 1);
+    }
 }
