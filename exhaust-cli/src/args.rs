@@ -211,6 +211,11 @@ pub struct ReportArgs {
     /// Users per chunk read from the sources.
     #[arg(long, default_value_t = 2000)]
     pub chunk_size: usize,
+
+    /// File format: csv (Sunbird's), parquet, arrow (IPC file) or xlsx.
+    /// The typed formats need a build with the `typed` feature.
+    #[arg(long, default_value = "csv")]
+    pub format: String,
 }
 
 /// `exhaust snapshot`.

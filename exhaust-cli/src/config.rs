@@ -181,6 +181,9 @@ pub struct JobSettings {
     pub work_dir: Option<PathBuf>,
     /// Seconds between polls of `exhaust run --watch`.
     pub poll_seconds: u64,
+    /// File format of requests that name none: csv (default), parquet,
+    /// arrow or xlsx; a request's `outputFormat` wins.
+    pub format: String,
     /// Seconds a stop (SIGINT, SIGTERM) leaves the batch in hand of `exhaust
     /// run` and the server's worker to finish; then it is abandoned and its
     /// request released (`$EXHAUST_GRACE_SECONDS`; default 25, below
@@ -213,6 +216,7 @@ impl Default for JobSettings {
             work_dir: None,
             poll_seconds: 30,
             grace_seconds: exhaust_writer::DEFAULT_GRACE.as_secs(),
+            format: "csv".into(),
         }
     }
 }
@@ -437,8 +441,18 @@ impl Settings {
             channel_max_bytes: j.channel_max_bytes,
             sunbird_encryption_key: self.security.sunbird_encryption_key.clone(),
             work_dir: j.work_dir.clone().unwrap_or_else(std::env::temp_dir),
+            format: parse_format(&j.format)?,
         })
     }
+}
+
+/// A `[job] format`, refused when unknown or not built into this binary.
+fn parse_format(text: &str) -> anyhow::Result<exhaust_core::typed::OutputFormat> {
+    let format = text
+        .parse()
+        .map_err(|e| anyhow::anyhow!("[job] format: {e}"))?;
+    exhaust_writer::check_format(format).map_err(|e| anyhow::anyhow!("[job] format: {e}"))?;
+    Ok(format)
 }
 
 #[cfg(test)]
@@ -480,5 +494,25 @@ mod tests {
         assert!(err.to_string().contains("SECRET"), "{err}");
         let s: Settings = toml::from_str("[job]\nattempt = \"worst\"").expect("parses");
         assert!(s.runner_config().is_err());
+        let s: Settings = toml::from_str("[job]\nformat = \"pdf\"").expect("parses");
+        let err = s.runner_config().expect_err("unknown format");
+        assert!(err.to_string().contains("pdf"), "{err}");
+    }
+
+    #[test]
+    fn the_job_format_defaults_to_csv_and_is_read() {
+        use exhaust_core::typed::OutputFormat;
+        let s: Settings = toml::from_str("").expect("parses");
+        assert_eq!(s.runner_config().expect("config").format, OutputFormat::Csv);
+        let s: Settings = toml::from_str("[job]\nformat = \"xlsx\"").expect("parses");
+        match s.runner_config() {
+            Ok(r) => assert_eq!(r.format, OutputFormat::Xlsx),
+            // A build without the feature names it.
+            Err(e) => assert!(
+                !exhaust_writer::format_available(OutputFormat::Xlsx)
+                    && e.to_string().contains("feature"),
+                "{e}"
+            ),
+        }
     }
 }

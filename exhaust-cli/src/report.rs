@@ -1,17 +1,19 @@
-//! `exhaust report`: build given batches from a snapshot into CSV files.
+//! `exhaust report`: build given batches from a snapshot into CSV (or
+//! Parquet, Arrow IPC, Excel) files.
 
 use crate::args::ReportArgs;
 use anyhow::{Context, anyhow, bail};
 use chrono::{DateTime, Utc};
 use exhaust_core::layout::{Layout, parse_column_keys};
 use exhaust_core::report::{BatchSummary, ReportOptions, RowSink, build_rows, plan_batch};
-use exhaust_core::request::report_file_name;
+use exhaust_core::request::report_file_name_as;
 use exhaust_core::source::{CollectionBatchSource, CollectionSource, ReadCounter, reads_between};
 use exhaust_core::time::{ReportTz, file_date_stamp};
+use exhaust_core::typed::{OutputFormat, ReportSchema, Value};
 use exhaust_core::values::AttemptChoice;
 use exhaust_core::{BatchId, ContentId, OrgId};
 use exhaust_sources::{Snapshot, SnapshotOptions};
-use exhaust_writer::{AtomicFile, CsvSink};
+use exhaust_writer::{AtomicFile, ReportSink, check_format};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
@@ -31,6 +33,7 @@ struct Plan {
     file_tz: ReportTz,
     requested_org: Option<OrgId>,
     out: PathBuf,
+    format: OutputFormat,
 }
 
 fn validate(args: ReportArgs) -> anyhow::Result<Plan> {
@@ -60,6 +63,8 @@ fn validate(args: ReportArgs) -> anyhow::Result<Plan> {
     if args.chunk_size == 0 {
         bail!("--chunk-size must be at least 1");
     }
+    let format: OutputFormat = args.format.parse()?;
+    check_format(format)?;
     Ok(Plan {
         snapshot: args.snapshot,
         config: args.config,
@@ -76,6 +81,7 @@ fn validate(args: ReportArgs) -> anyhow::Result<Plan> {
         file_tz,
         requested_org: args.requested_org.map(OrgId::new),
         out: args.out,
+        format,
     })
 }
 
@@ -114,7 +120,7 @@ pub async fn run(args: ReportArgs, now: DateTime<Utc>) -> anyhow::Result<bool> {
     for batch in &batches {
         let started = Instant::now();
         let before = snapshot.read_counts();
-        match build_one(&snapshot, &plan, batch, &dir, &stamp).await {
+        match build_one(&snapshot, &plan, batch, &dir, &stamp, now).await {
             Ok((summary, path, bytes)) => {
                 print_summary(&summary, &path, bytes, started);
                 // What each live store read for this batch (none for a snapshot).
@@ -159,10 +165,11 @@ async fn build_one(
     batch: &BatchId,
     dir: &Path,
     stamp: &str,
+    now: DateTime<Utc>,
 ) -> anyhow::Result<(BatchSummary, PathBuf, u64)> {
     // A batch id goes into a file name, so it must not be able to leave the
     // output folder.
-    let name = report_file_name(batch, stamp).ok_or_else(|| {
+    let name = report_file_name_as(batch, stamp, plan.format).ok_or_else(|| {
         anyhow!(
             "batch id {:?} cannot be used in a file name",
             batch.as_str()
@@ -173,7 +180,7 @@ async fn build_one(
     let file =
         AtomicFile::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut sink = ProgressSink {
-        inner: CsvSink::new(BufWriter::with_capacity(1 << 20, file)),
+        inner: ReportSink::new(plan.format, BufWriter::with_capacity(1 << 20, file), now)?,
         bar: progress_bar(batch),
     };
     // On any error the temporary file is dropped, so no partial report is
@@ -213,6 +220,23 @@ impl<K: RowSink> RowSink for ProgressSink<K> {
     fn row(&mut self, fields: &[String]) -> Result<(), Self::Error> {
         self.bar.inc(1);
         self.inner.row(fields)
+    }
+    // The typed calls go straight through, so the inner sink sees the
+    // schema and typed rows when it wants them.
+    fn begin_typed(
+        &mut self,
+        schema: &ReportSchema,
+        expected_rows: usize,
+    ) -> Result<(), Self::Error> {
+        self.bar.set_length(expected_rows as u64);
+        self.inner.begin_typed(schema, expected_rows)
+    }
+    fn wants_typed_rows(&self) -> bool {
+        self.inner.wants_typed_rows()
+    }
+    fn typed_row(&mut self, values: &[Value]) -> Result<(), Self::Error> {
+        self.bar.inc(1);
+        self.inner.typed_row(values)
     }
 }
 

@@ -100,6 +100,9 @@ pub struct Hierarchy {
     pub nested: Vec<NestedCollection>,
     /// Assessment nodes at any depth, in tree order.
     pub assessments: Vec<ContentId>,
+    /// The assessments' names in the hierarchy, when given (same order and
+    /// length as `assessments`).
+    pub assessment_names: Vec<Option<String>>,
 }
 
 impl Hierarchy {
@@ -136,15 +139,21 @@ impl Hierarchy {
             })
             .collect();
 
-        let mut assessments = Vec::new();
-        collect_assessments(&root, rules, &mut assessments);
-        let assessments = distinct(assessments.into_iter());
+        let mut found = Vec::new();
+        collect_assessments(&root, rules, &mut found);
+        let mut seen = HashSet::new();
+        let (assessments, assessment_names): (Vec<ContentId>, Vec<Option<String>>) = found
+            .into_iter()
+            .filter(|(id, _)| seen.insert(id.clone()))
+            .map(|(id, name)| (ContentId::new(id), name))
+            .unzip();
 
         Ok(Self {
             root_id: ContentId::new(root_id),
             leaves,
             nested,
             assessments,
+            assessment_names,
         })
     }
 }
@@ -209,13 +218,19 @@ fn collect_leaves(node: &RawNode, out: &mut Vec<String>) {
     }
 }
 
-fn collect_assessments(node: &RawNode, rules: &AssessmentRules, out: &mut Vec<String>) {
+fn collect_assessments(
+    node: &RawNode,
+    rules: &AssessmentRules,
+    out: &mut Vec<(String, Option<String>)>,
+) {
     for child in ordered_children(node) {
         let by_content_type = has(&rules.content_types, child.content_type.as_deref());
         let by_question_set = has(&rules.object_types, child.object_type.as_deref())
             && has(&rules.primary_categories, child.primary_category.as_deref());
-        if by_content_type || by_question_set {
-            out.extend(child.identifier.clone());
+        if (by_content_type || by_question_set)
+            && let Some(id) = &child.identifier
+        {
+            out.push((id.clone(), child.name.clone()));
         }
         collect_assessments(child, rules, out);
     }

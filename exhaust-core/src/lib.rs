@@ -37,6 +37,7 @@ pub mod security;
 pub mod source;
 pub mod store;
 pub mod time;
+pub mod typed;
 pub mod values;
 
 pub use ids::{BatchId, ContentId, OrgId, UserId};

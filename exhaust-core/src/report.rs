@@ -14,7 +14,8 @@ use crate::model::{
     UserProfile,
 };
 use crate::source::{ReportSource, SourceError};
-use crate::time::{ReportTz, format_lern_date, format_seed_timestamp};
+use crate::time::ReportTz;
+use crate::typed::{ReportSchema, Value};
 use crate::values::{self, AttemptChoice};
 use chrono::{DateTime, Utc};
 // Keys are our own ids: a fast hash, no protection against chosen collisions needed.
@@ -110,6 +111,32 @@ pub trait RowSink {
 
     /// Called per row, in report order; `fields` has as many entries as the header.
     fn row(&mut self, fields: &[String]) -> Result<(), Self::Error>;
+
+    /// Called once, before any row, with the typed schema of the report.
+    /// The default hands the header to [`begin`](Self::begin).
+    fn begin_typed(
+        &mut self,
+        schema: &ReportSchema,
+        expected_rows: usize,
+    ) -> Result<(), Self::Error> {
+        self.begin(&schema.header, expected_rows)
+    }
+
+    /// Whether the sink takes typed rows: then the builder calls
+    /// [`typed_row`](Self::typed_row) instead of [`row`](Self::row) and
+    /// renders no text. Text sinks (the default) get the text rendered from
+    /// the same typed values.
+    fn wants_typed_rows(&self) -> bool {
+        false
+    }
+
+    /// Called per row, in report order, when [`wants_typed_rows`](Self::wants_typed_rows);
+    /// `values` has as many entries as the schema has columns. The default
+    /// renders the text and hands it to [`row`](Self::row).
+    fn typed_row(&mut self, values: &[Value]) -> Result<(), Self::Error> {
+        let fields: Vec<String> = values.iter().map(Value::to_text).collect();
+        self.row(&fields)
+    }
 }
 
 /// A sink that keeps everything in memory; for tests and small reports.
@@ -309,8 +336,10 @@ pub async fn build_rows<S: ReportSource, K: RowSink>(
     };
     let learners = collect_learners(sources, plan, &mut summary).await?;
 
-    sink.begin(&plan.columns.header, learners.len())
+    let schema = ReportSchema::new(plan, opts);
+    sink.begin_typed(&schema, learners.len())
         .map_err(|e| BuildError::Sink(Box::new(e)))?;
+    let typed = sink.wants_typed_rows();
 
     let activities: Vec<ContentId> = plan.hierarchy.nested.iter().map(|n| n.id.clone()).collect();
     let mut row = RowBuilder::new(plan, opts);
@@ -363,9 +392,13 @@ pub async fn build_rows<S: ReportSource, K: RowSink>(
                     continue;
                 }
             }
-            let fields = row.fill(learner, profile, &facts);
-            sink.row(fields)
-                .map_err(|e| BuildError::Sink(Box::new(e)))?;
+            row.fill(learner, profile, &facts);
+            let written = if typed {
+                sink.typed_row(&row.values)
+            } else {
+                sink.row(row.render())
+            };
+            written.map_err(|e| BuildError::Sink(Box::new(e)))?;
             summary.rows += 1;
         }
     }
@@ -554,29 +587,37 @@ impl<'a> ChunkFacts<'a> {
     }
 }
 
-/// Fills one reusable row buffer per learner, so rows cost no allocation
-/// once the buffers have grown.
+/// Fills one reusable row of typed values per learner (and, for text
+/// sinks, its rendering), so rows cost no allocation once the buffers have
+/// grown.
 struct RowBuilder<'p> {
     plan: &'p BatchPlan,
     opts: &'p ReportOptions,
+    values: Vec<Value>,
     fields: Vec<String>,
 }
 
 impl<'p> RowBuilder<'p> {
     fn new(plan: &'p BatchPlan, opts: &'p ReportOptions) -> Self {
+        let n = plan.columns.columns.len();
         Self {
             plan,
             opts,
-            fields: vec![String::new(); plan.columns.columns.len()],
+            values: vec![Value::Empty; n],
+            fields: vec![String::new(); n],
         }
     }
 
-    fn fill(
-        &mut self,
-        l: &Learner,
-        profile: Option<&UserProfile>,
-        facts: &ChunkFacts<'_>,
-    ) -> &[String] {
+    /// The CSV text of the row last filled: each value's text.
+    fn render(&mut self) -> &[String] {
+        for (out, v) in self.fields.iter_mut().zip(&self.values) {
+            out.clear();
+            v.write_text(out);
+        }
+        &self.fields
+    }
+
+    fn fill(&mut self, l: &Learner, profile: Option<&UserProfile>, facts: &ChunkFacts<'_>) {
         let plan = self.plan;
         let lern = self.opts.layout == Layout::Lern;
         let tz = self.opts.timezone;
@@ -594,45 +635,56 @@ impl<'p> RowBuilder<'p> {
         let text = |f: fn(&UserProfile) -> &Option<String>| {
             profile.and_then(|p| f(p).as_deref()).unwrap_or("")
         };
-        for (out, col) in self.fields.iter_mut().zip(&plan.columns.columns) {
-            out.clear();
+        let instant = |t: DateTime<Utc>| {
+            if lern {
+                Value::Date(tz.date(t))
+            } else {
+                Value::Timestamp(tz.localize(t))
+            }
+        };
+        for (cell, col) in self.values.iter_mut().zip(&plan.columns.columns) {
             match *col {
                 Column::Static(key) => match key {
-                    ColumnKey::CourseId => out.push_str(plan.batch.course_id.as_str()),
-                    ColumnKey::CollectionName => out.push_str(&plan.collection.name),
+                    ColumnKey::CourseId => {
+                        cell.text_buffer().push_str(plan.batch.course_id.as_str())
+                    }
+                    ColumnKey::CollectionName => cell.text_buffer().push_str(&plan.collection.name),
                     ColumnKey::BatchId => {
+                        let out = cell.text_buffer();
                         if lern {
                             out.push_str("BatchId_");
                         }
                         out.push_str(plan.batch.batch_id.as_str());
                     }
-                    ColumnKey::BatchName => out.push_str(&plan.batch.name),
-                    ColumnKey::UserId => out.push_str(user),
+                    ColumnKey::BatchName => cell.text_buffer().push_str(&plan.batch.name),
+                    ColumnKey::UserId => cell.text_buffer().push_str(user),
                     ColumnKey::UserName => values::user_name(
                         profile.and_then(|p| p.firstname.as_deref()),
                         profile.and_then(|p| p.lastname.as_deref()),
-                        out,
+                        cell.text_buffer(),
                     ),
-                    ColumnKey::State => out.push_str(text(|p| &p.state)),
-                    ColumnKey::District => out.push_str(text(|p| &p.district)),
-                    ColumnKey::OrgName => out.push_str(text(|p| &p.orgname)),
-                    ColumnKey::SchoolId => out.push_str(text(|p| &p.schooludisecode)),
-                    ColumnKey::SchoolName => out.push_str(text(|p| &p.schoolname)),
-                    ColumnKey::Block => out.push_str(text(|p| &p.block)),
-                    ColumnKey::Cluster => out.push_str(text(|p| &p.cluster)),
-                    ColumnKey::UserType => out.push_str(text(|p| &p.usertype)),
-                    ColumnKey::UserSubType => out.push_str(text(|p| &p.usersubtype)),
-                    ColumnKey::Board => out.push_str(&values::board(text(|p| &p.board))),
+                    ColumnKey::State => cell.text_buffer().push_str(text(|p| &p.state)),
+                    ColumnKey::District => cell.text_buffer().push_str(text(|p| &p.district)),
+                    ColumnKey::OrgName => cell.text_buffer().push_str(text(|p| &p.orgname)),
+                    ColumnKey::SchoolId => {
+                        cell.text_buffer().push_str(text(|p| &p.schooludisecode))
+                    }
+                    ColumnKey::SchoolName => cell.text_buffer().push_str(text(|p| &p.schoolname)),
+                    ColumnKey::Block => cell.text_buffer().push_str(text(|p| &p.block)),
+                    ColumnKey::Cluster => cell.text_buffer().push_str(text(|p| &p.cluster)),
+                    ColumnKey::UserType => cell.text_buffer().push_str(text(|p| &p.usertype)),
+                    ColumnKey::UserSubType => cell.text_buffer().push_str(text(|p| &p.usersubtype)),
+                    ColumnKey::Board => cell
+                        .text_buffer()
+                        .push_str(&values::board(text(|p| &p.board))),
                     ColumnKey::EnrolledDate => match &l.enrolled {
-                        EnrolledOn::At(t) if lern => format_lern_date(tz.date(*t), out),
-                        EnrolledOn::At(t) => format_seed_timestamp(*t, tz, out),
-                        EnrolledOn::Text(s) => out.push_str(s),
+                        EnrolledOn::At(t) => *cell = instant(*t),
+                        // Shown as stored: the one text value of a date column.
+                        EnrolledOn::Text(s) => cell.text_buffer().push_str(s),
                     },
-                    ColumnKey::CompletedOn => match l.completed_on {
-                        Some(t) if lern => format_lern_date(tz.date(t), out),
-                        Some(t) => format_seed_timestamp(t, tz, out),
-                        None => {}
-                    },
+                    ColumnKey::CompletedOn => {
+                        *cell = l.completed_on.map_or(Value::Empty, instant);
+                    }
                     ColumnKey::Progress => {
                         let done = popcount_and(&l.done, &plan.leaves.root.bits);
                         let p = values::progress(
@@ -640,7 +692,7 @@ impl<'p> RowBuilder<'p> {
                             plan.leaves.root.count,
                             l.completed_on.is_some(),
                         );
-                        push_int(out, u64::from(p));
+                        *cell = Value::Integer(i64::from(p));
                     }
                     ColumnKey::CertificateStatus => {
                         let s = values::certificate_status(
@@ -649,9 +701,9 @@ impl<'p> RowBuilder<'p> {
                             !plan.batch.cert_template_ids.is_empty(),
                             !lern,
                         );
-                        out.push_str(s.as_str());
+                        cell.text_buffer().push_str(s.as_str());
                     }
-                    ColumnKey::TotalScore => write_total(&chosen, lern, out),
+                    ColumnKey::TotalScore => *cell = total(&chosen, lern),
                 },
                 Column::NestedProgress(i) => {
                     let mask = &plan.leaves.nested[i];
@@ -660,50 +712,42 @@ impl<'p> RowBuilder<'p> {
                         .get(&(user, i))
                         .copied()
                         .unwrap_or_else(|| popcount_and(&l.done, &mask.bits) as f64);
-                    if let Some(p) = values::nested_progress(count, mask.count) {
-                        push_int(out, u64::from(p));
-                    }
+                    *cell = values::nested_progress(count, mask.count)
+                        .map_or(Value::Empty, |p| Value::Integer(i64::from(p)));
                 }
                 Column::AssessmentScore(i) => {
-                    if let Some(a) = chosen[i] {
-                        if lern {
-                            if let Some(p) = values::lern_score(a) {
-                                values::write_percent(p, out);
-                            }
-                        } else if let Some(s) = values::seed_score(a) {
-                            values::write_number(s, out);
+                    *cell = match chosen[i] {
+                        Some(a) if lern => {
+                            values::lern_score(a).map_or(Value::Empty, Value::Percent)
                         }
-                    }
+                        Some(a) => values::seed_score(a)
+                            .map_or(Value::Empty, |s| Value::Number(values::round_number(s))),
+                        None => Value::Empty,
+                    };
                 }
             }
         }
-        &self.fields
     }
-}
-
-fn push_int(out: &mut String, v: u64) {
-    use std::fmt::Write;
-    let _ = write!(out, "{v}");
 }
 
 /// Total Score: the sum of the chosen attempts' scores (seed), or the
 /// percentage of their summed scores over their summed maxima (lern).
-fn write_total(chosen: &[Option<&AssessmentAttempt>], lern: bool, out: &mut String) {
+fn total(chosen: &[Option<&AssessmentAttempt>], lern: bool) -> Value {
     let attempted: Vec<&AssessmentAttempt> = chosen.iter().flatten().copied().collect();
     if lern {
         let clean = |x: Option<f64>| x.filter(|v| v.is_finite()).map_or(0.0, |v| v.max(0.0));
         let score: f64 = attempted.iter().map(|a| clean(a.total_score)).sum();
         let max: f64 = attempted.iter().map(|a| clean(a.total_max_score)).sum();
-        if let Some(p) = values::ceil_percent(score, max) {
-            values::write_percent(p, out);
-        }
+        values::ceil_percent(score, max).map_or(Value::Empty, Value::Percent)
     } else {
         let scores: Vec<f64> = attempted
             .iter()
             .filter_map(|a| values::seed_score(a))
             .collect();
-        if !scores.is_empty() {
-            values::write_number(scores.iter().sum(), out);
+        if scores.is_empty() {
+            Value::Empty
+        } else {
+            Value::Number(values::round_number(scores.iter().sum()))
         }
     }
 }

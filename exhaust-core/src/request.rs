@@ -5,6 +5,7 @@
 use crate::ids::{BatchId, ContentId};
 use crate::model::{CollectionMeta, CourseBatch};
 use crate::source::{ReportSource, SourceError};
+use crate::typed::{FormatParseError, OutputFormat};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -284,14 +285,23 @@ impl NewRequest {
 
     /// The `job_request` row for this submission at `now`: request id from
     /// the raw tag and the date of `now` in UTC (plus `datasetConfig.type`
-    /// when set), stored tag `<tag>:<channel>`, `SUBMITTED`, no attempts.
+    /// when set, and the output format when not CSV), stored tag `<tag>:<channel>`, `SUBMITTED`, no attempts.
     pub fn into_job_request(self, now: DateTime<Utc>) -> Result<JobRequest, SubmitError> {
         self.validate()?;
-        let dataset_type = self
+        let mut dataset_type = self
             .dataset_config
             .get("type")
             .and_then(|t| t.as_str())
             .map(str::to_owned);
+        // A format other than CSV (which Sunbird never asks for) is part of
+        // the id, so the same batch can be asked for as CSV and as Parquet
+        // on one day without the second submission returning the first.
+        if let Ok(Some(format)) = requested_format(&self.dataset_config) {
+            dataset_type = Some(match dataset_type {
+                Some(t) => format!("{t}|{format}"),
+                None => format.to_string(),
+            });
+        }
         let request_id = request_id(
             &self.dataset,
             &self.tag,
@@ -319,6 +329,39 @@ impl NewRequest {
             batch_number: None,
             processed_batches: None,
         })
+    }
+}
+
+/// The key of `request_data` holding a request's output format when it is
+/// not CSV (the submit body's `outputFormat`).
+pub const OUTPUT_FORMAT_KEY: &str = "outputFormat";
+
+/// The `request_data` of a submission asking for `format`: CSV leaves the
+/// `datasetConfig` exactly as Sunbird stores it; another format is recorded
+/// under [`OUTPUT_FORMAT_KEY`] (so two requests differing only by format
+/// are not duplicates). A `datasetConfig` that is not an object is kept.
+pub fn with_output_format(
+    dataset_config: serde_json::Value,
+    format: OutputFormat,
+) -> serde_json::Value {
+    match (dataset_config, format) {
+        (serde_json::Value::Object(mut m), f) if f != OutputFormat::Csv => {
+            m.insert(OUTPUT_FORMAT_KEY.into(), f.as_str().into());
+            serde_json::Value::Object(m)
+        }
+        (config, _) => config,
+    }
+}
+
+/// The output format a request's `request_data` names; `None` when it
+/// names none (then the job's configured format applies).
+pub fn requested_format(
+    request_data: &serde_json::Value,
+) -> Result<Option<OutputFormat>, FormatParseError> {
+    match request_data.get(OUTPUT_FORMAT_KEY) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => s.parse().map(Some),
+        Some(other) => Err(FormatParseError(other.to_string())),
     }
 }
 
@@ -385,7 +428,29 @@ pub fn processed_json(batches: &[ProcessedBatch]) -> String {
 /// or without the request folder for a standalone run. `None` when the ids
 /// could leave the folder (a `/`, a leading `.`, ...).
 pub fn report_key(request_id: Option<&str>, batch: &BatchId, stamp: &str) -> Option<String> {
-    let name = report_file_name(batch, stamp)?;
+    report_key_as(request_id, batch, stamp, OutputFormat::Csv)
+}
+
+/// `<batchid>_progress_<stamp>.csv`, or `None` when the batch id cannot be
+/// part of a file name.
+pub fn report_file_name(batch: &BatchId, stamp: &str) -> Option<String> {
+    report_file_name_as(batch, stamp, OutputFormat::Csv)
+}
+
+/// `<batchid>_progress_<stamp>.<extension>`: Sunbird's name with the
+/// format's extension (`.parquet`, `.arrow`, `.xlsx`, `.csv`).
+pub fn report_file_name_as(batch: &BatchId, stamp: &str, format: OutputFormat) -> Option<String> {
+    safe_segment(batch.as_str()).then(|| format!("{batch}_progress_{stamp}.{}", format.extension()))
+}
+
+/// [`report_key`] for a file of `format`.
+pub fn report_key_as(
+    request_id: Option<&str>,
+    batch: &BatchId,
+    stamp: &str,
+    format: OutputFormat,
+) -> Option<String> {
+    let name = report_file_name_as(batch, stamp, format)?;
     match request_id {
         Some(rid) if safe_segment(rid) => Some(format!("{PROGRESS_EXHAUST}/{rid}/{name}")),
         Some(_) => None,
@@ -393,19 +458,17 @@ pub fn report_key(request_id: Option<&str>, batch: &BatchId, stamp: &str) -> Opt
     }
 }
 
-/// `<batchid>_progress_<stamp>.csv`, or `None` when the batch id cannot be
-/// part of a file name.
-pub fn report_file_name(batch: &BatchId, stamp: &str) -> Option<String> {
-    safe_segment(batch.as_str()).then(|| format!("{batch}_progress_{stamp}.csv"))
-}
-
 fn safe_segment(s: &str) -> bool {
     !s.is_empty() && !s.starts_with('.') && !s.contains(['/', '\\', '\0'])
 }
 
-/// The zip key that `download_urls` records for a CSV key.
+/// The zip key that `download_urls` records for a report's key (its
+/// format's extension replaced by `.zip`).
 pub fn zip_key(csv_key: &str) -> String {
-    match csv_key.strip_suffix(".csv") {
+    let stem = OutputFormat::ALL
+        .iter()
+        .find_map(|f| csv_key.strip_suffix(&format!(".{}", f.extension())));
+    match stem {
         Some(stem) => format!("{stem}.zip"),
         None => format!("{csv_key}.zip"),
     }
@@ -830,6 +893,20 @@ mod tests {
             zip_key("progress-exhaust/RID/b_progress_1.csv"),
             "progress-exhaust/RID/b_progress_1.zip"
         );
+        assert_eq!(
+            zip_key("progress-exhaust/RID/b_progress_1.parquet"),
+            "progress-exhaust/RID/b_progress_1.zip"
+        );
+        assert_eq!(
+            report_key_as(
+                Some("RID"),
+                &BatchId::new("batch-001"),
+                "20240115",
+                OutputFormat::Xlsx
+            )
+            .as_deref(),
+            Some("progress-exhaust/RID/batch-001_progress_20240115.xlsx")
+        );
     }
 
     #[test]
@@ -1023,5 +1100,40 @@ mod tests {
             assert_eq!(RequestStatus::parse(s.as_str()), Some(s));
         }
         assert_eq!(RequestStatus::parse("DONE"), None);
+    }
+
+    #[test]
+    fn output_format_lives_in_request_data_only_when_not_csv() {
+        let config = serde_json::json!({"batchId": "b1"});
+        let csv = with_output_format(config.clone(), OutputFormat::Csv);
+        assert_eq!(csv, config);
+        assert_eq!(requested_format(&csv), Ok(None));
+        let pq = with_output_format(config, OutputFormat::Parquet);
+        assert_eq!(pq["outputFormat"], "parquet");
+        assert_eq!(requested_format(&pq), Ok(Some(OutputFormat::Parquet)));
+        let bad = serde_json::json!({"batchId": "b1", "outputFormat": "pdf"});
+        assert!(requested_format(&bad).is_err());
+        let bad = serde_json::json!({"batchId": "b1", "outputFormat": 3});
+        assert!(requested_format(&bad).is_err());
+
+        // CSV keeps Sunbird's request id; another format has its own.
+        let new = |config: serde_json::Value| NewRequest {
+            tag: "t".into(),
+            dataset: "progress-exhaust".into(),
+            requested_by: "u".into(),
+            channel: "c".into(),
+            dataset_config: config,
+            encryption_key: None,
+        };
+        let now: DateTime<Utc> = "2024-01-15T10:00:00Z".parse().expect("time");
+        let plain = new(serde_json::json!({"batchId": "b1"}));
+        let id = |n: NewRequest| n.into_job_request(now).expect("valid").request_id;
+        let sunbird = request_id("progress-exhaust", "t", "u", "c", now.date_naive(), None);
+        assert_eq!(id(plain.clone()), sunbird);
+        let parquet = new(with_output_format(
+            serde_json::json!({"batchId": "b1"}),
+            OutputFormat::Parquet,
+        ));
+        assert_ne!(id(parquet), sunbird);
     }
 }

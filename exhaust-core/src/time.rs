@@ -219,8 +219,12 @@ fn push_padded(out: &mut String, v: u32, width: usize) {
 
 /// Seed layout timestamp: `2020-08-25 13:45:54:150+0000`, Sunbird's own text form.
 pub fn format_seed_timestamp(t: DateTime<Utc>, tz: ReportTz, out: &mut String) {
+    format_seed_local(tz.localize(t), out);
+}
+
+/// [`format_seed_timestamp`] of an instant already in the report's zone.
+pub fn format_seed_local(local: DateTime<FixedOffset>, out: &mut String) {
     use chrono::{Datelike, Timelike};
-    let local = tz.localize(t);
     // Written field by field: chrono's `format` re-parses its pattern per call.
     push_padded(out, local.year().unsigned_abs(), 4);
     out.push('-');

@@ -72,10 +72,15 @@ pub fn choose_attempt<'a>(
 /// Writes a number as Sunbird's seed report does: no trailing `.0` (`7`,
 /// `7.5`), rounded to 6 decimals so sums print as people expect.
 pub fn write_number(x: f64, out: &mut String) {
+    let _ = write!(out, "{}", round_number(x));
+}
+
+/// A score as the report holds it: rounded to 6 decimals, never `-0`.
+/// [`write_number`] prints exactly this value.
+pub fn round_number(x: f64) -> f64 {
     let r = (x * 1e6).round() / 1e6;
     // `-0` would print as "-0".
-    let r = if r == 0.0 { 0.0 } else { r };
-    let _ = write!(out, "{r}");
+    if r == 0.0 { 0.0 } else { r }
 }
 
 /// The seed layout score of an attempt: its `total_score`, when it has one.

@@ -15,8 +15,11 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
-use exhaust_core::request::{JobRequest, NewRequest, RequestStatus, SubmitError, stored_tag};
+use exhaust_core::request::{
+    JobRequest, NewRequest, RequestStatus, SubmitError, stored_tag, with_output_format,
+};
 use exhaust_core::store::{RequestStore, StoreError, Submission};
+use exhaust_core::typed::OutputFormat;
 use exhaust_writer::StorageError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -154,9 +157,13 @@ pub struct SubmitRequest {
     /// The key protecting the files (as Sunbird's course service sends it).
     /// Stored, never returned.
     encryption_key: Option<String>,
-    /// Any value: accepted and ignored, as by Sunbird.
-    #[schema(value_type = Option<Value>)]
-    output_format: Option<Value>,
+    /// The file format (Sunbird accepts and ignores the field): `csv` when
+    /// absent or null; `parquet`, `arrow` and `xlsx` too in builds with the
+    /// feature `typed`. Any case, white space around it ignored; any other
+    /// value: 400.
+    #[cfg_attr(feature = "typed", schema(nullable, pattern = r"^[\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([cC][sS][vV]|[pP][aA][rR][qQ][uU][eE][tT]|[aA][rR][rR][oO][wW]|[xX][lL][sS][xX])[\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"))]
+    #[cfg_attr(not(feature = "typed"), schema(nullable, pattern = r"^[\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[cC][sS][vV][\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"))]
+    output_format: Option<String>,
 }
 
 /// `datasetConfig`: an object with at least one key. The progress exhaust
@@ -370,6 +377,16 @@ fn parse_submit(body: &[u8], channel: Option<String>) -> Result<NewRequest, Stri
         Some(v @ (Value::Null | Value::Object(_))) => v.clone(),
         Some(_) => return Err("request.datasetConfig must be a JSON object".into()),
     };
+    // Sunbird accepts and ignores `outputFormat`; here it chooses the file
+    // format (csv when absent), recorded in request_data unless csv.
+    let format = match text_field(request, "outputFormat")? {
+        None => OutputFormat::Csv,
+        Some(text) => text
+            .parse::<OutputFormat>()
+            .map_err(|e| format!("request.outputFormat: {e}"))?,
+    };
+    exhaust_writer::check_format(format).map_err(|e| format!("request.outputFormat: {e}"))?;
+    let dataset_config = with_output_format(dataset_config, format);
     Ok(NewRequest {
         tag: text_field(request, "tag")?.unwrap_or_default(),
         dataset: text_field(request, "dataset")?.unwrap_or_default(),

@@ -485,6 +485,79 @@ async fn submit_build_read_download(w: World) {
 }
 on_both_stores!(flow, submit_build_read_download);
 
+/// `outputFormat` chooses the file inside the zip (csv when absent, and
+/// Sunbird's "csv" keeps the request as Sunbird stores it); an unknown
+/// format is refused with 400 naming it.
+async fn output_formats(w: World) {
+    let server = w.start(w.config(&conformance())).await;
+    let api = Api::new(&server);
+    let with_format = |format: &str| {
+        let mut b = body("formats", "user-002", json!({"batchId": BATCH}), None);
+        b["request"]["outputFormat"] = json!(format);
+        b
+    };
+
+    let a = api.submit(Some(CHANNEL), &with_format("pdf")).await;
+    assert_error(
+        &a,
+        400,
+        SUBMIT,
+        "CLIENT_ERROR",
+        "request.outputFormat: unknown output format \"pdf\": use csv, parquet, arrow or xlsx",
+    );
+
+    let a = api.submit(Some(CHANNEL), &with_format("parquet")).await;
+    if !exhaust_writer::format_available(exhaust_core::typed::OutputFormat::Parquet) {
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
+        assert!(a.text.contains("not built in"), "{}", a.text);
+        server.shutdown().await.expect("shutdown");
+        return;
+    }
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let parquet_id = a.json["result"]["requestId"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    assert_eq!(
+        a.json["result"]["datasetConfig"],
+        json!({"batchId": BATCH, "outputFormat": "parquet"})
+    );
+    let a = api.submit(Some(CHANNEL), &with_format("CSV")).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.json["result"]["datasetConfig"], json!({"batchId": BATCH}));
+    let csv_id = a.json["result"]["requestId"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    assert_ne!(csv_id, parquet_id, "each format is its own request");
+
+    let summary = run_worker_once(&w, &server, &conformance()).await;
+    assert_eq!((summary.total, summary.succeeded), (2, 2), "{summary}");
+    for (id, ext, magic) in [
+        (&parquet_id, "parquet", &b"PAR1"[..]),
+        (&csv_id, "csv", &b"Collection Id"[..]),
+    ] {
+        let a = api.read("formats", id, Some(CHANNEL)).await;
+        assert_eq!(a.json["result"]["status"], "SUCCESS", "{}", a.text);
+        let url = a.json["result"]["downloadUrls"][0].as_str().expect("url");
+        let (status, _, bytes) = api.get(url).await;
+        assert_eq!(status, StatusCode::OK);
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("archive");
+        assert_eq!(zip.len(), 1);
+        let mut entry = zip.by_index(0).expect("entry");
+        let name = entry.name().expect("name").to_string();
+        assert!(
+            name.starts_with("batch-001_progress_") && name.ends_with(&format!(".{ext}")),
+            "{name}"
+        );
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).expect("read");
+        assert!(data.starts_with(magic), "{name} is a {ext} file");
+    }
+    server.shutdown().await.expect("shutdown");
+}
+on_both_stores!(formats, output_formats);
+
 /// List: newest first, limited, scoped by channel; a bad limit is refused.
 async fn listing(w: World) {
     let t0 = Utc

@@ -66,6 +66,23 @@ pub enum WriteError {
     /// The destination path has no file name (e.g. `/` or `..`).
     #[error("destination {0} does not name a file")]
     InvalidDestination(PathBuf),
+    /// A typed format's encoder (Arrow, Parquet, Excel) failed.
+    #[error("{action}: {detail}")]
+    Encode {
+        /// What was being written, naming the format.
+        action: String,
+        /// The encoder's message.
+        detail: String,
+    },
+    /// A typed sink was begun without the report's schema (`begin` instead
+    /// of `begin_typed`), or given text rows.
+    #[error("the {0} sink needs typed rows: build it with exhaust_core::report::build_rows")]
+    NeedsTypedRows(&'static str),
+    /// The output format is not built into this binary.
+    #[error(
+        "the {0} format is not built in: build with the exhaust-writer feature `{0}` (or `typed` for every format)"
+    )]
+    FormatUnavailable(&'static str),
 }
 
 impl WriteError {
@@ -73,6 +90,14 @@ impl WriteError {
         Self::Io {
             action: action.into(),
             source,
+        }
+    }
+
+    #[allow(dead_code)] // used by the typed formats' features only
+    pub(crate) fn encode(action: impl Into<String>, detail: impl std::fmt::Display) -> Self {
+        Self::Encode {
+            action: action.into(),
+            detail: detail.to_string(),
         }
     }
 

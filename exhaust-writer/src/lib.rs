@@ -35,6 +35,8 @@
 #![deny(missing_docs)]
 
 mod archive;
+#[cfg(feature = "arrow")]
+pub mod arrow;
 mod atomic;
 mod cooperative;
 mod counting;
@@ -42,10 +44,13 @@ mod csv_sink;
 pub mod envelope;
 mod error;
 mod key;
+mod report_sink;
 pub mod runner;
 pub mod shutdown;
 pub mod storage;
 pub mod testing;
+#[cfg(feature = "xlsx")]
+pub mod xlsx;
 
 pub use archive::{read_single_entry, write_zip, zip_file};
 pub use atomic::{AtomicFile, TEMP_PREFIX, TEMP_SUFFIX};
@@ -54,6 +59,7 @@ pub use csv_sink::{CsvSink, CsvStats};
 pub use envelope::{EnvelopeError, Secret};
 pub use error::WriteError;
 pub use key::{decode_encryption_key, encode_encryption_key};
+pub use report_sink::{ReportSink, ReportStats, check_format, format_available};
 pub use runner::{BuiltBatch, RunSummary, Runner, RunnerConfig};
 pub use shutdown::{DEFAULT_GRACE, Shutdown, stop_on_signals};
 pub use storage::{Storage, StorageError, StoredFile, StoredObject};

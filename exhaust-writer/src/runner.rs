@@ -21,25 +21,27 @@
 //! the request goes back to `SUBMITTED` with the batches already stored.
 //! [`Runner::watch`] is the polling loop around single runs.
 
+use crate::WriteError;
 use crate::archive::zip_file;
 use crate::cooperative::Cooperative;
 use crate::envelope;
 use crate::key::decode_encryption_key;
 use crate::shutdown::Shutdown;
+use crate::report_sink::{ReportSink, check_format};
 use crate::storage::{Storage, StorageError};
-use crate::{CsvSink, WriteError};
 use chrono::Utc;
 use exhaust_core::OrgId;
 use exhaust_core::report::{ReportOptions, build_rows, plan_collection_batch};
 use exhaust_core::request::{
     BatchOutcome, ChannelBudget, JobRequest, ProcessedBatch, RequestData, RequestError,
     RequestOutcome, RequestStatus, ResolveError, ResolvedBatch, decide, duplicate_key,
-    parse_processed, report_key, resolve_batches, zip_key,
+    parse_processed, report_key_as, requested_format, resolve_batches, zip_key,
 };
 use exhaust_core::security::{PreferenceSource, SecurityLevel};
 use exhaust_core::source::{ReadStats, ReportSource, reads_between};
 use exhaust_core::store::{Completion, RequestStore, Selection, StoreError};
 use exhaust_core::time::{ReportTz, file_date_stamp};
+use exhaust_core::typed::OutputFormat;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
@@ -69,6 +71,9 @@ pub struct RunnerConfig {
     pub sunbird_encryption_key: String,
     /// Where CSVs and zips are written before they are stored.
     pub work_dir: PathBuf,
+    /// The file format of requests that name none (`[job] format`); a
+    /// request's `outputFormat` wins.
+    pub format: OutputFormat,
 }
 
 impl Default for RunnerConfig {
@@ -82,6 +87,7 @@ impl Default for RunnerConfig {
             channel_max_bytes: 1 << 30,
             sunbird_encryption_key: String::new(),
             work_dir: std::env::temp_dir(),
+            format: OutputFormat::Csv,
         }
     }
 }
@@ -746,7 +752,11 @@ where
         let sources = Cooperative(&self.sources);
         let before = self.sources.read_counts();
         let id = &rb.batch.batch_id;
-        let csv_key = report_key(Some(&row.request_id), id, stamp).ok_or_else(|| {
+        let format = requested_format(&row.request_data)
+            .map_err(|e| BatchError::fatal(e.to_string()))?
+            .unwrap_or(self.config.format);
+        check_format(format).map_err(|e| BatchError::fatal(e.to_string()))?;
+        let csv_key = report_key_as(Some(&row.request_id), id, stamp, format).ok_or_else(|| {
             BatchError::fatal(format!(
                 "batch id {:?} or request id {:?} cannot be used in a file name",
                 id.as_str(),
@@ -784,12 +794,13 @@ where
         let csv_path = work.path().join(&csv_name);
         let file = std::fs::File::create(&csv_path)
             .map_err(|e| WriteError::io(format!("creating {}", csv_path.display()), e))?;
-        let mut sink = CsvSink::new(BufWriter::with_capacity(1 << 20, file));
+        let mut sink =
+            ReportSink::new(format, BufWriter::with_capacity(1 << 20, file), Utc::now())?;
         let report = build_rows(&sources, &plan, &self.config.report, &mut sink).await?;
         let (writer, stats) = sink.finish()?;
         writer
             .into_inner()
-            .map_err(|e| WriteError::io("flushing the CSV", e.into_error()))?;
+            .map_err(|e| WriteError::io("flushing the report", e.into_error()))?;
         let reads = reads_between(&before, &self.sources.read_counts());
 
         let key = zip_key(&csv_key);
