@@ -161,8 +161,20 @@ pub struct SubmitRequest {
     /// absent or null; `parquet`, `arrow` and `xlsx` too in builds with the
     /// feature `typed`. Any case, white space around it ignored; any other
     /// value: 400.
-    #[cfg_attr(feature = "typed", schema(nullable, pattern = r"^[\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([cC][sS][vV]|[pP][aA][rR][qQ][uU][eE][tT]|[aA][rR][rR][oO][wW]|[xX][lL][sS][xX])[\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"))]
-    #[cfg_attr(not(feature = "typed"), schema(nullable, pattern = r"^[\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[cC][sS][vV][\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"))]
+    #[cfg_attr(
+        feature = "typed",
+        schema(
+            nullable,
+            pattern = r"^[\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([cC][sS][vV]|[pP][aA][rR][qQ][uU][eE][tT]|[aA][rR][rR][oO][wW]|[xX][lL][sS][xX])[\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+        )
+    )]
+    #[cfg_attr(
+        not(feature = "typed"),
+        schema(
+            nullable,
+            pattern = r"^[\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[cC][sS][vV][\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+        )
+    )]
     output_format: Option<String>,
 }
 
