@@ -1,18 +1,11 @@
 //! `exhaust snapshot` and the choice of source by configuration.
 
-use assert_cmd::Command;
+mod common;
+
+use common::exhaust;
 use std::path::Path;
 
 const BATCH: &str = "0135742803756164562";
-
-fn exhaust(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("exhaust").expect("binary");
-    cmd.current_dir(dir);
-    for var in ["EXHAUST_CONFIG", "EXHAUST_SNAPSHOT", "EXHAUST_STORE_URL"] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
 
 fn report_bytes(dir: &Path, out: &str, extra: &[&str]) -> Vec<u8> {
     exhaust(dir)

@@ -5,27 +5,12 @@
 //! against the CSV in exhaust-writer's tests; here pyarrow and openpyxl only
 //! confirm each file is what its name says and has the CSV's rows.
 
-use assert_cmd::Command;
+mod common;
+
+use common::exhaust;
 use std::path::{Path, PathBuf};
 
 const BATCH: &str = "0135742803756164562";
-
-fn exhaust(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("exhaust").expect("binary");
-    cmd.current_dir(dir);
-    for var in [
-        "EXHAUST_CONFIG",
-        "EXHAUST_SNAPSHOT",
-        "EXHAUST_STORE_URL",
-        "EXHAUST_STORE_TABLE",
-        "EXHAUST_STORAGE_URL",
-        "EXHAUST_SECURITY_LEVEL",
-        "EXHAUST_SUNBIRD_ENCRYPTION_KEY",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
 
 fn reader() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../exhaust-writer/tests/read_typed.py")

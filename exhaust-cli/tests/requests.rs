@@ -2,30 +2,14 @@
 //! in a fresh working folder with the defaults (SQLite file, local folder,
 //! sample snapshot), and against PostgreSQL through the environment.
 
-use assert_cmd::Command;
+mod common;
+
+use common::exhaust;
 use exhaust_sources::requests::testing::{fresh_schema, test_pg_url};
 use std::path::Path;
 
 const SAMPLE_BATCH: &str = "0135742803756164562";
 const SAMPLE_CHANNEL: &str = "0166646273726135492";
-
-/// `exhaust` in `dir`, with none of the developer's settings.
-fn exhaust(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("exhaust").expect("binary");
-    cmd.current_dir(dir);
-    for var in [
-        "EXHAUST_CONFIG",
-        "EXHAUST_SNAPSHOT",
-        "EXHAUST_STORE_URL",
-        "EXHAUST_STORE_TABLE",
-        "EXHAUST_STORAGE_URL",
-        "EXHAUST_SECURITY_LEVEL",
-        "EXHAUST_SUNBIRD_ENCRYPTION_KEY",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
 
 fn stdout(a: &assert_cmd::assert::Assert) -> String {
     String::from_utf8_lossy(&a.get_output().stdout).into_owned()

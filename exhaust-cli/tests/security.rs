@@ -6,6 +6,8 @@
 //! for the same batch. Missing keys and a preference service that is down
 //! end in a clear message with nothing lost; keys never reach the output.
 
+mod common;
+
 use assert_cmd::Command;
 use std::path::{Path, PathBuf};
 use wiremock::matchers::{body_partial_json, method, path};
@@ -28,19 +30,8 @@ fn script() -> PathBuf {
 }
 
 fn exhaust(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("exhaust").expect("binary");
-    cmd.current_dir(dir).env("EXHAUST_LOG", "debug");
-    for var in [
-        "EXHAUST_CONFIG",
-        "EXHAUST_SNAPSHOT",
-        "EXHAUST_STORE_URL",
-        "EXHAUST_STORE_TABLE",
-        "EXHAUST_STORAGE_URL",
-        "EXHAUST_SECURITY_LEVEL",
-        "EXHAUST_SUNBIRD_ENCRYPTION_KEY",
-    ] {
-        cmd.env_remove(var);
-    }
+    let mut cmd = common::exhaust(dir);
+    cmd.env("EXHAUST_LOG", "debug");
     cmd
 }
 
