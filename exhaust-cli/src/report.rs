@@ -6,12 +6,14 @@ use anyhow::{Context, anyhow, bail};
 use chrono::{DateTime, Utc};
 use exhaust_core::layout::{Layout, parse_column_keys};
 use exhaust_core::report::{BatchSummary, ReportOptions, RowSink, build_rows, plan_batch};
-use exhaust_core::request::report_file_name_as;
-use exhaust_core::source::{CollectionBatchSource, CollectionSource, ReadCounter, reads_between};
+use exhaust_core::request::{
+    RequestData, RequestError, ResolveError, report_file_name_as, resolve_batches,
+};
+use exhaust_core::source::{ReadCounter, reads_between};
 use exhaust_core::time::{ReportTz, file_date_stamp};
 use exhaust_core::typed::{OutputFormat, ReportSchema, Value};
 use exhaust_core::values::AttemptChoice;
-use exhaust_core::{BatchId, ContentId, OrgId};
+use exhaust_core::{BatchId, OrgId};
 use exhaust_sources::{Snapshot, SnapshotOptions};
 use exhaust_writer::{AtomicFile, ReportSink, check_format};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -146,17 +148,26 @@ pub async fn run(args: ReportArgs, now: DateTime<Utc>) -> anyhow::Result<bool> {
     Ok(failed == 0)
 }
 
+/// The batches a search filter matches, by the request flow's rule
+/// (`request::resolve_batches`), so that `exhaust report` and a request with
+/// the same `searchFilter` build the same batches: sorted by id, without
+/// repeats, without the batches of retired collections.
 async fn batches_from_search(
-    snapshot: &AnySource,
+    source: &AnySource,
     filter: &serde_json::Value,
 ) -> anyhow::Result<Vec<BatchId>> {
-    let collections = snapshot.search(filter).await.context("the search filter")?;
-    let ids: Vec<ContentId> = collections.into_iter().map(|c| c.identifier).collect();
-    let batches = snapshot.batches_of(&ids).await?;
-    if batches.is_empty() {
-        bail!("the search filter matched no batch");
-    }
-    Ok(batches.into_iter().map(|b| b.batch_id).collect())
+    let resolved = resolve_batches(source, &RequestData::Search(filter.clone()))
+        .await
+        .map_err(|e| match e {
+            ResolveError::Request(RequestError::NoDataFound) => {
+                anyhow!("the search filter matched no batch")
+            }
+            ResolveError::Request(RequestError::RetiredCollection) => {
+                anyhow!("the search filter matched only batches of retired collections")
+            }
+            other => anyhow!("the search filter: {other}"),
+        })?;
+    Ok(resolved.into_iter().map(|r| r.batch.batch_id).collect())
 }
 
 async fn build_one(

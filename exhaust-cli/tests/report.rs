@@ -169,6 +169,64 @@ fn a_search_filter_builds_every_batch_of_the_matched_collections() {
     output_file(out.path(), "batch-006");
 }
 
+/// `--search-filter` resolves batches by the request flow's rule: batches
+/// of retired collections are dropped, and a filter that leaves nothing
+/// says why.
+#[test]
+fn a_search_filter_drops_retired_collections_as_requests_do() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let snap = dir.path().join("snap");
+    // Eight batches over four courses, one of them retired.
+    exhaust()
+        .args([
+            "gen-snapshot",
+            "--batches",
+            "8",
+            "--enrolments-per-batch",
+            "5",
+        ])
+        .args(["--users", "50", "--out"])
+        .arg(&snap)
+        .assert()
+        .success();
+    let content = std::fs::read_to_string(snap.join("content.jsonl")).expect("content");
+    assert!(
+        content.contains(r#""status":"Retired""#),
+        "the generator makes one retired course"
+    );
+
+    let out = dir.path().join("all");
+    let all = report(
+        &snap,
+        &out,
+        &["--search-filter", r#"{"request":{"filters":{}}}"#],
+    )
+    .success();
+    let stdout = String::from_utf8_lossy(&all.get_output().stdout).into_owned();
+    let built = files(&out.join("progress-exhaust")).len();
+    assert!(built > 0 && built < 8, "{built} batches built: {stdout}");
+    assert!(
+        stdout.contains(&format!("{built} of {built} batches built")),
+        "{stdout}"
+    );
+
+    for (filter, message) in [
+        (
+            r#"{"request":{"filters":{"status":["Retired"]}}}"#,
+            "the search filter matched only batches of retired collections",
+        ),
+        (
+            r#"{"request":{"filters":{"identifier":["do_none"]}}}"#,
+            "the search filter matched no batch",
+        ),
+    ] {
+        let out = dir.path().join("none");
+        let failed = report(&snap, &out, &["--search-filter", filter]).failure();
+        let stderr = stderr_of(&failed);
+        assert!(stderr.contains(message), "{filter}: {stderr}");
+    }
+}
+
 #[test]
 fn the_file_date_follows_the_file_time_zone() {
     let out = tempfile::tempdir().expect("tempdir");
