@@ -407,11 +407,7 @@ impl Settings {
             .map(parse_column_keys)
             .transpose()
             .map_err(|e| anyhow!(e))?;
-        let attempt_choice = match j.attempt.as_str() {
-            "best" => AttemptChoice::BestScore,
-            "latest" => AttemptChoice::Latest,
-            other => anyhow::bail!("unknown attempt choice {other:?}: use best or latest"),
-        };
+        let attempt_choice: AttemptChoice = j.attempt.parse().map_err(|e: String| anyhow!(e))?;
         if j.chunk_size == 0 {
             anyhow::bail!("[job] chunk_size must be at least 1");
         }

@@ -48,11 +48,7 @@ fn validate(args: ReportArgs) -> anyhow::Result<Plan> {
         .map_err(|e| anyhow!(e))?;
     let timezone: ReportTz = args.timezone.parse()?;
     let file_tz: ReportTz = args.file_timezone.parse()?;
-    let attempt_choice = match args.attempt.as_str() {
-        "best" => AttemptChoice::BestScore,
-        "latest" => AttemptChoice::Latest,
-        other => bail!("unknown attempt choice {other:?}: use best or latest"),
-    };
+    let attempt_choice: AttemptChoice = args.attempt.parse().map_err(|e: String| anyhow!(e))?;
     if args.batch_ids.is_empty() && args.search_filter.is_none() {
         bail!("name at least one batch with --batch-id, or give --search-filter");
     }

@@ -46,6 +46,21 @@ pub enum AttemptChoice {
     Latest,
 }
 
+impl std::str::FromStr for AttemptChoice {
+    type Err = String;
+
+    /// `best` or `latest`, as the CLI and the configuration spell them.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "best" => Ok(Self::BestScore),
+            "latest" => Ok(Self::Latest),
+            other => Err(format!(
+                "unknown attempt choice {other:?}: use best or latest"
+            )),
+        }
+    }
+}
+
 /// A score that is a real number; negative scores are data errors and count as 0.
 fn clean(x: Option<f64>) -> Option<f64> {
     x.filter(|v| v.is_finite()).map(|v| v.max(0.0))
@@ -197,6 +212,16 @@ pub fn user_order(a: &str, b: &str) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attempt_choices_parse_by_their_names() {
+        assert_eq!("best".parse(), Ok(AttemptChoice::BestScore));
+        assert_eq!("latest".parse(), Ok(AttemptChoice::Latest));
+        assert_eq!(
+            "first".parse::<AttemptChoice>(),
+            Err("unknown attempt choice \"first\": use best or latest".to_string())
+        );
+    }
     use crate::ids::{BatchId, ContentId, UserId};
     use chrono::{DateTime, Utc};
 
