@@ -87,6 +87,47 @@ pub struct Completion {
     pub execution_time_ms: i64,
 }
 
+/// What a [`Completion`] writes into `job_request`, decided here so that
+/// every store writes the same: stores only encode these values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnChanges {
+    /// `status`.
+    pub status: RequestStatus,
+    /// `download_urls`: `Some` to overwrite, `None` to leave as stored.
+    pub download_urls: Option<Vec<String>>,
+    /// `err_message` (`None` clears it).
+    pub err_message: Option<String>,
+    /// Added to `iteration`: 1 when the run counts as an attempt.
+    pub iteration_step: i32,
+    /// `dt_job_completed`: `Some` for SUCCESS and FAILED, `None` to leave it.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// `execution_time`, in milliseconds.
+    pub execution_time_ms: i64,
+}
+
+impl Completion {
+    /// The columns this completion changes. SUCCESS records its zips'
+    /// keys; FAILED empties `download_urls` (Sunbird's test expects an empty
+    /// list: a failed request has nothing to download); a request going
+    /// back to SUBMITTED keeps what is stored. Only SUCCESS and FAILED set
+    /// `dt_job_completed`.
+    pub fn column_changes(&self) -> ColumnChanges {
+        let finished = matches!(self.status, RequestStatus::Success | RequestStatus::Failed);
+        ColumnChanges {
+            status: self.status,
+            download_urls: match self.status {
+                RequestStatus::Success => Some(self.download_urls.clone()),
+                RequestStatus::Failed => Some(Vec::new()),
+                _ => None,
+            },
+            err_message: self.err_message.clone(),
+            iteration_step: i32::from(self.count_attempt),
+            completed_at: finished.then_some(self.completed_at),
+            execution_time_ms: self.execution_time_ms,
+        }
+    }
+}
+
 /// What submitting a request did (Sunbird's resubmission rules).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Submission {
@@ -242,5 +283,41 @@ mod tests {
         assert!(s.eligible(&row(RequestStatus::Submitted, 0, Some(2))));
         assert!(!s.eligible(&row(RequestStatus::Submitted, 0, Some(1))));
         assert!(!s.eligible(&row(RequestStatus::Submitted, 0, None)));
+    }
+
+    #[test]
+    fn a_completion_changes_the_columns_its_status_calls_for() {
+        let at = chrono::TimeZone::timestamp_millis_opt(&Utc, 1_705_312_800_000)
+            .single()
+            .expect("time");
+        let completion = |status, count_attempt| Completion {
+            status,
+            processed: Vec::new(),
+            download_urls: vec!["progress-exhaust/R/b.zip".into()],
+            err_message: None,
+            count_attempt,
+            completed_at: at,
+            execution_time_ms: 42,
+        };
+        let success = completion(RequestStatus::Success, false).column_changes();
+        assert_eq!(
+            success.download_urls.as_deref(),
+            Some(&["progress-exhaust/R/b.zip".to_string()][..])
+        );
+        assert_eq!(
+            (success.completed_at, success.iteration_step),
+            (Some(at), 0)
+        );
+        let failed = completion(RequestStatus::Failed, true).column_changes();
+        assert_eq!(
+            failed.download_urls,
+            Some(Vec::new()),
+            "a failure has nothing to download"
+        );
+        assert_eq!((failed.completed_at, failed.iteration_step), (Some(at), 1));
+        let back = completion(RequestStatus::Submitted, false).column_changes();
+        assert_eq!(back.download_urls, None, "stored links are kept");
+        assert_eq!(back.completed_at, None);
+        assert_eq!(back.execution_time_ms, 42);
     }
 }

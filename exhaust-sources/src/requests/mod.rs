@@ -377,7 +377,8 @@ pub(crate) fn time_of(ms: Option<i64>) -> Option<DateTime<Utc>> {
     ms.and_then(|ms| Utc.timestamp_millis_opt(ms).single())
 }
 
-/// The columns of `job_request` after a completion, as the run writes them.
+/// The columns of `job_request` after a completion, as the stores bind
+/// them (which columns change is the core's rule, `Completion::column_changes`).
 pub(crate) struct CompletionColumns {
     pub status: &'static str,
     pub processed: String,
@@ -391,22 +392,17 @@ pub(crate) struct CompletionColumns {
 }
 
 impl CompletionColumns {
+    /// The core's column changes, encoded for the stores.
     pub fn new(c: &Completion) -> Self {
-        let finished = matches!(c.status, RequestStatus::Success | RequestStatus::Failed);
+        let changes = c.column_changes();
         Self {
-            status: c.status.as_str(),
+            status: changes.status.as_str(),
             processed: exhaust_core::request::processed_json(&c.processed),
-            download_urls: match c.status {
-                RequestStatus::Success => Some(c.download_urls.clone()),
-                // A failed request has nothing to download (Sunbird's test
-                // expects an empty list).
-                RequestStatus::Failed => Some(Vec::new()),
-                _ => None,
-            },
-            err_message: c.err_message.clone(),
-            iteration_step: i32::from(c.count_attempt),
-            completed_at: finished.then_some(c.completed_at),
-            execution_time: c.execution_time_ms,
+            download_urls: changes.download_urls,
+            err_message: changes.err_message,
+            iteration_step: changes.iteration_step,
+            completed_at: changes.completed_at,
+            execution_time: changes.execution_time_ms,
         }
     }
 }
