@@ -81,3 +81,20 @@ pub fn decode_line(table: &str, line: &[u8]) -> Result<(), String> {
 pub fn user_entry(value: serde_json::Value) -> exhaust_core::model::UserEntry {
     rows::user_entry(value)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_the_sample_lines_and_refuses_garbage() {
+        let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/sample-snapshot");
+        for table in TABLES {
+            let text = std::fs::read_to_string(format!("{sample}/{table}.jsonl")).expect("table");
+            let line = text.lines().next().expect("a line");
+            assert_eq!(decode_line(table, line.as_bytes()), Ok(()), "{table}");
+            assert!(decode_line(table, b"{\"").is_err(), "{table}");
+        }
+        assert!(decode_line("nothing", b"{}").is_err());
+    }
+}
