@@ -370,6 +370,15 @@ fn text_field(obj: &serde_json::Map<String, Value>, name: &str) -> Result<Option
 
 /// Reads the submit body into a [`NewRequest`] (with an empty channel when
 /// the header is absent: validation reports it in Sunbird's order).
+/// [`parse_submit`] for the fuzz targets in `fuzz/`; not a stable API.
+#[doc(hidden)]
+pub fn parse_submit_for_fuzzing(
+    body: &[u8],
+    channel: Option<String>,
+) -> Result<NewRequest, String> {
+    parse_submit(body, channel)
+}
+
 fn parse_submit(body: &[u8], channel: Option<String>) -> Result<NewRequest, String> {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         // serde_json's syntax errors name a position, never the content.

@@ -23,6 +23,8 @@
 pub mod cassandra;
 mod counting;
 pub mod export;
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(feature = "generate")]
 pub mod generate;
 pub mod live;

@@ -366,21 +366,21 @@ impl Snapshot {
 }
 
 #[derive(Deserialize)]
-struct UserIdOnly<'a> {
+pub(crate) struct UserIdOnly<'a> {
     #[serde(borrow)]
-    user_id: Option<std::borrow::Cow<'a, str>>,
+    pub(crate) user_id: Option<std::borrow::Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
-struct KeyOnly<'a> {
+pub(crate) struct KeyOnly<'a> {
     #[serde(borrow)]
-    key: Option<std::borrow::Cow<'a, str>>,
+    pub(crate) key: Option<std::borrow::Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
-struct IdentifierOnly<'a> {
+pub(crate) struct IdentifierOnly<'a> {
     #[serde(borrow)]
-    identifier: Option<std::borrow::Cow<'a, str>>,
+    pub(crate) identifier: Option<std::borrow::Cow<'a, str>>,
 }
 
 impl Snapshot {

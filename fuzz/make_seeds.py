@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora under fuzz/corpus/ from the repository's fixtures.
+Run from the repository root: python3 fuzz/make_seeds.py"""
+import hashlib, io, json, os, zipfile
+from pathlib import Path
+
+from cryptography.hazmat.primitives import padding, serialization
+from cryptography.hazmat.primitives.asymmetric import padding as apad
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "fuzz" / "corpus"
+SNAPSHOTS = [ROOT / "examples" / "sample-snapshot", ROOT.parent / "shared" / "conformance" / "sunbird-lern" / "snapshot"]
+TABLES = ["course_batch", "user_enrolments", "assessment_aggregator", "user_activity_agg",
+          "content", "content_hierarchy", "relation_cache", "user_cache"]
+
+
+def put(target, data):
+    d = CORPUS / target
+    d.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode()
+    (d / hashlib.sha1(data).hexdigest()).write_bytes(data)
+
+
+def lines(table, n):
+    out = []
+    for snap in SNAPSHOTS:
+        p = snap / f"{table}.jsonl"
+        if p.exists():
+            out += [l for l in p.read_bytes().splitlines() if l.strip()][:n]
+    return out
+
+
+# snapshot_lines: the table's index byte, then one line.
+for i, t in enumerate(TABLES):
+    for line in lines(t, 3):
+        put("snapshot_lines", bytes([i]) + line)
+
+# hierarchy: the hierarchy text of each content_hierarchy line (small ones).
+for line in lines("content_hierarchy", 4):
+    h = json.loads(line).get("hierarchy")
+    text = h if isinstance(h, str) else json.dumps(h)
+    if len(text) < 20000:
+        put("hierarchy", text)
+
+# request_data and processed_batches.
+for rd in [{"batchId": "batch-001"}, {"batchFilter": ["b1", "b2", "b1"]},
+           {"searchFilter": {"request": {"filters": {"status": ["Live"]}, "limit": 10}}},
+           {"batchFilter": []}, {"type": "progress-exhaust", "batchFilter": ["b1"], "outputFormat": "parquet"}]:
+    put("request_data", json.dumps(rd))
+put("request_data", json.dumps([{"batchId": "b1", "filePath": "progress-exhaust/r1/b1_20240115.csv", "fileSize": 1024}]))
+
+# submit_body: a channel byte, then the body the API tests send.
+for cfg, fmt, key in [({"batchId": "batch-001"}, "csv", None), ({"batchFilter": ["b1", "b2"]}, "parquet", "k3y"),
+                      ({"searchFilter": {"request": {"filters": {}}}}, None, None)]:
+    req = {"tag": "tag-1", "requestedBy": "user-1", "dataset": "progress-exhaust", "datasetConfig": cfg}
+    if fmt:
+        req["outputFormat"] = fmt
+    if key:
+        req["encryptionKey"] = key
+    body = {"id": "ekstep.analytics.dataset.request.submit", "ver": "1.0",
+            "ts": "2024-01-15T10:00:00.000+00:00", "params": {"msgid": "4406df37"}, "request": req}
+    put("submit_body", b"\x02" + json.dumps(body).encode())
+
+# envelope: valid envelopes (text key "fuzz-text-key" with choice byte 0,
+# the test-only RSA key with choice byte 1), damaged ones, stored keys.
+def aes_cbc(key, data):
+    p = padding.PKCS7(128).padder()
+    enc = Cipher(algorithms.AES(key), modes.CBC(b"\0" * 16)).encryptor()
+    return enc.update(p.update(data) + p.finalize()) + enc.finalize()
+
+import base64
+file_key = bytes(range(32))
+body = aes_cbc(file_key, b"Batch ID,User ID\nb1,u1\n")
+text_kek = hashlib.md5(b"fuzz-text-key").hexdigest().upper().encode()
+put("envelope", b"\x00TEXT_KEY_ENCRYPTED_DATASET\n" + base64.b64encode(aes_cbc(text_kek, file_key)) + b"\n" + body)
+pub = serialization.load_pem_public_key((ROOT / "exhaust-writer/tests/fixtures/test-only-org-public.pem").read_bytes())
+wrapped = pub.encrypt(file_key, apad.PKCS1v15())
+put("envelope", b"\x01PUBLIC_KEY_ENCRYPTED_DATASET\n" + base64.b64encode(wrapped) + b"\n" + body)
+put("envelope", b"\x00TEXT_KEY_ENCRYPTED_DATASET\n\n")
+put("envelope", b"\x00PLAIN_DATASET\n")
+
+# decrypt_zip: one stored entry, one deflated, an empty zip, two entries.
+def z(entries, method):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", method) as f:
+        for name, data in entries:
+            f.writestr(name, data)
+    return buf.getvalue()
+
+put("decrypt_zip", z([("b1_20240115.csv", "Batch ID,User ID\nb1,u1\n")], zipfile.ZIP_STORED))
+put("decrypt_zip", z([("b1_20240115.csv", "Batch ID,User ID\n" * 20)], zipfile.ZIP_DEFLATED))
+put("decrypt_zip", z([], zipfile.ZIP_STORED))
+put("decrypt_zip", z([("dir/", ""), ("a.csv", "x"), ("b.csv", "y")], zipfile.ZIP_DEFLATED))
