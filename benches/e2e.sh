@@ -20,20 +20,16 @@ if [ ! -x /usr/bin/time ]; then
 fi
 cargo build --release -q -p exhaust-cli
 exhaust="$CARGO_TARGET_DIR/release/exhaust"
+# shellcheck source=benches/snapshot.sh
+. benches/snapshot.sh
 
 printf '| enrolments | cached users | rows | wall (s) | rows/s | peak memory (MB) |\n'
 printf '| ---: | ---: | ---: | ---: | ---: | ---: |\n'
 for n in "${sizes[@]}"; do
   users=$((n * 5))
   [ "$n" -ge 1000000 ] && users=2000000
-  snap="$bench_dir/n$n-u$users"
-  if [ ! -f "$snap/.complete" ]; then
-    rm -rf "$snap"
-    "$exhaust" gen-snapshot --out "$snap" --batches 1 --enrolments-per-batch "$n" --users "$users" \
-      --units 10 --leaves-per-unit 8 --assessments 6 --attempts 3 --seed 1 >/dev/null
-    touch "$snap/.complete"
-  fi
-  batch=$(head -n 1 "$snap/course_batch.jsonl" | sed -E 's/.*"batchid":"([^"]+)".*/\1/')
+  snap=$(bench_snapshot "$n")
+  batch=$(bench_batch "$snap")
   out=$(mktemp -d)
   # Warm the page cache once, so runs measure our code, not the disk.
   cat "$snap"/*.jsonl >/dev/null

@@ -25,16 +25,10 @@ else
 fi
 exhaust="$CARGO_TARGET_DIR/$profile/exhaust"
 
-users=$((n * 5))
-[ "$n" -ge 1000000 ] && users=2000000
-snap="$bench_dir/n$n-u$users"
-if [ ! -f "$snap/.complete" ]; then
-  rm -rf "$snap"
-  "$exhaust" gen-snapshot --out "$snap" --batches 1 --enrolments-per-batch "$n" --users "$users" \
-    --units 10 --leaves-per-unit 8 --assessments 6 --attempts 3 --seed 1 >/dev/null
-  touch "$snap/.complete"
-fi
-batch=$(head -n 1 "$snap/course_batch.jsonl" | sed -E 's/.*"batchid":"([^"]+)".*/\1/')
+# shellcheck source=benches/snapshot.sh
+. benches/snapshot.sh
+snap=$(bench_snapshot "$n")
+batch=$(bench_batch "$snap")
 cat "$snap"/*.jsonl >/dev/null
 
 printf '| format (%s) | rows | wall (s) | peak memory (MB) | file (MB) |\n' "$profile"

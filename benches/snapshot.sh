@@ -1,0 +1,25 @@
+# Sourced by the benchmark scripts: the generated snapshot of one batch of
+# N enrolments, made once and cached under $bench_dir (the caller sets it
+# and $exhaust). A user cache of 5×N users (2,000,000 for N >= 1,000,000),
+# 10 units × 8 leaves, 6 assessments, up to 3 attempts, seed 1.
+#
+#   snap=$(bench_snapshot N)     # the folder
+#   batch=$(bench_batch "$snap") # its batch id
+
+bench_snapshot() {
+  local n=$1 users snap
+  users=$((n * 5))
+  [ "$n" -ge 1000000 ] && users=2000000
+  snap="$bench_dir/n$n-u$users"
+  if [ ! -f "$snap/.complete" ]; then
+    rm -rf "$snap"
+    "$exhaust" gen-snapshot --out "$snap" --batches 1 --enrolments-per-batch "$n" --users "$users" \
+      --units 10 --leaves-per-unit 8 --assessments 6 --attempts 3 --seed 1 >/dev/null
+    touch "$snap/.complete"
+  fi
+  echo "$snap"
+}
+
+bench_batch() {
+  head -n 1 "$1/course_batch.jsonl" | sed -E 's/.*"batchid":"([^"]+)".*/\1/'
+}
