@@ -2,7 +2,9 @@
 //! reader's decoding of one line, through the same row types and
 //! conversions. Not a stable API.
 
-use crate::rows::{self, ActivityRow, AttemptRow, BatchRow, CacheRow, ContentRow, EnrolmentRow};
+use crate::rows::{
+    self, ActivityRow, AttemptRow, BatchRow, CacheRow, ContentRow, EnrolmentRow, HierarchyRow,
+};
 use crate::snapshot::{IdentifierOnly, KeyOnly, UserIdOnly};
 
 /// The snapshot's tables, in the order [`decode_line`] numbers them.
@@ -54,13 +56,7 @@ pub fn decode_line(table: &str, line: &[u8]) -> Result<(), String> {
         }
         "content_hierarchy" => {
             let _ = serde_json::from_slice::<IdentifierOnly>(line).map_err(e)?;
-            #[derive(serde::Deserialize)]
-            #[allow(dead_code)]
-            struct Row {
-                identifier: Option<String>,
-                hierarchy: Option<serde_json::Value>,
-            }
-            let _ = serde_json::from_slice::<Row>(line).map_err(e)?;
+            let _ = serde_json::from_slice::<HierarchyRow>(line).map_err(e)?;
         }
         "relation_cache" => {
             let row: CacheRow = serde_json::from_slice(line).map_err(e)?;

@@ -255,6 +255,14 @@ impl ContentRow {
     }
 }
 
+/// A `content_hierarchy` row: the collection and its hierarchy, stored as
+/// JSON text or (in some exports) as the object itself.
+#[derive(Deserialize)]
+pub(crate) struct HierarchyRow {
+    pub identifier: Option<String>,
+    pub hierarchy: Option<serde_json::Value>,
+}
+
 /// A Redis entry: `{"key": ..., "value": ...}`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct CacheRow {

@@ -11,7 +11,9 @@
 //! waits on a network, and a caller inside a multi-threaded runtime that
 //! needs the thread free can run the build on a blocking task.
 
-use crate::rows::{self, ActivityRow, AttemptRow, BatchRow, CacheRow, ContentRow, EnrolmentRow};
+use crate::rows::{
+    self, ActivityRow, AttemptRow, BatchRow, CacheRow, ContentRow, EnrolmentRow, HierarchyRow,
+};
 use crate::table::{KeyIndex, SOURCE, TableFile, lines, read_all};
 use exhaust_core::model::{
     ActivityAggregate, AssessmentAttempt, CollectionMeta, CourseBatch, EnrolmentRecord, UserEntry,
@@ -543,14 +545,9 @@ impl HierarchySource for Snapshot {
             })?;
             Ok(k.identifier.map(|c| c.into_owned()))
         })?;
-        #[derive(Deserialize)]
-        struct Row {
-            identifier: Option<String>,
-            hierarchy: Option<serde_json::Value>,
-        }
         let mut found = None;
         let mut buf = Vec::new();
-        self.lookup::<Row>(
+        self.lookup::<HierarchyRow>(
             index,
             "content_hierarchy",
             collection.as_str(),
