@@ -18,6 +18,10 @@
 //! of the same course beside it as noise, and [`shuffled`] delivers the same
 //! rows in another order.
 //!
+//! Strategies are boxed: the value trees of a whole batch, nested, would
+//! otherwise be large enough to overflow a test thread's stack in debug
+//! builds.
+//!
 //! "Valid" means what the stores' keys allow: one enrolment per user and
 //! batch, one aggregate per unit, user and batch, distinct attempt ids, a
 //! user cache entry that is a non-empty hash; so the same data can be

@@ -75,6 +75,8 @@ proptest! {
         };
         let (plan, report) = build(&data.source, &data.batch_id, org.as_ref(), &opts);
         check_report(&report, &plan, &data.source).map_err(|v| TestCaseError::fail(v.to_string()))?;
+        // Progress counts the root's leaves less the optional contents.
+        prop_assert_eq!(plan.required_leaves(), data.course.required_leaves().len());
 
         // The same input gives the same output, whatever order rows arrive in.
         let (_, again) = build(&reordered, &data.batch_id, org.as_ref(), &opts);
