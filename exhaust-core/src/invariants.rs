@@ -535,6 +535,123 @@ mod tests {
         assert!(check_identical(&a, &a).is_ok());
     }
 
+    fn plan() -> BatchPlan {
+        use crate::ids::{BatchId, ContentId, OrgId};
+        use crate::model::{CollectionMeta, CourseBatch};
+        let json = r#"{"identifier":"do_C","children":[
+            {"identifier":"do_U1","index":1,"mimeType":"application/vnd.ekstep.content-collection",
+             "children":[{"identifier":"do_a","contentType":"SelfAssess"}]}]}"#;
+        BatchPlan::new(
+            CourseBatch {
+                batch_id: BatchId::new("b1"),
+                course_id: ContentId::new("do_C"),
+                name: "B".into(),
+                status: None,
+                start_date: None,
+                end_date: None,
+                cert_template_ids: vec![],
+            },
+            CollectionMeta {
+                identifier: ContentId::new("do_C"),
+                name: "C".into(),
+                channel: OrgId::new("org1"),
+                status: "Live".into(),
+                user_consent: "No".into(),
+            },
+            json,
+            &HashSet::new(),
+            None,
+            &crate::report::ReportOptions::default(),
+        )
+        .expect("plans")
+    }
+
+    fn enrolment(user: &str, completed: bool) -> EnrolmentRecord {
+        use crate::ids::{BatchId, ContentId};
+        EnrolmentRecord {
+            user_id: UserId::new(user),
+            course_id: ContentId::new("do_C"),
+            batch_id: BatchId::new("b1"),
+            active: Some(true),
+            enrolled_date: Some(chrono::DateTime::UNIX_EPOCH),
+            completed_on: completed.then_some(chrono::DateTime::UNIX_EPOCH),
+            ..EnrolmentRecord::default()
+        }
+    }
+
+    /// A report of the plan's columns: user, progress, unit, score per row.
+    fn report(rows: &[[&str; 4]]) -> VecSink {
+        let plan = plan();
+        let header = plan.columns.header.clone();
+        let col = |name: &str| header.iter().position(|h| h == name).expect("column");
+        let at = [
+            col("User UUID"),
+            col("Progress"),
+            col("do_U1 - Progress"),
+            col("do_a - Score"),
+        ];
+        let rows = rows
+            .iter()
+            .map(|cells| {
+                let mut row = vec![String::new(); header.len()];
+                for (i, c) in at.iter().zip(cells) {
+                    row[*i] = (*c).to_owned();
+                }
+                row
+            })
+            .collect();
+        VecSink { header, rows }
+    }
+
+    #[test]
+    fn broken_values_and_rows_are_named() {
+        let plan = plan();
+        let input = [enrolment("u1", false), enrolment("u2", true)];
+        let users = HashMap::new();
+        let good = report(&[["u1", "0", "", "3.5"], ["u2", "100", "100", "0"]]);
+        assert!(check_shape(&good, &plan).is_ok());
+        assert!(check_columns(&good, &plan).is_ok());
+        assert!(check_values(&good, &plan, &input).is_ok());
+        assert!(check_rows(&good, &plan, &input, &users).is_ok());
+
+        let msg = |r: &VecSink| check_values(r, &plan, &input).unwrap_err().to_string();
+        assert_eq!(
+            msg(&report(&[["u1", "0", "", ""], ["u2", "50", "", ""]])),
+            "progress: row 1 (user u2), column \"Progress\": 50 for a learner who completed (must be 100)"
+        );
+        assert_eq!(
+            msg(&report(&[["u1", "0", "101", ""]])),
+            "unit progress: row 0 (user u1), column \"do_U1 - Progress\": 101 is above 100"
+        );
+        assert_eq!(
+            msg(&report(&[["u1", "0", "", "-1"]])),
+            "scores: row 0 (user u1), column \"do_a - Score\": \"-1\" is not a non-negative score"
+        );
+        assert!(check_values(&report(&[["u1", "0", "", "7.5%"]]), &plan, &input).is_err());
+
+        let missing = report(&[["u1", "0", "", ""]]);
+        assert_eq!(
+            check_rows(&missing, &plan, &input, &users)
+                .unwrap_err()
+                .to_string(),
+            "rows: 1 rows for 2 learners; users without a learner: []; learners without a row: [\"u2\"]"
+        );
+
+        let mut renamed = good.clone();
+        renamed.header.swap(13, 14);
+        assert!(check_shape(&renamed, &plan).is_err());
+        assert_eq!(
+            check_columns(&renamed, &plan).unwrap_err().to_string(),
+            "columns: column \"do_a - Score\": the hierarchy gives \"do_U1 - Progress\" here"
+        );
+        let mut short = good;
+        short.rows[1].pop();
+        assert_eq!(
+            check_shape(&short, &plan).unwrap_err().to_string(),
+            "shape: row 1 (user u2), 14 fields for a header of 15"
+        );
+    }
+
     #[test]
     fn unsorted_and_repeated_users_are_named() {
         let mut t = VecSink {
