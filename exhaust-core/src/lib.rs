@@ -5,7 +5,10 @@
 //! ([`values`]), the layouts and column transposition ([`layout`]), the source
 //! traits ([`source`]) and the build of a batch's rows from those sources
 //! ([`report`]), the request lifecycle ([`request`]) and its store trait
-//! ([`store`]), and the data security levels ([`security`]).
+//! ([`store`]), and the data security levels ([`security`]). The report's
+//! invariants are checks a test can run on any built report
+//! ([`invariants`]); with the cargo feature `proptest`, `strategies` makes
+//! valid Sunbird data for property tests.
 //!
 //! Everything that touches a database, a file or a clock lives in the other
 //! crates: `exhaust-sources` implements the traits, `exhaust-writer` writes
@@ -28,6 +31,7 @@
 
 pub mod hierarchy;
 pub mod ids;
+pub mod invariants;
 pub mod layout;
 pub mod memory;
 pub mod model;
@@ -36,6 +40,8 @@ pub mod request;
 pub mod security;
 pub mod source;
 pub mod store;
+#[cfg(feature = "proptest")]
+pub mod strategies;
 pub mod time;
 pub mod typed;
 pub mod values;

@@ -31,45 +31,81 @@ const FORBIDDEN_CRATES: &[&str] = &[
     "libc",
 ];
 
-#[test]
-fn core_has_no_runtime_or_io_dependency() {
+/// The crates `exhaust-core` depends on with these extra cargo features.
+fn dependency_names(features: &[&str]) -> Vec<String> {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
-    let out = Command::new(env!("CARGO"))
-        .args([
-            "tree",
-            "--edges",
-            "normal",
-            "--prefix",
-            "none",
-            "--format",
-            "{p}",
-            "--manifest-path",
-        ])
-        .arg(&manifest)
-        .args(["-p", "exhaust-core"])
-        .output()
-        .expect("cargo tree runs");
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args([
+        "tree",
+        "--edges",
+        "normal",
+        "--prefix",
+        "none",
+        "--format",
+        "{p}",
+        "--manifest-path",
+    ])
+    .arg(&manifest)
+    .args(["-p", "exhaust-core"]);
+    if !features.is_empty() {
+        cmd.args(["--features", &features.join(",")]);
+    }
+    let out = cmd.output().expect("cargo tree runs");
     assert!(
         out.status.success(),
         "cargo tree failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     let tree = String::from_utf8_lossy(&out.stdout);
-    let names: Vec<&str> = tree
+    let names: Vec<String> = tree
         .lines()
         .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_owned)
         .collect();
     assert!(
-        names.contains(&"serde_json"),
+        names.iter().any(|n| n == "serde_json"),
         "cargo tree output looks wrong:\n{tree}"
     );
-    let bad: Vec<&&str> = names
+    names
+}
+
+#[test]
+fn core_has_no_runtime_or_io_dependency() {
+    let names = dependency_names(&[]);
+    let bad: Vec<&String> = names
         .iter()
-        .filter(|n| FORBIDDEN_CRATES.contains(n))
+        .filter(|n| FORBIDDEN_CRATES.contains(&n.as_str()))
         .collect();
     assert!(
         bad.is_empty(),
         "exhaust-core must stay pure, but depends on {bad:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n == "proptest"),
+        "proptest is for the `proptest` feature only"
+    );
+}
+
+/// The `proptest` feature (test support for embedders) adds proptest and
+/// nothing forbidden, with one documented exception: proptest seeds its
+/// generator from the operating system (rand → getrandom → libc). Its fork
+/// mode (tempfile, process handling) stays off.
+#[test]
+fn the_proptest_feature_adds_only_proptest() {
+    const EXCEPTIONS: &[&str] = &["libc"];
+    let names = dependency_names(&["proptest"]);
+    assert!(names.iter().any(|n| n == "proptest"), "{names:?}");
+    let bad: Vec<&String> = names
+        .iter()
+        .filter(|n| FORBIDDEN_CRATES.contains(&n.as_str()) && !EXCEPTIONS.contains(&n.as_str()))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "the proptest feature brings forbidden crates: {bad:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n == "rusty-fork"),
+        "proptest's fork mode must stay off"
     );
 }
 
