@@ -5,10 +5,10 @@
 //! scenario runs on both stores.
 
 use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
-use exhaust_cli::config::Settings;
 use exhaust_server::download::{Downloads, Secret};
 use exhaust_server::{Clock, Running, ServerConfig, start, worker};
 use exhaust_sources::requests::testing::{fresh_schema, test_pg_url as pg_url};
+use exhaust_sources::settings::Settings;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
@@ -166,13 +166,15 @@ async fn run_worker_once(
     w: &World,
     server: &Running,
     snapshot: &Path,
-) -> exhaust_writer::RunSummary {
+) -> exhaust_core::runner::RunSummary {
     let state = server.state();
-    let runner = w
-        .settings(snapshot)
-        .runner(state.store().clone(), state.storage().clone())
-        .await
-        .expect("runner");
+    let runner = worker::compose(
+        &w.settings(snapshot),
+        state.store().clone(),
+        state.storage().clone(),
+    )
+    .await
+    .expect("runner");
     worker::step(&runner, &AtomicBool::new(false), state.metrics())
         .await
         .expect("run")

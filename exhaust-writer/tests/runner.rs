@@ -6,6 +6,7 @@
 use chrono::{NaiveDate, TimeZone, Utc};
 use exhaust_core::model::UserEntry;
 use exhaust_core::request::{JobRequest, RequestStatus, parse_processed, request_id};
+use exhaust_core::runner::{Runner, RunnerConfig};
 use exhaust_core::security::{FixedLevel, SecurityLevel};
 use exhaust_core::source::{
     ActivitySource, AttemptSource, BatchSource, CollectionBatchSource, CollectionSource,
@@ -18,7 +19,7 @@ use exhaust_core::{BatchId, ContentId, OrgId, UserId};
 use exhaust_sources::requests::testing::{fresh_schema, test_pg_url as pg_url};
 use exhaust_sources::requests::{AnyRequestStore, PgRequestStore, SqliteRequestStore};
 use exhaust_sources::{Snapshot, SnapshotOptions};
-use exhaust_writer::{Runner, RunnerConfig, Storage};
+use exhaust_writer::{PublishConfig, Publisher, Storage, TokioClock};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -92,7 +93,7 @@ impl World {
         &self,
         source: S,
         config: RunnerConfig,
-    ) -> Runner<S, AnyRequestStore, FixedLevel> {
+    ) -> TestRunner<S> {
         self.runner_with(source, config, FixedLevel::default())
             .await
     }
@@ -100,12 +101,30 @@ impl World {
     async fn runner_with<S: exhaust_core::source::ReportSource>(
         &self,
         source: S,
-        mut config: RunnerConfig,
+        config: RunnerConfig,
         level: FixedLevel,
-    ) -> Runner<S, AnyRequestStore, FixedLevel> {
-        config.work_dir = self.dir.path().to_path_buf();
-        Runner::new(source, self.store().await, level, self.storage(), config)
+    ) -> TestRunner<S> {
+        let output = Publisher::new(
+            self.storage(),
+            PublishConfig {
+                work_dir: self.dir.path().to_path_buf(),
+                ..PublishConfig::default()
+            },
+        );
+        // The wall clock is pinned, so the date in file names is known.
+        let clock = TokioClock::pinned(run_time());
+        Runner::new(source, self.store().await, level, output, clock, config)
     }
+}
+
+type TestRunner<S> = Runner<S, AnyRequestStore, FixedLevel, Publisher, TokioClock>;
+
+/// The time the runners of these tests read: 20:00 UTC, already the next
+/// day in India (the date in file names is India's, as Sunbird's).
+fn run_time() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 3, 9, 20, 0, 0)
+        .single()
+        .expect("time")
 }
 
 fn new_request(tag: &str, by: &str, channel: &str, data: serde_json::Value) -> JobRequest {
@@ -145,7 +164,7 @@ async fn reread(store: &AnyRequestStore, r: &JobRequest) -> JobRequest {
 }
 
 fn stamp() -> String {
-    file_date_stamp(Utc::now(), ReportTz::ist())
+    file_date_stamp(run_time(), ReportTz::ist())
 }
 
 /// The one CSV inside a stored zip.
@@ -210,9 +229,7 @@ async fn sunbird_request_expectations(w: World) {
     for r in [&one, &filtered, &unknown] {
         submit(store, r).await;
     }
-    let before = stamp();
     let summary = runner.run_once().await.expect("run");
-    let after = stamp();
     assert_eq!(
         (summary.total, summary.succeeded, summary.failed),
         (3, 2, 1),
@@ -224,24 +241,15 @@ async fn sunbird_request_expectations(w: World) {
         assert_eq!(row.status, RequestStatus::Success, "{:?}", row.err_message);
         assert_eq!(row.err_message, None);
         assert_eq!(row.iteration, 0);
-        // The date of the run in India (either side of a midnight passed
-        // during the run).
-        let key = [&before, &after]
-            .map(|d| {
-                format!(
-                    "progress-exhaust/{}/batch-001_progress_{d}.zip",
-                    r.request_id
-                )
-            })
-            .into_iter()
-            .find(|k| row.download_urls.first() == Some(k))
-            .unwrap_or_else(|| panic!("unexpected download_urls {:?}", row.download_urls));
-        assert_eq!(row.download_urls.len(), 1);
-        let day = key
-            .rsplit('_')
-            .next()
-            .unwrap_or_default()
-            .trim_end_matches(".zip");
+        // The date of the run in India: the runner's pinned 20:00 UTC is
+        // already 10 March there.
+        let day = stamp();
+        assert_eq!(day, "20240310");
+        let key = format!(
+            "progress-exhaust/{}/batch-001_progress_{day}.zip",
+            r.request_id
+        );
+        assert_eq!(row.download_urls, std::slice::from_ref(&key));
         assert!(row.dt_job_completed.is_some());
         assert!(row.execution_time.is_some());
         let processed = parse_processed(row.processed_batches.as_deref()).expect("processed");

@@ -1,4 +1,11 @@
-//! Configuration of the request flow: a TOML file (`--config`, else
+//! Configuration of the request flow, shared by the `exhaust` command and
+//! `exhaust-server`, and its composition: what the settings open (the
+//! request store, the report source, the preference source) is opened here,
+//! once, for both frontends; the storage and the runner's output are
+//! `exhaust-writer`'s (`Storage::from_settings`, `Publisher`), handed to
+//! [`Settings::runner`].
+//!
+//! The settings come from a TOML file (`--config`, else
 //! `$EXHAUST_CONFIG`, else `exhaust.toml` in the working folder when it
 //! exists), then `EXHAUST_*` environment variables over it. Every setting
 //! has a default that works on a fresh clone: the bundled sample snapshot,
@@ -37,20 +44,20 @@
 //! Secrets (database passwords inside URLs, `sunbird_encryption_key`) are
 //! never logged or printed.
 
-use crate::source::AnySource;
+use crate::any::AnySource;
+use crate::preferences::{HttpPreferences, PreferenceConfig};
+use crate::requests::AnyRequestStore;
+use crate::{LiveConfig, LiveSources, Snapshot, SnapshotOptions};
 use anyhow::{Context, anyhow};
 use exhaust_core::OrgId;
 use exhaust_core::layout::{Layout, parse_column_keys};
 use exhaust_core::report::ReportOptions;
+use exhaust_core::runner::{Clock, DEFAULT_GRACE, ReportOutput, Runner, RunnerConfig};
 use exhaust_core::security::{FixedLevel, PreferenceSource, SecurityLevel};
 use exhaust_core::source::SourceResult;
 use exhaust_core::store::Selection;
 use exhaust_core::time::ReportTz;
 use exhaust_core::values::AttemptChoice;
-use exhaust_sources::preferences::{HttpPreferences, PreferenceConfig};
-use exhaust_sources::requests::AnyRequestStore;
-use exhaust_sources::{LiveConfig, LiveSources, Snapshot, SnapshotOptions};
-use exhaust_writer::{Runner, RunnerConfig, Storage};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -88,7 +95,7 @@ impl Default for StoreSettings {
     fn default() -> Self {
         Self {
             url: "exhaust.db".into(),
-            table: exhaust_sources::requests::DEFAULT_TABLE.into(),
+            table: crate::requests::DEFAULT_TABLE.into(),
         }
     }
 }
@@ -215,7 +222,7 @@ impl Default for JobSettings {
             chunk_size: ReportOptions::default().chunk_size,
             work_dir: None,
             poll_seconds: 30,
-            grace_seconds: exhaust_writer::DEFAULT_GRACE.as_secs(),
+            grace_seconds: DEFAULT_GRACE.as_secs(),
             format: "csv".into(),
         }
     }
@@ -318,19 +325,6 @@ impl Settings {
             .context("opening the request store")
     }
 
-    /// The storage.
-    pub fn storage(&self) -> anyhow::Result<Storage> {
-        let options: Vec<(String, String)> = self
-            .storage
-            .options
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        Storage::from_url(&self.storage.url, &options)
-            .map_err(|e| anyhow!(e))
-            .context("opening the storage")
-    }
-
     /// The snapshot folder the reports read.
     pub fn snapshot_dir(&self) -> PathBuf {
         self.source
@@ -353,23 +347,24 @@ impl Settings {
     }
 
     /// The request runner over the configured source, preferences and job
-    /// settings, with this store and storage (which a server shares with its
-    /// API): what `exhaust run` and `exhaust-server --worker` run.
-    pub async fn runner(
+    /// settings, with this store, output and clock: what `exhaust run` and
+    /// `exhaust-server --worker` run (the server shares the store and the
+    /// output's storage with its API). Refuses a `[job] format` the output
+    /// cannot write.
+    pub async fn runner<O: ReportOutput, C: Clock>(
         &self,
         store: AnyRequestStore,
-        storage: Storage,
-    ) -> anyhow::Result<Runner<AnySource, AnyRequestStore, AnyPreferences>> {
+        output: O,
+        clock: C,
+    ) -> anyhow::Result<Runner<AnySource, AnyRequestStore, AnyPreferences, O, C>> {
         let prefs = self.preferences()?;
         let config = self.runner_config()?;
+        output
+            .check_format(config.format)
+            .map_err(|e| anyhow!("[job] format: {e}"))?;
         let source = self.open_source().await?;
-        tracing::info!(
-            store = store.kind(),
-            source = source.kind(),
-            storage = storage.describe(),
-            "runner ready"
-        );
-        Ok(Runner::new(source, store, prefs, storage, config))
+        tracing::info!(store = store.kind(), source = source.kind(), "runner ready");
+        Ok(Runner::new(source, store, prefs, output, clock, config))
     }
 
     /// Opens the snapshot.
@@ -435,20 +430,21 @@ impl Settings {
             batch_limit_per_request: j.batch_limit_per_request,
             channel_max_batches: j.channel_max_batches,
             channel_max_bytes: j.channel_max_bytes,
-            sunbird_encryption_key: self.security.sunbird_encryption_key.clone(),
-            work_dir: j.work_dir.clone().unwrap_or_else(std::env::temp_dir),
             format: parse_format(&j.format)?,
         })
     }
+
+    /// Where reports are built before they are stored (default: the
+    /// system's temporary folder).
+    pub fn work_dir(&self) -> PathBuf {
+        self.job.work_dir.clone().unwrap_or_else(std::env::temp_dir)
+    }
 }
 
-/// A `[job] format`, refused when unknown or not built into this binary.
+/// A `[job] format`, refused when unknown. (Whether this build can write
+/// it is the output's to say: [`Settings::runner`] asks it.)
 fn parse_format(text: &str) -> anyhow::Result<exhaust_core::typed::OutputFormat> {
-    let format = text
-        .parse()
-        .map_err(|e| anyhow::anyhow!("[job] format: {e}"))?;
-    exhaust_writer::check_format(format).map_err(|e| anyhow::anyhow!("[job] format: {e}"))?;
-    Ok(format)
+    text.parse().map_err(|e| anyhow!("[job] format: {e}"))
 }
 
 #[cfg(test)]
@@ -476,7 +472,7 @@ mod tests {
         assert_eq!(r.channel_max_batches, 3);
         assert_eq!(r.report.layout, Layout::Lern);
         assert_eq!(r.selection.job_id, "progress-exhaust");
-        assert_eq!(s.job.grace(), exhaust_writer::DEFAULT_GRACE);
+        assert_eq!(s.job.grace(), DEFAULT_GRACE);
         let s: Settings = toml::from_str("[job]\ngrace_seconds = 3").expect("valid");
         assert_eq!(s.job.grace(), Duration::from_secs(3));
     }
@@ -501,7 +497,13 @@ mod tests {
         let s: Settings = toml::from_str("").expect("parses");
         assert_eq!(s.runner_config().expect("config").format, OutputFormat::Csv);
         let s: Settings = toml::from_str("[job]\nformat = \"xlsx\"").expect("parses");
-        match s.runner_config() {
+        // Parsed here; whether this build writes it is the writer's check.
+        let checked = s.runner_config().and_then(|r| {
+            exhaust_writer::check_format(r.format)
+                .map(|()| r)
+                .map_err(|e| anyhow!("[job] format: {e}"))
+        });
+        match checked {
             Ok(r) => assert_eq!(r.format, OutputFormat::Xlsx),
             // A build without the feature names it.
             Err(e) => assert!(
