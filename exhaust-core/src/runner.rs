@@ -593,7 +593,7 @@ where
                     continue;
                 }
             };
-            count(&mut summary, completion.status);
+            count(&mut summary, completion.outcome.status);
             for d in rest {
                 match self
                     .store
@@ -630,12 +630,8 @@ where
         stop: &impl StopSignal,
     ) -> Result<Handled, StoreError> {
         let started = self.clock.instant();
-        let completion = |o: RequestOutcome| Completion {
-            status: o.status,
-            processed: o.processed,
-            download_urls: o.download_urls,
-            err_message: o.err_message,
-            count_attempt: o.count_attempt,
+        let completion = |outcome: RequestOutcome| Completion {
+            outcome,
             completed_at: self.clock.now(),
             execution_time_ms: i64::try_from(
                 self.clock.instant().duration_since(started).as_millis(),
@@ -802,8 +798,8 @@ where
     async fn finish(&self, claim: R::Claim, c: Completion) -> Result<Handled, StoreError> {
         self.store.finish(claim, &c).await?;
         tracing::info!(
-            status = %c.status,
-            batches = c.processed.len(),
+            status = %c.outcome.status,
+            batches = c.outcome.processed.len(),
             "request finished"
         );
         Ok(Handled::Finished(c))

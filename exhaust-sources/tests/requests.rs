@@ -4,7 +4,7 @@
 //! parallel. Every behaviour is checked on both stores by the same code.
 
 use chrono::{TimeZone, Utc};
-use exhaust_core::request::{JobRequest, ProcessedBatch, RequestStatus};
+use exhaust_core::request::{JobRequest, ProcessedBatch, RequestOutcome, RequestStatus};
 use exhaust_core::store::{Completion, RequestStore, Selection, Submission};
 use exhaust_sources::requests::{
     AnyRequestStore, IndexNames, PgRequestStore, QueryPlan, SqliteRequestStore, Statement,
@@ -58,11 +58,13 @@ fn request(id: &str, data: serde_json::Value, minute: u32) -> JobRequest {
 
 fn failed(msg: &str) -> Completion {
     Completion {
-        status: RequestStatus::Failed,
-        processed: vec![],
-        download_urls: vec![],
-        err_message: Some(msg.into()),
-        count_attempt: true,
+        outcome: RequestOutcome {
+            status: RequestStatus::Failed,
+            processed: vec![],
+            download_urls: vec![],
+            err_message: Some(msg.into()),
+            count_attempt: true,
+        },
         completed_at: Utc.with_ymd_and_hms(2024, 1, 15, 11, 0, 0).unwrap(),
         execution_time_ms: 5,
     }
@@ -185,11 +187,13 @@ async fn claims_are_exclusive(store: AnyRequestStore) {
         .finish(
             second,
             &Completion {
-                status: RequestStatus::Success,
-                processed: vec![built],
-                download_urls: vec!["progress-exhaust/R1/b1_progress_20240115.zip".into()],
-                err_message: None,
-                count_attempt: false,
+                outcome: RequestOutcome {
+                    status: RequestStatus::Success,
+                    processed: vec![built],
+                    download_urls: vec!["progress-exhaust/R1/b1_progress_20240115.zip".into()],
+                    err_message: None,
+                    count_attempt: false,
+                },
                 completed_at: Utc.with_ymd_and_hms(2024, 1, 15, 11, 0, 0).unwrap(),
                 execution_time_ms: 42,
             },
