@@ -57,6 +57,7 @@ use exhaust_core::security::{FixedLevel, PreferenceSource, SecurityLevel};
 use exhaust_core::source::SourceResult;
 use exhaust_core::store::Selection;
 use exhaust_core::time::ReportTz;
+use exhaust_core::typed::OutputFormat;
 use exhaust_core::values::AttemptChoice;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -137,7 +138,8 @@ impl Default for StorageSettings {
 pub struct SecuritySettings {
     /// The level used when no preference service is configured
     /// (`$EXHAUST_SECURITY_LEVEL`; default `PLAIN_DATASET`).
-    pub level: String,
+    #[serde(deserialize_with = "parsed")]
+    pub level: SecurityLevel,
     /// Sunbird's `sunbird_encryption_key`, whose length is the salt of
     /// stored encryption keys (`$EXHAUST_SUNBIRD_ENCRYPTION_KEY`).
     pub sunbird_encryption_key: String,
@@ -150,7 +152,7 @@ pub struct SecuritySettings {
 impl Default for SecuritySettings {
     fn default() -> Self {
         Self {
-            level: SecurityLevel::Plain.as_str().into(),
+            level: SecurityLevel::Plain,
             sunbird_encryption_key: String::new(),
             preferences: None,
         }
@@ -172,15 +174,19 @@ pub struct JobSettings {
     /// Most CSV bytes per channel in one run.
     pub channel_max_bytes: u64,
     /// `seed` or `lern`.
-    pub layout: String,
+    #[serde(deserialize_with = "parsed")]
+    pub layout: Layout,
     /// Static columns by key, comma-separated.
     pub columns: Option<String>,
     /// Zone of dates inside reports.
-    pub timezone: String,
+    #[serde(deserialize_with = "parsed")]
+    pub timezone: ReportTz,
     /// Zone of the date in file names.
-    pub file_timezone: String,
+    #[serde(deserialize_with = "parsed")]
+    pub file_timezone: ReportTz,
     /// `best` or `latest`.
-    pub attempt: String,
+    #[serde(deserialize_with = "parsed")]
+    pub attempt: AttemptChoice,
     /// Users per chunk read from the sources.
     pub chunk_size: usize,
     /// Where files are built before they are stored (default: the system's
@@ -189,8 +195,10 @@ pub struct JobSettings {
     /// Seconds between polls of `exhaust run --watch`.
     pub poll_seconds: u64,
     /// File format of requests that name none: csv (default), parquet,
-    /// arrow or xlsx; a request's `outputFormat` wins.
-    pub format: String,
+    /// arrow or xlsx; a request's `outputFormat` wins. (Whether this build
+    /// writes it is the output's to say: [`Settings::runner`] asks it.)
+    #[serde(deserialize_with = "parsed")]
+    pub format: OutputFormat,
     /// Seconds a stop (SIGINT, SIGTERM) leaves the batch in hand of `exhaust
     /// run` and the server's worker to finish; then it is abandoned and its
     /// request released (`$EXHAUST_GRACE_SECONDS`; default 25, below
@@ -214,16 +222,17 @@ impl Default for JobSettings {
             batch_limit_per_request: r.batch_limit_per_request,
             channel_max_batches: r.channel_max_batches,
             channel_max_bytes: r.channel_max_bytes,
-            layout: "seed".into(),
+            layout: Layout::Seed,
             columns: None,
-            timezone: "UTC".into(),
-            file_timezone: "+05:30".into(),
-            attempt: "best".into(),
+            // The texts the defaults were always written as.
+            timezone: "UTC".parse().unwrap_or_else(|_| ReportTz::utc()),
+            file_timezone: "+05:30".parse().unwrap_or_else(|_| ReportTz::ist()),
+            attempt: AttemptChoice::BestScore,
             chunk_size: ReportOptions::default().chunk_size,
             work_dir: None,
             poll_seconds: 30,
             grace_seconds: DEFAULT_GRACE.as_secs(),
-            format: "csv".into(),
+            format: OutputFormat::Csv,
         }
     }
 }
@@ -284,7 +293,7 @@ impl Settings {
             }
             None => Settings::default(),
         };
-        s.apply_env();
+        s.apply_env()?;
         // A number, so read here where a bad value can be refused.
         if let Some(v) = env("EXHAUST_GRACE_SECONDS") {
             s.job.grace_seconds = v.trim().parse().map_err(|_| {
@@ -294,8 +303,9 @@ impl Settings {
         Ok(s)
     }
 
-    /// Applies the `EXHAUST_*` variables over the file's values.
-    pub fn apply_env(&mut self) {
+    /// Applies the `EXHAUST_*` variables over the file's values; a value
+    /// that does not parse is refused, naming the variable.
+    pub fn apply_env(&mut self) -> anyhow::Result<()> {
         if let Some(v) = env("EXHAUST_STORE_URL") {
             self.store.url = v;
         }
@@ -310,11 +320,14 @@ impl Settings {
             self.storage.url = v;
         }
         if let Some(v) = env("EXHAUST_SECURITY_LEVEL") {
-            self.security.level = v;
+            self.security.level = v
+                .parse()
+                .map_err(|e| anyhow!("EXHAUST_SECURITY_LEVEL: {e}"))?;
         }
         if let Some(v) = env("EXHAUST_SUNBIRD_ENCRYPTION_KEY") {
             self.security.sunbird_encryption_key = v;
         }
+        Ok(())
     }
 
     /// Opens the request store (creating the table or file when absent).
@@ -388,29 +401,26 @@ impl Settings {
                 .context("[security.preferences]")?;
             return Ok(AnyPreferences::Http(http));
         }
-        let level: SecurityLevel = self.security.level.parse().map_err(|e| anyhow!("{e}"))?;
-        Ok(AnyPreferences::Fixed(FixedLevel(level)))
+        Ok(AnyPreferences::Fixed(FixedLevel(self.security.level)))
     }
 
     /// How reports are built.
     pub fn report_options(&self) -> anyhow::Result<ReportOptions> {
         let j = &self.job;
-        let layout: Layout = j.layout.parse().map_err(|e: String| anyhow!(e))?;
         let columns = j
             .columns
             .as_deref()
             .map(parse_column_keys)
             .transpose()
             .map_err(|e| anyhow!(e))?;
-        let attempt_choice: AttemptChoice = j.attempt.parse().map_err(|e: String| anyhow!(e))?;
         if j.chunk_size == 0 {
             anyhow::bail!("[job] chunk_size must be at least 1");
         }
         Ok(ReportOptions {
-            layout,
+            layout: j.layout,
             columns,
-            timezone: j.timezone.parse()?,
-            attempt_choice,
+            timezone: j.timezone,
+            attempt_choice: j.attempt,
             chunk_size: j.chunk_size,
             ..ReportOptions::default()
         })
@@ -419,18 +429,17 @@ impl Settings {
     /// The runner's configuration.
     pub fn runner_config(&self) -> anyhow::Result<RunnerConfig> {
         let j = &self.job;
-        let file_tz: ReportTz = j.file_timezone.parse()?;
         Ok(RunnerConfig {
             selection: Selection {
                 job_id: j.job_id.clone(),
                 batch_number: j.batch_number,
             },
             report: self.report_options()?,
-            file_tz,
+            file_tz: j.file_timezone,
             batch_limit_per_request: j.batch_limit_per_request,
             channel_max_batches: j.channel_max_batches,
             channel_max_bytes: j.channel_max_bytes,
-            format: parse_format(&j.format)?,
+            format: j.format,
         })
     }
 
@@ -441,10 +450,16 @@ impl Settings {
     }
 }
 
-/// A `[job] format`, refused when unknown. (Whether this build can write
-/// it is the output's to say: [`Settings::runner`] asks it.)
-fn parse_format(text: &str) -> anyhow::Result<exhaust_core::typed::OutputFormat> {
-    text.parse().map_err(|e| anyhow!("[job] format: {e}"))
+/// A setting written as text, parsed at load by its type's own `FromStr`,
+/// so a bad value is refused once, with that type's one message.
+fn parsed<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    let text = String::deserialize(d)?;
+    text.parse().map_err(serde::de::Error::custom)
 }
 
 #[cfg(test)]
@@ -481,13 +496,13 @@ mod tests {
     fn unknown_settings_and_bad_values_are_refused_by_name() {
         let err = toml::from_str::<Settings>("[store]\nurll = \"x\"").expect_err("typo");
         assert!(err.to_string().contains("urll"), "{err}");
-        let s: Settings = toml::from_str("[security]\nlevel = \"SECRET\"").expect("parses");
-        let err = s.preferences().expect_err("bad level");
+        // Typed values are refused at load, naming the value.
+        let err =
+            toml::from_str::<Settings>("[security]\nlevel = \"SECRET\"").expect_err("bad level");
         assert!(err.to_string().contains("SECRET"), "{err}");
-        let s: Settings = toml::from_str("[job]\nattempt = \"worst\"").expect("parses");
-        assert!(s.runner_config().is_err());
-        let s: Settings = toml::from_str("[job]\nformat = \"pdf\"").expect("parses");
-        let err = s.runner_config().expect_err("unknown format");
+        assert!(toml::from_str::<Settings>("[job]\nattempt = \"worst\"").is_err());
+        let err =
+            toml::from_str::<Settings>("[job]\nformat = \"pdf\"").expect_err("unknown format");
         assert!(err.to_string().contains("pdf"), "{err}");
     }
 
