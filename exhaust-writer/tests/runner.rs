@@ -16,8 +16,8 @@ use exhaust_core::source::{
 use exhaust_core::store::{RequestStore, Selection, Submission};
 use exhaust_core::time::{ReportTz, file_date_stamp};
 use exhaust_core::{BatchId, ContentId, OrgId, UserId};
-use exhaust_sources::requests::testing::{fresh_schema, test_pg_url as pg_url};
-use exhaust_sources::requests::{AnyRequestStore, PgRequestStore, SqliteRequestStore};
+use exhaust_sources::requests::AnyRequestStore;
+use exhaust_sources::requests::testing::TestStore;
 use exhaust_sources::{Snapshot, SnapshotOptions};
 use exhaust_writer::{PublishConfig, Publisher, Storage, TokioClock};
 use std::io::Read;
@@ -39,50 +39,32 @@ fn snapshot(dir: &Path) -> Snapshot {
     Snapshot::open(dir, SnapshotOptions::default()).expect("snapshot")
 }
 
-/// Where a scenario keeps its requests and files.
+/// Where a scenario keeps its requests (the store suite's [`TestStore`])
+/// and files (in the store's temporary folder).
 struct World {
-    dir: tempfile::TempDir,
-    store_url: String,
-    table: String,
+    t: TestStore,
 }
 
 impl World {
     async fn sqlite() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store_url = dir.path().join("exhaust.db").display().to_string();
         Self {
-            dir,
-            store_url,
-            table: "job_request".into(),
+            t: TestStore::sqlite(),
         }
     }
 
     async fn postgres() -> Self {
-        let schema = fresh_schema(&pg_url(), "exhaust_r")
-            .await
-            .expect("PostgreSQL");
         Self {
-            dir: tempfile::tempdir().expect("tempdir"),
-            store_url: pg_url(),
-            table: format!("{schema}.job_request"),
+            t: TestStore::postgres("exhaust_r").await,
         }
     }
 
     /// A new handle on the store, as another worker process would open it.
     async fn store(&self) -> AnyRequestStore {
-        if self.store_url.starts_with("postgres") {
-            AnyRequestStore::Postgres(
-                PgRequestStore::connect(&self.store_url, &self.table)
-                    .await
-                    .expect("pg"),
-            )
-        } else {
-            AnyRequestStore::Sqlite(SqliteRequestStore::open(&self.store_url).await.expect("db"))
-        }
+        self.t.open().await
     }
 
     fn files(&self) -> PathBuf {
-        self.dir.path().join("files")
+        self.t.dir().join("files")
     }
 
     fn storage(&self) -> Storage {
@@ -107,7 +89,7 @@ impl World {
         let output = Publisher::new(
             self.storage(),
             PublishConfig {
-                work_dir: self.dir.path().to_path_buf(),
+                work_dir: self.t.dir().to_path_buf(),
                 ..PublishConfig::default()
             },
         );
@@ -279,7 +261,7 @@ on_both_stores!(sunbird_expectations, sunbird_request_expectations);
 /// Every refusal of SPEC section 6 steps 2 and 3, with Sunbird's messages.
 async fn refusals(w: World) {
     // A copy of the conformance snapshot whose collection is retired.
-    let retired = w.dir.path().join("retired");
+    let retired = w.t.dir().join("retired");
     std::fs::create_dir_all(&retired).expect("dir");
     for f in std::fs::read_dir(conformance()).expect("ls") {
         let f = f.expect("entry").path();

@@ -36,3 +36,76 @@ pub async fn fresh_schema(url: &str, prefix: &str) -> StoreResult<String> {
         .map_err(|e| db_error("creating a test schema", e))?;
     Ok(name)
 }
+
+pub mod suite;
+
+use super::{AnyRequestStore, PgRequestStore, SqliteRequestStore};
+
+/// A request store of a test's own: an SQLite file in a temporary folder, or
+/// a fresh schema on the test PostgreSQL server ([`test_pg_url`]). The
+/// folder (also a place for the test's other files) lives as long as this.
+#[derive(Debug)]
+pub struct TestStore {
+    dir: tempfile::TempDir,
+    url: String,
+    table: String,
+}
+
+impl TestStore {
+    /// An SQLite file, `exhaust.db` in a new temporary folder.
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let url = dir.path().join("exhaust.db").display().to_string();
+        Self {
+            dir,
+            url,
+            table: super::DEFAULT_TABLE.into(),
+        }
+    }
+
+    /// A `job_request` table in a new schema named after `prefix` on the
+    /// test PostgreSQL server.
+    pub async fn postgres(prefix: &str) -> Self {
+        let url = test_pg_url();
+        let schema = fresh_schema(&url, prefix)
+            .await
+            .expect("PostgreSQL on 127.0.0.1:5432 (set EXHAUST_TEST_PG_URL)");
+        Self {
+            dir: tempfile::tempdir().expect("a temporary folder"),
+            url,
+            table: format!("{schema}.job_request"),
+        }
+    }
+
+    /// The store's URL: `postgres://...` or the SQLite file's path.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The table (schema-qualified on PostgreSQL).
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The test's temporary folder.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// A new handle on the store, as another worker process would open it.
+    pub async fn open(&self) -> AnyRequestStore {
+        if self.url.starts_with("postgres") {
+            AnyRequestStore::Postgres(
+                PgRequestStore::connect(&self.url, &self.table)
+                    .await
+                    .expect("the PostgreSQL store"),
+            )
+        } else {
+            AnyRequestStore::Sqlite(
+                SqliteRequestStore::open(&self.url)
+                    .await
+                    .expect("the SQLite store"),
+            )
+        }
+    }
+}
