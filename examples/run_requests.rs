@@ -9,11 +9,12 @@
 
 use chrono::Utc;
 use exhaust_core::request::NewRequest;
+use exhaust_core::runner::{Runner, RunnerConfig};
 use exhaust_core::security::FixedLevel;
 use exhaust_core::store::RequestStore;
 use exhaust_sources::requests::SqliteRequestStore;
 use exhaust_sources::{Snapshot, SnapshotOptions};
-use exhaust_writer::{Runner, RunnerConfig, Storage};
+use exhaust_writer::{PublishConfig, Publisher, Storage, TokioClock};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -41,11 +42,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Snapshot::open(snapshot, SnapshotOptions::default())?,
         store,
         FixedLevel::default(),
-        Storage::local(work.join("files"))?,
-        RunnerConfig {
-            work_dir: work.clone(),
-            ..RunnerConfig::default()
-        },
+        // Reports are built in WORK_DIR, then stored as zips in WORK_DIR/files.
+        Publisher::new(
+            Storage::local(work.join("files"))?,
+            PublishConfig {
+                work_dir: work.clone(),
+                ..PublishConfig::default()
+            },
+        ),
+        TokioClock::system(),
+        RunnerConfig::default(),
     );
     let summary = runner.run_once().await?;
     println!("{summary}");

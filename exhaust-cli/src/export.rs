@@ -5,8 +5,8 @@
 
 use crate::args::SnapshotArgs;
 use anyhow::anyhow;
-use exhaust_cli::config::Settings;
 use exhaust_core::BatchId;
+use exhaust_sources::settings::Settings;
 use exhaust_sources::{ExportOptions, export_batch};
 
 /// Runs `exhaust snapshot`.

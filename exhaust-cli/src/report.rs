@@ -21,8 +21,8 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use exhaust_cli::config::Settings;
-use exhaust_cli::source::AnySource;
+use exhaust_sources::AnySource;
+use exhaust_sources::settings::Settings;
 
 /// Validated options of a report run.
 struct Plan {

@@ -5,10 +5,10 @@
 use crate::args::{RunArgs, StatusArgs, SubmitArgs};
 use anyhow::{Context, anyhow, bail};
 use chrono::{DateTime, Utc};
-use exhaust_cli::config::Settings;
 use exhaust_core::request::{JobRequest, NewRequest, RequestStatus};
 use exhaust_core::store::{RequestStore, Submission};
-use exhaust_writer::Shutdown;
+use exhaust_sources::settings::Settings;
+use exhaust_writer::{PublishConfig, Publisher, Shutdown, Storage, TokioClock};
 use std::ops::ControlFlow;
 use std::time::Duration;
 
@@ -63,7 +63,7 @@ pub async fn submit(args: SubmitArgs, now: DateTime<Utc>) -> anyhow::Result<bool
 /// `stop` is triggered (SIGINT, SIGTERM: see [`Runner::watch`]).
 /// `Ok(false)` when some request failed; a stop is not a failure.
 ///
-/// [`Runner::watch`]: exhaust_writer::Runner::watch
+/// [`Runner::watch`]: exhaust_core::runner::Runner::watch
 pub async fn run(args: RunArgs, stop: Shutdown) -> anyhow::Result<bool> {
     let mut settings = Settings::load(args.config.config.as_deref())?;
     if args.batch_number.is_some() {
@@ -77,7 +77,15 @@ pub async fn run(args: RunArgs, stop: Shutdown) -> anyhow::Result<bool> {
     // claimed yet.
     let open = async {
         let store = settings.open_store().await?;
-        settings.runner(store, settings.storage()?).await
+        let storage = Storage::from_settings(&settings.storage.url, &settings.storage.options)
+            .map_err(|e| anyhow!(e))
+            .context("opening the storage")?;
+        let publish = PublishConfig {
+            work_dir: settings.work_dir(),
+            sunbird_encryption_key: settings.security.sunbird_encryption_key.clone(),
+        };
+        let output = Publisher::new(storage, publish);
+        settings.runner(store, output, TokioClock::system()).await
     };
     let runner = tokio::select! {
         runner = open => runner?,

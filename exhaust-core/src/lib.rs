@@ -5,14 +5,19 @@
 //! ([`values`]), the layouts and column transposition ([`layout`]), the source
 //! traits ([`source`]) and the build of a batch's rows from those sources
 //! ([`report`]), the request lifecycle ([`request`]) and its store trait
-//! ([`store`]), and the data security levels ([`security`]). The report's
-//! invariants are checks a test can run on any built report
+//! ([`store`]), the data security levels ([`security`]), and the request
+//! flow itself ([`runner`]): the generic orchestration that claims requests,
+//! builds their batches and records outcomes over traits (sources, store,
+//! preferences, output, clock, stop signal) that the other crates implement.
+//! The report's invariants are checks a test can run on any built report
 //! ([`invariants`]); with the cargo feature `proptest`, `strategies` makes
 //! valid Sunbird data for property tests.
 //!
 //! Everything that touches a database, a file or a clock lives in the other
 //! crates: `exhaust-sources` implements the traits, `exhaust-writer` writes
-//! what [`report::RowSink`] receives, and the frontends pass the time in.
+//! what [`report::RowSink`] receives and packages and stores reports
+//! ([`runner::ReportOutput`]), and the frontends pass the time in (an
+//! argument, or a [`runner::Clock`]).
 //!
 //! ```
 //! use exhaust_core::hierarchy::{AssessmentRules, Hierarchy};
@@ -29,6 +34,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod cooperative;
 pub mod hierarchy;
 pub mod ids;
 pub mod invariants;
@@ -37,6 +43,7 @@ pub mod memory;
 pub mod model;
 pub mod report;
 pub mod request;
+pub mod runner;
 pub mod security;
 pub mod source;
 pub mod store;

@@ -536,7 +536,10 @@ pub enum BatchOutcome {
     },
 }
 
-/// How a request ends a run.
+/// How a request ends a run: the one outcome type, decided here (by
+/// [`decide`] or the constructors below) and written by the stores as
+/// [`Completion::column_changes`](crate::store::Completion::column_changes)
+/// says.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RequestOutcome {
     /// The new status.

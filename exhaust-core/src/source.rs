@@ -256,3 +256,134 @@ impl<T> ReportSource for T where
         + Sync
 {
 }
+
+/// Implements every source trait but [`ReadCounter`] for a wrapper type by
+/// forwarding each call through `$via`, a macro of the caller's that gets
+/// `(self, method(args))` and returns the awaited result: written once here
+/// for the wrappers that forward (`AnySource` picks a variant, `LiveSources`
+/// picks a store, [`Cooperative`](crate::cooperative::Cooperative) yields
+/// first), so a new trait method is forwarded in one place.
+///
+/// ```
+/// use exhaust_core::memory::MemorySource;
+/// use exhaust_core::source::ReadCounter;
+///
+/// /// A source that forwards every read to the one it wraps.
+/// struct Wrapper(MemorySource);
+///
+/// macro_rules! to_inner {
+///     ($self:ident, $method:ident($($arg:expr),*)) => {
+///         $self.0.$method($($arg),*).await
+///     };
+/// }
+/// exhaust_core::forward_report_source!(impl [] for Wrapper => to_inner);
+/// impl ReadCounter for Wrapper {}
+///
+/// fn is_a_source<S: exhaust_core::source::ReportSource>(_: &S) {}
+/// is_a_source(&Wrapper(MemorySource::default()));
+/// ```
+#[macro_export]
+macro_rules! forward_report_source {
+    (impl [$($generics:tt)*] for $ty:ty => $via:ident) => {
+        impl<$($generics)*> $crate::source::BatchSource for $ty {
+            async fn course_batch(
+                &self,
+                id: &$crate::BatchId,
+            ) -> $crate::source::SourceResult<Option<$crate::model::CourseBatch>> {
+                $via!(self, course_batch(id))
+            }
+        }
+
+        impl<$($generics)*> $crate::source::CollectionBatchSource for $ty {
+            async fn batches_of(
+                &self,
+                collections: &[$crate::ContentId],
+            ) -> $crate::source::SourceResult<Vec<$crate::model::CourseBatch>> {
+                $via!(self, batches_of(collections))
+            }
+        }
+
+        impl<$($generics)*> $crate::source::EnrolmentSource for $ty {
+            async fn enrolments<F>(
+                &self,
+                batch: &$crate::model::CourseBatch,
+                on_chunk: F,
+            ) -> $crate::source::SourceResult<()>
+            where
+                F: FnMut(Vec<$crate::model::EnrolmentRecord>) + Send,
+            {
+                $via!(self, enrolments(batch, on_chunk))
+            }
+        }
+
+        impl<$($generics)*> $crate::source::UserSource for $ty {
+            async fn users(
+                &self,
+                ids: &[$crate::UserId],
+            ) -> $crate::source::SourceResult<Vec<Option<$crate::model::UserEntry>>> {
+                $via!(self, users(ids))
+            }
+        }
+
+        impl<$($generics)*> $crate::source::OptionalNodeSource for $ty {
+            async fn optional_nodes(
+                &self,
+                collection: &$crate::ContentId,
+            ) -> $crate::source::SourceResult<std::collections::HashSet<String>> {
+                $via!(self, optional_nodes(collection))
+            }
+        }
+
+        impl<$($generics)*> $crate::source::AttemptSource for $ty {
+            async fn attempts(
+                &self,
+                collection: &$crate::ContentId,
+                users: &[$crate::UserId],
+            ) -> $crate::source::SourceResult<Vec<$crate::model::AssessmentAttempt>> {
+                $via!(self, attempts(collection, users))
+            }
+        }
+
+        impl<$($generics)*> $crate::source::ActivitySource for $ty {
+            async fn activity(
+                &self,
+                batch: &$crate::BatchId,
+                activities: &[$crate::ContentId],
+                users: &[$crate::UserId],
+            ) -> $crate::source::SourceResult<Vec<$crate::model::ActivityAggregate>> {
+                $via!(self, activity(batch, activities, users))
+            }
+        }
+
+        impl<$($generics)*> $crate::source::HierarchySource for $ty {
+            async fn hierarchy(
+                &self,
+                collection: &$crate::ContentId,
+            ) -> $crate::source::SourceResult<Option<String>> {
+                $via!(self, hierarchy(collection))
+            }
+        }
+
+        impl<$($generics)*> $crate::source::CollectionSource for $ty {
+            async fn collections(
+                &self,
+                ids: &[$crate::ContentId],
+            ) -> $crate::source::SourceResult<Vec<$crate::model::CollectionMeta>> {
+                $via!(self, collections(ids))
+            }
+
+            async fn search(
+                &self,
+                body: &serde_json::Value,
+            ) -> $crate::source::SourceResult<Vec<$crate::model::CollectionMeta>> {
+                $via!(self, search(body))
+            }
+        }
+
+        impl<$($generics)*> $crate::source::CustodianOrgSource for $ty {
+            async fn custodian_org(&self) -> $crate::source::SourceResult<Option<$crate::OrgId>> {
+                $via!(self, custodian_org())
+            }
+        }
+    };
+}

@@ -10,7 +10,7 @@
 //! the worker dies (a PostgreSQL session advisory lock, an OS file lock), so
 //! a request left `PROCESSING` by a dead worker can be claimed again.
 
-use crate::request::{JobRequest, ProcessedBatch, RequestStatus};
+use crate::request::{JobRequest, ProcessedBatch, RequestOutcome, RequestStatus};
 use chrono::{DateTime, Utc};
 use std::future::Future;
 
@@ -67,19 +67,13 @@ impl Selection {
     }
 }
 
-/// How a request ends a run, as written to its row.
+/// How a request ends a run, as written to its row: the outcome the core
+/// decided ([`RequestOutcome`], from [`crate::request::decide`] and its
+/// constructors) with when and how long.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Completion {
-    /// `SUCCESS`, `FAILED` or back to `SUBMITTED`.
-    pub status: RequestStatus,
-    /// Every batch built so far.
-    pub processed: Vec<ProcessedBatch>,
-    /// The zips' keys (SUCCESS only; otherwise left as stored).
-    pub download_urls: Vec<String>,
-    /// Why it failed.
-    pub err_message: Option<String>,
-    /// Whether `iteration` goes up by one.
-    pub count_attempt: bool,
+    /// Status, batches, files, message and whether an attempt counts.
+    pub outcome: RequestOutcome,
     /// When the run finished with it (written as `dt_job_completed` for
     /// SUCCESS and FAILED).
     pub completed_at: DateTime<Utc>,
@@ -112,16 +106,17 @@ impl Completion {
     /// back to SUBMITTED keeps what is stored. Only SUCCESS and FAILED set
     /// `dt_job_completed`.
     pub fn column_changes(&self) -> ColumnChanges {
-        let finished = matches!(self.status, RequestStatus::Success | RequestStatus::Failed);
+        let o = &self.outcome;
+        let finished = matches!(o.status, RequestStatus::Success | RequestStatus::Failed);
         ColumnChanges {
-            status: self.status,
-            download_urls: match self.status {
-                RequestStatus::Success => Some(self.download_urls.clone()),
+            status: o.status,
+            download_urls: match o.status {
+                RequestStatus::Success => Some(o.download_urls.clone()),
                 RequestStatus::Failed => Some(Vec::new()),
                 _ => None,
             },
-            err_message: self.err_message.clone(),
-            iteration_step: i32::from(self.count_attempt),
+            err_message: o.err_message.clone(),
+            iteration_step: i32::from(o.count_attempt),
             completed_at: finished.then_some(self.completed_at),
             execution_time_ms: self.execution_time_ms,
         }
@@ -291,11 +286,13 @@ mod tests {
             .single()
             .expect("time");
         let completion = |status, count_attempt| Completion {
-            status,
-            processed: Vec::new(),
-            download_urls: vec!["progress-exhaust/R/b.zip".into()],
-            err_message: None,
-            count_attempt,
+            outcome: RequestOutcome {
+                status,
+                processed: Vec::new(),
+                download_urls: vec!["progress-exhaust/R/b.zip".into()],
+                err_message: None,
+                count_attempt,
+            },
             completed_at: at,
             execution_time_ms: 42,
         };

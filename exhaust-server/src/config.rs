@@ -7,7 +7,7 @@ use crate::download::{MIN_SECRET_BYTES, Secret};
 use crate::state::{Clock, system_clock};
 use anyhow::{Context, bail};
 use clap::Parser;
-use exhaust_cli::config::Settings;
+use exhaust_sources::settings::Settings;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -2,13 +2,15 @@
 //! source answer. 200 when all do, 503 when any part is down, with the
 //! status of each part.
 
+use crate::worker::ServerRunner;
 use exhaust_core::ContentId;
 use exhaust_core::source::{CollectionSource, CustodianOrgSource, OptionalNodeSource};
-use exhaust_sources::{LiveConfig, LiveSources};
+use exhaust_sources::{AnySource, LiveConfig, LiveSources};
 use serde::Serialize;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 use utoipa::ToSchema;
 
@@ -55,8 +57,20 @@ impl SourceCheck for SnapshotFolder {
 
 /// Sunbird's live stores answer when one cheap read by key succeeds on each:
 /// the custodian org (Cassandra), an optional-nodes set (Redis) and a
-/// collection lookup (search). The connection is made at the first check
-/// and kept.
+/// collection lookup (search).
+pub async fn probe_live(s: &LiveSources) -> Result<(), String> {
+    s.custodian_org().await.map_err(|e| e.to_string())?;
+    let probe = ContentId::new("exhaust-health-probe");
+    s.optional_nodes(&probe).await.map_err(|e| e.to_string())?;
+    s.collections(std::slice::from_ref(&probe))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// The live stores of a server without a worker, which holds no source of
+/// its own: the connection is made at the first check and kept (with
+/// `--worker`, [`RunnerSource`] asks the worker's connection instead).
 #[derive(Debug)]
 pub struct LiveCheck {
     config: LiveConfig,
@@ -85,14 +99,41 @@ impl SourceCheck for LiveCheck {
                 .get_or_try_init(|| LiveSources::connect(&self.config))
                 .await
                 .map_err(|e| e.to_string())?;
-            s.custodian_org().await.map_err(|e| e.to_string())?;
-            let probe = ContentId::new("exhaust-health-probe");
-            s.optional_nodes(&probe).await.map_err(|e| e.to_string())?;
-            s.collections(std::slice::from_ref(&probe))
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(())
+            probe_live(s).await
         })
+    }
+}
+
+/// The source the worker's runner reads: its live stores are probed over
+/// the runner's own connections (no second connection); a snapshot folder
+/// is listed, as [`SnapshotFolder`] does.
+#[derive(Debug)]
+pub struct RunnerSource {
+    runner: Arc<ServerRunner>,
+    folder: SnapshotFolder,
+}
+
+impl RunnerSource {
+    /// A check of `runner`'s source; `snapshot_dir` is its folder when it
+    /// reads a snapshot.
+    pub fn new(runner: Arc<ServerRunner>, snapshot_dir: PathBuf) -> Self {
+        Self {
+            runner,
+            folder: SnapshotFolder(snapshot_dir),
+        }
+    }
+}
+
+impl SourceCheck for RunnerSource {
+    fn describe(&self) -> String {
+        self.runner.sources().kind().into()
+    }
+
+    fn check(&self) -> CheckFuture<'_> {
+        match self.runner.sources() {
+            AnySource::Live(live) => Box::pin(probe_live(live)),
+            AnySource::Snapshot(_) => self.folder.check(),
+        }
     }
 }
 

@@ -27,7 +27,7 @@
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
 //! use exhaust_server::{ServerConfig, start};
-//! let settings = exhaust_cli::config::Settings::load(None)?;
+//! let settings = exhaust_sources::settings::Settings::load(None)?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! let running = start(ServerConfig::new(settings), listener).await?;
 //! println!("listening on {}", running.url());
@@ -53,7 +53,7 @@ pub use worker::Shutdown;
 use anyhow::Context;
 use axum::{Extension, Router, middleware};
 use download::{Downloads, Secret};
-use health::{LiveCheck, SnapshotFolder};
+use health::{LiveCheck, RunnerSource, SnapshotFolder};
 use metrics::Metrics;
 use ops::OpenApiJson;
 use std::future::Future;
@@ -228,7 +228,7 @@ pub async fn start_with(
         .context("reading the listener's address")?;
     let settings = &config.settings;
     let store = settings.open_store().await?;
-    let storage = settings.storage()?;
+    let storage = worker::open_storage(settings)?;
     let public_url = config
         .public_url
         .clone()
@@ -239,29 +239,31 @@ pub async fn start_with(
         .clone()
         .unwrap_or_else(Secret::random);
     let metrics = Arc::new(Metrics::new());
+    // The worker's runner holds the source; /health asks it rather than
+    // opening a second connection to the live stores.
+    let runner = if config.worker {
+        Some(Arc::new(
+            worker::compose(settings, store.clone(), storage.clone()).await?,
+        ))
+    } else {
+        None
+    };
+    let source: Arc<dyn health::SourceCheck> = match (&runner, &settings.source.live) {
+        (Some(r), _) => Arc::new(RunnerSource::new(r.clone(), settings.snapshot_dir())),
+        (None, Some(live)) => Arc::new(LiveCheck::new(live.clone())),
+        (None, None) => Arc::new(SnapshotFolder(settings.snapshot_dir())),
+    };
     let state = AppState::new(StateConfig {
         store: store.clone(),
         storage: storage.clone(),
-        source: match &settings.source.live {
-            Some(live) => Arc::new(LiveCheck::new(live.clone())) as Arc<dyn health::SourceCheck>,
-            None => Arc::new(SnapshotFolder(settings.snapshot_dir())),
-        },
+        source,
         downloads: Downloads::new(secret, &public_url, config.url_expiry),
         bearer_token: config.bearer_token.clone(),
         metrics: metrics.clone(),
         clock: config.clock.clone(),
     });
-    let worker = if config.worker {
-        let runner = settings.runner(store.clone(), storage.clone()).await?;
-        Some(tokio::spawn(worker::run_loop(
-            runner,
-            metrics,
-            config.poll,
-            stop.clone(),
-        )))
-    } else {
-        None
-    };
+    let worker = runner
+        .map(|runner| tokio::spawn(worker::run_loop(runner, metrics, config.poll, stop.clone())));
     let server = tokio::spawn(serve(listener, app(state.clone()), stop.clone().wait()));
     tracing::info!(
         addr = %addr,

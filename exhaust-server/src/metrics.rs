@@ -9,7 +9,7 @@
 //! request's tag, user, channel or key.
 
 use exhaust_core::request::RequestStatus;
-use exhaust_writer::RunSummary;
+use exhaust_core::runner::RunSummary;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -226,7 +226,7 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use exhaust_writer::BuiltBatch;
+    use exhaust_core::runner::BuiltBatch;
     use std::time::Duration;
 
     #[test]

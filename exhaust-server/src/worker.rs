@@ -4,13 +4,13 @@
 //! elsewhere do this work against the same store.
 
 use crate::metrics::Metrics;
-use exhaust_cli::config::AnyPreferences;
-use exhaust_cli::source::AnySource;
-use exhaust_core::security::PreferenceSource;
-use exhaust_core::source::ReportSource;
-use exhaust_core::store::{RequestStore, StoreError};
+use anyhow::{Context, anyhow};
+use exhaust_core::runner::RunSummary;
+use exhaust_core::store::StoreError;
+use exhaust_sources::AnySource;
 use exhaust_sources::requests::AnyRequestStore;
-use exhaust_writer::{RunSummary, Runner};
+use exhaust_sources::settings::{AnyPreferences, Settings};
+use exhaust_writer::{AppRunner, PublishConfig, Publisher, Storage, TokioClock};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -20,21 +20,37 @@ use std::time::Duration;
 /// with its grace period).
 pub use exhaust_writer::Shutdown;
 
-/// The runner the server composes from its settings
-/// ([`exhaust_cli::config::Settings::runner`], as `exhaust run` does).
-pub type ServerRunner = Runner<AnySource, AnyRequestStore, AnyPreferences>;
+/// The runner the server composes from its settings ([`compose`]).
+pub type ServerRunner = AppRunner<AnySource, AnyRequestStore, AnyPreferences>;
+
+/// Opens the storage of `[storage]`.
+pub fn open_storage(settings: &Settings) -> anyhow::Result<Storage> {
+    Storage::from_settings(&settings.storage.url, &settings.storage.options)
+        .map_err(|e| anyhow!(e))
+        .context("opening the storage")
+}
+
+/// The worker's runner ([`Settings::runner`], as `exhaust run`'s) with
+/// this store and storage, shared with the API.
+pub async fn compose(
+    settings: &Settings,
+    store: AnyRequestStore,
+    storage: Storage,
+) -> anyhow::Result<ServerRunner> {
+    let publish = PublishConfig {
+        work_dir: settings.work_dir(),
+        sunbird_encryption_key: settings.security.sunbird_encryption_key.clone(),
+    };
+    let output = Publisher::new(storage, publish);
+    settings.runner(store, output, TokioClock::system()).await
+}
 
 /// One pass over the pending requests, counted in `metrics` and logged.
-pub async fn step<S, R, P>(
-    runner: &Runner<S, R, P>,
+pub async fn step(
+    runner: &ServerRunner,
     stop: &AtomicBool,
     metrics: &Metrics,
-) -> Result<RunSummary, StoreError>
-where
-    S: ReportSource,
-    R: RequestStore,
-    P: PreferenceSource + Sync,
-{
+) -> Result<RunSummary, StoreError> {
     let run = runner.run_once_until(stop).await;
     record(&run, metrics);
     run
@@ -87,16 +103,12 @@ fn record(run: &Result<RunSummary, StoreError>, metrics: &Metrics) {
 /// Runs the pending requests every `poll` until `stop` is triggered
 /// ([`Runner::watch`]): a stop during a run lets the batch in hand finish
 /// within the grace period, else abandons it and releases its request.
-pub async fn run_loop<S, R, P>(
-    runner: Runner<S, R, P>,
+pub async fn run_loop(
+    runner: Arc<ServerRunner>,
     metrics: Arc<Metrics>,
     poll: Duration,
     stop: Shutdown,
-) where
-    S: ReportSource,
-    R: RequestStore,
-    P: PreferenceSource + Sync,
-{
+) {
     tracing::info!(
         poll_seconds = poll.as_secs(),
         grace_seconds = stop.grace().as_secs(),

@@ -5,10 +5,10 @@
 //! scenario runs on both stores.
 
 use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
-use exhaust_cli::config::Settings;
 use exhaust_server::download::{Downloads, Secret};
 use exhaust_server::{Clock, Running, ServerConfig, start, worker};
-use exhaust_sources::requests::testing::{fresh_schema, test_pg_url as pg_url};
+use exhaust_sources::requests::testing::{TestStore, test_pg_url as pg_url};
+use exhaust_sources::settings::Settings;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
@@ -87,44 +87,35 @@ impl TestClock {
     }
 }
 
+/// A scenario's request store (the store suite's [`TestStore`]: its
+/// folder holds the scenario's files too) and clock.
 struct World {
-    dir: tempfile::TempDir,
-    store_url: String,
-    table: String,
+    t: TestStore,
     clock: TestClock,
 }
 
 impl World {
     async fn sqlite() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store_url = dir.path().join("exhaust.db").display().to_string();
         Self {
-            dir,
-            store_url,
-            table: "job_request".into(),
+            t: TestStore::sqlite(),
             clock: TestClock::default(),
         }
     }
 
     async fn postgres() -> Self {
-        let schema = fresh_schema(&pg_url(), "exhaust_s")
-            .await
-            .expect("PostgreSQL");
         Self {
-            dir: tempfile::tempdir().expect("tempdir"),
-            store_url: pg_url(),
-            table: format!("{schema}.job_request"),
+            t: TestStore::postgres("exhaust_s").await,
             clock: TestClock::default(),
         }
     }
 
     fn files(&self) -> PathBuf {
-        self.dir.path().join("files")
+        self.t.dir().join("files")
     }
 
     /// A copy of a snapshot folder that the scenario may delete.
     fn snapshot_copy(&self, from: &Path) -> PathBuf {
-        let to = self.dir.path().join("snapshot");
+        let to = self.t.dir().join("snapshot");
         std::fs::create_dir_all(&to).expect("snapshot folder");
         for entry in std::fs::read_dir(from).expect("snapshot") {
             let entry = entry.expect("entry");
@@ -137,11 +128,11 @@ impl World {
 
     fn settings(&self, snapshot: &Path) -> Settings {
         let mut s = Settings::default();
-        s.store.url = self.store_url.clone();
-        s.store.table = self.table.clone();
+        s.store.url = self.t.url().to_string();
+        s.store.table = self.t.table().to_string();
         s.storage.url = self.files().display().to_string();
         s.source.snapshot = Some(snapshot.to_path_buf());
-        s.job.work_dir = Some(self.dir.path().to_path_buf());
+        s.job.work_dir = Some(self.t.dir().to_path_buf());
         s
     }
 
@@ -166,13 +157,15 @@ async fn run_worker_once(
     w: &World,
     server: &Running,
     snapshot: &Path,
-) -> exhaust_writer::RunSummary {
+) -> exhaust_core::runner::RunSummary {
     let state = server.state();
-    let runner = w
-        .settings(snapshot)
-        .runner(state.store().clone(), state.storage().clone())
-        .await
-        .expect("runner");
+    let runner = worker::compose(
+        &w.settings(snapshot),
+        state.store().clone(),
+        state.storage().clone(),
+    )
+    .await
+    .expect("runner");
     worker::step(&runner, &AtomicBool::new(false), state.metrics())
         .await
         .expect("run")
@@ -1044,7 +1037,7 @@ async fn health(w: World) {
     }
     assert_eq!(
         j["store"]["kind"],
-        if w.store_url.starts_with("postgres") {
+        if w.t.url().starts_with("postgres") {
             "postgres"
         } else {
             "sqlite"
@@ -1197,7 +1190,7 @@ async fn store_failures_are_server_errors() {
         .await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
 
-    let schema = w.table.split('.').next().expect("schema");
+    let schema = w.t.table().split('.').next().expect("schema");
     let mut conn = PgConnection::connect(&pg_url()).await.expect("PostgreSQL");
     sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
         .execute(&mut conn)
@@ -1252,13 +1245,11 @@ mod cloud {
 
     /// Replaces a request's stored download_urls, as an older job left them.
     async fn store_urls(w: &World, request_id: &str, urls: &[String]) {
-        if w.store_url.starts_with("postgres") {
-            let mut conn = PgConnection::connect(&w.store_url)
-                .await
-                .expect("PostgreSQL");
+        if w.t.url().starts_with("postgres") {
+            let mut conn = PgConnection::connect(w.t.url()).await.expect("PostgreSQL");
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "UPDATE {} SET download_urls = $1 WHERE request_id = $2",
-                w.table
+                w.t.table()
             )))
             .bind(urls)
             .bind(request_id)
@@ -1266,12 +1257,12 @@ mod cloud {
             .await
             .expect("update");
         } else {
-            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", w.store_url))
+            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", w.t.url()))
                 .await
                 .expect("SQLite");
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "UPDATE {} SET download_urls = ? WHERE request_id = ?",
-                w.table
+                w.t.table()
             )))
             .bind(serde_json::to_string(urls).expect("json"))
             .bind(request_id)

@@ -8,7 +8,8 @@
 #[path = "../../exhaust-cli/tests/support/stop.rs"]
 mod stop;
 
-use exhaust_cli::config::Settings;
+use exhaust_server::worker;
+use exhaust_sources::settings::Settings;
 use std::path::PathBuf;
 use std::time::Duration;
 use stop::{Bench, Rng};
@@ -46,8 +47,10 @@ fn server_stops_cleanly(signal: &str, worker: bool) {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         let store = settings.open_store().await.expect("store");
-        let storage = settings.storage().expect("storage");
-        let runner = settings.runner(store, storage).await.expect("runner");
+        let storage = worker::open_storage(&settings).expect("storage");
+        let runner = worker::compose(&settings, store, storage)
+            .await
+            .expect("runner");
         for _ in 0..10 {
             let s = runner.run_once().await.expect("run");
             if s.total == 0 {

@@ -11,7 +11,11 @@
 //! - `generate` (cargo feature `generate`): the generator of realistic
 //!   snapshots, for benchmarks, tests and the bundled sample;
 //! - [`requests`]: the `job_request` stores (PostgreSQL, SQLite);
-//! - [`preferences`]: the tenant preference and org search services.
+//! - [`preferences`]: the tenant preference and org search services;
+//! - [`settings`]: the request flow's settings (TOML file and `EXHAUST_*`
+//!   variables) and what they open: the request store, the report source
+//!   ([`AnySource`]: a snapshot or the live stores) and the preference
+//!   source ([`settings::AnyPreferences`]), for both frontends.
 //!
 //! Adapters convert their rows into core types once, at the edge, and compute
 //! no report values: the same rows give the same report whichever adapter
@@ -20,6 +24,7 @@
 //! thing in a snapshot and another in Cassandra.
 #![deny(missing_docs)]
 
+pub mod any;
 pub mod cassandra;
 mod counting;
 pub mod export;
@@ -33,9 +38,11 @@ pub mod redis_cache;
 pub mod requests;
 mod rows;
 pub mod search;
+pub mod settings;
 pub mod snapshot;
 mod table;
 
+pub use any::AnySource;
 pub use cassandra::{CassandraConfig, CassandraSource, ReadConsistency};
 pub use export::{ExportError, ExportOptions, ExportSummary, export_batch};
 pub use live::{LiveConfig, LiveSources};

@@ -8,17 +8,8 @@
 use crate::cassandra::{CassandraConfig, CassandraSource};
 use crate::redis_cache::{RedisConfig, RedisSource};
 use crate::search::{SearchConfig, SearchSource};
-use exhaust_core::model::{
-    ActivityAggregate, AssessmentAttempt, CollectionMeta, CourseBatch, EnrolmentRecord, UserEntry,
-};
-use exhaust_core::source::{
-    ActivitySource, AttemptSource, BatchSource, CollectionBatchSource, CollectionSource,
-    CustodianOrgSource, EnrolmentSource, HierarchySource, OptionalNodeSource, ReadCounter,
-    ReadStats, SourceResult, UserSource,
-};
-use exhaust_core::{BatchId, ContentId, OrgId, UserId};
+use exhaust_core::source::{ReadCounter, ReadStats, SourceResult};
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
 
 /// The three stores' configurations; each part defaults to Sunbird's names.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -80,81 +71,28 @@ impl ReadCounter for LiveSources {
     }
 }
 
-impl BatchSource for LiveSources {
-    async fn course_batch(&self, id: &BatchId) -> SourceResult<Option<CourseBatch>> {
-        self.cassandra.course_batch(id).await
-    }
+/// Sends each call to the store that holds its data: the user cache and
+/// optional nodes to Redis, collection metadata to the search API, the rest
+/// to Cassandra.
+macro_rules! to_store {
+    ($self:ident, users($($arg:expr),*)) => {
+        $self.redis.users($($arg),*).await
+    };
+    ($self:ident, optional_nodes($($arg:expr),*)) => {
+        $self.redis.optional_nodes($($arg),*).await
+    };
+    ($self:ident, collections($($arg:expr),*)) => {
+        $self.search.collections($($arg),*).await
+    };
+    ($self:ident, search($($arg:expr),*)) => {
+        $self.search.search($($arg),*).await
+    };
+    ($self:ident, $method:ident($($arg:expr),*)) => {
+        $self.cassandra.$method($($arg),*).await
+    };
 }
 
-impl CollectionBatchSource for LiveSources {
-    async fn batches_of(&self, collections: &[ContentId]) -> SourceResult<Vec<CourseBatch>> {
-        self.cassandra.batches_of(collections).await
-    }
-}
-
-impl EnrolmentSource for LiveSources {
-    async fn enrolments<F>(&self, batch: &CourseBatch, on_chunk: F) -> SourceResult<()>
-    where
-        F: FnMut(Vec<EnrolmentRecord>) + Send,
-    {
-        self.cassandra.enrolments(batch, on_chunk).await
-    }
-}
-
-impl UserSource for LiveSources {
-    async fn users(&self, ids: &[UserId]) -> SourceResult<Vec<Option<UserEntry>>> {
-        self.redis.users(ids).await
-    }
-}
-
-impl OptionalNodeSource for LiveSources {
-    async fn optional_nodes(&self, collection: &ContentId) -> SourceResult<HashSet<String>> {
-        self.redis.optional_nodes(collection).await
-    }
-}
-
-impl AttemptSource for LiveSources {
-    async fn attempts(
-        &self,
-        collection: &ContentId,
-        users: &[UserId],
-    ) -> SourceResult<Vec<AssessmentAttempt>> {
-        self.cassandra.attempts(collection, users).await
-    }
-}
-
-impl ActivitySource for LiveSources {
-    async fn activity(
-        &self,
-        batch: &BatchId,
-        activities: &[ContentId],
-        users: &[UserId],
-    ) -> SourceResult<Vec<ActivityAggregate>> {
-        self.cassandra.activity(batch, activities, users).await
-    }
-}
-
-impl HierarchySource for LiveSources {
-    async fn hierarchy(&self, collection: &ContentId) -> SourceResult<Option<String>> {
-        self.cassandra.hierarchy(collection).await
-    }
-}
-
-impl CollectionSource for LiveSources {
-    async fn collections(&self, ids: &[ContentId]) -> SourceResult<Vec<CollectionMeta>> {
-        self.search.collections(ids).await
-    }
-
-    async fn search(&self, body: &serde_json::Value) -> SourceResult<Vec<CollectionMeta>> {
-        self.search.search(body).await
-    }
-}
-
-impl CustodianOrgSource for LiveSources {
-    async fn custodian_org(&self) -> SourceResult<Option<OrgId>> {
-        self.cassandra.custodian_org().await
-    }
-}
+exhaust_core::forward_report_source!(impl [] for LiveSources => to_store);
 
 #[cfg(test)]
 mod tests {

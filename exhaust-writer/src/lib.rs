@@ -13,10 +13,11 @@
 //! - [`envelope`] writes and opens Sunbird's encrypted envelope (the text-key
 //!   and public-key security levels); [`decode_encryption_key`] turns a
 //!   request's stored `encryption_key` into the key itself.
-//! - [`Runner`] processes report requests; [`Runner::watch`] is the one
-//!   polling loop of `exhaust run --watch` and `exhaust-server --worker`,
-//!   stopped through a [`Shutdown`] (with its grace period), which
-//!   [`stop_on_signals`] triggers on SIGINT and SIGTERM.
+//! - The runtime side of the request flow, whose orchestration is
+//!   `exhaust_core::runner`: [`Publisher`] builds, packages and stores a
+//!   request's reports (the core's `ReportOutput`), [`TokioClock`] is the
+//!   core's `Clock`, and [`Shutdown`] its `StopSignal` with a grace period,
+//!   which [`stop_on_signals`] triggers on SIGINT and SIGTERM.
 //!
 //! ```
 //! use exhaust_core::report::RowSink;
@@ -38,14 +39,13 @@ mod archive;
 #[cfg(feature = "arrow")]
 pub mod arrow;
 mod atomic;
-mod cooperative;
 mod counting;
 mod csv_sink;
 pub mod envelope;
 mod error;
 mod key;
+pub mod publish;
 mod report_sink;
-pub mod runner;
 pub mod shutdown;
 pub mod storage;
 pub mod testing;
@@ -59,7 +59,7 @@ pub use csv_sink::{CsvSink, CsvStats};
 pub use envelope::{EnvelopeError, Secret};
 pub use error::WriteError;
 pub use key::{decode_encryption_key, encode_encryption_key};
+pub use publish::{AppRunner, FileSink, PublishConfig, Publisher, Staged, TokioClock};
 pub use report_sink::{ReportSink, ReportStats, check_format, format_available};
-pub use runner::{BuiltBatch, RunSummary, Runner, RunnerConfig};
 pub use shutdown::{DEFAULT_GRACE, Shutdown, stop_on_signals};
 pub use storage::{Storage, StorageError, StoredFile, StoredObject};

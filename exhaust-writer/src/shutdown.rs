@@ -1,7 +1,8 @@
 //! Stopping a worker: one stop signal shared by whatever asks for the stop
 //! (SIGINT or SIGTERM through [`stop_on_signals`], a server shutting down, a
-//! test) and the [`Runner`](crate::Runner) that obeys it, with the grace
-//! period after which the build in hand is abandoned.
+//! test) and the runner that obeys it (`exhaust_core::runner`, through the
+//! core's [`StopSignal`] trait), with the grace period after which the build
+//! in hand is abandoned.
 //!
 //! The contract (ARCHITECTURE.md, invariant 13): once triggered, no new
 //! request is claimed; the batch in hand may finish until the deadline
@@ -9,6 +10,7 @@
 //! folder goes with it), and the request is written back to `SUBMITTED`
 //! with the batches already stored kept in `processed_batches`.
 
+use exhaust_core::runner::StopSignal;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,10 +19,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// The grace period when none is configured: time for a typical batch to
-/// finish, and short enough that the process is gone before the kill that
-/// follows SIGTERM under Kubernetes (30 s by default) and systemd (90 s).
-pub const DEFAULT_GRACE: Duration = Duration::from_secs(25);
+pub use exhaust_core::runner::DEFAULT_GRACE;
 
 /// A stop signal with its grace period. Clones share the signal.
 #[derive(Debug, Clone)]
@@ -186,6 +185,20 @@ impl Shutdown {
                 changed = rx.changed() => if changed.is_err() { return },
             }
         }
+    }
+}
+
+impl StopSignal for Shutdown {
+    fn is_triggered(&self) -> bool {
+        Shutdown::is_triggered(self)
+    }
+
+    fn triggered(&self) -> impl Future<Output = ()> + Send {
+        Shutdown::triggered(self)
+    }
+
+    fn deadline_reached(&self) -> impl Future<Output = ()> + Send {
+        Shutdown::deadline_reached(self)
     }
 }
 

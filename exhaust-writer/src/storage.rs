@@ -149,6 +149,19 @@ impl Storage {
     /// `az://container[/prefix]` or `gs://bucket[/prefix]`, credentials and
     /// regions coming from the providers' usual environment variables
     /// (`AWS_*`, `AZURE_*`, `GOOGLE_*`) and `options`.
+    pub fn from_settings(
+        url: &str,
+        options: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Self, StorageError> {
+        let options: Vec<(String, String)> = options
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Self::from_url(url, &options)
+    }
+
+    /// The storage at `url` (see [`Storage::from_settings`]) with these
+    /// `object_store` options.
     pub fn from_url(url: &str, options: &[(String, String)]) -> Result<Self, StorageError> {
         if let Some(path) = url.strip_prefix("file://") {
             return Self::local(path);

@@ -6,6 +6,7 @@
 use chrono::{NaiveDate, TimeZone, Utc};
 use exhaust_core::model::UserEntry;
 use exhaust_core::request::{JobRequest, RequestStatus, parse_processed, request_id};
+use exhaust_core::runner::{Runner, RunnerConfig};
 use exhaust_core::security::{FixedLevel, SecurityLevel};
 use exhaust_core::source::{
     ActivitySource, AttemptSource, BatchSource, CollectionBatchSource, CollectionSource,
@@ -15,10 +16,10 @@ use exhaust_core::source::{
 use exhaust_core::store::{RequestStore, Selection, Submission};
 use exhaust_core::time::{ReportTz, file_date_stamp};
 use exhaust_core::{BatchId, ContentId, OrgId, UserId};
-use exhaust_sources::requests::testing::{fresh_schema, test_pg_url as pg_url};
-use exhaust_sources::requests::{AnyRequestStore, PgRequestStore, SqliteRequestStore};
+use exhaust_sources::requests::AnyRequestStore;
+use exhaust_sources::requests::testing::TestStore;
 use exhaust_sources::{Snapshot, SnapshotOptions};
-use exhaust_writer::{Runner, RunnerConfig, Storage};
+use exhaust_writer::{PublishConfig, Publisher, Storage, TokioClock};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -38,50 +39,32 @@ fn snapshot(dir: &Path) -> Snapshot {
     Snapshot::open(dir, SnapshotOptions::default()).expect("snapshot")
 }
 
-/// Where a scenario keeps its requests and files.
+/// Where a scenario keeps its requests (the store suite's [`TestStore`])
+/// and files (in the store's temporary folder).
 struct World {
-    dir: tempfile::TempDir,
-    store_url: String,
-    table: String,
+    t: TestStore,
 }
 
 impl World {
     async fn sqlite() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store_url = dir.path().join("exhaust.db").display().to_string();
         Self {
-            dir,
-            store_url,
-            table: "job_request".into(),
+            t: TestStore::sqlite(),
         }
     }
 
     async fn postgres() -> Self {
-        let schema = fresh_schema(&pg_url(), "exhaust_r")
-            .await
-            .expect("PostgreSQL");
         Self {
-            dir: tempfile::tempdir().expect("tempdir"),
-            store_url: pg_url(),
-            table: format!("{schema}.job_request"),
+            t: TestStore::postgres("exhaust_r").await,
         }
     }
 
     /// A new handle on the store, as another worker process would open it.
     async fn store(&self) -> AnyRequestStore {
-        if self.store_url.starts_with("postgres") {
-            AnyRequestStore::Postgres(
-                PgRequestStore::connect(&self.store_url, &self.table)
-                    .await
-                    .expect("pg"),
-            )
-        } else {
-            AnyRequestStore::Sqlite(SqliteRequestStore::open(&self.store_url).await.expect("db"))
-        }
+        self.t.open().await
     }
 
     fn files(&self) -> PathBuf {
-        self.dir.path().join("files")
+        self.t.dir().join("files")
     }
 
     fn storage(&self) -> Storage {
@@ -92,7 +75,7 @@ impl World {
         &self,
         source: S,
         config: RunnerConfig,
-    ) -> Runner<S, AnyRequestStore, FixedLevel> {
+    ) -> TestRunner<S> {
         self.runner_with(source, config, FixedLevel::default())
             .await
     }
@@ -100,12 +83,30 @@ impl World {
     async fn runner_with<S: exhaust_core::source::ReportSource>(
         &self,
         source: S,
-        mut config: RunnerConfig,
+        config: RunnerConfig,
         level: FixedLevel,
-    ) -> Runner<S, AnyRequestStore, FixedLevel> {
-        config.work_dir = self.dir.path().to_path_buf();
-        Runner::new(source, self.store().await, level, self.storage(), config)
+    ) -> TestRunner<S> {
+        let output = Publisher::new(
+            self.storage(),
+            PublishConfig {
+                work_dir: self.t.dir().to_path_buf(),
+                ..PublishConfig::default()
+            },
+        );
+        // The wall clock is pinned, so the date in file names is known.
+        let clock = TokioClock::pinned(run_time());
+        Runner::new(source, self.store().await, level, output, clock, config)
     }
+}
+
+type TestRunner<S> = Runner<S, AnyRequestStore, FixedLevel, Publisher, TokioClock>;
+
+/// The time the runners of these tests read: 20:00 UTC, already the next
+/// day in India (the date in file names is India's, as Sunbird's).
+fn run_time() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 3, 9, 20, 0, 0)
+        .single()
+        .expect("time")
 }
 
 fn new_request(tag: &str, by: &str, channel: &str, data: serde_json::Value) -> JobRequest {
@@ -145,7 +146,7 @@ async fn reread(store: &AnyRequestStore, r: &JobRequest) -> JobRequest {
 }
 
 fn stamp() -> String {
-    file_date_stamp(Utc::now(), ReportTz::ist())
+    file_date_stamp(run_time(), ReportTz::ist())
 }
 
 /// The one CSV inside a stored zip.
@@ -210,9 +211,7 @@ async fn sunbird_request_expectations(w: World) {
     for r in [&one, &filtered, &unknown] {
         submit(store, r).await;
     }
-    let before = stamp();
     let summary = runner.run_once().await.expect("run");
-    let after = stamp();
     assert_eq!(
         (summary.total, summary.succeeded, summary.failed),
         (3, 2, 1),
@@ -224,24 +223,15 @@ async fn sunbird_request_expectations(w: World) {
         assert_eq!(row.status, RequestStatus::Success, "{:?}", row.err_message);
         assert_eq!(row.err_message, None);
         assert_eq!(row.iteration, 0);
-        // The date of the run in India (either side of a midnight passed
-        // during the run).
-        let key = [&before, &after]
-            .map(|d| {
-                format!(
-                    "progress-exhaust/{}/batch-001_progress_{d}.zip",
-                    r.request_id
-                )
-            })
-            .into_iter()
-            .find(|k| row.download_urls.first() == Some(k))
-            .unwrap_or_else(|| panic!("unexpected download_urls {:?}", row.download_urls));
-        assert_eq!(row.download_urls.len(), 1);
-        let day = key
-            .rsplit('_')
-            .next()
-            .unwrap_or_default()
-            .trim_end_matches(".zip");
+        // The date of the run in India: the runner's pinned 20:00 UTC is
+        // already 10 March there.
+        let day = stamp();
+        assert_eq!(day, "20240310");
+        let key = format!(
+            "progress-exhaust/{}/batch-001_progress_{day}.zip",
+            r.request_id
+        );
+        assert_eq!(row.download_urls, std::slice::from_ref(&key));
         assert!(row.dt_job_completed.is_some());
         assert!(row.execution_time.is_some());
         let processed = parse_processed(row.processed_batches.as_deref()).expect("processed");
@@ -271,7 +261,7 @@ on_both_stores!(sunbird_expectations, sunbird_request_expectations);
 /// Every refusal of SPEC section 6 steps 2 and 3, with Sunbird's messages.
 async fn refusals(w: World) {
     // A copy of the conformance snapshot whose collection is retired.
-    let retired = w.dir.path().join("retired");
+    let retired = w.t.dir().join("retired");
     std::fs::create_dir_all(&retired).expect("dir");
     for f in std::fs::read_dir(conformance()).expect("ls") {
         let f = f.expect("entry").path();

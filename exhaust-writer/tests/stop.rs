@@ -10,6 +10,7 @@ use exhaust_core::model::{
 };
 use exhaust_core::report::ReportOptions;
 use exhaust_core::request::{NewRequest, RequestStatus, parse_processed};
+use exhaust_core::runner::{Runner, RunnerConfig};
 use exhaust_core::security::FixedLevel;
 use exhaust_core::source::{
     ActivitySource, AttemptSource, BatchSource, CollectionBatchSource, CollectionSource,
@@ -20,7 +21,7 @@ use exhaust_core::store::RequestStore;
 use exhaust_core::{BatchId, ContentId, OrgId, UserId};
 use exhaust_sources::requests::{AnyRequestStore, SqliteRequestStore};
 use exhaust_sources::{Snapshot, SnapshotOptions};
-use exhaust_writer::{Runner, RunnerConfig, Shutdown, Storage};
+use exhaust_writer::{PublishConfig, Publisher, Shutdown, Storage, TokioClock};
 use std::collections::HashSet;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -154,9 +155,8 @@ impl World {
         &self,
         source: S,
         chunk_size: usize,
-    ) -> Runner<S, AnyRequestStore, FixedLevel> {
+    ) -> Runner<S, AnyRequestStore, FixedLevel, Publisher, TokioClock> {
         let config = RunnerConfig {
-            work_dir: self.work(),
             report: ReportOptions {
                 chunk_size,
                 ..ReportOptions::default()
@@ -164,11 +164,19 @@ impl World {
             ..RunnerConfig::default()
         };
         let storage = Storage::local(self.files()).expect("storage");
+        let output = Publisher::new(
+            storage,
+            PublishConfig {
+                work_dir: self.work(),
+                ..PublishConfig::default()
+            },
+        );
         Runner::new(
             source,
             self.store().await,
             FixedLevel::default(),
-            storage,
+            output,
+            TokioClock::system(),
             config,
         )
     }

@@ -397,7 +397,7 @@ impl CompletionColumns {
         let changes = c.column_changes();
         Self {
             status: changes.status.as_str(),
-            processed: exhaust_core::request::processed_json(&c.processed),
+            processed: exhaust_core::request::processed_json(&c.outcome.processed),
             download_urls: changes.download_urls,
             err_message: changes.err_message,
             iteration_step: changes.iteration_step,

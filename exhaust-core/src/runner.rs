@@ -1,55 +1,197 @@
-//! The request runner (SPEC section 6): takes pending `job_request` rows
+//! The request flow (SPEC section 6): takes pending `job_request` rows
 //! from a [`RequestStore`], builds their batches from a [`ReportSource`],
-//! packages each CSV as its request's security level asks, stores the zip
-//! in [`Storage`], and records the outcome.
+//! has each report packaged as its request's security level asks and
+//! stored by a [`ReportOutput`], and records the outcome.
 //!
-//! It is generic over the core's traits, so the command line and the
-//! server run the same code against any source, store and preference
-//! service. Every decision (validation, resolution, duplicates, limits,
-//! outcomes, messages) is made by `exhaust-core`; this module sequences
-//! those rules with the I/O.
+//! It lives in the core, next to [`build_rows`], because it is the
+//! application's orchestration of the core's rules, generic over traits:
+//! the command line and the server run the same code against any source,
+//! store, preference service and output. Every decision (validation,
+//! resolution, duplicates, limits, outcomes, messages) is made by the
+//! core's functions; this module sequences them with the I/O that the
+//! traits do. It reads no clock and starts no timer itself: time comes
+//! from an injected [`Clock`] and the stop from a [`StopSignal`]
+//! (`exhaust-writer` provides the tokio clock, the `Shutdown` signal, and
+//! the packaging and storage of files).
 //!
 //! Crash safety: a request is held through a store claim (a lock the
 //! database or kernel drops when this process dies), and each built batch
 //! is recorded in `processed_batches` as soon as its zip is stored, so a
 //! crash neither redoes a stored batch nor loses one.
 //!
-//! Stopping: a run obeys a [`Shutdown`]. Once it is triggered no request is
-//! claimed; the batch in hand may finish until the grace deadline; at the
-//! deadline its build is dropped (the source yields between chunks, see
-//! `cooperative.rs`, so a build computing on this thread is dropped too) and
-//! the request goes back to `SUBMITTED` with the batches already stored.
-//! [`Runner::watch`] is the polling loop around single runs.
+//! Stopping: a run obeys a [`StopSignal`]. Once it is triggered no request
+//! is claimed; the batch in hand may finish until the grace deadline; at
+//! the deadline its build is dropped (the source yields between chunks,
+//! see [`Cooperative`], so a build computing on this thread is dropped too)
+//! and the request goes back to `SUBMITTED` with the batches already
+//! stored. [`Runner::watch`] is the one polling loop around single runs.
 
-use crate::WriteError;
-use crate::archive::zip_file;
+use crate::OrgId;
 use crate::cooperative::Cooperative;
-use crate::envelope;
-use crate::key::decode_encryption_key;
-use crate::report_sink::{ReportSink, check_format};
-use crate::shutdown::Shutdown;
-use crate::storage::{Storage, StorageError};
-use chrono::Utc;
-use exhaust_core::OrgId;
-use exhaust_core::report::{ReportOptions, build_rows, plan_collection_batch};
-use exhaust_core::request::{
+use crate::report::{ReportOptions, RowSink, build_rows, plan_collection_batch};
+use crate::request::{
     BatchOutcome, ChannelBudget, JobRequest, ProcessedBatch, RequestData, RequestError,
     RequestOutcome, RequestStatus, ResolveError, ResolvedBatch, decide, duplicate_key,
     parse_processed, report_key_as, requested_format, resolve_batches, zip_key,
 };
-use exhaust_core::security::{PreferenceSource, SecurityLevel};
-use exhaust_core::source::{ReadStats, ReportSource, reads_between};
-use exhaust_core::store::{Completion, RequestStore, Selection, StoreError};
-use exhaust_core::time::{ReportTz, file_date_stamp};
-use exhaust_core::typed::OutputFormat;
+use crate::security::{PreferenceSource, SecurityLevel};
+use crate::source::{ReadStats, ReportSource, reads_between};
+use crate::store::{Completion, RequestStore, Selection, StoreError};
+use crate::time::{ReportTz, file_date_stamp};
+use crate::typed::OutputFormat;
+use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::io::BufWriter;
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
+use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 use std::time::{Duration, Instant};
+
+/// Where the runner gets time from, and how it hands the thread back to
+/// the scheduler: the runtime's, injected, so that the core reads no clock
+/// (a test pins the wall time; `exhaust-writer`'s `TokioClock` is the
+/// production one).
+pub trait Clock: Sync {
+    /// The wall-clock time now (completion times, the date in file names).
+    fn now(&self) -> DateTime<Utc>;
+    /// A monotonic instant, for durations.
+    fn instant(&self) -> Instant;
+    /// Resolves after `duration` (the poll interval of [`Runner::watch`]).
+    fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send;
+    /// Returns `Pending` once, so that whatever waits beside the caller (a
+    /// stop deadline) is polled: the runtime's own yield.
+    fn yield_now(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// What stops a run: a stop flag with a grace deadline.
+pub trait StopSignal: Sync {
+    /// Whether a stop was asked for: no new request or batch is started.
+    fn is_triggered(&self) -> bool;
+    /// Resolves once triggered.
+    fn triggered(&self) -> impl Future<Output = ()> + Send;
+    /// Resolves at the grace deadline (never before a trigger): the build
+    /// in hand is then abandoned.
+    fn deadline_reached(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// A bare flag, read between requests and batches. It has no deadline, so
+/// a build in hand always finishes.
+impl StopSignal for AtomicBool {
+    fn is_triggered(&self) -> bool {
+        self.load(Ordering::SeqCst)
+    }
+
+    fn triggered(&self) -> impl Future<Output = ()> + Send {
+        std::future::pending()
+    }
+
+    fn deadline_reached(&self) -> impl Future<Output = ()> + Send {
+        std::future::pending()
+    }
+}
+
+/// Why the output side (local files, packaging, storage) failed, and
+/// whether a later run may succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputError {
+    /// What failed, for the request's message (never a key or secret).
+    pub message: String,
+    /// Whether trying again later may succeed (a disk or a storage
+    /// problem), as opposed to a request that cannot be served (a bad key).
+    pub retryable: bool,
+}
+
+impl OutputError {
+    /// A failure a later run may not meet (a full disk, a storage down).
+    pub fn retryable(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retryable: true,
+        }
+    }
+
+    /// A failure that is the request's (a key that cannot be used, a
+    /// format this build cannot write).
+    pub fn fatal(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retryable: false,
+        }
+    }
+}
+
+impl fmt::Display for OutputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// How a request's files are protected, with the key material as the
+/// request stores it (the output decodes a stored key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Protection {
+    /// A plain zip.
+    Plain,
+    /// ZipCrypto with the request's stored key as password; `None` (no key
+    /// on the request) gives a zip without password, as Sunbird's job does.
+    Password(Option<String>),
+    /// Sunbird's envelope, the file key wrapped with the request's stored
+    /// text key.
+    TextKey(String),
+    /// Sunbird's envelope, the file key wrapped with this RSA public key (PEM).
+    PublicKey(String),
+}
+
+/// The sizes of a packaged report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Packaged {
+    /// The report file's size: its `fileSize`, counted against the limits.
+    pub file_bytes: u64,
+    /// The zip's size.
+    pub zip_bytes: u64,
+}
+
+/// Where a built report goes: a file written through a [`RowSink`],
+/// packaged (zipped, encrypted) and stored. `exhaust-writer` implements it
+/// (`Publisher`: work folders on the local disk, then its `Storage`).
+pub trait ReportOutput: Sync {
+    /// The sink a report's rows are written into.
+    type Sink: RowSink + Send;
+    /// A report being built or packaged, not yet stored; dropping it
+    /// removes its files (a build abandoned at a stop deadline).
+    type Staged: Send;
+
+    /// Refuses a format this build cannot write.
+    fn check_format(&self, format: OutputFormat) -> Result<(), OutputError>;
+
+    /// Starts a report file named `file_name` in `format`; `built_at` goes
+    /// into the typed formats' metadata.
+    fn begin(
+        &self,
+        file_name: &str,
+        format: OutputFormat,
+        built_at: DateTime<Utc>,
+    ) -> Result<(Self::Staged, Self::Sink), OutputError>;
+
+    /// Completes the report and packages it into a zip named `zip_name`,
+    /// protected as asked.
+    fn package(
+        &self,
+        staged: &mut Self::Staged,
+        sink: Self::Sink,
+        zip_name: &str,
+        protection: &Protection,
+    ) -> Result<Packaged, OutputError>;
+
+    /// Stores the packaged zip under `key`; the local files go afterwards.
+    fn store(
+        &self,
+        staged: Self::Staged,
+        key: &str,
+    ) -> impl Future<Output = Result<(), OutputError>> + Send;
+}
 
 /// How the runner works; the defaults are Sunbird's deployed values.
 #[derive(Debug, Clone)]
@@ -66,11 +208,6 @@ pub struct RunnerConfig {
     pub channel_max_batches: usize,
     /// Most CSV bytes built per channel in one run.
     pub channel_max_bytes: u64,
-    /// Sunbird's `sunbird_encryption_key`: its length is the salt prefix
-    /// removed when decoding a request's `encryption_key`.
-    pub sunbird_encryption_key: String,
-    /// Where CSVs and zips are written before they are stored.
-    pub work_dir: PathBuf,
     /// The file format of requests that name none (`[job] format`); a
     /// request's `outputFormat` wins.
     pub format: OutputFormat,
@@ -85,8 +222,6 @@ impl Default for RunnerConfig {
             batch_limit_per_request: 20,
             channel_max_batches: 30,
             channel_max_bytes: 1 << 30,
-            sunbird_encryption_key: String::new(),
-            work_dir: std::env::temp_dir(),
             format: OutputFormat::Csv,
         }
     }
@@ -185,18 +320,6 @@ impl fmt::Display for RunSummary {
     }
 }
 
-/// How a request's files are protected, with the key material it needs.
-enum Protection {
-    Plain,
-    /// ZipCrypto with this password; `None` (no key on the request) gives a
-    /// zip without password, as Sunbird's job does.
-    Password(Option<String>),
-    /// Sunbird's envelope, the file key wrapped with this (decoded) text key.
-    TextKey(String),
-    /// Sunbird's envelope, the file key wrapped with this RSA public key (PEM).
-    PublicKey(String),
-}
-
 /// Why a batch was not built, and whether a later run may succeed.
 struct BatchError {
     message: String,
@@ -215,7 +338,7 @@ impl BatchError {
         }
     }
 
-    fn source(e: &exhaust_core::source::SourceError, context: &str) -> Self {
+    fn source(e: &crate::source::SourceError, context: &str) -> Self {
         Self {
             message: format!("{context}{e}"),
             retryable: e.is_retryable(),
@@ -224,36 +347,31 @@ impl BatchError {
     }
 }
 
-impl From<exhaust_core::report::BuildError> for BatchError {
-    fn from(e: exhaust_core::report::BuildError) -> Self {
+impl From<crate::report::BuildError> for BatchError {
+    fn from(e: crate::report::BuildError) -> Self {
         Self {
             retryable: e.is_retryable(),
-            from_source: matches!(e, exhaust_core::report::BuildError::Source(_)),
+            from_source: matches!(e, crate::report::BuildError::Source(_)),
             message: e.to_string(),
         }
     }
 }
 
-impl From<WriteError> for BatchError {
-    fn from(e: WriteError) -> Self {
-        // Local disk trouble (full, gone) may pass.
+impl From<OutputError> for BatchError {
+    fn from(e: OutputError) -> Self {
         Self {
-            message: e.to_string(),
-            retryable: true,
+            message: e.message,
+            retryable: e.retryable,
             from_source: false,
         }
     }
 }
 
-impl From<StorageError> for BatchError {
-    fn from(e: StorageError) -> Self {
-        Self {
-            retryable: matches!(e, StorageError::Unavailable { .. }),
-            from_source: false,
-            message: e.to_string(),
-        }
-    }
-}
+/// The grace period of a stop when none is configured: time for a typical
+/// batch to finish, and short enough that the process is gone before the
+/// kill that follows SIGTERM under Kubernetes (30 s by default) and systemd
+/// (90 s).
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(25);
 
 /// How long a stopped run may still take after the grace deadline to write
 /// the request in hand back to `SUBMITTED` (a store write). Past it the run
@@ -261,42 +379,42 @@ impl From<StorageError> for BatchError {
 /// and the next run takes the request up.
 pub const RELEASE_TIME: Duration = Duration::from_secs(5);
 
-/// What stops a run.
-#[derive(Clone, Copy)]
-enum Halt<'a> {
-    /// A flag: stop between requests and batches; a build is never abandoned.
-    Flag(&'a AtomicBool),
-    /// As the flag, and the build in hand is abandoned at the grace deadline.
-    Shutdown(&'a Shutdown),
-}
-
-impl Halt<'_> {
-    fn stopping(&self) -> bool {
-        match self {
-            Halt::Flag(f) => f.load(Ordering::SeqCst),
-            Halt::Shutdown(s) => s.is_triggered(),
-        }
-    }
-
-    /// `work`'s output, or `None` when the grace deadline came first (then
-    /// `work` is dropped, with the temporary folder of a build).
-    async fn before_deadline<T>(&self, work: impl Future<Output = T>) -> Option<T> {
-        match self {
-            Halt::Flag(_) => Some(work.await),
-            Halt::Shutdown(stop) => tokio::select! {
-                biased;
-                v = work => Some(v),
-                () = stop.deadline_reached() => None,
-            },
-        }
+/// `work`'s output, or `None` when `stop`'s grace deadline came first
+/// (then `work` is dropped, with the staged files of a build).
+async fn before_deadline<T>(stop: &impl StopSignal, work: impl Future<Output = T>) -> Option<T> {
+    match first(work, stop.deadline_reached()).await {
+        Either::Left(v) => Some(v),
+        Either::Right(()) => None,
     }
 }
 
-/// A batch built and packaged, not yet stored: its zip lives in `work`.
-struct Packaged {
-    /// Removed (with the CSV and zip) when dropped.
-    work: tempfile::TempDir,
-    zip_path: PathBuf,
+/// Which of two futures finished first.
+enum Either<A, B> {
+    Left(A),
+    Right(B),
+}
+
+/// Polls `a`, then `b`, until one is ready (`a` wins a tie): a biased
+/// `select!` without a runtime.
+async fn first<A: Future, B: Future>(a: A, b: B) -> Either<A::Output, B::Output> {
+    let mut a = pin!(a);
+    let mut b = pin!(b);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = a.as_mut().poll(cx) {
+            return Poll::Ready(Either::Left(v));
+        }
+        if let Poll::Ready(v) = b.as_mut().poll(cx) {
+            return Poll::Ready(Either::Right(v));
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// A batch built and packaged, not yet stored.
+struct Built<T> {
+    /// Its files; removed when dropped.
+    staged: T,
     built: BuiltBatch,
     entry: ProcessedBatch,
     started: Instant,
@@ -310,30 +428,34 @@ enum Handled {
     Released,
 }
 
-/// The runner: a source, a request store, a preference service and a
-/// storage, with their configuration.
+/// The runner: a source, a request store, a preference service, an output
+/// and a clock, with their configuration.
 #[derive(Debug)]
-pub struct Runner<S, R, P> {
+pub struct Runner<S, R, P, O, C> {
     sources: S,
     store: R,
     prefs: P,
-    storage: Storage,
+    output: O,
+    clock: C,
     config: RunnerConfig,
 }
 
-impl<S, R, P> Runner<S, R, P>
+impl<S, R, P, O, C> Runner<S, R, P, O, C>
 where
     S: ReportSource,
     R: RequestStore,
     P: PreferenceSource + Sync,
+    O: ReportOutput,
+    C: Clock,
 {
     /// A runner over these parts.
-    pub fn new(sources: S, store: R, prefs: P, storage: Storage, config: RunnerConfig) -> Self {
+    pub fn new(sources: S, store: R, prefs: P, output: O, clock: C, config: RunnerConfig) -> Self {
         Self {
             sources,
             store,
             prefs,
-            storage,
+            output,
+            clock,
             config,
         }
     }
@@ -348,9 +470,9 @@ where
         &self.sources
     }
 
-    /// The storage.
-    pub fn storage(&self) -> &Storage {
-        &self.storage
+    /// The output.
+    pub fn output(&self) -> &O {
+        &self.output
     }
 
     /// The configuration.
@@ -370,22 +492,23 @@ where
     /// (its built batches are recorded, it goes back to `SUBMITTED`; the
     /// next run takes it up again). A batch in hand always finishes.
     pub async fn run_once_until(&self, stop: &AtomicBool) -> Result<RunSummary, StoreError> {
-        self.run(Halt::Flag(stop)).await
+        self.run_once_with(stop).await
     }
 
-    /// As [`Runner::run_once_until`] with a [`Shutdown`]: besides, the batch
-    /// in hand is abandoned at the grace deadline (its temporary files
-    /// removed) and its request released as above. Past the deadline plus
-    /// [`RELEASE_TIME`] the run is dropped altogether (a store that does not
-    /// answer), which ends in a store error.
-    pub async fn run_once_with(&self, stop: &Shutdown) -> Result<RunSummary, StoreError> {
-        tokio::select! {
-            biased;
-            run = self.run(Halt::Shutdown(stop)) => run,
-            () = async {
-                stop.deadline_reached().await;
-                tokio::time::sleep(RELEASE_TIME).await;
-            } => Err(StoreError::Unavailable(format!(
+    /// As [`Runner::run_once_until`] with a [`StopSignal`] that has a grace
+    /// deadline (`exhaust-writer`'s `Shutdown`): besides, the batch in hand
+    /// is abandoned at the deadline (its staged files removed) and its
+    /// request released as above. Past the deadline plus [`RELEASE_TIME`]
+    /// the run is dropped altogether (a store that does not answer), which
+    /// ends in a store error.
+    pub async fn run_once_with(&self, stop: &impl StopSignal) -> Result<RunSummary, StoreError> {
+        let release = async {
+            stop.deadline_reached().await;
+            self.clock.sleep(RELEASE_TIME).await;
+        };
+        match first(self.run(stop), release).await {
+            Either::Left(run) => run,
+            Either::Right(()) => Err(StoreError::Unavailable(format!(
                 "stopped: the request store did not answer within {} s of the grace deadline",
                 RELEASE_TIME.as_secs()
             ))),
@@ -398,7 +521,7 @@ where
     /// ([`ControlFlow::Break`]). A stop while waiting ends the wait at once;
     /// a stop during a run acts as in [`Runner::run_once_with`], so the loop
     /// ends within the grace period (plus [`RELEASE_TIME`]) of the stop.
-    pub async fn watch<F>(&self, poll: Duration, stop: &Shutdown, mut each: F)
+    pub async fn watch<F>(&self, poll: Duration, stop: &impl StopSignal, mut each: F)
     where
         F: FnMut(Result<RunSummary, StoreError>) -> ControlFlow<()>,
     {
@@ -407,15 +530,13 @@ where
             if each(run).is_break() || stop.is_triggered() {
                 break;
             }
-            tokio::select! {
-                () = tokio::time::sleep(poll) => {}
-                () = stop.triggered() => {}
-            }
+            // Whichever comes first: the next poll, or a stop.
+            first(self.clock.sleep(poll), stop.triggered()).await;
         }
     }
 
-    async fn run(&self, stop: Halt<'_>) -> Result<RunSummary, StoreError> {
-        let started = Instant::now();
+    async fn run(&self, stop: &impl StopSignal) -> Result<RunSummary, StoreError> {
+        let started = self.clock.instant();
         let mut summary = RunSummary::default();
         let candidates = self.store.candidates(&self.config.selection).await?;
         summary.total = candidates.len();
@@ -434,7 +555,7 @@ where
         }
 
         for (_, group) in groups {
-            if stop.stopping() {
+            if stop.is_triggered() {
                 break;
             }
             let mut rest = group.into_iter();
@@ -457,10 +578,11 @@ where
                 continue;
             };
             let request_id = row.request_id.clone();
-            let completion = match self
-                .handle(claim, row, &mut budgets, &mut summary, stop)
-                .await
-            {
+            // Boxed: the request's future (build, sources, output) is deep,
+            // and a caller's future holding it inline would be deeper still
+            // than the compiler's layout limit.
+            let handled = Box::pin(self.handle(claim, row, &mut budgets, &mut summary, stop));
+            let completion = match handled.await {
                 Ok(Handled::Finished(c)) => c,
                 Ok(Handled::Released) => {
                     summary.released += 1;
@@ -471,7 +593,7 @@ where
                     continue;
                 }
             };
-            count(&mut summary, completion.status);
+            count(&mut summary, completion.outcome.status);
             for d in rest {
                 match self
                     .store
@@ -494,7 +616,7 @@ where
                 }
             }
         }
-        summary.elapsed = started.elapsed();
+        summary.elapsed = self.clock.instant().duration_since(started);
         Ok(summary)
     }
 
@@ -505,17 +627,16 @@ where
         row: JobRequest,
         budgets: &mut HashMap<String, ChannelBudget>,
         summary: &mut RunSummary,
-        stop: Halt<'_>,
+        stop: &impl StopSignal,
     ) -> Result<Handled, StoreError> {
-        let started = Instant::now();
-        let completion = |o: RequestOutcome| Completion {
-            status: o.status,
-            processed: o.processed,
-            download_urls: o.download_urls,
-            err_message: o.err_message,
-            count_attempt: o.count_attempt,
-            completed_at: Utc::now(),
-            execution_time_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+        let started = self.clock.instant();
+        let completion = |outcome: RequestOutcome| Completion {
+            outcome,
+            completed_at: self.clock.now(),
+            execution_time_ms: i64::try_from(
+                self.clock.instant().duration_since(started).as_millis(),
+            )
+            .unwrap_or(i64::MAX),
         };
         let rid = row.request_id.clone();
         tracing::info!(request_id = %rid, status = %row.status, attempts = row.iteration, "request claimed");
@@ -549,7 +670,7 @@ where
         // A request another worker left PROCESSING (it died) is written back
         // to SUBMITTED if this run is stopped; a SUBMITTED one is just let go.
         let mut marked = row.status == RequestStatus::Processing;
-        let protection = match stop.before_deadline(self.protection(&row)).await {
+        let protection = match before_deadline(stop, self.protection(&row)).await {
             None => {
                 let c = marked.then(|| completion(RequestOutcome::stopped(previous)));
                 return self.stopped(claim, &rid, c).await;
@@ -566,9 +687,7 @@ where
             }
         };
 
-        let resolved = stop
-            .before_deadline(resolve_batches(&Cooperative(&self.sources), &data))
-            .await;
+        let resolved = before_deadline(stop, resolve_batches(&self.cooperative(), &data)).await;
         let batches = match resolved {
             None => {
                 let c = marked.then(|| completion(RequestOutcome::stopped(previous)));
@@ -589,7 +708,7 @@ where
 
         self.store.mark_processing(&mut claim).await?;
         marked = true;
-        let stamp = file_date_stamp(Utc::now(), self.config.file_tz);
+        let stamp = file_date_stamp(self.clock.now(), self.config.file_tz);
         let mut processed = previous.clone();
         let mut results = Vec::new();
         for rb in &batches {
@@ -597,7 +716,7 @@ where
             if processed.iter().any(|p| p.batch_id == id.as_str()) {
                 continue;
             }
-            if stop.stopping() {
+            if stop.is_triggered() {
                 // Everything built so far is recorded; the next run resumes.
                 let c = marked.then(|| completion(RequestOutcome::stopped(processed)));
                 return self.stopped(claim, &rid, c).await;
@@ -609,9 +728,8 @@ where
             }
             // Building may be abandoned at the deadline; storing may not: an
             // upload cut short could leave the store's partial object behind.
-            let packaged = stop
-                .before_deadline(self.build_batch(&row, rb, &protection, &stamp))
-                .await;
+            let build = Box::pin(self.build_batch(&row, rb, &protection, &stamp));
+            let packaged = before_deadline(stop, build).await;
             let Some(packaged) = packaged else {
                 tracing::info!(
                     request_id = %rid, batch = %id,
@@ -680,8 +798,8 @@ where
     async fn finish(&self, claim: R::Claim, c: Completion) -> Result<Handled, StoreError> {
         self.store.finish(claim, &c).await?;
         tracing::info!(
-            status = %c.status,
-            batches = c.processed.len(),
+            status = %c.outcome.status,
+            batches = c.outcome.processed.len(),
             "request finished"
         );
         Ok(Handled::Finished(c))
@@ -709,11 +827,12 @@ where
             .security_level(&org, &row.job_id)
             .await
             .map_err(|e| BatchError::source(&e, "reading the data security level: "))?;
+        // Stored as the request holds it; the output decodes it.
         let key = row
             .encryption_key
             .as_deref()
             .filter(|k| !k.is_empty())
-            .map(|k| self.decode_key(k));
+            .map(str::to_string);
         match level {
             SecurityLevel::Plain => Ok(Protection::Plain),
             SecurityLevel::PasswordProtected => Ok(Protection::Password(key)),
@@ -733,12 +852,6 @@ where
         }
     }
 
-    /// Sunbird stores the key encrypted; a key that does not decode is used
-    /// as it is (reference 3.5).
-    fn decode_key(&self, stored: &str) -> String {
-        decode_encryption_key(stored, &self.config.sunbird_encryption_key)
-    }
-
     /// Builds and packages a batch in a temporary folder of its own.
     async fn build_batch(
         &self,
@@ -746,16 +859,16 @@ where
         rb: &ResolvedBatch,
         protection: &Protection,
         stamp: &str,
-    ) -> Result<Packaged, BatchError> {
-        let started = Instant::now();
+    ) -> Result<Built<O::Staged>, BatchError> {
+        let started = self.clock.instant();
         // Reads yield between chunks, so that a stop deadline is seen.
-        let sources = Cooperative(&self.sources);
+        let sources = self.cooperative();
         let before = self.sources.read_counts();
         let id = &rb.batch.batch_id;
         let format = requested_format(&row.request_data)
             .map_err(|e| BatchError::fatal(e.to_string()))?
             .unwrap_or(self.config.format);
-        check_format(format).map_err(|e| BatchError::fatal(e.to_string()))?;
+        self.output.check_format(format)?;
         let csv_key = report_key_as(Some(&row.request_id), id, stamp, format).ok_or_else(|| {
             BatchError::fatal(format!(
                 "batch id {:?} or request id {:?} cannot be used in a file name",
@@ -764,7 +877,7 @@ where
             ))
         })?;
         let collection = rb.collection.clone().ok_or_else(|| {
-            BatchError::from(exhaust_core::report::BuildError::CollectionNotFound {
+            BatchError::from(crate::report::BuildError::CollectionNotFound {
                 batch: id.clone(),
                 collection: rb.batch.course_id.clone(),
             })
@@ -781,117 +894,64 @@ where
         )
         .await?;
 
-        let work = tempfile::Builder::new()
-            .prefix("exhaust-")
-            .tempdir_in(&self.config.work_dir)
-            .map_err(|e| {
-                WriteError::io(
-                    format!("creating a folder in {}", self.config.work_dir.display()),
-                    e,
-                )
-            })?;
         let csv_name = csv_key.rsplit('/').next().unwrap_or(&csv_key).to_string();
-        let csv_path = work.path().join(&csv_name);
-        let file = std::fs::File::create(&csv_path)
-            .map_err(|e| WriteError::io(format!("creating {}", csv_path.display()), e))?;
-        let mut sink =
-            ReportSink::new(format, BufWriter::with_capacity(1 << 20, file), Utc::now())?;
+        let (mut staged, mut sink) = self.output.begin(&csv_name, format, self.clock.now())?;
         let report = build_rows(&sources, &plan, &self.config.report, &mut sink).await?;
-        let (writer, stats) = sink.finish()?;
-        writer
-            .into_inner()
-            .map_err(|e| WriteError::io("flushing the report", e.into_error()))?;
+        let key = zip_key(&csv_key);
+        let zip_name = key.rsplit('/').next().unwrap_or(&key);
+        let sizes = self
+            .output
+            .package(&mut staged, sink, zip_name, protection)?;
         let reads = reads_between(&before, &self.sources.read_counts());
 
-        let key = zip_key(&csv_key);
-        let zip_path = work.path().join(key.rsplit('/').next().unwrap_or(&key));
-        let zip_bytes = package(&csv_path, &zip_path, &csv_name, protection)?;
         let built = BuiltBatch {
             request_id: row.request_id.clone(),
             batch_id: id.as_str().to_string(),
             rows: report.rows,
-            csv_bytes: stats.bytes,
+            csv_bytes: sizes.file_bytes,
             key,
-            zip_bytes,
+            zip_bytes: sizes.zip_bytes,
             reads,
-            elapsed: started.elapsed(),
+            elapsed: self.clock.instant().duration_since(started),
         };
         // Sunbird records the CSV's key and size; `download_urls` get the zip's.
         let entry = ProcessedBatch {
             channel: Some(row.requested_channel.clone()),
             batch_id: id.as_str().to_string(),
             file_path: csv_key,
-            file_size: stats.bytes,
+            file_size: sizes.file_bytes,
         };
-        Ok(Packaged {
-            work,
-            zip_path,
+        Ok(Built {
+            staged,
             built,
             entry,
             started,
         })
     }
 
-    /// Stores a packaged batch's zip; its temporary folder goes afterwards.
-    async fn store_batch(&self, p: Packaged) -> Result<(BuiltBatch, ProcessedBatch), BatchError> {
-        let Packaged {
-            work,
-            zip_path,
+    /// Stores a packaged batch's zip; its staged files go afterwards.
+    async fn store_batch(
+        &self,
+        b: Built<O::Staged>,
+    ) -> Result<(BuiltBatch, ProcessedBatch), BatchError> {
+        let Built {
+            staged,
             mut built,
             entry,
             started,
-        } = p;
-        self.storage.put_file(&built.key, &zip_path).await?;
-        drop(work);
-        built.elapsed = started.elapsed();
+        } = b;
+        self.output.store(staged, &built.key).await?;
+        built.elapsed = self.clock.instant().duration_since(started);
         Ok((built, entry))
     }
-}
 
-/// Zips the CSV as the protection asks; returns the zip's size.
-fn package(
-    csv: &Path,
-    zip: &Path,
-    entry: &str,
-    protection: &Protection,
-) -> Result<u64, BatchError> {
-    Ok(match protection {
-        Protection::Plain => zip_file(csv, zip, entry, None)?,
-        Protection::Password(key) => zip_file(csv, zip, entry, key.as_deref())?,
-        Protection::TextKey(key) => seal(csv, zip, entry, |i, o| {
-            envelope::encrypt_text_key(i, o, key)
-        })?,
-        Protection::PublicKey(pem) => seal(csv, zip, entry, |i, o| {
-            envelope::encrypt_public_key(i, o, pem)
-        })?,
-    })
-}
-
-/// Encrypts the CSV into Sunbird's envelope and puts it in a plain zip under
-/// the CSV's name, as Sunbird's stage A then stage B do.
-fn seal<F>(csv: &Path, zip: &Path, entry: &str, encrypt: F) -> Result<u64, BatchError>
-where
-    F: FnOnce(
-        std::io::BufReader<std::fs::File>,
-        &mut BufWriter<std::fs::File>,
-    ) -> Result<u64, envelope::EnvelopeError>,
-{
-    let sealed = csv.with_extension("sealed");
-    let input = std::fs::File::open(csv)
-        .map_err(|e| WriteError::io(format!("opening {}", csv.display()), e))?;
-    let output = std::fs::File::create(&sealed)
-        .map_err(|e| WriteError::io(format!("creating {}", sealed.display()), e))?;
-    let mut output = BufWriter::with_capacity(1 << 20, output);
-    // A key that cannot be used is the request's fault; disk trouble may pass.
-    encrypt(std::io::BufReader::new(input), &mut output).map_err(|e| BatchError {
-        retryable: matches!(e, envelope::EnvelopeError::Io { .. }),
-        from_source: false,
-        message: format!("encrypting the report: {e}"),
-    })?;
-    output
-        .into_inner()
-        .map_err(|e| WriteError::io("flushing the encrypted report", e.into_error()))?;
-    Ok(zip_file(&sealed, zip, entry, None)?)
+    /// The sources, yielding to the runtime before each read.
+    fn cooperative(&self) -> Cooperative<'_, S, C> {
+        Cooperative {
+            source: &self.sources,
+            clock: &self.clock,
+        }
+    }
 }
 
 fn count(summary: &mut RunSummary, status: RequestStatus) {

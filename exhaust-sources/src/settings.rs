@@ -1,4 +1,11 @@
-//! Configuration of the request flow: a TOML file (`--config`, else
+//! Configuration of the request flow, shared by the `exhaust` command and
+//! `exhaust-server`, and its composition: what the settings open (the
+//! request store, the report source, the preference source) is opened here,
+//! once, for both frontends; the storage and the runner's output are
+//! `exhaust-writer`'s (`Storage::from_settings`, `Publisher`), handed to
+//! [`Settings::runner`].
+//!
+//! The settings come from a TOML file (`--config`, else
 //! `$EXHAUST_CONFIG`, else `exhaust.toml` in the working folder when it
 //! exists), then `EXHAUST_*` environment variables over it. Every setting
 //! has a default that works on a fresh clone: the bundled sample snapshot,
@@ -37,20 +44,21 @@
 //! Secrets (database passwords inside URLs, `sunbird_encryption_key`) are
 //! never logged or printed.
 
-use crate::source::AnySource;
+use crate::any::AnySource;
+use crate::preferences::{HttpPreferences, PreferenceConfig};
+use crate::requests::AnyRequestStore;
+use crate::{LiveConfig, LiveSources, Snapshot, SnapshotOptions};
 use anyhow::{Context, anyhow};
 use exhaust_core::OrgId;
 use exhaust_core::layout::{Layout, parse_column_keys};
 use exhaust_core::report::ReportOptions;
+use exhaust_core::runner::{Clock, DEFAULT_GRACE, ReportOutput, Runner, RunnerConfig};
 use exhaust_core::security::{FixedLevel, PreferenceSource, SecurityLevel};
 use exhaust_core::source::SourceResult;
 use exhaust_core::store::Selection;
 use exhaust_core::time::ReportTz;
+use exhaust_core::typed::OutputFormat;
 use exhaust_core::values::AttemptChoice;
-use exhaust_sources::preferences::{HttpPreferences, PreferenceConfig};
-use exhaust_sources::requests::AnyRequestStore;
-use exhaust_sources::{LiveConfig, LiveSources, Snapshot, SnapshotOptions};
-use exhaust_writer::{Runner, RunnerConfig, Storage};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -88,7 +96,7 @@ impl Default for StoreSettings {
     fn default() -> Self {
         Self {
             url: "exhaust.db".into(),
-            table: exhaust_sources::requests::DEFAULT_TABLE.into(),
+            table: crate::requests::DEFAULT_TABLE.into(),
         }
     }
 }
@@ -130,7 +138,8 @@ impl Default for StorageSettings {
 pub struct SecuritySettings {
     /// The level used when no preference service is configured
     /// (`$EXHAUST_SECURITY_LEVEL`; default `PLAIN_DATASET`).
-    pub level: String,
+    #[serde(deserialize_with = "parsed")]
+    pub level: SecurityLevel,
     /// Sunbird's `sunbird_encryption_key`, whose length is the salt of
     /// stored encryption keys (`$EXHAUST_SUNBIRD_ENCRYPTION_KEY`).
     pub sunbird_encryption_key: String,
@@ -143,7 +152,7 @@ pub struct SecuritySettings {
 impl Default for SecuritySettings {
     fn default() -> Self {
         Self {
-            level: SecurityLevel::Plain.as_str().into(),
+            level: SecurityLevel::Plain,
             sunbird_encryption_key: String::new(),
             preferences: None,
         }
@@ -165,15 +174,19 @@ pub struct JobSettings {
     /// Most CSV bytes per channel in one run.
     pub channel_max_bytes: u64,
     /// `seed` or `lern`.
-    pub layout: String,
+    #[serde(deserialize_with = "parsed")]
+    pub layout: Layout,
     /// Static columns by key, comma-separated.
     pub columns: Option<String>,
     /// Zone of dates inside reports.
-    pub timezone: String,
+    #[serde(deserialize_with = "parsed")]
+    pub timezone: ReportTz,
     /// Zone of the date in file names.
-    pub file_timezone: String,
+    #[serde(deserialize_with = "parsed")]
+    pub file_timezone: ReportTz,
     /// `best` or `latest`.
-    pub attempt: String,
+    #[serde(deserialize_with = "parsed")]
+    pub attempt: AttemptChoice,
     /// Users per chunk read from the sources.
     pub chunk_size: usize,
     /// Where files are built before they are stored (default: the system's
@@ -182,8 +195,10 @@ pub struct JobSettings {
     /// Seconds between polls of `exhaust run --watch`.
     pub poll_seconds: u64,
     /// File format of requests that name none: csv (default), parquet,
-    /// arrow or xlsx; a request's `outputFormat` wins.
-    pub format: String,
+    /// arrow or xlsx; a request's `outputFormat` wins. (Whether this build
+    /// writes it is the output's to say: [`Settings::runner`] asks it.)
+    #[serde(deserialize_with = "parsed")]
+    pub format: OutputFormat,
     /// Seconds a stop (SIGINT, SIGTERM) leaves the batch in hand of `exhaust
     /// run` and the server's worker to finish; then it is abandoned and its
     /// request released (`$EXHAUST_GRACE_SECONDS`; default 25, below
@@ -207,16 +222,17 @@ impl Default for JobSettings {
             batch_limit_per_request: r.batch_limit_per_request,
             channel_max_batches: r.channel_max_batches,
             channel_max_bytes: r.channel_max_bytes,
-            layout: "seed".into(),
+            layout: Layout::Seed,
             columns: None,
-            timezone: "UTC".into(),
-            file_timezone: "+05:30".into(),
-            attempt: "best".into(),
+            // The texts the defaults were always written as.
+            timezone: "UTC".parse().unwrap_or_else(|_| ReportTz::utc()),
+            file_timezone: "+05:30".parse().unwrap_or_else(|_| ReportTz::ist()),
+            attempt: AttemptChoice::BestScore,
             chunk_size: ReportOptions::default().chunk_size,
             work_dir: None,
             poll_seconds: 30,
-            grace_seconds: exhaust_writer::DEFAULT_GRACE.as_secs(),
-            format: "csv".into(),
+            grace_seconds: DEFAULT_GRACE.as_secs(),
+            format: OutputFormat::Csv,
         }
     }
 }
@@ -277,7 +293,7 @@ impl Settings {
             }
             None => Settings::default(),
         };
-        s.apply_env();
+        s.apply_env()?;
         // A number, so read here where a bad value can be refused.
         if let Some(v) = env("EXHAUST_GRACE_SECONDS") {
             s.job.grace_seconds = v.trim().parse().map_err(|_| {
@@ -287,8 +303,9 @@ impl Settings {
         Ok(s)
     }
 
-    /// Applies the `EXHAUST_*` variables over the file's values.
-    pub fn apply_env(&mut self) {
+    /// Applies the `EXHAUST_*` variables over the file's values; a value
+    /// that does not parse is refused, naming the variable.
+    pub fn apply_env(&mut self) -> anyhow::Result<()> {
         if let Some(v) = env("EXHAUST_STORE_URL") {
             self.store.url = v;
         }
@@ -303,11 +320,14 @@ impl Settings {
             self.storage.url = v;
         }
         if let Some(v) = env("EXHAUST_SECURITY_LEVEL") {
-            self.security.level = v;
+            self.security.level = v
+                .parse()
+                .map_err(|e| anyhow!("EXHAUST_SECURITY_LEVEL: {e}"))?;
         }
         if let Some(v) = env("EXHAUST_SUNBIRD_ENCRYPTION_KEY") {
             self.security.sunbird_encryption_key = v;
         }
+        Ok(())
     }
 
     /// Opens the request store (creating the table or file when absent).
@@ -316,19 +336,6 @@ impl Settings {
             .await
             .map_err(|e| anyhow!(e))
             .context("opening the request store")
-    }
-
-    /// The storage.
-    pub fn storage(&self) -> anyhow::Result<Storage> {
-        let options: Vec<(String, String)> = self
-            .storage
-            .options
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        Storage::from_url(&self.storage.url, &options)
-            .map_err(|e| anyhow!(e))
-            .context("opening the storage")
     }
 
     /// The snapshot folder the reports read.
@@ -353,23 +360,24 @@ impl Settings {
     }
 
     /// The request runner over the configured source, preferences and job
-    /// settings, with this store and storage (which a server shares with its
-    /// API): what `exhaust run` and `exhaust-server --worker` run.
-    pub async fn runner(
+    /// settings, with this store, output and clock: what `exhaust run` and
+    /// `exhaust-server --worker` run (the server shares the store and the
+    /// output's storage with its API). Refuses a `[job] format` the output
+    /// cannot write.
+    pub async fn runner<O: ReportOutput, C: Clock>(
         &self,
         store: AnyRequestStore,
-        storage: Storage,
-    ) -> anyhow::Result<Runner<AnySource, AnyRequestStore, AnyPreferences>> {
+        output: O,
+        clock: C,
+    ) -> anyhow::Result<Runner<AnySource, AnyRequestStore, AnyPreferences, O, C>> {
         let prefs = self.preferences()?;
         let config = self.runner_config()?;
+        output
+            .check_format(config.format)
+            .map_err(|e| anyhow!("[job] format: {e}"))?;
         let source = self.open_source().await?;
-        tracing::info!(
-            store = store.kind(),
-            source = source.kind(),
-            storage = storage.describe(),
-            "runner ready"
-        );
-        Ok(Runner::new(source, store, prefs, storage, config))
+        tracing::info!(store = store.kind(), source = source.kind(), "runner ready");
+        Ok(Runner::new(source, store, prefs, output, clock, config))
     }
 
     /// Opens the snapshot.
@@ -393,29 +401,26 @@ impl Settings {
                 .context("[security.preferences]")?;
             return Ok(AnyPreferences::Http(http));
         }
-        let level: SecurityLevel = self.security.level.parse().map_err(|e| anyhow!("{e}"))?;
-        Ok(AnyPreferences::Fixed(FixedLevel(level)))
+        Ok(AnyPreferences::Fixed(FixedLevel(self.security.level)))
     }
 
     /// How reports are built.
     pub fn report_options(&self) -> anyhow::Result<ReportOptions> {
         let j = &self.job;
-        let layout: Layout = j.layout.parse().map_err(|e: String| anyhow!(e))?;
         let columns = j
             .columns
             .as_deref()
             .map(parse_column_keys)
             .transpose()
             .map_err(|e| anyhow!(e))?;
-        let attempt_choice: AttemptChoice = j.attempt.parse().map_err(|e: String| anyhow!(e))?;
         if j.chunk_size == 0 {
             anyhow::bail!("[job] chunk_size must be at least 1");
         }
         Ok(ReportOptions {
-            layout,
+            layout: j.layout,
             columns,
-            timezone: j.timezone.parse()?,
-            attempt_choice,
+            timezone: j.timezone,
+            attempt_choice: j.attempt,
             chunk_size: j.chunk_size,
             ..ReportOptions::default()
         })
@@ -424,31 +429,37 @@ impl Settings {
     /// The runner's configuration.
     pub fn runner_config(&self) -> anyhow::Result<RunnerConfig> {
         let j = &self.job;
-        let file_tz: ReportTz = j.file_timezone.parse()?;
         Ok(RunnerConfig {
             selection: Selection {
                 job_id: j.job_id.clone(),
                 batch_number: j.batch_number,
             },
             report: self.report_options()?,
-            file_tz,
+            file_tz: j.file_timezone,
             batch_limit_per_request: j.batch_limit_per_request,
             channel_max_batches: j.channel_max_batches,
             channel_max_bytes: j.channel_max_bytes,
-            sunbird_encryption_key: self.security.sunbird_encryption_key.clone(),
-            work_dir: j.work_dir.clone().unwrap_or_else(std::env::temp_dir),
-            format: parse_format(&j.format)?,
+            format: j.format,
         })
+    }
+
+    /// Where reports are built before they are stored (default: the
+    /// system's temporary folder).
+    pub fn work_dir(&self) -> PathBuf {
+        self.job.work_dir.clone().unwrap_or_else(std::env::temp_dir)
     }
 }
 
-/// A `[job] format`, refused when unknown or not built into this binary.
-fn parse_format(text: &str) -> anyhow::Result<exhaust_core::typed::OutputFormat> {
-    let format = text
-        .parse()
-        .map_err(|e| anyhow::anyhow!("[job] format: {e}"))?;
-    exhaust_writer::check_format(format).map_err(|e| anyhow::anyhow!("[job] format: {e}"))?;
-    Ok(format)
+/// A setting written as text, parsed at load by its type's own `FromStr`,
+/// so a bad value is refused once, with that type's one message.
+fn parsed<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    let text = String::deserialize(d)?;
+    text.parse().map_err(serde::de::Error::custom)
 }
 
 #[cfg(test)]
@@ -476,7 +487,7 @@ mod tests {
         assert_eq!(r.channel_max_batches, 3);
         assert_eq!(r.report.layout, Layout::Lern);
         assert_eq!(r.selection.job_id, "progress-exhaust");
-        assert_eq!(s.job.grace(), exhaust_writer::DEFAULT_GRACE);
+        assert_eq!(s.job.grace(), DEFAULT_GRACE);
         let s: Settings = toml::from_str("[job]\ngrace_seconds = 3").expect("valid");
         assert_eq!(s.job.grace(), Duration::from_secs(3));
     }
@@ -485,13 +496,13 @@ mod tests {
     fn unknown_settings_and_bad_values_are_refused_by_name() {
         let err = toml::from_str::<Settings>("[store]\nurll = \"x\"").expect_err("typo");
         assert!(err.to_string().contains("urll"), "{err}");
-        let s: Settings = toml::from_str("[security]\nlevel = \"SECRET\"").expect("parses");
-        let err = s.preferences().expect_err("bad level");
+        // Typed values are refused at load, naming the value.
+        let err =
+            toml::from_str::<Settings>("[security]\nlevel = \"SECRET\"").expect_err("bad level");
         assert!(err.to_string().contains("SECRET"), "{err}");
-        let s: Settings = toml::from_str("[job]\nattempt = \"worst\"").expect("parses");
-        assert!(s.runner_config().is_err());
-        let s: Settings = toml::from_str("[job]\nformat = \"pdf\"").expect("parses");
-        let err = s.runner_config().expect_err("unknown format");
+        assert!(toml::from_str::<Settings>("[job]\nattempt = \"worst\"").is_err());
+        let err =
+            toml::from_str::<Settings>("[job]\nformat = \"pdf\"").expect_err("unknown format");
         assert!(err.to_string().contains("pdf"), "{err}");
     }
 
@@ -501,7 +512,13 @@ mod tests {
         let s: Settings = toml::from_str("").expect("parses");
         assert_eq!(s.runner_config().expect("config").format, OutputFormat::Csv);
         let s: Settings = toml::from_str("[job]\nformat = \"xlsx\"").expect("parses");
-        match s.runner_config() {
+        // Parsed here; whether this build writes it is the writer's check.
+        let checked = s.runner_config().and_then(|r| {
+            exhaust_writer::check_format(r.format)
+                .map(|()| r)
+                .map_err(|e| anyhow!("[job] format: {e}"))
+        });
+        match checked {
             Ok(r) => assert_eq!(r.format, OutputFormat::Xlsx),
             // A build without the feature names it.
             Err(e) => assert!(

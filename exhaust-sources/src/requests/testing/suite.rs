@@ -1,0 +1,391 @@
+//! The request-store test suite: every behaviour a [`RequestStore`] must
+//! have, as functions that each store's tests call on a fresh store of
+//! their own (an SQLite file, a PostgreSQL schema: see [`TestStore`]), as
+//! `object_store` exposes its backends' suite. A scenario panics on the
+//! first difference, naming it.
+//!
+//! [`TestStore`]: super::TestStore
+
+use crate::requests::{AnyRequestStore, IndexNames, QueryPlan, Statement};
+use chrono::{TimeZone, Utc};
+use exhaust_core::request::{JobRequest, ProcessedBatch, RequestOutcome, RequestStatus};
+use exhaust_core::store::{Completion, RequestStore, Selection, Submission};
+use std::time::Duration;
+
+/// A `progress-exhaust` request of tag `do_1_b1:ch1`, submitted at
+/// 10:`minute` on 15 January 2024.
+pub fn request(id: &str, data: serde_json::Value, minute: u32) -> JobRequest {
+    JobRequest {
+        tag: "do_1_b1:ch1".into(),
+        request_id: id.into(),
+        job_id: "progress-exhaust".into(),
+        status: RequestStatus::Submitted,
+        request_data: data,
+        requested_by: "u-1".into(),
+        requested_channel: "ch1".into(),
+        dt_job_submitted: Utc.with_ymd_and_hms(2024, 1, 15, 10, minute, 0).single(),
+        download_urls: vec![],
+        dt_file_created: None,
+        dt_job_completed: None,
+        execution_time: None,
+        err_message: None,
+        iteration: 0,
+        encryption_key: Some("k".into()),
+        batch_number: None,
+        processed_batches: None,
+    }
+}
+
+/// A FAILED completion with this message, an attempt counted.
+pub fn failed(msg: &str) -> Completion {
+    Completion {
+        outcome: RequestOutcome {
+            status: RequestStatus::Failed,
+            processed: vec![],
+            download_urls: vec![],
+            err_message: Some(msg.into()),
+            count_attempt: true,
+        },
+        completed_at: Utc
+            .with_ymd_and_hms(2024, 1, 15, 11, 0, 0)
+            .single()
+            .expect("time"),
+        execution_time_ms: 5,
+    }
+}
+
+/// Sunbird's submission rules: a new request is created, a repeat is
+/// returned as it is, a FAILED one is queued again with its attempts reset.
+pub async fn submission_rules(store: AnyRequestStore) {
+    let r = request("R1", serde_json::json!({"batchId": "b1"}), 0);
+    let created = store.submit(&r).await.expect("submit");
+    let Submission::Created(row) = created else {
+        panic!("expected Created, got {created:?}")
+    };
+    assert_eq!(row.status, RequestStatus::Submitted);
+    assert_eq!(row.iteration, 0);
+    assert_eq!(row.request_data, serde_json::json!({"batchId": "b1"}));
+    assert_eq!(row.dt_job_submitted, r.dt_job_submitted);
+    assert_eq!(row.encryption_key.as_deref(), Some("k"));
+
+    // A SUBMITTED request is returned as it is.
+    let again = store.submit(&r).await.expect("submit again");
+    assert!(matches!(again, Submission::Existing(_)), "{again:?}");
+
+    // FAILED three times: resubmitting queues it again with attempts reset.
+    let sel = Selection::progress_exhaust();
+    for n in 0..3 {
+        let (claim, _) = store
+            .claim(&r.tag, &r.request_id, &sel)
+            .await
+            .expect("claim")
+            .expect("free");
+        store
+            .finish(claim, &failed(&format!("boom {n}")))
+            .await
+            .expect("finish");
+    }
+    let row = store
+        .get(&r.tag, &r.request_id)
+        .await
+        .expect("get")
+        .expect("row");
+    assert_eq!((row.status, row.iteration), (RequestStatus::Failed, 3));
+    assert_eq!(row.err_message.as_deref(), Some("boom 2"));
+    assert!(store.candidates(&sel).await.expect("candidates").is_empty());
+
+    let mut newer = r.clone();
+    newer.request_data = serde_json::json!({"batchId": "b2"});
+    newer.dt_job_submitted = Utc.with_ymd_and_hms(2024, 1, 16, 9, 0, 0).single();
+    let re = store.submit(&newer).await.expect("resubmit");
+    let Submission::Resubmitted(row) = re else {
+        panic!("expected Resubmitted, got {re:?}")
+    };
+    assert_eq!((row.status, row.iteration), (RequestStatus::Submitted, 0));
+    assert_eq!(row.request_data, serde_json::json!({"batchId": "b2"}));
+    assert_eq!(row.dt_job_submitted, newer.dt_job_submitted);
+    assert_eq!(row.err_message, None);
+    assert_eq!(store.candidates(&sel).await.expect("candidates").len(), 1);
+}
+
+/// A claim excludes every other worker until it is finished or released,
+/// and a finished request is written as the core's completion says.
+pub async fn claims_are_exclusive(store: AnyRequestStore) {
+    let r = request("R1", serde_json::json!({"batchId": "b1"}), 0);
+    store.submit(&r).await.expect("submit");
+    let sel = Selection::progress_exhaust();
+    let (mut first, row) = store
+        .claim(&r.tag, &r.request_id, &sel)
+        .await
+        .expect("claim")
+        .expect("free");
+    assert_eq!(row.request_id, "R1");
+    assert!(
+        store
+            .claim(&r.tag, &r.request_id, &sel)
+            .await
+            .expect("claim")
+            .is_none(),
+        "a held request cannot be claimed twice"
+    );
+    store.mark_processing(&mut first).await.expect("processing");
+    let built = ProcessedBatch {
+        channel: Some("ch1".into()),
+        batch_id: "b1".into(),
+        file_path: "progress-exhaust/R1/b1_progress_20240115.csv".into(),
+        file_size: 10,
+    };
+    store
+        .record_processed(&mut first, std::slice::from_ref(&built))
+        .await
+        .expect("record");
+    // Released without an outcome (a shutdown): PROCESSING, claimable again,
+    // with the recorded batch kept.
+    store.release(first).await.expect("release");
+    let (second, row) = store
+        .claim(&r.tag, &r.request_id, &sel)
+        .await
+        .expect("claim")
+        .expect("free again");
+    assert_eq!(row.status, RequestStatus::Processing);
+    assert_eq!(
+        exhaust_core::request::parse_processed(row.processed_batches.as_deref()).expect("json"),
+        vec![built.clone()]
+    );
+    store
+        .finish(
+            second,
+            &Completion {
+                outcome: RequestOutcome {
+                    status: RequestStatus::Success,
+                    processed: vec![built],
+                    download_urls: vec!["progress-exhaust/R1/b1_progress_20240115.zip".into()],
+                    err_message: None,
+                    count_attempt: false,
+                },
+                completed_at: Utc
+                    .with_ymd_and_hms(2024, 1, 15, 11, 0, 0)
+                    .single()
+                    .expect("time"),
+                execution_time_ms: 42,
+            },
+        )
+        .await
+        .expect("finish");
+    let row = store
+        .get(&r.tag, &r.request_id)
+        .await
+        .expect("get")
+        .expect("row");
+    assert_eq!(row.status, RequestStatus::Success);
+    assert_eq!(
+        row.download_urls,
+        ["progress-exhaust/R1/b1_progress_20240115.zip"]
+    );
+    assert_eq!(row.execution_time, Some(42));
+    assert_eq!(row.iteration, 0);
+    assert_eq!(
+        row.dt_job_completed,
+        Utc.with_ymd_and_hms(2024, 1, 15, 11, 0, 0).single()
+    );
+    // A finished request is no longer eligible, even though its lock is free.
+    assert!(
+        store
+            .claim(&r.tag, &r.request_id, &sel)
+            .await
+            .expect("claim")
+            .is_none()
+    );
+    // A SUCCESS request is returned as it is on resubmission.
+    let again = store.submit(&r).await.expect("submit");
+    assert!(matches!(again, Submission::Existing(ref x) if x.status == RequestStatus::Success));
+}
+
+/// A request whose worker died (its claim dropped without a word) is
+/// claimed again.
+pub async fn a_dead_workers_request_is_taken_again(store: AnyRequestStore) {
+    let r = request("R1", serde_json::json!({"batchId": "b1"}), 0);
+    store.submit(&r).await.expect("submit");
+    let sel = Selection::progress_exhaust();
+    let (mut claim, _) = store
+        .claim(&r.tag, &r.request_id, &sel)
+        .await
+        .expect("claim")
+        .expect("free");
+    store.mark_processing(&mut claim).await.expect("processing");
+    // The worker dies: its connection or file handle goes without a word.
+    drop(claim);
+    // PostgreSQL notices the closed connection asynchronously.
+    let mut taken = None;
+    for _ in 0..100 {
+        taken = store
+            .claim(&r.tag, &r.request_id, &sel)
+            .await
+            .expect("claim");
+        if taken.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, row) = taken.expect("the request is claimable once its worker is gone");
+    assert_eq!(row.status, RequestStatus::Processing);
+}
+
+/// Which rows a run takes, and the API's read, list and recent.
+pub async fn selection_and_listing(store: AnyRequestStore) {
+    let mut a = request("A", serde_json::json!({"batchId": "b1"}), 5);
+    a.batch_number = Some(1);
+    let mut b = request("B", serde_json::json!({"batchId": "b2"}), 1);
+    b.batch_number = Some(2);
+    let mut other = request("C", serde_json::json!({"batchId": "b3"}), 3);
+    other.job_id = "response-exhaust".into();
+    for r in [&a, &b, &other] {
+        store.submit(r).await.expect("submit");
+    }
+    let all = store
+        .candidates(&Selection::progress_exhaust())
+        .await
+        .expect("candidates");
+    // Oldest first; other jobs' requests are not ours.
+    let ids: Vec<&str> = all.iter().map(|r| r.request_id.as_str()).collect();
+    assert_eq!(ids, ["B", "A"]);
+    let numbered = store
+        .candidates(&Selection {
+            batch_number: Some(1),
+            ..Selection::progress_exhaust()
+        })
+        .await
+        .expect("candidates");
+    assert_eq!(numbered.len(), 1);
+    assert_eq!(numbered[0].request_id, "A");
+
+    // List: newest first, limited.
+    let listed = store.list("do_1_b1:ch1", 2).await.expect("list");
+    let ids: Vec<&str> = listed.iter().map(|r| r.request_id.as_str()).collect();
+    assert_eq!(ids, ["A", "C"]);
+    assert!(store.list("other:ch1", 10).await.expect("list").is_empty());
+    assert!(
+        store
+            .get("do_1_b1:ch1", "nope")
+            .await
+            .expect("get")
+            .is_none()
+    );
+    let recent = store
+        .recent(Some(RequestStatus::Submitted), 10)
+        .await
+        .expect("recent");
+    assert_eq!(recent.len(), 3);
+    store.ping().await.expect("ping");
+}
+
+/// The names of the indexes on the store's table, as the database lists
+/// them.
+pub async fn index_names_in_db(store: &AnyRequestStore) -> Vec<String> {
+    match store {
+        AnyRequestStore::Postgres(s) => {
+            let (schema, table) = s.table().split_once('.').expect("schema.table");
+            sqlx::query_scalar(
+                "SELECT indexname::text FROM pg_indexes WHERE schemaname = $1 AND tablename = $2",
+            )
+            .bind(schema)
+            .bind(table)
+            .fetch_all(s.pool())
+            .await
+            .expect("pg_indexes")
+        }
+        AnyRequestStore::Sqlite(s) => sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'job_request'",
+        )
+        .fetch_all(s.pool())
+        .await
+        .expect("sqlite_master"),
+    }
+}
+
+/// Read, list and the poll are served by indexes: the store's indexes
+/// exist, no plan reads the whole table, list takes its order from its
+/// index (no sort: with a limit it stops after the rows it returns), and
+/// the poll reads the pending index.
+pub async fn assert_indexes_serve(store: &AnyRequestStore, tag: &str) {
+    let names: IndexNames = store.indexes().clone();
+    let present = index_names_in_db(store).await;
+    for name in [&names.by_tag, &names.pending] {
+        assert!(present.contains(name), "{name} missing from {present:?}");
+    }
+    let plan = |p: &QueryPlan| p.text.clone();
+
+    let read = store
+        .explain(&Statement::Read {
+            tag,
+            request_id: "R0007",
+        })
+        .await
+        .expect("explain read");
+    assert!(!read.full_scan, "read scans the table:\n{}", plan(&read));
+    assert!(
+        !read.indexes.is_empty(),
+        "read uses no index:\n{}",
+        plan(&read)
+    );
+
+    let list = store
+        .explain(&Statement::List { tag, limit: 10 })
+        .await
+        .expect("explain list");
+    assert_eq!(
+        list.indexes,
+        std::slice::from_ref(&names.by_tag),
+        "{}",
+        plan(&list)
+    );
+    assert!(!list.full_scan, "list scans the table:\n{}", plan(&list));
+    assert!(!list.sorts, "list sorts the tag's rows:\n{}", plan(&list));
+
+    for batch_number in [None, Some(1)] {
+        let selection = Selection {
+            batch_number,
+            ..Selection::progress_exhaust()
+        };
+        let poll = store
+            .explain(&Statement::Poll(&selection))
+            .await
+            .expect("explain poll");
+        assert_eq!(
+            poll.indexes,
+            std::slice::from_ref(&names.pending),
+            "{}",
+            plan(&poll)
+        );
+        assert!(
+            !poll.full_scan,
+            "the poll scans the table:\n{}",
+            plan(&poll)
+        );
+    }
+}
+
+/// Rows over many tags, most of them finished, then the plans.
+pub async fn indexes_serve_read_list_and_poll(store: AnyRequestStore) {
+    for t in 0..6 {
+        for i in 0..25 {
+            let mut r = request(
+                &format!("R{:04}", t * 100 + i),
+                serde_json::json!({"batchId": "b1"}),
+                i,
+            );
+            r.tag = format!("do_{t}_b1:ch1");
+            store.submit(&r).await.expect("submit");
+        }
+    }
+    assert_indexes_serve(&store, "do_3_b1:ch1").await;
+    // The answers are those of the indexed statements.
+    let listed = store.list("do_3_b1:ch1", 3).await.expect("list");
+    let ids: Vec<&str> = listed.iter().map(|r| r.request_id.as_str()).collect();
+    assert_eq!(ids, ["R0324", "R0323", "R0322"]);
+    let pending = store
+        .candidates(&Selection::progress_exhaust())
+        .await
+        .expect("candidates");
+    assert_eq!(pending.len(), 150);
+}

@@ -1,0 +1,250 @@
+//! The output side of the request flow: [`Publisher`] implements the core's
+//! [`ReportOutput`] (each report built in a work folder of its own on the
+//! local disk, packaged as its request's security level asks, stored in a
+//! [`Storage`]), and [`TokioClock`] the core's [`Clock`] over the tokio
+//! runtime. The runner itself (`exhaust_core::runner`) sequences them.
+
+use crate::WriteError;
+use crate::archive::zip_file;
+use crate::envelope;
+use crate::key::decode_encryption_key;
+use crate::report_sink::{ReportSink, check_format};
+use crate::storage::{Storage, StorageError};
+use chrono::{DateTime, Utc};
+use exhaust_core::runner::{Clock, OutputError, Packaged, Protection, ReportOutput, Runner};
+use exhaust_core::typed::OutputFormat;
+use std::fs::File;
+use std::future::Future;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Where a [`Publisher`] builds and how it decodes stored keys.
+#[derive(Debug, Clone)]
+pub struct PublishConfig {
+    /// Where report files and zips are written before they are stored.
+    pub work_dir: PathBuf,
+    /// Sunbird's `sunbird_encryption_key`: its length is the salt prefix
+    /// removed when decoding a request's `encryption_key`.
+    pub sunbird_encryption_key: String,
+}
+
+impl Default for PublishConfig {
+    fn default() -> Self {
+        Self {
+            work_dir: std::env::temp_dir(),
+            sunbird_encryption_key: String::new(),
+        }
+    }
+}
+
+/// Builds reports in work folders and stores their zips in a [`Storage`].
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    storage: Storage,
+    config: PublishConfig,
+}
+
+impl Publisher {
+    /// A publisher into `storage`.
+    pub fn new(storage: Storage, config: PublishConfig) -> Self {
+        Self { storage, config }
+    }
+
+    /// The storage.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    /// Sunbird stores the key encrypted; a key that does not decode is used
+    /// as it is (reference 3.5).
+    fn decode_key(&self, stored: &str) -> String {
+        decode_encryption_key(stored, &self.config.sunbird_encryption_key)
+    }
+}
+
+/// A report in its work folder, removed (with the report and the zip) when
+/// dropped: a build abandoned at a stop deadline leaves nothing behind.
+#[derive(Debug)]
+pub struct Staged {
+    work: tempfile::TempDir,
+    file_name: String,
+    file_path: PathBuf,
+    zip_path: Option<PathBuf>,
+}
+
+/// The sink a [`Publisher`] writes a report through.
+pub type FileSink = ReportSink<BufWriter<File>>;
+
+fn local(e: WriteError) -> OutputError {
+    // Local disk trouble (full, gone) may pass.
+    OutputError::retryable(e.to_string())
+}
+
+fn storage(e: StorageError) -> OutputError {
+    OutputError {
+        retryable: matches!(e, StorageError::Unavailable { .. }),
+        message: e.to_string(),
+    }
+}
+
+impl ReportOutput for Publisher {
+    type Sink = FileSink;
+    type Staged = Staged;
+
+    fn check_format(&self, format: OutputFormat) -> Result<(), OutputError> {
+        check_format(format).map_err(|e| OutputError::fatal(e.to_string()))
+    }
+
+    fn begin(
+        &self,
+        file_name: &str,
+        format: OutputFormat,
+        built_at: DateTime<Utc>,
+    ) -> Result<(Staged, FileSink), OutputError> {
+        let dir = &self.config.work_dir;
+        let work = tempfile::Builder::new()
+            .prefix("exhaust-")
+            .tempdir_in(dir)
+            .map_err(|e| {
+                local(WriteError::io(
+                    format!("creating a folder in {}", dir.display()),
+                    e,
+                ))
+            })?;
+        let file_path = work.path().join(file_name);
+        let file = File::create(&file_path).map_err(|e| {
+            local(WriteError::io(
+                format!("creating {}", file_path.display()),
+                e,
+            ))
+        })?;
+        let sink = ReportSink::new(format, BufWriter::with_capacity(1 << 20, file), built_at)
+            .map_err(local)?;
+        let staged = Staged {
+            work,
+            file_name: file_name.to_string(),
+            file_path,
+            zip_path: None,
+        };
+        Ok((staged, sink))
+    }
+
+    fn package(
+        &self,
+        staged: &mut Staged,
+        sink: FileSink,
+        zip_name: &str,
+        protection: &Protection,
+    ) -> Result<Packaged, OutputError> {
+        let (writer, stats) = sink.finish().map_err(local)?;
+        writer
+            .into_inner()
+            .map_err(|e| local(WriteError::io("flushing the report", e.into_error())))?;
+        let zip_path = staged.work.path().join(zip_name);
+        let (file, entry) = (&staged.file_path, staged.file_name.as_str());
+        let zip_bytes = match protection {
+            Protection::Plain => zip_file(file, &zip_path, entry, None).map_err(local)?,
+            Protection::Password(key) => {
+                let password = key.as_deref().map(|k| self.decode_key(k));
+                zip_file(file, &zip_path, entry, password.as_deref()).map_err(local)?
+            }
+            Protection::TextKey(key) => {
+                let key = self.decode_key(key);
+                seal(file, &zip_path, entry, |i, o| {
+                    envelope::encrypt_text_key(i, o, &key)
+                })?
+            }
+            Protection::PublicKey(pem) => seal(file, &zip_path, entry, |i, o| {
+                envelope::encrypt_public_key(i, o, pem)
+            })?,
+        };
+        staged.zip_path = Some(zip_path);
+        Ok(Packaged {
+            file_bytes: stats.bytes,
+            zip_bytes,
+        })
+    }
+
+    async fn store(&self, staged: Staged, key: &str) -> Result<(), OutputError> {
+        let zip = staged
+            .zip_path
+            .as_deref()
+            .ok_or_else(|| OutputError::fatal("a report was stored before it was packaged"))?;
+        self.storage.put_file(key, zip).await.map_err(storage)?;
+        // Only now: an upload is never cut short by removing its file.
+        drop(staged);
+        Ok(())
+    }
+}
+
+/// Encrypts the report into Sunbird's envelope and puts it in a plain zip
+/// under the report's name, as Sunbird's stage A then stage B do.
+fn seal<F>(file: &Path, zip: &Path, entry: &str, encrypt: F) -> Result<u64, OutputError>
+where
+    F: FnOnce(
+        std::io::BufReader<File>,
+        &mut BufWriter<File>,
+    ) -> Result<u64, envelope::EnvelopeError>,
+{
+    let sealed = file.with_extension("sealed");
+    let input = File::open(file)
+        .map_err(|e| local(WriteError::io(format!("opening {}", file.display()), e)))?;
+    let output = File::create(&sealed)
+        .map_err(|e| local(WriteError::io(format!("creating {}", sealed.display()), e)))?;
+    let mut output = BufWriter::with_capacity(1 << 20, output);
+    // A key that cannot be used is the request's fault; disk trouble may pass.
+    encrypt(std::io::BufReader::new(input), &mut output).map_err(|e| OutputError {
+        retryable: matches!(e, envelope::EnvelopeError::Io { .. }),
+        message: format!("encrypting the report: {e}"),
+    })?;
+    output.into_inner().map_err(|e| {
+        local(WriteError::io(
+            "flushing the encrypted report",
+            e.into_error(),
+        ))
+    })?;
+    zip_file(&sealed, zip, entry, None).map_err(local)
+}
+
+/// The core's [`Clock`] over tokio: the system's wall clock (or a pinned
+/// one, for tests), tokio's timer and yield.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioClock {
+    pinned: Option<DateTime<Utc>>,
+}
+
+impl TokioClock {
+    /// The system clock.
+    pub fn system() -> Self {
+        Self::default()
+    }
+
+    /// A wall clock that always reads `at` (timers and durations stay
+    /// real): a test's file dates and completion times are then known.
+    pub fn pinned(at: DateTime<Utc>) -> Self {
+        Self { pinned: Some(at) }
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.pinned.unwrap_or_else(Utc::now)
+    }
+
+    fn instant(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send {
+        tokio::time::sleep(duration)
+    }
+
+    fn yield_now(&self) -> impl Future<Output = ()> + Send {
+        tokio::task::yield_now()
+    }
+}
+
+/// The runner of `exhaust run` and of the server's worker: the core's
+/// request flow over this crate's output and clock.
+pub type AppRunner<S, R, P> = Runner<S, R, P, Publisher, TokioClock>;
