@@ -27,6 +27,8 @@ pub mod export;
 pub mod fuzzing;
 #[cfg(feature = "generate")]
 pub mod generate;
+mod index;
+mod jsonscan;
 pub mod live;
 pub mod preferences;
 pub mod redis_cache;
