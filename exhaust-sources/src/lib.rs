@@ -43,4 +43,4 @@ pub use export::{ExportError, ExportOptions, ExportSummary, export_batch};
 pub use live::{LiveConfig, LiveSources};
 pub use redis_cache::{RedisConfig, RedisSource};
 pub use search::{SearchConfig, SearchSource};
-pub use snapshot::{Snapshot, SnapshotOptions};
+pub use snapshot::{IndexStats, Snapshot, SnapshotOptions};

@@ -34,6 +34,7 @@ use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Names and keys that deployments configure.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +108,25 @@ pub struct Snapshot {
     attempts: Lazy<KeyIndex>,
     activity: Lazy<KeyIndex>,
     hierarchies: Lazy<KeyIndex>,
+    stats: Counts,
+}
+
+/// How a `Snapshot` got its indexes so far (see [`Snapshot::index_stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexStats {
+    /// Indexes built by reading their table.
+    pub built: usize,
+    /// Indexes read back from a persisted copy.
+    pub loaded: usize,
+    /// Indexes written to disk after being built.
+    pub persisted: usize,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    built: AtomicUsize,
+    loaded: AtomicUsize,
+    persisted: AtomicUsize,
 }
 
 const TABLES: [&str; 9] = [
@@ -150,12 +170,23 @@ impl Snapshot {
             attempts: OnceLock::new(),
             activity: OnceLock::new(),
             hierarchies: OnceLock::new(),
+            stats: Counts::default(),
         })
     }
 
     /// The folder.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// How many table indexes this snapshot built, read from disk and
+    /// persisted: each table is indexed at most once per `Snapshot`.
+    pub fn index_stats(&self) -> IndexStats {
+        IndexStats {
+            built: self.stats.built.load(Ordering::Relaxed),
+            loaded: self.stats.loaded.load(Ordering::Relaxed),
+            persisted: self.stats.persisted.load(Ordering::Relaxed),
+        }
     }
 
     fn table(&self, name: &'static str) -> SourceResult<Option<&TableFile>> {
@@ -195,6 +226,7 @@ impl Snapshot {
                             elapsed_ms = started.elapsed().as_millis() as u64,
                             "read the persisted index of a snapshot table"
                         );
+                        self.stats.loaded.fetch_add(1, Ordering::Relaxed);
                         return Ok(index);
                     }
                     Err(why) => tracing::debug!(table, why, "building the index"),
@@ -213,10 +245,12 @@ impl Snapshot {
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "indexed snapshot table"
             );
+            self.stats.built.fetch_add(1, Ordering::Relaxed);
             if persist {
                 match self.store.save(t, &spec, &index) {
                     Ok(path) => {
-                        tracing::debug!(table, path = %path.display(), "persisted the index")
+                        self.stats.persisted.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(table, path = %path.display(), "persisted the index");
                     }
                     Err(why) => tracing::debug!(table, why, "the index stays in memory"),
                 }
