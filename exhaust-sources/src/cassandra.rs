@@ -808,32 +808,31 @@ fn float_json(f: f64) -> serde_json::Value {
         .unwrap_or_else(|| serde_json::Value::String(f.to_string()))
 }
 
-fn from_json<T: serde::de::DeserializeOwned>(
-    row: serde_json::Map<String, serde_json::Value>,
-) -> Result<T, RowError> {
-    serde_json::from_value(serde_json::Value::Object(row)).map_err(|e| e.to_string())
+/// Decodes a row through the snapshot's row type, borrowing its text.
+fn decode<'a, T: Deserialize<'a>>(row: &'a serde_json::Value) -> Result<T, RowError> {
+    T::deserialize(row).map_err(|e| e.to_string())
 }
 
 fn decode_batch(row: serde_json::Map<String, serde_json::Value>) -> Result<CourseBatch, RowError> {
-    from_json::<BatchRow>(row)?.into_batch()
+    decode::<BatchRow>(&serde_json::Value::Object(row))?.into_batch()
 }
 
 fn decode_enrolment(
     row: serde_json::Map<String, serde_json::Value>,
 ) -> Result<EnrolmentRecord, RowError> {
-    from_json::<EnrolmentRow>(row)?.into_record()
+    decode::<EnrolmentRow>(&serde_json::Value::Object(row))?.into_record()
 }
 
 fn decode_attempt(
     row: serde_json::Map<String, serde_json::Value>,
 ) -> Result<AssessmentAttempt, RowError> {
-    from_json::<AttemptRow>(row)?.into_attempt()
+    decode::<AttemptRow>(&serde_json::Value::Object(row))?.into_attempt()
 }
 
 fn decode_activity(
     row: serde_json::Map<String, serde_json::Value>,
 ) -> Result<ActivityAggregate, RowError> {
-    from_json::<ActivityRow>(row)?.into_aggregate()
+    decode::<ActivityRow>(&serde_json::Value::Object(row))?.into_aggregate()
 }
 
 fn text_column(

@@ -47,6 +47,10 @@ pub(crate) struct KeyIndex {
 
 const PREFIX_BITS: u32 = 16;
 
+/// The most bytes a run of several lines spans (a single longer line is a
+/// run of its own, up to 4 GiB).
+const MAX_RUN: u64 = 1 << 20;
+
 /// The key's hash. Written here rather than taken from a hashing crate
 /// because persisted indexes depend on it: it must never change with a
 /// dependency's version (the format version below changes with it). A
@@ -136,9 +140,12 @@ impl KeyIndex {
             // The line ends before the next one starts; the newline is
             // excluded by `lines()` when reading.
             let end = offset + line.len() as u64;
+            // A run is capped (a new one starts past MAX_RUN), so a lookup
+            // never reads more than that at once: a batch's enrolments are
+            // often one run the size of the table.
             if let Some((oh, start, oend)) = &mut open
                 && *oh == h
-                && end - *start < u64::from(u32::MAX)
+                && end - *start <= MAX_RUN
             {
                 *oend = end;
                 return Ok(());
@@ -315,6 +322,13 @@ fn write_index(
         .prefix(&format!(".{name}."))
         .suffix(".part")
         .tempfile_in(dir)?;
+    // Readable by all, as the tables are: another account serving the same
+    // snapshot reads it too (temporary files start private).
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
     let mut out = BufWriter::with_capacity(1 << 20, tmp.as_file());
     let head = header(table, spec, index.runs.len() as u64);
     let mut sum = Mixer::new(2);

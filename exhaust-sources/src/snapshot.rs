@@ -18,7 +18,8 @@
 use crate::index::{IndexStore, KeyIndex, key_hash};
 use crate::jsonscan::top_level_str;
 use crate::rows::{
-    self, ActivityRow, AttemptRow, BatchRow, CacheRow, ContentRow, EnrolmentRow, HierarchyRow,
+    ActivityRow, AttemptRow, BatchRow, CacheRow, ContentRow, EnrolmentRow, HierarchyRow,
+    UserCacheRow,
 };
 use crate::table::{SOURCE, TableFile, lines, read_all};
 use exhaust_core::model::{
@@ -261,30 +262,6 @@ impl Snapshot {
         .map_err(Clone::clone)
     }
 
-    /// Reads the lines of `key` from an indexed table, parsed as `T`.
-    fn lookup<T: for<'de> Deserialize<'de>>(
-        &self,
-        index: &KeyIndex,
-        table: &'static str,
-        key: &str,
-        buf: &mut Vec<u8>,
-        mut f: impl FnMut(T) -> SourceResult<()>,
-    ) -> SourceResult<()> {
-        let Some(t) = self.table(table)? else {
-            return Ok(());
-        };
-        for (offset, len) in index.runs(key) {
-            t.read_at(offset, len, buf)?;
-            for (at, line) in lines(buf) {
-                let row: T = serde_json::from_slice(line).map_err(|e| {
-                    row_error(t, t.line_number_at(offset + at as u64), &e.to_string())
-                })?;
-                f(row)?;
-            }
-        }
-        Ok(())
-    }
-
     fn batches(&self) -> SourceResult<&HashMap<String, CourseBatch>> {
         self.batches
             .get_or_init(|| {
@@ -426,7 +403,7 @@ impl EnrolmentSource for Snapshot {
                 batch.batch_id.as_str(),
                 &mut buf,
                 |line_at, line| {
-                    let row: EnrolmentRow = serde_json::from_slice(line)
+                    let row: EnrolmentRow = serde_json::from_str(line)
                         .map_err(|e| row_error(t, line_at(), &e.to_string()))?;
                     if row.batchid.as_deref() != Some(batch.batch_id.as_str()) {
                         return Ok(());
@@ -451,18 +428,32 @@ impl EnrolmentSource for Snapshot {
 
 impl Snapshot {
     /// Calls `f(line_number, line)` for each line of `key` in an indexed
-    /// table, in file order; `line_number` counts (error path only).
+    /// table, in file order; `line_number` counts (error path only). Each
+    /// read is checked to be UTF-8 once, so lines parse with `from_str`
+    /// (which then borrows strings without checking each again).
     fn lookup_lines(
         &self,
         index: &KeyIndex,
         t: &TableFile,
         key: &str,
         buf: &mut Vec<u8>,
-        mut f: impl FnMut(&dyn Fn() -> usize, &[u8]) -> SourceResult<()>,
+        mut f: impl FnMut(&dyn Fn() -> usize, &str) -> SourceResult<()>,
     ) -> SourceResult<()> {
         for (offset, len) in index.runs(key) {
             t.read_at(offset, len, buf)?;
-            for (at, line) in lines(buf) {
+            let text = match std::str::from_utf8(buf) {
+                Ok(text) => text,
+                Err(e) => {
+                    let at = offset + e.valid_up_to() as u64;
+                    let line = t.line_number_at(at);
+                    return Err(row_error(t, line, "the line is not UTF-8 text"));
+                }
+            };
+            for (at, line) in lines(text.as_bytes()) {
+                // `lines` splits at newlines, which are never inside a
+                // UTF-8 sequence: each line is valid text on its own.
+                let line = std::str::from_utf8(line)
+                    .map_err(|_| row_error(t, t.line_number_at(offset), "not UTF-8"))?;
                 f(&|| t.line_number_at(offset + at as u64), line)?;
             }
         }
@@ -536,11 +527,16 @@ impl Snapshot {
     fn users_part(&self, index: &KeyIndex, ids: &[UserId]) -> SourceResult<Vec<Option<UserEntry>>> {
         let mut buf = Vec::new();
         let mut out = Vec::with_capacity(ids.len());
+        let Some(t) = self.table("user_cache")? else {
+            return Ok(vec![None; ids.len()]);
+        };
         for id in ids {
             let mut entry = None;
-            self.lookup::<CacheRow>(index, "user_cache", id.as_str(), &mut buf, |row| {
+            self.lookup_lines(index, t, id.as_str(), &mut buf, |line_at, line| {
+                let row: UserCacheRow = serde_json::from_str(line)
+                    .map_err(|e| row_error(t, line_at(), &e.to_string()))?;
                 if row.key.as_deref().and_then(|k| self.user_id_of(k)) == Some(id.as_str()) {
-                    entry = Some(rows::user_entry(row.value));
+                    entry = Some(row.value.0);
                 }
                 Ok(())
             })?;
@@ -572,26 +568,31 @@ impl AttemptSource for Snapshot {
         users: &[UserId],
     ) -> SourceResult<Vec<AssessmentAttempt>> {
         let index = self.by_user_index(&self.attempts, "assessment_aggregator")?;
-        let mut buf = Vec::new();
-        let mut out = Vec::new();
-        for user in users {
-            self.lookup::<AttemptRow>(
-                index,
-                "assessment_aggregator",
-                user.as_str(),
-                &mut buf,
-                |row| {
+        let Some(t) = self.table("assessment_aggregator")? else {
+            return Ok(Vec::new());
+        };
+        self.parallel(users, |users| {
+            let mut buf = Vec::new();
+            let mut out = Vec::new();
+            for user in users {
+                self.lookup_lines(index, t, user.as_str(), &mut buf, |line_at, line| {
+                    let row: AttemptRow = serde_json::from_str(line)
+                        .map_err(|e| row_error(t, line_at(), &e.to_string()))?;
+                    // Runs are found by hash: only this user's lines count.
+                    if row.user_id.as_deref() != Some(user.as_str()) {
+                        return Ok(());
+                    }
                     let a = row.into_attempt().map_err(|e| {
                         SourceError::bad_data(SOURCE, format!("assessment_aggregator: {e}"))
                     })?;
-                    if &a.user_id == user && &a.course_id == collection {
+                    if &a.course_id == collection {
                         out.push(a);
                     }
                     Ok(())
-                },
-            )?;
-        }
-        Ok(out)
+                })?;
+            }
+            Ok(out)
+        })
     }
 }
 
@@ -619,32 +620,31 @@ impl Snapshot {
     ) -> SourceResult<Vec<ActivityAggregate>> {
         let wanted: HashSet<&str> = activities.iter().map(ContentId::as_str).collect();
         let context = format!("cb:{batch}");
+        let Some(t) = self.table("user_activity_agg")? else {
+            return Ok(Vec::new());
+        };
         let mut buf = Vec::new();
         let mut out = Vec::new();
         for user in users {
-            self.lookup::<ActivityRow>(
-                index,
-                "user_activity_agg",
-                user.as_str(),
-                &mut buf,
-                |row| {
-                    let relevant = row.activity_type.as_deref() == Some("Course")
-                        && row.context_id.as_deref() == Some(context.as_str())
-                        && row
-                            .activity_id
-                            .as_deref()
-                            .is_some_and(|a| wanted.contains(a));
-                    if relevant {
-                        let agg = row.into_aggregate().map_err(|e| {
-                            SourceError::bad_data(SOURCE, format!("user_activity_agg: {e}"))
-                        })?;
-                        if &agg.user_id == user {
-                            out.push(agg);
-                        }
+            self.lookup_lines(index, t, user.as_str(), &mut buf, |line_at, line| {
+                let row: ActivityRow = serde_json::from_str(line)
+                    .map_err(|e| row_error(t, line_at(), &e.to_string()))?;
+                let relevant = row.activity_type.as_deref() == Some("Course")
+                    && row.context_id.as_deref() == Some(context.as_str())
+                    && row
+                        .activity_id
+                        .as_deref()
+                        .is_some_and(|a| wanted.contains(a));
+                if relevant {
+                    let agg = row.into_aggregate().map_err(|e| {
+                        SourceError::bad_data(SOURCE, format!("user_activity_agg: {e}"))
+                    })?;
+                    if &agg.user_id == user {
+                        out.push(agg);
                     }
-                    Ok(())
-                },
-            )?;
+                }
+                Ok(())
+            })?;
         }
         Ok(out)
     }
@@ -659,25 +659,24 @@ impl HierarchySource for Snapshot {
             "",
             whole_key,
         )?;
+        let Some(t) = self.table("content_hierarchy")? else {
+            return Ok(None);
+        };
         let mut found = None;
         let mut buf = Vec::new();
-        self.lookup::<HierarchyRow>(
-            index,
-            "content_hierarchy",
-            collection.as_str(),
-            &mut buf,
-            |row| {
-                if row.identifier.as_deref() == Some(collection.as_str()) {
-                    found = match row.hierarchy {
-                        Some(serde_json::Value::String(s)) => Some(s),
-                        // A hierarchy stored as an object rather than its text.
-                        Some(v @ serde_json::Value::Object(_)) => Some(v.to_string()),
-                        _ => None,
-                    };
-                }
-                Ok(())
-            },
-        )?;
+        self.lookup_lines(index, t, collection.as_str(), &mut buf, |line_at, line| {
+            let row: HierarchyRow =
+                serde_json::from_str(line).map_err(|e| row_error(t, line_at(), &e.to_string()))?;
+            if row.identifier.as_deref() == Some(collection.as_str()) {
+                found = match row.hierarchy {
+                    Some(serde_json::Value::String(s)) => Some(s),
+                    // A hierarchy stored as an object rather than its text.
+                    Some(v @ serde_json::Value::Object(_)) => Some(v.to_string()),
+                    _ => None,
+                };
+            }
+            Ok(())
+        })?;
         Ok(found)
     }
 }
