@@ -9,7 +9,8 @@
 # N enrolments over a user cache of 5×N users, 10 units × 8 leaves,
 # 6 assessments, up to 3 attempts (benches/snapshot.sh); warms the page
 # cache; then times `exhaust report` in a release build (GNU time: wall
-# clock, peak resident memory), twice per run:
+# clock, CPU seconds (user + system, which other work on the machine
+# disturbs less than the wall clock), peak resident memory), twice per run:
 #   - "first": without a persisted index (the snapshot's .exhaust-index
 #     folder removed), so the run reads every table to index it;
 #   - "again": with the index the first run left, as every later run of
@@ -83,16 +84,15 @@ fi
 . benches/snapshot.sh
 echo "load: $(uptime | sed 's/.*load average/load average/')"
 
-# time_report BINARY SNAPSHOT BATCH: prints "wall peak_mb rows".
+# time_report BINARY SNAPSHOT BATCH: prints "wall peak_mb rows cpu".
 time_report() {
   local bin=$1 snap=$2 batch=$3 out stats wall peak_kb rows
   out=$(mktemp -d)
-  stats=$( { /usr/bin/time -f '%e %M' "$bin" report --snapshot "$snap" --batch-id "$batch" --out "$out" >"$out/log"; } 2>&1 | tail -n 1)
-  wall=${stats% *}
-  peak_kb=${stats#* }
+  stats=$( { /usr/bin/time -f '%e %M %U %S' "$bin" report --snapshot "$snap" --batch-id "$batch" --out "$out" >"$out/log"; } 2>&1 | tail -n 1)
+  read -r wall peak_kb user sys <<<"$stats"
   rows=$(sed -nE 's/^batch [^:]+: ([0-9]+) rows.*/\1/p' "$out/log")
   rm -rf "$out"
-  echo "$wall $(awk -v k="$peak_kb" 'BEGIN { printf "%.0f", k / 1024 }') $rows"
+  echo "$wall $(awk -v k="$peak_kb" 'BEGIN { printf "%.0f", k / 1024 }') $rows $(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')"
 }
 
 # row LABEL SNAP BATCH BUILD RUN: times one report and prints a table row;
@@ -103,8 +103,8 @@ row() {
   [ "$run" = first ] && rm -rf "$snap/.exhaust-index"
   r=$(time_report "$bin" "$snap" "$batch")
   set -- $r
-  printf '| %s | %s | %s | %s | %s | %s |\n' "$label" "$build" "$run" "$3" "$1" "$2"
-  echo "$label $build $run $1 $2" >>"$results"
+  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$build" "$run" "$3" "$1" "$4" "$2"
+  echo "$label $build $run $1 $2 $4" >>"$results"
 }
 
 results=$(mktemp)
@@ -126,8 +126,8 @@ if [ "$one_of_many" = 1 ]; then
     touch "$alone/.complete"
   fi
   cat "$big"/*.jsonl "$alone"/*.jsonl >/dev/null
-  printf '| snapshot | build | run | rows | wall (s) | peak memory (MB) |\n'
-  printf '| --- | --- | --- | ---: | ---: | ---: |\n'
+  printf '| snapshot | build | run | rows | wall (s) | CPU (s) | peak memory (MB) |\n'
+  printf '| --- | --- | --- | ---: | ---: | ---: | ---: |\n'
   for _ in $(seq "$runs"); do
     for snap in "$alone" "$big"; do
       label="$([ "$snap" = "$alone" ] && echo alone || echo in-24)-$(du -sm --exclude=.exhaust-index "$snap" | cut -f1)MB"
@@ -137,8 +137,8 @@ if [ "$one_of_many" = 1 ]; then
     done
   done
 else
-  printf '| enrolments | build | run | rows | wall (s) | peak memory (MB) |\n'
-  printf '| ---: | --- | --- | ---: | ---: | ---: |\n'
+  printf '| enrolments | build | run | rows | wall (s) | CPU (s) | peak memory (MB) |\n'
+  printf '| ---: | --- | --- | ---: | ---: | ---: | ---: |\n'
   for n in "${sizes[@]}"; do
     snap=$(bench_snapshot "$n")
     batch=$(bench_batch "$snap")
@@ -155,7 +155,7 @@ fi
 # Medians per label and build/run; ratios against the base (or "first").
 echo
 awk '
-  { key = $1 " " $2 " " $3; n[key]++; w[key, n[key]] = $4; m[key, n[key]] = $5
+  { key = $1 " " $2 " " $3; n[key]++; w[key, n[key]] = $4; m[key, n[key]] = $5; c[key, n[key]] = $6
     if (!(($1) in seen)) { seen[$1] = 1; labels[++nl] = $1 } }
   function median(key, arr,   c, i, j, t, v) {
     c = n[key]; for (i = 1; i <= c; i++) v[i] = arr[key, i]
@@ -165,18 +165,19 @@ awk '
   END {
     for (l = 1; l <= nl; l++) {
       lab = labels[l]; ref = lab " base -"; if (!(ref in n)) ref = lab " this first"
-      rw = median(ref, w); rm = median(ref, m)
+      rw = median(ref, w); rm = median(ref, m); rc = median(ref, c)
       split("this first|this again", ks, "|")
       for (k = 1; k <= 2; k++) {
         key = lab " " ks[k]; if (!(key in n) || key == ref) continue
-        printf "%s %s: median %.2f s, %.0f MB over %d runs; %s/this: %.1fx time, %.1fx memory\n", \
-          lab, ks[k], median(key, w), median(key, m), n[key], (ref ~ /base/ ? "base" : "first"), \
-          rw / median(key, w), rm / median(key, m)
+        printf "%s %s: median %.2f s wall, %.2f s CPU, %.0f MB over %d runs; %s/this: %.1fx wall, %.1fx CPU, %.1fx memory\n", \
+          lab, ks[k], median(key, w), median(key, c), median(key, m), n[key], (ref ~ /base/ ? "base" : "first"), \
+          rw / median(key, w), rc / median(key, c), rm / median(key, m)
       }
     }
     # --one-of-many: the batch in the big snapshot against the batch alone.
     if (nl == 2 && labels[1] ~ /^alone/) {
       a = median(labels[1] " this again", w); b = median(labels[2] " this again", w)
-      printf "one batch, index persisted: %.2f s in the 24-batch snapshot, %.2f s alone: %.1fx\n", b, a, b / a
+      ac = median(labels[1] " this again", c); bc = median(labels[2] " this again", c)
+      printf "one batch, index persisted: %.2f s (%.2f s CPU) in the 24-batch snapshot, %.2f s (%.2f s CPU) alone: %.1fx wall, %.1fx CPU\n", b, bc, a, ac, b / a, bc / ac
     }
   }' "$results"
