@@ -209,6 +209,7 @@ impl Snapshot {
         table: &'static str,
         field: &'static str,
         spec: &str,
+        lenient: bool,
         key_of: impl Fn(&str) -> Option<&str>,
     ) -> SourceResult<&'a KeyIndex> {
         cell.get_or_init(|| {
@@ -216,7 +217,7 @@ impl Snapshot {
                 return Ok(KeyIndex::default());
             };
             let started = std::time::Instant::now();
-            let spec = format!("{field}|{spec}");
+            let spec = format!("{field}|{spec}|lenient={lenient}");
             let persist = t.data_len >= self.store.min_bytes;
             if persist {
                 match self.store.load(t, &spec) {
@@ -234,7 +235,12 @@ impl Snapshot {
                 }
             }
             let index = KeyIndex::build(t, |line, n| {
-                let value = top_level_str(line, field).map_err(|e| row_error(t, n, &e.0))?;
+                let value = match top_level_str(line, field) {
+                    Ok(v) => v,
+                    // Kept under a key no id has, for the reader to judge.
+                    Err(_) if lenient => Some(std::borrow::Cow::Borrowed(UNREADABLE)),
+                    Err(e) => return Err(row_error(t, n, &e.0)),
+                };
                 Ok(value
                     .as_deref()
                     .and_then(&key_of)
@@ -327,6 +333,10 @@ impl Snapshot {
     }
 }
 
+/// The index key of enrolment lines whose batch id cannot be read (a NUL
+/// is in no id the platform makes).
+const UNREADABLE: &str = "\u{0}unreadable";
+
 /// The key of a table keyed by a field's whole value.
 fn whole_key(value: &str) -> Option<&str> {
     Some(value)
@@ -394,9 +404,25 @@ impl EnrolmentSource for Snapshot {
                 "user_enrolments",
                 "batchid",
                 "",
+                true,
                 whole_key,
             )?;
             let mut buf = Vec::new();
+            // Lines whose batch id could not be read: one that mentions this
+            // batch's id is parsed, and fails the batch naming its line (a
+            // bad line of another batch does not fail this one).
+            let needle = serde_json::to_string(batch.batch_id.as_str())
+                .map_err(|e| SourceError::bad_data(SOURCE, e.to_string()))?;
+            self.lookup_lines(index, t, UNREADABLE, &mut buf, |line_at, line| {
+                if line.contains(needle.as_str()) {
+                    let row: EnrolmentRow = serde_json::from_str(line)
+                        .map_err(|e| row_error(t, line_at(), &e.to_string()))?;
+                    if row.batchid.as_deref() == Some(batch.batch_id.as_str()) {
+                        chunk.push(row.into_record().map_err(|e| row_error(t, line_at(), &e))?);
+                    }
+                }
+                Ok(())
+            })?;
             self.lookup_lines(
                 index,
                 t,
@@ -409,7 +435,7 @@ impl EnrolmentSource for Snapshot {
                         return Ok(());
                     }
                     chunk.push(row.into_record().map_err(|e| row_error(t, line_at(), &e))?);
-                    if chunk.len() == chunk_size {
+                    if chunk.len() >= chunk_size {
                         on_chunk(std::mem::replace(
                             &mut chunk,
                             Vec::with_capacity(chunk_size),
@@ -502,7 +528,7 @@ impl Snapshot {
 
     fn user_index(&self) -> SourceResult<&KeyIndex> {
         let spec = format!("prefix={}", self.opts.user_key_prefix);
-        self.index(&self.users, "user_cache", "key", &spec, |k| {
+        self.index(&self.users, "user_cache", "key", &spec, false, |k| {
             self.user_id_of(k)
         })
     }
@@ -512,7 +538,7 @@ impl Snapshot {
         cell: &'a Lazy<KeyIndex>,
         table: &'static str,
     ) -> SourceResult<&'a KeyIndex> {
-        self.index(cell, table, "user_id", "", whole_key)
+        self.index(cell, table, "user_id", "", false, whole_key)
     }
 }
 
@@ -657,6 +683,7 @@ impl HierarchySource for Snapshot {
             "content_hierarchy",
             "identifier",
             "",
+            false,
             whole_key,
         )?;
         let Some(t) = self.table("content_hierarchy")? else {
