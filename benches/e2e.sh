@@ -1,44 +1,183 @@
 #!/usr/bin/env bash
 # End-to-end benchmark of `exhaust report` on generated snapshots.
 #
-#   benches/e2e.sh [SIZES...]      (default: 10000 100000 1000000)
+#   benches/e2e.sh [--base REV|BINARY] [--runs N] [SIZES...]
+#   benches/e2e.sh --one-of-many [--base REV|BINARY] [--runs N]
 #
-# For each size N it generates (once, cached under $EXHAUST_BENCH_DIR,
-# default $HOME/.cache/exhaust-bench) one batch of N enrolments over a user
-# cache of 5×N users (2,000,000 for N = 1,000,000), 10 units × 8 leaves,
-# 6 assessments, up to 3 attempts; then times one report in release mode and
-# prints wall time, rows per second and peak resident memory.
+# For each size N (default: 10000 100000 1000000) it generates once, cached
+# under $EXHAUST_BENCH_DIR (default $HOME/.cache/exhaust-bench), one batch of
+# N enrolments over a user cache of 5×N users, 10 units × 8 leaves,
+# 6 assessments, up to 3 attempts (benches/snapshot.sh); warms the page
+# cache; then times `exhaust report` in a release build (GNU time: wall
+# clock, CPU seconds (user + system, which other work on the machine
+# disturbs less than the wall clock), peak resident memory), twice per run:
+#   - "first": without a persisted index (the snapshot's .exhaust-index
+#     folder removed), so the run reads every table to index it;
+#   - "again": with the index the first run left, as every later run of
+#     that snapshot (or a server's next batch) finds it.
+#
+# --base REV|BINARY  runs another build side by side: a commit of this
+#                    repository (exported with git archive and built once,
+#                    with the same target folder, into the bench folder) or
+#                    a path to an `exhaust` binary. Each run times base,
+#                    first and again one after the other, so the ratios
+#                    printed at the end (medians over the runs) compare
+#                    builds under the same load.
+# --runs N           timed runs per size (default 1; 3 with --base).
+# --one-of-many      instead of sizes: one 4,000-enrolment batch of a
+#                    24-batch snapshot, against the same batch exported
+#                    alone (`exhaust snapshot`): what a batch costs in a big
+#                    snapshot once its index is persisted.
+#
+# The release build uses $CARGO_TARGET_DIR (default
+# $HOME/.cache/exhaust-bench-target, apart from the debug builds' folder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-sizes=("$@")
+base=""
+runs=""
+one_of_many=0
+sizes=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --base) base=$2; shift 2 ;;
+    --runs) runs=$2; shift 2 ;;
+    --one-of-many) one_of_many=1; shift ;;
+    -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d'; exit 0 ;;
+    *) sizes+=("$1"); shift ;;
+  esac
+done
 [ ${#sizes[@]} -gt 0 ] || sizes=(10000 100000 1000000)
+[ -n "$runs" ] || { [ -n "$base" ] && runs=3 || runs=1; }
 bench_dir="${EXHAUST_BENCH_DIR:-$HOME/.cache/exhaust-bench}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/exhaust-target}"
+mkdir -p "$bench_dir"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/exhaust-bench-target}"
 
 if [ ! -x /usr/bin/time ]; then
   apt-get install -y -qq time >/dev/null
 fi
-cargo build --release -q -p exhaust-cli
-exhaust="$CARGO_TARGET_DIR/release/exhaust"
+cargo build --release -q --locked -p exhaust-cli
+exhaust="$bench_dir/exhaust-this"
+cp "$CARGO_TARGET_DIR/release/exhaust" "$exhaust"
+
+# The base build: a binary as given, or a commit built once.
+base_bin=""
+if [ -n "$base" ]; then
+  if [ -x "$base" ] && [ -f "$base" ]; then
+    base_bin=$base
+  else
+    rev=$(git rev-parse --short=12 "$base^{commit}")
+    base_bin="$bench_dir/exhaust-$rev"
+    if [ ! -x "$base_bin" ]; then
+      src="$bench_dir/src-$rev"
+      rm -rf "$src" && mkdir -p "$src"
+      git archive "$rev" | tar -x -C "$src"
+      (cd "$src" && cargo build --release -q --locked -p exhaust-cli)
+      cp "$CARGO_TARGET_DIR/release/exhaust" "$base_bin"
+      rm -rf "$src"
+      # The target folder's binary is the base's now: put ours back.
+      cargo build --release -q --locked -p exhaust-cli
+    fi
+  fi
+  echo "base: $base_bin ($base); this: $(git rev-parse --short=12 HEAD)$(git diff --quiet HEAD -- . || echo ' + changes')"
+fi
 # shellcheck source=benches/snapshot.sh
 . benches/snapshot.sh
+echo "load: $(uptime | sed 's/.*load average/load average/')"
 
-printf '| enrolments | cached users | rows | wall (s) | rows/s | peak memory (MB) |\n'
-printf '| ---: | ---: | ---: | ---: | ---: | ---: |\n'
-for n in "${sizes[@]}"; do
-  users=$((n * 5))
-  [ "$n" -ge 1000000 ] && users=2000000
-  snap=$(bench_snapshot "$n")
-  batch=$(bench_batch "$snap")
+# time_report BINARY SNAPSHOT BATCH: prints "wall peak_mb rows cpu".
+time_report() {
+  local bin=$1 snap=$2 batch=$3 out stats wall peak_kb rows
   out=$(mktemp -d)
-  # Warm the page cache once, so runs measure our code, not the disk.
-  cat "$snap"/*.jsonl >/dev/null
-  stats=$( { /usr/bin/time -f '%e %M' "$exhaust" report --snapshot "$snap" --batch-id "$batch" --out "$out" >"$out/log"; } 2>&1 | tail -n 1)
-  wall=${stats% *}
-  peak_kb=${stats#* }
+  stats=$( { /usr/bin/time -f '%e %M %U %S' "$bin" report --snapshot "$snap" --batch-id "$batch" --out "$out" >"$out/log"; } 2>&1 | tail -n 1)
+  read -r wall peak_kb user sys <<<"$stats"
   rows=$(sed -nE 's/^batch [^:]+: ([0-9]+) rows.*/\1/p' "$out/log")
-  printf '| %s | %s | %s | %s | %s | %s |\n' "$n" "$users" "$rows" "$wall" \
-    "$(awk -v r="$rows" -v w="$wall" 'BEGIN { printf "%.0f", r / w }')" \
-    "$(awk -v k="$peak_kb" 'BEGIN { printf "%.0f", k / 1024 }')"
   rm -rf "$out"
-done
+  echo "$wall $(awk -v k="$peak_kb" 'BEGIN { printf "%.0f", k / 1024 }') $rows $(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')"
+}
+
+# row LABEL SNAP BATCH BUILD RUN: times one report and prints a table row;
+# appends "BUILD RUN wall peak" to $results.
+row() {
+  local label=$1 snap=$2 batch=$3 build=$4 run=$5 bin=$exhaust r
+  [ "$build" = base ] && bin=$base_bin
+  [ "$run" = first ] && rm -rf "$snap/.exhaust-index"
+  r=$(time_report "$bin" "$snap" "$batch")
+  set -- $r
+  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$build" "$run" "$3" "$1" "$4" "$2"
+  echo "$label $build $run $1 $2 $4" >>"$results"
+}
+
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+
+if [ "$one_of_many" = 1 ]; then
+  big="$bench_dir/b24-n4000"
+  if [ ! -f "$big/.complete" ]; then
+    rm -rf "$big"
+    "$exhaust" gen-snapshot --out "$big" --batches 24 --enrolments-per-batch 4000 --users 100000 \
+      --units 10 --leaves-per-unit 8 --assessments 6 --attempts 3 --seed 1 >/dev/null
+    touch "$big/.complete"
+  fi
+  batch=$(bench_batch "$big")
+  alone="$bench_dir/b24-n4000-alone"
+  if [ ! -f "$alone/.complete" ]; then
+    rm -rf "$alone"
+    EXHAUST_SNAPSHOT="$big" "$exhaust" snapshot --batch-id "$batch" --out "$alone" >/dev/null
+    touch "$alone/.complete"
+  fi
+  cat "$big"/*.jsonl "$alone"/*.jsonl >/dev/null
+  printf '| snapshot | build | run | rows | wall (s) | CPU (s) | peak memory (MB) |\n'
+  printf '| --- | --- | --- | ---: | ---: | ---: | ---: |\n'
+  for _ in $(seq "$runs"); do
+    for snap in "$alone" "$big"; do
+      label="$([ "$snap" = "$alone" ] && echo alone || echo in-24)-$(du -sm --exclude=.exhaust-index "$snap" | cut -f1)MB"
+      [ -n "$base_bin" ] && row "$label" "$snap" "$batch" base -
+      row "$label" "$snap" "$batch" this first
+      row "$label" "$snap" "$batch" this again
+    done
+  done
+else
+  printf '| enrolments | build | run | rows | wall (s) | CPU (s) | peak memory (MB) |\n'
+  printf '| ---: | --- | --- | ---: | ---: | ---: | ---: |\n'
+  for n in "${sizes[@]}"; do
+    snap=$(bench_snapshot "$n")
+    batch=$(bench_batch "$snap")
+    # Warm the page cache once, so runs measure our code, not the disk.
+    cat "$snap"/*.jsonl >/dev/null
+    for _ in $(seq "$runs"); do
+      [ -n "$base_bin" ] && row "$n" "$snap" "$batch" base -
+      row "$n" "$snap" "$batch" this first
+      row "$n" "$snap" "$batch" this again
+    done
+  done
+fi
+
+# Medians per label and build/run; ratios against the base (or "first").
+echo
+awk '
+  { key = $1 " " $2 " " $3; n[key]++; w[key, n[key]] = $4; m[key, n[key]] = $5; c[key, n[key]] = $6
+    if (!(($1) in seen)) { seen[$1] = 1; labels[++nl] = $1 } }
+  function median(key, arr,   c, i, j, t, v) {
+    c = n[key]; for (i = 1; i <= c; i++) v[i] = arr[key, i]
+    for (i = 1; i <= c; i++) for (j = i + 1; j <= c; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+    return (c % 2) ? v[(c + 1) / 2] : (v[c / 2] + v[c / 2 + 1]) / 2
+  }
+  END {
+    for (l = 1; l <= nl; l++) {
+      lab = labels[l]; ref = lab " base -"; if (!(ref in n)) ref = lab " this first"
+      rw = median(ref, w); rm = median(ref, m); rc = median(ref, c)
+      split("this first|this again", ks, "|")
+      for (k = 1; k <= 2; k++) {
+        key = lab " " ks[k]; if (!(key in n) || key == ref) continue
+        printf "%s %s: median %.2f s wall, %.2f s CPU, %.0f MB over %d runs; %s/this: %.1fx wall, %.1fx CPU, %.1fx memory\n", \
+          lab, ks[k], median(key, w), median(key, c), median(key, m), n[key], (ref ~ /base/ ? "base" : "first"), \
+          rw / median(key, w), rc / median(key, c), rm / median(key, m)
+      }
+    }
+    # --one-of-many: the batch in the big snapshot against the batch alone.
+    if (nl == 2 && labels[1] ~ /^alone/) {
+      a = median(labels[1] " this again", w); b = median(labels[2] " this again", w)
+      ac = median(labels[1] " this again", c); bc = median(labels[2] " this again", c)
+      printf "one batch, index persisted: %.2f s (%.2f s CPU) in the 24-batch snapshot, %.2f s (%.2f s CPU) alone: %.1fx wall, %.1fx CPU\n", b, bc, a, ac, b / a, bc / ac
+    }
+  }' "$results"

@@ -1,6 +1,6 @@
 # Sourced by the benchmark scripts: the generated snapshot of one batch of
 # N enrolments, made once and cached under $bench_dir (the caller sets it
-# and $exhaust). A user cache of 5×N users (2,000,000 for N >= 1,000,000),
+# and $exhaust). A user cache of 5×N users,
 # 10 units × 8 leaves, 6 assessments, up to 3 attempts, seed 1.
 #
 #   snap=$(bench_snapshot N)     # the folder
@@ -9,7 +9,6 @@
 bench_snapshot() {
   local n=$1 users snap
   users=$((n * 5))
-  [ "$n" -ge 1000000 ] && users=2000000
   snap="$bench_dir/n$n-u$users"
   if [ ! -f "$snap/.complete" ]; then
     rm -rf "$snap"

@@ -8,9 +8,10 @@
 //! concurrently up to [`CassandraConfig::concurrency`]; `IN` is never used
 //! (it fans out on the coordinator and fails as a whole).
 //!
-//! Rows are turned into the JSON that `dsbulk unload -c json` writes and
-//! decoded by the snapshot reader's row types (`rows.rs`), so a value means
-//! the same whether it came from a snapshot or from Cassandra.
+//! Rows are decoded by the snapshot reader's row types (`rows.rs`) through
+//! serde, each value in the shape `dsbulk unload -c json` gives it, so a
+//! value means the same whether it came from a snapshot or from Cassandra;
+//! no JSON value is built on the way ([`CqlRow`]).
 //!
 //! Two lookups need a choice because the table is not keyed for them:
 //! - **A batch by id**: `course_batch` is keyed `(courseid, batchid)`. The
@@ -515,7 +516,7 @@ impl CassandraSource {
         values: &V,
         ctx: &Ctx<'_>,
         columns: &[&str],
-        decode: impl Fn(serde_json::Map<String, serde_json::Value>) -> Result<T, RowError>,
+        decode: impl Fn(&[&str], &Row) -> Result<T, RowError>,
     ) -> SourceResult<Vec<T>>
     where
         V: SerializeRow + Sync,
@@ -523,7 +524,7 @@ impl CassandraSource {
         let mut out = Vec::new();
         self.for_each_page(stmt, values, ctx, |rows| {
             for row in rows {
-                out.push(decode(row_json(columns, row)).map_err(|e| ctx.bad_data(e))?);
+                out.push(decode(columns, &row).map_err(|e| ctx.bad_data(e))?);
             }
             Ok(())
         })
@@ -619,8 +620,8 @@ impl CassandraSource {
         self.for_each_page(stmt, &(batch.batch_id.as_str(),), &ctx, |rows| {
             let mut chunk = Vec::with_capacity(rows.len());
             for row in rows {
-                let record = decode_enrolment(row_json(&ENROLMENT_COLUMNS, row))
-                    .map_err(|e| ctx.bad_data(e))?;
+                let record =
+                    decode_enrolment(&ENROLMENT_COLUMNS, &row).map_err(|e| ctx.bad_data(e))?;
                 // The table is keyed by batch; a row of another batch would
                 // be a broken copy, and is not the report's.
                 if record.batch_id == batch.batch_id {
@@ -668,7 +669,7 @@ impl CassandraSource {
                                 );
                                 if of_batch {
                                     kept.push(
-                                        decode_enrolment(row_json(&ENROLMENT_COLUMNS, row))
+                                        decode_enrolment(&ENROLMENT_COLUMNS, &row)
                                             .map_err(|e| ctx.bad_data(e))?,
                                     );
                                 }
@@ -748,101 +749,195 @@ fn attempt_is_transient(e: &RequestAttemptError) -> bool {
     }
 }
 
-/// A row as the JSON object `dsbulk unload -c json` writes for it (the
-/// snapshot's row form); null columns are left out.
-fn row_json(columns: &[&str], row: Row) -> serde_json::Map<String, serde_json::Value> {
-    columns
-        .iter()
-        .zip(row.columns)
-        .filter_map(|(name, v)| v.map(|v| ((*name).to_owned(), cql_json(v))))
-        .collect()
+/// A CQL row read through serde, as a map of column name to value (null
+/// columns left out), so the snapshot's row types (`rows.rs`) decode it
+/// directly: no JSON value is built, and text is borrowed from the row.
+/// Values take the shapes `dsbulk unload -c json` gives them (SNAPSHOT.md),
+/// so a value means the same in a snapshot and in Cassandra: timestamps
+/// as ISO-8601 UTC text with milliseconds, maps as maps, lists and sets as
+/// sequences, NaN and infinities as their text (which the row types parse
+/// back), types the report never reads as text (which the row types refuse
+/// where a number or a timestamp is expected).
+struct CqlRow<'a> {
+    columns: &'a [&'a str],
+    row: &'a Row,
 }
 
-/// One CQL value in dsbulk's JSON encoding (SNAPSHOT.md): timestamps as
-/// ISO-8601 UTC text with milliseconds, maps as objects, lists and sets as
-/// arrays. Types the report never reads become text, which the row decoders
-/// refuse where a number or a timestamp is expected.
-fn cql_json(v: CqlValue) -> serde_json::Value {
-    use serde_json::Value as J;
-    match v {
-        CqlValue::Text(s) | CqlValue::Ascii(s) => J::String(s),
-        CqlValue::Boolean(b) => J::Bool(b),
-        CqlValue::Int(i) => J::from(i),
-        CqlValue::BigInt(i) => J::from(i),
-        CqlValue::SmallInt(i) => J::from(i),
-        CqlValue::TinyInt(i) => J::from(i),
-        CqlValue::Counter(c) => J::from(c.0),
-        CqlValue::Double(f) => float_json(f),
-        CqlValue::Float(f) => float_json(f64::from(f)),
-        CqlValue::Timestamp(t) => match crate::rows::iso_millis(t.0) {
-            Some(s) => J::String(s),
-            None => J::from(t.0),
-        },
-        CqlValue::List(items) | CqlValue::Set(items) => {
-            J::Array(items.into_iter().map(cql_json).collect())
-        }
-        CqlValue::Map(pairs) => J::Object(
-            pairs
-                .into_iter()
-                .map(|(k, v)| {
-                    let key = match cql_json(k) {
-                        J::String(s) => s,
-                        other => other.to_string(),
-                    };
-                    (key, cql_json(v))
-                })
-                .collect(),
-        ),
-        CqlValue::Empty => J::Null,
-        CqlValue::Uuid(u) => J::String(u.to_string()),
-        CqlValue::Timeuuid(u) => J::String(u.to_string()),
-        other => J::String(format!("<{other:?}>")),
+impl<'de> serde::Deserializer<'de> for CqlRow<'de> {
+    type Error = serde::de::value::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        let entries = self
+            .columns
+            .iter()
+            .zip(&self.row.columns)
+            .filter_map(|(name, value)| value.as_ref().map(|value| (Text(name), Cql(value))));
+        v.visit_map(serde::de::value::MapDeserializer::new(entries))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct enum identifier ignored_any
     }
 }
 
-/// A double as JSON; JSON has no NaN or infinity, so those become their
-/// text, which the row decoders parse back.
-fn float_json(f: f64) -> serde_json::Value {
-    serde_json::Number::from_f64(f)
-        .map(serde_json::Value::Number)
-        .unwrap_or_else(|| serde_json::Value::String(f.to_string()))
+/// A borrowed text, as a map key.
+struct Text<'a>(&'a str);
+
+impl<'de> serde::de::IntoDeserializer<'de> for Text<'de> {
+    type Deserializer = serde::de::value::BorrowedStrDeserializer<'de, serde::de::value::Error>;
+    fn into_deserializer(self) -> Self::Deserializer {
+        serde::de::value::BorrowedStrDeserializer::new(self.0)
+    }
 }
 
-fn from_json<T: serde::de::DeserializeOwned>(
-    row: serde_json::Map<String, serde_json::Value>,
-) -> Result<T, RowError> {
-    serde_json::from_value(serde_json::Value::Object(row)).map_err(|e| e.to_string())
+/// One CQL value.
+struct Cql<'a>(&'a CqlValue);
+
+impl<'de> serde::de::IntoDeserializer<'de> for Cql<'de> {
+    type Deserializer = Self;
+    fn into_deserializer(self) -> Self {
+        self
+    }
 }
 
-fn decode_batch(row: serde_json::Map<String, serde_json::Value>) -> Result<CourseBatch, RowError> {
-    from_json::<BatchRow>(row)?.into_batch()
+/// A map key's text: keys that are not text are written as dsbulk writes
+/// them (`5`, `true`, a timestamp's ISO text).
+fn key_text(k: &CqlValue) -> Result<std::borrow::Cow<'_, str>, serde::de::value::Error> {
+    Ok(match k {
+        CqlValue::Text(s) | CqlValue::Ascii(s) => std::borrow::Cow::Borrowed(s.as_str()),
+        other => {
+            let v = <serde_json::Value as Deserialize>::deserialize(Cql(other))?;
+            std::borrow::Cow::Owned(match v {
+                serde_json::Value::String(s) => s,
+                v => v.to_string(),
+            })
+        }
+    })
 }
 
-fn decode_enrolment(
-    row: serde_json::Map<String, serde_json::Value>,
-) -> Result<EnrolmentRecord, RowError> {
-    from_json::<EnrolmentRow>(row)?.into_record()
+impl<'de> serde::Deserializer<'de> for Cql<'de> {
+    type Error = serde::de::value::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        use serde::de::value::{MapDeserializer, SeqDeserializer};
+        match self.0 {
+            CqlValue::Text(s) | CqlValue::Ascii(s) => v.visit_borrowed_str(s),
+            CqlValue::Boolean(b) => v.visit_bool(*b),
+            CqlValue::Int(i) => v.visit_i64(i64::from(*i)),
+            CqlValue::BigInt(i) => v.visit_i64(*i),
+            CqlValue::SmallInt(i) => v.visit_i64(i64::from(*i)),
+            CqlValue::TinyInt(i) => v.visit_i64(i64::from(*i)),
+            CqlValue::Counter(c) => v.visit_i64(c.0),
+            CqlValue::Double(f) => float(*f, v),
+            CqlValue::Float(f) => float(f64::from(*f), v),
+            CqlValue::Timestamp(t) => match crate::rows::iso_millis(t.0) {
+                Some(s) => v.visit_string(s),
+                None => v.visit_i64(t.0),
+            },
+            CqlValue::List(items) | CqlValue::Set(items) => {
+                v.visit_seq(SeqDeserializer::new(items.iter().map(Cql)))
+            }
+            CqlValue::Map(pairs) => {
+                let entries = pairs
+                    .iter()
+                    .map(|(k, val)| key_text(k).map(|k| (k, Cql(val))))
+                    .collect::<Result<Vec<_>, _>>()?;
+                v.visit_map(MapDeserializer::new(
+                    entries.into_iter().map(|(k, val)| (CowText(k), val)),
+                ))
+            }
+            CqlValue::Empty => v.visit_unit(),
+            CqlValue::Uuid(u) => v.visit_string(u.to_string()),
+            CqlValue::Timeuuid(u) => v.visit_string(u.to_string()),
+            other => v.visit_string(format!("<{other:?}>")),
+        }
+    }
+
+    fn deserialize_option<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        match self.0 {
+            CqlValue::Empty => v.visit_none(),
+            _ => v.visit_some(self),
+        }
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct enum identifier ignored_any
+    }
 }
 
-fn decode_attempt(
-    row: serde_json::Map<String, serde_json::Value>,
-) -> Result<AssessmentAttempt, RowError> {
-    from_json::<AttemptRow>(row)?.into_attempt()
+/// A map key, borrowed or made.
+struct CowText<'a>(std::borrow::Cow<'a, str>);
+
+impl<'de> serde::de::IntoDeserializer<'de> for CowText<'de> {
+    type Deserializer = CowText<'de>;
+    fn into_deserializer(self) -> Self {
+        self
+    }
 }
 
-fn decode_activity(
-    row: serde_json::Map<String, serde_json::Value>,
-) -> Result<ActivityAggregate, RowError> {
-    from_json::<ActivityRow>(row)?.into_aggregate()
+impl<'de> serde::Deserializer<'de> for CowText<'de> {
+    type Error = serde::de::value::Error;
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        match self.0 {
+            std::borrow::Cow::Borrowed(s) => v.visit_borrowed_str(s),
+            std::borrow::Cow::Owned(s) => v.visit_string(s),
+        }
+    }
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct enum identifier ignored_any
+    }
 }
 
-fn text_column(
-    row: serde_json::Map<String, serde_json::Value>,
-    name: &str,
-) -> Result<Option<String>, RowError> {
-    match row.get(name) {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+/// A double: JSON has no NaN or infinity, so dsbulk writes those as text,
+/// and so do we (the row types parse the text back).
+fn float<'de, V: serde::de::Visitor<'de>>(
+    f: f64,
+    v: V,
+) -> Result<V::Value, serde::de::value::Error> {
+    if f.is_finite() {
+        v.visit_f64(f)
+    } else {
+        v.visit_string(f.to_string())
+    }
+}
+
+/// Decodes a row through one of the snapshot's row types.
+fn decode<'a, T: Deserialize<'a>>(columns: &'a [&'a str], row: &'a Row) -> Result<T, RowError> {
+    T::deserialize(CqlRow { columns, row }).map_err(|e| e.to_string())
+}
+
+fn decode_batch(columns: &[&str], row: &Row) -> Result<CourseBatch, RowError> {
+    decode::<BatchRow>(columns, row)?.into_batch()
+}
+
+fn decode_enrolment(columns: &[&str], row: &Row) -> Result<EnrolmentRecord, RowError> {
+    decode::<EnrolmentRow>(columns, row)?.into_record()
+}
+
+fn decode_attempt(columns: &[&str], row: &Row) -> Result<AssessmentAttempt, RowError> {
+    decode::<AttemptRow>(columns, row)?.into_attempt()
+}
+
+fn decode_activity(columns: &[&str], row: &Row) -> Result<ActivityAggregate, RowError> {
+    decode::<ActivityRow>(columns, row)?.into_aggregate()
+}
+
+/// A text column (`None` when null).
+fn text_column(columns: &[&str], row: &Row, name: &str) -> Result<Option<String>, RowError> {
+    let value = columns
+        .iter()
+        .position(|c| *c == name)
+        .and_then(|i| row.columns.get(i))
+        .and_then(Option::as_ref);
+    match value {
+        None | Some(CqlValue::Empty) => Ok(None),
+        Some(CqlValue::Text(s) | CqlValue::Ascii(s)) => Ok(Some(s.clone())),
         Some(_) => Err(format!("{name} is not text")),
     }
 }
@@ -982,7 +1077,7 @@ impl HierarchySource for CassandraSource {
                 &(collection.as_str(),),
                 &ctx,
                 &["identifier", "hierarchy"],
-                |row| text_column(row, "hierarchy"),
+                |columns, row| text_column(columns, row, "hierarchy"),
             )
             .await?;
         Ok(found.into_iter().flatten().next())
@@ -1002,7 +1097,7 @@ impl CustodianOrgSource for CassandraSource {
                 &("custodianOrgId",),
                 &ctx,
                 &["id", "field", "value"],
-                |row| text_column(row, "value"),
+                |columns, row| text_column(columns, row, "value"),
             )
             .await?;
         Ok(found.into_iter().flatten().next().map(OrgId::new))
@@ -1044,9 +1139,10 @@ mod tests {
                 Some(CqlValue::Double(f64::NAN)),
             ],
         };
-        let json = row_json(&["a", "b", "c", "d", "e", "f"], row);
+        let json: serde_json::Value =
+            decode(&["a", "b", "c", "d", "e", "f"], &row).expect("decodes");
         assert_eq!(
-            serde_json::Value::Object(json).to_string(),
+            json.to_string(),
             r#"{"a":"u1","c":"2019-11-16T05:48:30.382Z","d":{"do_1":2},"e":[{}],"f":"NaN"}"#
         );
     }

@@ -5,7 +5,6 @@
 use crate::rows::{
     self, ActivityRow, AttemptRow, BatchRow, CacheRow, ContentRow, EnrolmentRow, HierarchyRow,
 };
-use crate::snapshot::{IdentifierOnly, KeyOnly, UserIdOnly};
 
 /// The snapshot's tables, in the order [`decode_line`] numbers them.
 pub const TABLES: [&str; 8] = [
@@ -24,6 +23,11 @@ pub const TABLES: [&str; 8] = [
 /// type. `Err` carries the reader's message; it never panics.
 pub fn decode_line(table: &str, line: &[u8]) -> Result<(), String> {
     let e = |e: serde_json::Error| e.to_string();
+    let key = |field: &str| {
+        crate::jsonscan::top_level_str(line, field)
+            .map(|_| ())
+            .map_err(|e| e.0)
+    };
     match table {
         "course_batch" => {
             serde_json::from_slice::<BatchRow>(line)
@@ -31,18 +35,19 @@ pub fn decode_line(table: &str, line: &[u8]) -> Result<(), String> {
                 .into_batch()?;
         }
         "user_enrolments" => {
+            key("batchid")?;
             serde_json::from_slice::<EnrolmentRow>(line)
                 .map_err(e)?
                 .into_record()?;
         }
         "assessment_aggregator" => {
-            let _ = serde_json::from_slice::<UserIdOnly>(line).map_err(e)?;
+            key("user_id")?;
             serde_json::from_slice::<AttemptRow>(line)
                 .map_err(e)?
                 .into_attempt()?;
         }
         "user_activity_agg" => {
-            let _ = serde_json::from_slice::<UserIdOnly>(line).map_err(e)?;
+            key("user_id")?;
             serde_json::from_slice::<ActivityRow>(line)
                 .map_err(e)?
                 .into_aggregate()?;
@@ -55,7 +60,7 @@ pub fn decode_line(table: &str, line: &[u8]) -> Result<(), String> {
                 .into_meta()?;
         }
         "content_hierarchy" => {
-            let _ = serde_json::from_slice::<IdentifierOnly>(line).map_err(e)?;
+            key("identifier")?;
             let _ = serde_json::from_slice::<HierarchyRow>(line).map_err(e)?;
         }
         "relation_cache" => {
@@ -63,7 +68,7 @@ pub fn decode_line(table: &str, line: &[u8]) -> Result<(), String> {
             let _: Vec<String> = serde_json::from_value(row.value).map_err(e)?;
         }
         "user_cache" => {
-            let _ = serde_json::from_slice::<KeyOnly>(line).map_err(e)?;
+            key("key")?;
             let row: CacheRow = serde_json::from_slice(line).map_err(e)?;
             let _ = rows::user_entry(row.value);
         }

@@ -32,6 +32,8 @@ pub mod export;
 pub mod fuzzing;
 #[cfg(feature = "generate")]
 pub mod generate;
+mod index;
+mod jsonscan;
 pub mod live;
 pub mod preferences;
 pub mod redis_cache;
@@ -48,4 +50,4 @@ pub use export::{ExportError, ExportOptions, ExportSummary, export_batch};
 pub use live::{LiveConfig, LiveSources};
 pub use redis_cache::{RedisConfig, RedisSource};
 pub use search::{SearchConfig, SearchSource};
-pub use snapshot::{Snapshot, SnapshotOptions};
+pub use snapshot::{IndexStats, Snapshot, SnapshotOptions};

@@ -10,8 +10,7 @@
 //! so a wrong-shaped entry is the same [`UserEntry::Malformed`] either way.
 
 use crate::counting::{Counters, Retry, redact_url};
-use crate::rows;
-use exhaust_core::model::UserEntry;
+use exhaust_core::model::{UserEntry, UserProfile};
 use exhaust_core::source::{OptionalNodeSource, ReadStats, SourceError, SourceResult, UserSource};
 use exhaust_core::{ContentId, UserId};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -302,7 +301,10 @@ fn hash_entry(value: Value, bytes: &mut usize) -> Option<UserEntry> {
     if pairs.is_empty() {
         return None;
     }
-    let mut fields = serde_json::Map::with_capacity(pairs.len());
+    // Straight into the profile (a hash holds only strings, so no field
+    // can have the wrong shape): what `rows::user_entry` makes of the same
+    // hash, without building a JSON value first.
+    let mut profile = UserProfile::default();
     for (k, v) in pairs {
         let (Some(k), Some(v)) = (text(&k), text(&v)) else {
             return Some(UserEntry::Malformed(
@@ -310,9 +312,9 @@ fn hash_entry(value: Value, bytes: &mut usize) -> Option<UserEntry> {
             ));
         };
         *bytes += k.len() + v.len();
-        fields.insert(k, serde_json::Value::String(v));
+        profile.set(&k, v);
     }
-    Some(rows::user_entry(serde_json::Value::Object(fields)))
+    Some(UserEntry::Profile(profile))
 }
 
 fn text(v: &Value) -> Option<String> {

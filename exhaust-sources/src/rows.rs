@@ -9,6 +9,7 @@ use exhaust_core::time::parse_sunbird_timestamp;
 use exhaust_core::{BatchId, ContentId, OrgId, UserId};
 use serde::de::{self, IgnoredAny};
 use serde::{Deserialize, Deserializer};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// Why a row could not be converted.
@@ -88,9 +89,9 @@ fn content_status<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, i32)>,
 
 fn timestamp(
     field: &str,
-    text: Option<String>,
+    text: Option<&str>,
 ) -> Result<Option<chrono::DateTime<chrono::Utc>>, RowError> {
-    match text.as_deref().map(str::trim) {
+    match text.map(str::trim) {
         None | Some("") => Ok(None),
         Some(t) => parse_sunbird_timestamp(t)
             .map(Some)
@@ -126,9 +127,9 @@ impl EnrolmentRow {
             course_id: ContentId::new(self.courseid.unwrap_or_default()),
             batch_id: BatchId::new(self.batchid.ok_or("batchid is missing")?),
             active: self.active,
-            enrolled_date: timestamp("enrolled_date", self.enrolled_date)?,
+            enrolled_date: timestamp("enrolled_date", self.enrolled_date.as_deref())?,
             enrolleddate: self.enrolleddate,
-            completed_on: timestamp("completedon", self.completedon)?,
+            completed_on: timestamp("completedon", self.completedon.as_deref())?,
             status: self.status,
             content_status: self.contentstatus,
             certificates: self.certificates,
@@ -169,30 +170,37 @@ impl BatchRow {
     }
 }
 
-/// `assessment_aggregator`.
+/// `assessment_aggregator`. Text columns are borrowed from the line (or
+/// the value) they are read from, and copied only for the rows kept.
 #[derive(Debug, Deserialize)]
-pub(crate) struct AttemptRow {
-    user_id: Option<String>,
-    course_id: Option<String>,
-    batch_id: Option<String>,
-    content_id: Option<String>,
-    attempt_id: Option<String>,
+pub(crate) struct AttemptRow<'a> {
+    #[serde(borrow)]
+    pub(crate) user_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(crate) course_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    batch_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    content_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    attempt_id: Option<Cow<'a, str>>,
     #[serde(default, deserialize_with = "lenient_f64")]
     total_score: Option<f64>,
     #[serde(default, deserialize_with = "lenient_f64")]
     total_max_score: Option<f64>,
     grand_total: Option<serde_json::Value>,
-    last_attempted_on: Option<String>,
+    #[serde(borrow)]
+    last_attempted_on: Option<Cow<'a, str>>,
 }
 
-impl AttemptRow {
+impl AttemptRow<'_> {
     pub(crate) fn into_attempt(self) -> Result<AssessmentAttempt, RowError> {
         Ok(AssessmentAttempt {
             user_id: UserId::new(self.user_id.ok_or("user_id is missing")?),
             course_id: ContentId::new(self.course_id.ok_or("course_id is missing")?),
             batch_id: BatchId::new(self.batch_id.unwrap_or_default()),
             content_id: ContentId::new(self.content_id.ok_or("content_id is missing")?),
-            attempt_id: self.attempt_id.unwrap_or_default(),
+            attempt_id: self.attempt_id.unwrap_or_default().into_owned(),
             total_score: self.total_score,
             total_max_score: self.total_max_score,
             grand_total: match self.grand_total {
@@ -200,34 +208,70 @@ impl AttemptRow {
                 Some(serde_json::Value::String(s)) => Some(s),
                 Some(other) => Some(other.to_string()),
             },
-            last_attempted_on: timestamp("last_attempted_on", self.last_attempted_on)?,
+            last_attempted_on: timestamp("last_attempted_on", self.last_attempted_on.as_deref())?,
         })
     }
 }
 
-/// `user_activity_agg`.
+/// `user_activity_agg`. Of the two count maps only `completedCount` is
+/// kept (the other entries are checked to be numbers, as before, but not
+/// stored).
 #[derive(Debug, Deserialize)]
-pub(crate) struct ActivityRow {
-    pub(crate) activity_type: Option<String>,
-    pub(crate) activity_id: Option<String>,
-    user_id: Option<String>,
-    pub(crate) context_id: Option<String>,
-    agg: Option<BTreeMap<String, Option<f64>>>,
-    aggregates: Option<BTreeMap<String, Option<f64>>>,
+pub(crate) struct ActivityRow<'a> {
+    #[serde(borrow)]
+    pub(crate) activity_type: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(crate) activity_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    user_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(crate) context_id: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "completed_count")]
+    agg: Option<f64>,
+    #[serde(default, deserialize_with = "completed_count")]
+    aggregates: Option<f64>,
 }
 
-impl ActivityRow {
+/// `completedCount` of a map of text to numbers (null: none); the last one
+/// when repeated.
+fn completed_count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    struct V;
+    impl<'de> de::Visitor<'de> for V {
+        type Value = Option<f64>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map of text to numbers, or null")
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
+            d.deserialize_map(self)
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut count = None;
+            while let Some(Name(k)) = map.next_key::<Name<'de>>()? {
+                let v = map.next_value::<Option<f64>>()?;
+                if k == "completedCount" {
+                    count = v;
+                }
+            }
+            Ok(count)
+        }
+    }
+    d.deserialize_option(V)
+}
+
+impl ActivityRow<'_> {
     pub(crate) fn into_aggregate(self) -> Result<ActivityAggregate, RowError> {
-        let count = |m: &Option<BTreeMap<String, Option<f64>>>| {
-            m.as_ref()
-                .and_then(|m| m.get("completedCount").copied().flatten())
-        };
         Ok(ActivityAggregate {
-            aggregates_completed: count(&self.aggregates),
-            agg_completed: count(&self.agg).map(|c| c as i64),
+            aggregates_completed: self.aggregates,
+            agg_completed: self.agg.map(|c| c as i64),
             activity_id: ContentId::new(self.activity_id.ok_or("activity_id is missing")?),
             user_id: UserId::new(self.user_id.ok_or("user_id is missing")?),
-            context_id: self.context_id.unwrap_or_default(),
+            context_id: self.context_id.unwrap_or_default().into_owned(),
         })
     }
 }
@@ -271,6 +315,179 @@ pub(crate) struct CacheRow {
     pub(crate) value: serde_json::Value,
 }
 
+/// A `user_cache` line, decoded straight into the entry: only the fields
+/// the report reads are kept (the others, names of no interest and
+/// personal data alike, are skipped unread), and field names are borrowed
+/// from the line. Gives what [`user_entry`] gives for the same value.
+#[derive(Debug, Deserialize)]
+pub(crate) struct UserCacheRow<'a> {
+    #[serde(borrow)]
+    pub(crate) key: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub(crate) value: UserHash,
+}
+
+/// A user hash read as [`user_entry`] reads it (see there).
+#[derive(Debug)]
+pub(crate) struct UserHash(pub(crate) UserEntry);
+
+impl Default for UserHash {
+    fn default() -> Self {
+        Self(UserEntry::Malformed(NOT_A_HASH.into()))
+    }
+}
+
+const NOT_A_HASH: &str = "the cache value is not a hash of fields";
+
+/// A field name, borrowed from the input when it has no escapes.
+struct Name<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Name<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = Name<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Name(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Name(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Name(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// One hash field's value: its text, null, or the wrong shape.
+enum FieldText {
+    Text(String),
+    Null,
+    Wrong,
+}
+
+impl<'de> Deserialize<'de> for FieldText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = FieldText;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a hash field value")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(FieldText::Text(v.to_owned()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(FieldText::Text(v))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(FieldText::Null)
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(FieldText::Null)
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(FieldText::Text(v.to_string()))
+            }
+            // Numbers as serde_json's `Number` prints them, as before.
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(FieldText::Text(serde_json::Number::from(v).to_string()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(FieldText::Text(serde_json::Number::from(v).to_string()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(serde_json::Number::from_f64(v)
+                    .map_or(FieldText::Null, |n| FieldText::Text(n.to_string())))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(FieldText::Wrong)
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(FieldText::Wrong)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for UserHash {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = UserHash;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a user hash")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                // The last value of a repeated field counts, and the first
+                // wrong field in name order is the one named: what reading
+                // the object into a (sorted) map and then the hash gave.
+                let mut slots: [Option<FieldText>; 13] = Default::default();
+                while let Some(Name(field)) = map.next_key::<Name<'de>>()? {
+                    match UserProfile::FIELDS.iter().position(|f| *f == field) {
+                        Some(i) => slots[i] = Some(map.next_value::<FieldText>()?),
+                        None => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                let wrong = UserProfile::FIELDS
+                    .iter()
+                    .zip(&slots)
+                    .filter(|(_, v)| matches!(v, Some(FieldText::Wrong)))
+                    .map(|(f, _)| *f)
+                    .min();
+                if let Some(field) = wrong {
+                    return Ok(UserHash(UserEntry::Malformed(format!(
+                        "field {field} is not a string"
+                    ))));
+                }
+                let mut p = UserProfile::default();
+                for (field, v) in UserProfile::FIELDS.iter().zip(slots) {
+                    if let Some(FieldText::Text(t)) = v {
+                        p.set(field, t);
+                    }
+                }
+                Ok(UserHash(UserEntry::Profile(p)))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(UserHash::default())
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(UserHash::default())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(UserHash::default())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(UserHash::default())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(UserHash::default())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(UserHash::default())
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(UserHash::default())
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(UserHash::default())
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// Reads a user hash. Redis holds only strings, so anything else is the
 /// wrong shape; numbers and booleans are taken as their text.
 pub(crate) fn user_entry(value: serde_json::Value) -> UserEntry {
@@ -309,4 +526,32 @@ pub(crate) fn iso_timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
 /// `None` when it is out of chrono's range.
 pub(crate) fn iso_millis(ms: i64) -> Option<String> {
     chrono::DateTime::from_timestamp_millis(ms).map(iso_timestamp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_lines_decode_as_the_json_value_path_does() {
+        for value in [
+            r#"{"firstname": "A", "email": "x@y", "state": null, "lastname": 12, "board": true}"#,
+            r#"{"cluster": 1.5e3, "block": -0.0, "rootorgid": 18446744073709551615}"#,
+            r#"{"usertype": ["a"], "board": {"b": 1}, "language": ["en"]}"#,
+            r#"{"state": "a", "state": "b", "district": [1], "district": "ok"}"#,
+            r#"{"firstname": "Esc\u00e9 \"q\""}"#,
+            r#"["user"]"#,
+            r#""text""#,
+            "null",
+            "{}",
+        ] {
+            let line = format!(r#"{{"key": "user:u1", "value": {value}}}"#);
+            let row: UserCacheRow = serde_json::from_str(&line).expect("decodes");
+            let v: serde_json::Value = serde_json::from_str(value).expect("json");
+            assert_eq!(row.value.0, user_entry(v), "{value}");
+            assert_eq!(row.key.as_deref(), Some("user:u1"));
+        }
+        let row: UserCacheRow = serde_json::from_str(r#"{"key": "user:u1"}"#).expect("decodes");
+        assert_eq!(row.value.0, user_entry(serde_json::Value::Null));
+    }
 }

@@ -2,19 +2,26 @@
 //! files (`SNAPSHOT.md`), the embedded default source.
 //!
 //! Small tables (batches, contents, settings, relation cache) are read whole
-//! on first use. Large ones are never loaded: enrolments are scanned per batch
-//! (lines that cannot mention the batch are skipped before parsing), and the
-//! user cache, attempts, aggregates and hierarchies are indexed by key on
-//! first use (offsets only) and read line by line for each chunk of users.
+//! on first use. Large ones are never loaded: the enrolments (by batch), the
+//! user cache, attempts, aggregates (by user) and hierarchies (by
+//! collection) are indexed by key on first use (offsets only, each line's key
+//! found without parsing the line: `jsonscan`), and a batch reads only its
+//! lines, parsed in full when read. Indexes of large tables are persisted
+//! (`index.rs`), so a later run, or another process, does not read the
+//! whole table again; one `Snapshot` indexes each table once, however many
+//! batches it serves.
 //!
 //! The reader does blocking file I/O inside its async methods: it never
 //! waits on a network, and a caller inside a multi-threaded runtime that
 //! needs the thread free can run the build on a blocking task.
 
+use crate::index::{IndexStore, KeyIndex, key_hash};
+use crate::jsonscan::top_level_str;
 use crate::rows::{
-    self, ActivityRow, AttemptRow, BatchRow, CacheRow, ContentRow, EnrolmentRow, HierarchyRow,
+    ActivityRow, AttemptRow, BatchRow, CacheRow, ContentRow, EnrolmentRow, HierarchyRow,
+    UserCacheRow,
 };
-use crate::table::{KeyIndex, SOURCE, TableFile, lines, read_all};
+use crate::table::{SOURCE, TableFile, lines, read_all};
 use exhaust_core::model::{
     ActivityAggregate, AssessmentAttempt, CollectionMeta, CourseBatch, EnrolmentRecord, UserEntry,
 };
@@ -28,6 +35,7 @@ use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Names and keys that deployments configure.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +50,31 @@ pub struct SnapshotOptions {
     pub temp_dir: Option<PathBuf>,
     /// Threads that read one chunk's lines (default: the machine's cores).
     pub threads: usize,
+    /// Offset indexes of tables of at least this many bytes are written to
+    /// disk and read back by later runs (default 16 MiB: below that,
+    /// indexing costs less than the file); `None`: never written or read.
+    pub persist_index_min_bytes: Option<u64>,
+    /// Where indexes go when the snapshot folder cannot be written (a
+    /// read-only snapshot): a folder per snapshot under this one. Default:
+    /// `$XDG_CACHE_HOME/exhaust/snapshot-index`, else
+    /// `$HOME/.cache/exhaust/snapshot-index`.
+    pub index_cache_dir: Option<PathBuf>,
+}
+
+impl SnapshotOptions {
+    /// The default cache folder of indexes (see
+    /// [`SnapshotOptions::index_cache_dir`]).
+    pub fn default_index_cache_dir() -> Option<PathBuf> {
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HOME")
+                    .filter(|v| !v.is_empty())
+                    .map(|h| PathBuf::from(h).join(".cache"))
+            })?;
+        Some(base.join("exhaust").join("snapshot-index"))
+    }
 }
 
 impl Default for SnapshotOptions {
@@ -52,6 +85,8 @@ impl Default for SnapshotOptions {
             enrolment_chunk: 10_000,
             temp_dir: None,
             threads: std::thread::available_parallelism().map_or(2, usize::from),
+            persist_index_min_bytes: Some(16 << 20),
+            index_cache_dir: Self::default_index_cache_dir(),
         }
     }
 }
@@ -68,10 +103,31 @@ pub struct Snapshot {
     contents: Lazy<Vec<(CollectionMeta, serde_json::Map<String, serde_json::Value>)>>,
     relations: Lazy<HashMap<String, Vec<String>>>,
     custodian: Lazy<Option<OrgId>>,
+    store: IndexStore,
+    enrolment_index: Lazy<KeyIndex>,
     users: Lazy<KeyIndex>,
     attempts: Lazy<KeyIndex>,
     activity: Lazy<KeyIndex>,
     hierarchies: Lazy<KeyIndex>,
+    stats: Counts,
+}
+
+/// How a `Snapshot` got its indexes so far (see [`Snapshot::index_stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexStats {
+    /// Indexes built by reading their table.
+    pub built: usize,
+    /// Indexes read back from a persisted copy.
+    pub loaded: usize,
+    /// Indexes written to disk after being built.
+    pub persisted: usize,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    built: AtomicUsize,
+    loaded: AtomicUsize,
+    persisted: AtomicUsize,
 }
 
 const TABLES: [&str; 9] = [
@@ -96,9 +152,16 @@ impl Snapshot {
                 format!("{} is not a folder", dir.display()),
             ));
         }
+        let store = IndexStore::new(
+            &dir,
+            opts.index_cache_dir.as_deref(),
+            opts.persist_index_min_bytes.unwrap_or(u64::MAX),
+        );
         Ok(Self {
             dir,
             opts,
+            store,
+            enrolment_index: OnceLock::new(),
             tables: TABLES.iter().map(|t| (*t, OnceLock::new())).collect(),
             batches: OnceLock::new(),
             contents: OnceLock::new(),
@@ -108,12 +171,23 @@ impl Snapshot {
             attempts: OnceLock::new(),
             activity: OnceLock::new(),
             hierarchies: OnceLock::new(),
+            stats: Counts::default(),
         })
     }
 
     /// The folder.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// How many table indexes this snapshot built, read from disk and
+    /// persisted: each table is indexed at most once per `Snapshot`.
+    pub fn index_stats(&self) -> IndexStats {
+        IndexStats {
+            built: self.stats.built.load(Ordering::Relaxed),
+            loaded: self.stats.loaded.load(Ordering::Relaxed),
+            persisted: self.stats.persisted.load(Ordering::Relaxed),
+        }
     }
 
     fn table(&self, name: &'static str) -> SourceResult<Option<&TableFile>> {
@@ -124,51 +198,74 @@ impl Snapshot {
             .map_err(Clone::clone)
     }
 
+    /// The index of `table` by the top-level string `field` of each line
+    /// (`key_of` maps the field's value to the key; `None`: not indexed).
+    /// `spec` names what is indexed, for the persisted copy. Built once per
+    /// `Snapshot`; read from disk when a valid copy is there, written there
+    /// when the table is large.
     fn index<'a>(
         &'a self,
         cell: &'a Lazy<KeyIndex>,
         table: &'static str,
-        key_of: impl FnMut(&[u8], usize) -> SourceResult<Option<String>>,
+        field: &'static str,
+        spec: &str,
+        lenient: bool,
+        key_of: impl Fn(&str) -> Option<&str>,
     ) -> SourceResult<&'a KeyIndex> {
-        cell.get_or_init(|| match self.table(table)? {
-            Some(t) => {
-                let started = std::time::Instant::now();
-                let index = KeyIndex::build(t, key_of)?;
-                tracing::debug!(
-                    table,
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "indexed snapshot table"
-                );
-                Ok(index)
+        cell.get_or_init(|| {
+            let Some(t) = self.table(table)? else {
+                return Ok(KeyIndex::default());
+            };
+            let started = std::time::Instant::now();
+            let spec = format!("{field}|{spec}|lenient={lenient}");
+            let persist = t.data_len >= self.store.min_bytes;
+            if persist {
+                match self.store.load(t, &spec) {
+                    Ok(index) => {
+                        tracing::debug!(
+                            table,
+                            runs = index.len(),
+                            elapsed_ms = started.elapsed().as_millis() as u64,
+                            "read the persisted index of a snapshot table"
+                        );
+                        self.stats.loaded.fetch_add(1, Ordering::Relaxed);
+                        return Ok(index);
+                    }
+                    Err(why) => tracing::debug!(table, why, "building the index"),
+                }
             }
-            None => Ok(KeyIndex::default()),
+            let index = KeyIndex::build(t, |line, n| {
+                let value = match top_level_str(line, field) {
+                    Ok(v) => v,
+                    // Kept under a key no id has, for the reader to judge.
+                    Err(_) if lenient => Some(std::borrow::Cow::Borrowed(UNREADABLE)),
+                    Err(e) => return Err(row_error(t, n, &e.0)),
+                };
+                Ok(value
+                    .as_deref()
+                    .and_then(&key_of)
+                    .map(|k| key_hash(k.as_bytes())))
+            })?;
+            tracing::debug!(
+                table,
+                runs = index.len(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "indexed snapshot table"
+            );
+            self.stats.built.fetch_add(1, Ordering::Relaxed);
+            if persist {
+                match self.store.save(t, &spec, &index) {
+                    Ok(path) => {
+                        self.stats.persisted.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(table, path = %path.display(), "persisted the index");
+                    }
+                    Err(why) => tracing::debug!(table, why, "the index stays in memory"),
+                }
+            }
+            Ok(index)
         })
         .as_ref()
         .map_err(Clone::clone)
-    }
-
-    /// Reads the lines of `key` from an indexed table, parsed as `T`.
-    fn lookup<T: for<'de> Deserialize<'de>>(
-        &self,
-        index: &KeyIndex,
-        table: &'static str,
-        key: &str,
-        buf: &mut Vec<u8>,
-        mut f: impl FnMut(T) -> SourceResult<()>,
-    ) -> SourceResult<()> {
-        let Some(t) = self.table(table)? else {
-            return Ok(());
-        };
-        for (offset, len) in index.runs(key) {
-            t.read_at(offset, len, buf)?;
-            for line in lines(buf) {
-                let row: T = serde_json::from_slice(line).map_err(|e| {
-                    SourceError::bad_data(SOURCE, format!("{} at byte {offset}: {e}", t.display))
-                })?;
-                f(row)?;
-            }
-        }
-        Ok(())
     }
 
     fn batches(&self) -> SourceResult<&HashMap<String, CourseBatch>> {
@@ -236,6 +333,15 @@ impl Snapshot {
     }
 }
 
+/// The index key of enrolment lines whose batch id cannot be read (a NUL
+/// is in no id the platform makes).
+const UNREADABLE: &str = "\u{0}unreadable";
+
+/// The key of a table keyed by a field's whole value.
+fn whole_key(value: &str) -> Option<&str> {
+    Some(value)
+}
+
 fn parse<T: for<'de> Deserialize<'de>>(
     t: &TableFile,
     line_no: usize,
@@ -280,11 +386,6 @@ impl EnrolmentSource for Snapshot {
         let Some(t) = self.table("user_enrolments")? else {
             return Ok(());
         };
-        // A line of this batch holds the batch id as a JSON string; lines
-        // without it are skipped unparsed, which is most of a shared table.
-        let needle = serde_json::to_string(batch.batch_id.as_str())
-            .map_err(|e| SourceError::bad_data(SOURCE, e.to_string()))?;
-        let finder = memchr::memmem::Finder::new(needle.as_bytes());
         let chunk_size = self.opts.enrolment_chunk.max(1);
         let mut chunk = Vec::with_capacity(chunk_size);
         // The report reads profiles, attempts and aggregates right after the
@@ -298,7 +399,51 @@ impl EnrolmentSource for Snapshot {
                     let _ = self.by_user_index(&self.activity, "user_activity_agg");
                 });
             }
-            self.scan_enrolments(t, batch, &finder, chunk_size, &mut chunk, &mut on_chunk)
+            let index = self.index(
+                &self.enrolment_index,
+                "user_enrolments",
+                "batchid",
+                "",
+                true,
+                whole_key,
+            )?;
+            let mut buf = Vec::new();
+            // Lines whose batch id could not be read: one that mentions this
+            // batch's id is parsed, and fails the batch naming its line (a
+            // bad line of another batch does not fail this one).
+            let needle = serde_json::to_string(batch.batch_id.as_str())
+                .map_err(|e| SourceError::bad_data(SOURCE, e.to_string()))?;
+            self.lookup_lines(index, t, UNREADABLE, &mut buf, |line_at, line| {
+                if line.contains(needle.as_str()) {
+                    let row: EnrolmentRow = serde_json::from_str(line)
+                        .map_err(|e| row_error(t, line_at(), &e.to_string()))?;
+                    if row.batchid.as_deref() == Some(batch.batch_id.as_str()) {
+                        chunk.push(row.into_record().map_err(|e| row_error(t, line_at(), &e))?);
+                    }
+                }
+                Ok(())
+            })?;
+            self.lookup_lines(
+                index,
+                t,
+                batch.batch_id.as_str(),
+                &mut buf,
+                |line_at, line| {
+                    let row: EnrolmentRow = serde_json::from_str(line)
+                        .map_err(|e| row_error(t, line_at(), &e.to_string()))?;
+                    if row.batchid.as_deref() != Some(batch.batch_id.as_str()) {
+                        return Ok(());
+                    }
+                    chunk.push(row.into_record().map_err(|e| row_error(t, line_at(), &e))?);
+                    if chunk.len() >= chunk_size {
+                        on_chunk(std::mem::replace(
+                            &mut chunk,
+                            Vec::with_capacity(chunk_size),
+                        ));
+                    }
+                    Ok(())
+                },
+            )
         })?;
         if !chunk.is_empty() {
             on_chunk(chunk);
@@ -308,29 +453,37 @@ impl EnrolmentSource for Snapshot {
 }
 
 impl Snapshot {
-    fn scan_enrolments<F: FnMut(Vec<EnrolmentRecord>)>(
+    /// Calls `f(line_number, line)` for each line of `key` in an indexed
+    /// table, in file order; `line_number` counts (error path only). Each
+    /// read is checked to be UTF-8 once, so lines parse with `from_str`
+    /// (which then borrows strings without checking each again).
+    fn lookup_lines(
         &self,
+        index: &KeyIndex,
         t: &TableFile,
-        batch: &CourseBatch,
-        finder: &memchr::memmem::Finder<'_>,
-        chunk_size: usize,
-        chunk: &mut Vec<EnrolmentRecord>,
-        on_chunk: &mut F,
+        key: &str,
+        buf: &mut Vec<u8>,
+        mut f: impl FnMut(&dyn Fn() -> usize, &str) -> SourceResult<()>,
     ) -> SourceResult<()> {
-        t.scan(|_, n, line| {
-            if finder.find(line).is_none() {
-                return Ok(());
+        for (offset, len) in index.runs(key) {
+            t.read_at(offset, len, buf)?;
+            let text = match std::str::from_utf8(buf) {
+                Ok(text) => text,
+                Err(e) => {
+                    let at = offset + e.valid_up_to() as u64;
+                    let line = t.line_number_at(at);
+                    return Err(row_error(t, line, "the line is not UTF-8 text"));
+                }
+            };
+            for (at, line) in lines(text.as_bytes()) {
+                // `lines` splits at newlines, which are never inside a
+                // UTF-8 sequence: each line is valid text on its own.
+                let line = std::str::from_utf8(line)
+                    .map_err(|_| row_error(t, t.line_number_at(offset), "not UTF-8"))?;
+                f(&|| t.line_number_at(offset + at as u64), line)?;
             }
-            let row: EnrolmentRow = parse(t, n, line)?;
-            if row.batchid.as_deref() != Some(batch.batch_id.as_str()) {
-                return Ok(());
-            }
-            chunk.push(row.into_record().map_err(|e| row_error(t, n, &e))?);
-            if chunk.len() == chunk_size {
-                on_chunk(std::mem::replace(chunk, Vec::with_capacity(chunk_size)));
-            }
-            Ok(())
-        })
+        }
+        Ok(())
     }
 
     /// Runs `f` over parts of `users` on up to `threads` threads and joins
@@ -367,24 +520,6 @@ impl Snapshot {
     }
 }
 
-#[derive(Deserialize)]
-pub(crate) struct UserIdOnly<'a> {
-    #[serde(borrow)]
-    pub(crate) user_id: Option<std::borrow::Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-pub(crate) struct KeyOnly<'a> {
-    #[serde(borrow)]
-    pub(crate) key: Option<std::borrow::Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-pub(crate) struct IdentifierOnly<'a> {
-    #[serde(borrow)]
-    pub(crate) identifier: Option<std::borrow::Cow<'a, str>>,
-}
-
 impl Snapshot {
     /// The user id a user cache key names: the rest of `user:<id>`.
     fn user_id_of<'k>(&self, key: &'k str) -> Option<&'k str> {
@@ -392,10 +527,9 @@ impl Snapshot {
     }
 
     fn user_index(&self) -> SourceResult<&KeyIndex> {
-        self.index(&self.users, "user_cache", |line, n| {
-            let k: KeyOnly = serde_json::from_slice(line)
-                .map_err(|e| SourceError::bad_data(SOURCE, format!("user_cache line {n}: {e}")))?;
-            Ok(k.key.and_then(|k| self.user_id_of(&k).map(str::to_owned)))
+        let spec = format!("prefix={}", self.opts.user_key_prefix);
+        self.index(&self.users, "user_cache", "key", &spec, false, |k| {
+            self.user_id_of(k)
         })
     }
 
@@ -404,11 +538,7 @@ impl Snapshot {
         cell: &'a Lazy<KeyIndex>,
         table: &'static str,
     ) -> SourceResult<&'a KeyIndex> {
-        self.index(cell, table, move |line, n| {
-            let k: UserIdOnly = serde_json::from_slice(line)
-                .map_err(|e| SourceError::bad_data(SOURCE, format!("{table} line {n}: {e}")))?;
-            Ok(k.user_id.map(|c| c.into_owned()))
-        })
+        self.index(cell, table, "user_id", "", false, whole_key)
     }
 }
 
@@ -423,11 +553,16 @@ impl Snapshot {
     fn users_part(&self, index: &KeyIndex, ids: &[UserId]) -> SourceResult<Vec<Option<UserEntry>>> {
         let mut buf = Vec::new();
         let mut out = Vec::with_capacity(ids.len());
+        let Some(t) = self.table("user_cache")? else {
+            return Ok(vec![None; ids.len()]);
+        };
         for id in ids {
             let mut entry = None;
-            self.lookup::<CacheRow>(index, "user_cache", id.as_str(), &mut buf, |row| {
+            self.lookup_lines(index, t, id.as_str(), &mut buf, |line_at, line| {
+                let row: UserCacheRow = serde_json::from_str(line)
+                    .map_err(|e| row_error(t, line_at(), &e.to_string()))?;
                 if row.key.as_deref().and_then(|k| self.user_id_of(k)) == Some(id.as_str()) {
-                    entry = Some(rows::user_entry(row.value));
+                    entry = Some(row.value.0);
                 }
                 Ok(())
             })?;
@@ -459,26 +594,31 @@ impl AttemptSource for Snapshot {
         users: &[UserId],
     ) -> SourceResult<Vec<AssessmentAttempt>> {
         let index = self.by_user_index(&self.attempts, "assessment_aggregator")?;
-        let mut buf = Vec::new();
-        let mut out = Vec::new();
-        for user in users {
-            self.lookup::<AttemptRow>(
-                index,
-                "assessment_aggregator",
-                user.as_str(),
-                &mut buf,
-                |row| {
+        let Some(t) = self.table("assessment_aggregator")? else {
+            return Ok(Vec::new());
+        };
+        self.parallel(users, |users| {
+            let mut buf = Vec::new();
+            let mut out = Vec::new();
+            for user in users {
+                self.lookup_lines(index, t, user.as_str(), &mut buf, |line_at, line| {
+                    let row: AttemptRow = serde_json::from_str(line)
+                        .map_err(|e| row_error(t, line_at(), &e.to_string()))?;
+                    // Runs are found by hash: only this user's lines count.
+                    if row.user_id.as_deref() != Some(user.as_str()) {
+                        return Ok(());
+                    }
                     let a = row.into_attempt().map_err(|e| {
                         SourceError::bad_data(SOURCE, format!("assessment_aggregator: {e}"))
                     })?;
-                    if &a.user_id == user && &a.course_id == collection {
+                    if &a.course_id == collection {
                         out.push(a);
                     }
                     Ok(())
-                },
-            )?;
-        }
-        Ok(out)
+                })?;
+            }
+            Ok(out)
+        })
     }
 }
 
@@ -506,32 +646,31 @@ impl Snapshot {
     ) -> SourceResult<Vec<ActivityAggregate>> {
         let wanted: HashSet<&str> = activities.iter().map(ContentId::as_str).collect();
         let context = format!("cb:{batch}");
+        let Some(t) = self.table("user_activity_agg")? else {
+            return Ok(Vec::new());
+        };
         let mut buf = Vec::new();
         let mut out = Vec::new();
         for user in users {
-            self.lookup::<ActivityRow>(
-                index,
-                "user_activity_agg",
-                user.as_str(),
-                &mut buf,
-                |row| {
-                    let relevant = row.activity_type.as_deref() == Some("Course")
-                        && row.context_id.as_deref() == Some(context.as_str())
-                        && row
-                            .activity_id
-                            .as_deref()
-                            .is_some_and(|a| wanted.contains(a));
-                    if relevant {
-                        let agg = row.into_aggregate().map_err(|e| {
-                            SourceError::bad_data(SOURCE, format!("user_activity_agg: {e}"))
-                        })?;
-                        if &agg.user_id == user {
-                            out.push(agg);
-                        }
+            self.lookup_lines(index, t, user.as_str(), &mut buf, |line_at, line| {
+                let row: ActivityRow = serde_json::from_str(line)
+                    .map_err(|e| row_error(t, line_at(), &e.to_string()))?;
+                let relevant = row.activity_type.as_deref() == Some("Course")
+                    && row.context_id.as_deref() == Some(context.as_str())
+                    && row
+                        .activity_id
+                        .as_deref()
+                        .is_some_and(|a| wanted.contains(a));
+                if relevant {
+                    let agg = row.into_aggregate().map_err(|e| {
+                        SourceError::bad_data(SOURCE, format!("user_activity_agg: {e}"))
+                    })?;
+                    if &agg.user_id == user {
+                        out.push(agg);
                     }
-                    Ok(())
-                },
-            )?;
+                }
+                Ok(())
+            })?;
         }
         Ok(out)
     }
@@ -539,31 +678,32 @@ impl Snapshot {
 
 impl HierarchySource for Snapshot {
     async fn hierarchy(&self, collection: &ContentId) -> SourceResult<Option<String>> {
-        let index = self.index(&self.hierarchies, "content_hierarchy", |line, n| {
-            let k: IdentifierOnly = serde_json::from_slice(line).map_err(|e| {
-                SourceError::bad_data(SOURCE, format!("content_hierarchy line {n}: {e}"))
-            })?;
-            Ok(k.identifier.map(|c| c.into_owned()))
-        })?;
+        let index = self.index(
+            &self.hierarchies,
+            "content_hierarchy",
+            "identifier",
+            "",
+            false,
+            whole_key,
+        )?;
+        let Some(t) = self.table("content_hierarchy")? else {
+            return Ok(None);
+        };
         let mut found = None;
         let mut buf = Vec::new();
-        self.lookup::<HierarchyRow>(
-            index,
-            "content_hierarchy",
-            collection.as_str(),
-            &mut buf,
-            |row| {
-                if row.identifier.as_deref() == Some(collection.as_str()) {
-                    found = match row.hierarchy {
-                        Some(serde_json::Value::String(s)) => Some(s),
-                        // A hierarchy stored as an object rather than its text.
-                        Some(v @ serde_json::Value::Object(_)) => Some(v.to_string()),
-                        _ => None,
-                    };
-                }
-                Ok(())
-            },
-        )?;
+        self.lookup_lines(index, t, collection.as_str(), &mut buf, |line_at, line| {
+            let row: HierarchyRow =
+                serde_json::from_str(line).map_err(|e| row_error(t, line_at(), &e.to_string()))?;
+            if row.identifier.as_deref() == Some(collection.as_str()) {
+                found = match row.hierarchy {
+                    Some(serde_json::Value::String(s)) => Some(s),
+                    // A hierarchy stored as an object rather than its text.
+                    Some(v @ serde_json::Value::Object(_)) => Some(v.to_string()),
+                    _ => None,
+                };
+            }
+            Ok(())
+        })?;
         Ok(found)
     }
 }

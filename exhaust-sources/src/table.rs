@@ -7,19 +7,47 @@
 
 use exhaust_core::source::SourceError;
 use std::fs::File;
-use std::hash::Hasher;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
 
 /// The snapshot's name in source errors.
 pub(crate) const SOURCE: &str = "snapshot";
-use std::io::{BufRead, BufReader, Read};
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+
+/// What identifies one version of a table's file: a persisted index is
+/// trusted only for the file it was built from. Taken from the open file
+/// (the `.gz` itself for a gzip table) before it is read, so a change made
+/// while it is indexed gives a stamp the next run will not match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct FileStamp {
+    pub(crate) len: u64,
+    pub(crate) mtime_s: i64,
+    pub(crate) mtime_ns: i64,
+    pub(crate) ino: u64,
+    pub(crate) dev: u64,
+}
+
+impl FileStamp {
+    fn of(file: &File) -> std::io::Result<Self> {
+        let m = file.metadata()?;
+        Ok(Self {
+            len: m.len(),
+            mtime_s: m.mtime(),
+            mtime_ns: m.mtime_nsec(),
+            ino: m.ino(),
+            dev: m.dev(),
+        })
+    }
+}
 
 /// One table of the snapshot, ready to read.
 #[derive(Debug)]
 pub(crate) struct TableFile {
     /// The name people know it by (`user_cache.jsonl.gz`).
     pub(crate) display: String,
+    /// The file as it was when opened (see [`FileStamp`]).
+    pub(crate) stamp: FileStamp,
+    /// Bytes of JSON Lines (decompressed, for a gzip table).
+    pub(crate) data_len: u64,
     file: File,
     // Keeps a decompressed copy alive for as long as the table is used.
     _decompressed: Option<tempfile::NamedTempFile>,
@@ -36,11 +64,15 @@ impl TableFile {
         let plain = dir.join(format!("{name}.jsonl"));
         let gz = dir.join(format!("{name}.jsonl.gz"));
         if plain.is_file() {
-            let file = File::open(&plain).map_err(|e| {
+            let cannot = |e: std::io::Error| {
                 SourceError::unavailable(SOURCE, format!("cannot open {}: {e}", plain.display()))
-            })?;
+            };
+            let file = File::open(&plain).map_err(cannot)?;
+            let stamp = FileStamp::of(&file).map_err(cannot)?;
             return Ok(Some(Self {
                 display: format!("{name}.jsonl"),
+                stamp,
+                data_len: stamp.len,
                 file,
                 _decompressed: None,
             }));
@@ -56,33 +88,78 @@ impl TableFile {
         &self,
         mut f: impl FnMut(u64, usize, &[u8]) -> Result<(), SourceError>,
     ) -> Result<(), SourceError> {
-        // Reads by position, never through the file's shared cursor, so scans
-        // of one table (one per batch) neither see nor disturb each other.
-        let mut reader = BufReader::with_capacity(
-            1 << 20,
-            PositionalReader {
-                file: &self.file,
-                pos: 0,
-            },
-        );
-        let mut buf = Vec::with_capacity(4096);
-        let mut offset = 0u64;
+        // Reads blocks by position, never through the file's shared cursor,
+        // so scans of one table (one per batch) neither see nor disturb each
+        // other; lines are handed out of the block in place (memchr finds
+        // their ends), never copied one by one.
+        let mut buf = vec![0u8; SCAN_BLOCK];
+        let mut filled = 0usize; // bytes of `buf` holding file data
+        let mut base = 0u64; // the file offset of `buf[0]`
         let mut line_no = 0usize;
+        let mut eof = false;
         loop {
-            buf.clear();
-            let n = read_line(&mut reader, &mut buf).map_err(|e| {
-                SourceError::unavailable(SOURCE, format!("reading {}: {e}", self.display))
-            })?;
-            if n == 0 {
+            while !eof && filled < buf.len() {
+                match self.file.read_at(&mut buf[filled..], base + filled as u64) {
+                    Ok(0) => eof = true,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        return Err(SourceError::unavailable(
+                            SOURCE,
+                            format!("reading {}: {e}", self.display),
+                        ));
+                    }
+                }
+            }
+            let mut start = 0usize;
+            for end in memchr::memchr_iter(b'\n', &buf[..filled]) {
+                line_no += 1;
+                let line = trim_line(&buf[start..end]);
+                if !line.iter().all(u8::is_ascii_whitespace) {
+                    f(base + start as u64, line_no, line)?;
+                }
+                start = end + 1;
+            }
+            if eof {
+                // The last line may have no newline.
+                if start < filled {
+                    line_no += 1;
+                    let line = trim_line(&buf[start..filled]);
+                    if !line.iter().all(u8::is_ascii_whitespace) {
+                        f(base + start as u64, line_no, line)?;
+                    }
+                }
                 return Ok(());
             }
-            line_no += 1;
-            let line = trim_line(&buf);
-            if !line.iter().all(u8::is_ascii_whitespace) {
-                f(offset, line_no, line)?;
+            if start == 0 {
+                // A line longer than the block: make room for it.
+                buf.resize(buf.len() * 2, 0);
+            } else {
+                buf.copy_within(start..filled, 0);
+                filled -= start;
+                base += start as u64;
             }
-            offset += n as u64;
         }
+    }
+
+    /// The number (from 1) of the line that starts at `offset`, for error
+    /// messages of lines read by offset. Counts the newlines before it, so
+    /// it costs a read of the file up to there: only on the error path.
+    pub(crate) fn line_number_at(&self, offset: u64) -> usize {
+        let mut buf = vec![0u8; SCAN_BLOCK];
+        let mut pos = 0u64;
+        let mut newlines = 0usize;
+        while pos < offset {
+            let want = (offset - pos).min(buf.len() as u64) as usize;
+            match self.file.read_at(&mut buf[..want], pos) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    newlines += memchr::memchr_iter(b'\n', &buf[..n]).count();
+                    pos += n as u64;
+                }
+            }
+        }
+        newlines + 1
     }
 
     /// Reads `len` bytes at `offset` (one or more whole lines).
@@ -102,23 +179,8 @@ impl TableFile {
     }
 }
 
-/// Reads a file from its start with `pread`.
-struct PositionalReader<'a> {
-    file: &'a File,
-    pos: u64,
-}
-
-impl Read for PositionalReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.file.read_at(buf, self.pos)?;
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
-fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> std::io::Result<usize> {
-    reader.read_until(b'\n', buf)
-}
+/// Bytes read per block by scans.
+const SCAN_BLOCK: usize = 1 << 20;
 
 fn trim_line(line: &[u8]) -> &[u8] {
     let mut end = line.len();
@@ -133,6 +195,10 @@ fn decompress(gz: &PathBuf, name: &str, temp_dir: Option<&Path>) -> Result<Table
     let src = File::open(gz).map_err(|e| {
         SourceError::unavailable(SOURCE, format!("cannot open {}: {e}", gz.display()))
     })?;
+    // Stamped before decompressing, so a change during it is noticed later.
+    let stamp = FileStamp::of(&src).map_err(|e| {
+        SourceError::unavailable(SOURCE, format!("cannot read {}: {e}", gz.display()))
+    })?;
     let mut tmp = match temp_dir {
         Some(d) => tempfile::NamedTempFile::new_in(d),
         None => tempfile::NamedTempFile::new(),
@@ -144,7 +210,7 @@ fn decompress(gz: &PathBuf, name: &str, temp_dir: Option<&Path>) -> Result<Table
         )
     })?;
     let mut decoder =
-        flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 20, src));
+        flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 20, &src));
     std::io::copy(&mut decoder, tmp.as_file_mut()).map_err(|e| {
         SourceError::bad_data(
             SOURCE,
@@ -154,101 +220,29 @@ fn decompress(gz: &PathBuf, name: &str, temp_dir: Option<&Path>) -> Result<Table
     let file = tmp.reopen().map_err(|e| {
         SourceError::unavailable(SOURCE, format!("cannot reopen decompressed {display}: {e}"))
     })?;
+    let data_len = file.metadata().map(|m| m.len()).map_err(|e| {
+        SourceError::unavailable(SOURCE, format!("cannot read decompressed {display}: {e}"))
+    })?;
     Ok(TableFile {
         display,
+        stamp,
+        data_len,
         file,
         _decompressed: Some(tmp),
     })
 }
 
-/// Splits a run of lines read with [`TableFile::read_at`].
-pub(crate) fn lines(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
+/// Splits a run of lines read with [`TableFile::read_at`]: each non-blank
+/// line with its position in `buf`.
+pub(crate) fn lines(buf: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    let mut start = 0usize;
     buf.split(|&b| b == b'\n')
-        .map(trim_line)
-        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
-}
-
-/// Where the lines of each key are: a sorted list of (key hash, offset,
-/// length) runs. Consecutive lines with the same key share one run, so an
-/// export grouped by partition (as dsbulk writes it) costs one entry per
-/// partition. Readers must check the key of each line they read: runs are
-/// found by hash, and hashes can collide.
-#[derive(Debug, Default)]
-pub(crate) struct KeyIndex {
-    runs: Vec<(u64, u64, u32)>,
-    /// `buckets[p]..buckets[p + 1]` are the runs whose hash starts with the
-    /// 16-bit prefix `p`: one cache miss instead of a long binary search.
-    buckets: Vec<u32>,
-}
-
-const PREFIX_BITS: u32 = 16;
-
-/// A fast, fixed hash: the index lives only in this process and holds keys
-/// of our own files, so it needs no protection against chosen collisions.
-fn key_hash(key: &str) -> u64 {
-    let mut h = rustc_hash::FxHasher::default();
-    h.write(key.as_bytes());
-    h.finish()
-}
-
-impl KeyIndex {
-    /// Indexes `table` by the key `key_of` extracts from each line (`None`:
-    /// the line is not indexed).
-    pub(crate) fn build(
-        table: &TableFile,
-        mut key_of: impl FnMut(&[u8], usize) -> Result<Option<String>, SourceError>,
-    ) -> Result<Self, SourceError> {
-        let mut runs: Vec<(u64, u64, u32)> = Vec::new();
-        let mut open: Option<(u64, u64, u64)> = None; // hash, start, end
-        table.scan(|offset, line_no, line| {
-            let Some(key) = key_of(line, line_no)? else {
-                return Ok(());
-            };
-            let h = key_hash(&key);
-            // The line ends before the next one starts; the newline is
-            // excluded by `lines()` when reading.
-            let end = offset + line.len() as u64;
-            if let Some((oh, start, oend)) = &mut open
-                && *oh == h
-                && end - *start < u64::from(u32::MAX)
-            {
-                *oend = end;
-                return Ok(());
-            }
-            if let Some((oh, start, oend)) = open.take() {
-                runs.push((oh, start, (oend - start) as u32));
-            }
-            open = Some((h, offset, end));
-            Ok(())
-        })?;
-        if let Some((h, start, end)) = open {
-            runs.push((h, start, (end - start) as u32));
-        }
-        runs.sort_unstable();
-        runs.shrink_to_fit();
-        let mut buckets = vec![0u32; (1 << PREFIX_BITS) + 1];
-        for r in &runs {
-            buckets[(r.0 >> (64 - PREFIX_BITS)) as usize + 1] += 1;
-        }
-        for p in 1..buckets.len() {
-            buckets[p] += buckets[p - 1];
-        }
-        Ok(Self { runs, buckets })
-    }
-
-    /// The runs that may hold lines of `key`.
-    pub(crate) fn runs(&self, key: &str) -> impl Iterator<Item = (u64, u32)> + '_ {
-        let h = key_hash(key);
-        let bucket = match self.buckets.get((h >> (64 - PREFIX_BITS)) as usize..) {
-            Some([lo, hi, ..]) => &self.runs[*lo as usize..*hi as usize],
-            _ => &[][..],
-        };
-        let start = bucket.partition_point(|r| r.0 < h);
-        bucket[start..]
-            .iter()
-            .take_while(move |r| r.0 == h)
-            .map(|r| (r.1, r.2))
-    }
+        .map(move |l| {
+            let at = start;
+            start += l.len() + 1;
+            (at, trim_line(l))
+        })
+        .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
 }
 
 /// Reads a whole small table into memory (batches, contents, settings).

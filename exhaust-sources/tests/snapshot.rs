@@ -152,6 +152,35 @@ async fn bad_rows_name_the_file_and_line() {
 }
 
 #[tokio::test]
+async fn an_enrolment_line_without_a_readable_batch_fails_only_its_batch() {
+    // Not an object, and a batch id that is not text: the index cannot
+    // file them under a batch. The second mentions batch-006 only.
+    let dir = copy_snapshot(&[]);
+    let path = dir.path().join("user_enrolments.jsonl");
+    let mut text = std::fs::read_to_string(&path).expect("read");
+    text.push_str("[\"user-030\", \"batch-001\"]\n{\"userid\": \"user-031\", \"batchid\": 6, \"note\": \"batch-006\"}\n");
+    std::fs::write(&path, text).expect("write");
+    let e = report(dir.path(), "batch-001").await.expect_err("bad row");
+    assert!(
+        e.to_string().contains("user_enrolments.jsonl line 16"),
+        "{e}"
+    );
+    assert!(!e.is_retryable());
+    let e = report(dir.path(), "batch-006").await.expect_err("bad row");
+    assert!(
+        e.to_string().contains("user_enrolments.jsonl line 17"),
+        "{e}"
+    );
+    // A batch that neither line mentions builds.
+    let plain = report(&conformance(), "batch-002").await;
+    let with_bad_lines = report(dir.path(), "batch-002").await;
+    assert_eq!(
+        plain.map(|s| s.rows).map_err(|e| e.to_string()),
+        with_bad_lines.map(|s| s.rows).map_err(|e| e.to_string())
+    );
+}
+
+#[tokio::test]
 async fn enrolment_rows_with_nulls_are_read() {
     let dir = copy_snapshot(&[]);
     let path = dir.path().join("user_enrolments.jsonl");

@@ -1,0 +1,432 @@
+//! The offset index of a snapshot table, and its copy on disk.
+//!
+//! An index says where the lines of each key are: a sorted list of (key
+//! hash, offset, length) runs. Consecutive lines with the same key share one
+//! run, so an export grouped by partition (as dsbulk writes it) costs one
+//! entry per partition. Readers check the key of each line they read: runs
+//! are found by a 32-bit hash, and hashes can collide.
+//!
+//! Building it means reading the whole table, which is most of a report's
+//! time on a large snapshot whose batch is small; so the index of a large
+//! table is written to disk and read back by later runs:
+//! - beside the snapshot in `.exhaust-index/`, or, when that folder cannot
+//!   be written (a read-only snapshot), in a cache folder named after the
+//!   snapshot's path;
+//! - keyed by the table file's `FileStamp` (size, modification time to the
+//!   nanosecond, inode, device) and by what was indexed (file, field, key
+//!   prefix, format version): any difference means the file changed or the
+//!   index is another's, and it is rebuilt, never trusted;
+//! - checked whole before use (its length and a checksum over every byte),
+//!   so a truncated or damaged file is rebuilt too;
+//! - written under a temporary name in the same folder and renamed into
+//!   place, so a reader in another process sees the old file or the new
+//!   one, never half of one; two processes building at once both write a
+//!   complete index and the last rename wins.
+
+use crate::table::TableFile;
+use exhaust_core::source::SourceError;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// One run of lines: 16 bytes, sorted by `(hash, offset)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Run {
+    hash: u32,
+    offset: u64,
+    len: u32,
+}
+
+/// See the module documentation.
+#[derive(Debug, Default)]
+pub(crate) struct KeyIndex {
+    runs: Vec<Run>,
+    /// `buckets[p]..buckets[p + 1]` are the runs whose hash starts with the
+    /// 16-bit prefix `p`: one cache miss instead of a long binary search.
+    buckets: Vec<u32>,
+}
+
+const PREFIX_BITS: u32 = 16;
+
+/// The most bytes a run of several lines spans (a single longer line is a
+/// run of its own, up to 4 GiB).
+const MAX_RUN: u64 = 1 << 20;
+
+/// The key's hash. Written here rather than taken from a hashing crate
+/// because persisted indexes depend on it: it must never change with a
+/// dependency's version (the format version below changes with it). A
+/// word-at-a-time multiply-rotate (as FxHash) finished with MurmurHash3's
+/// 64-bit mixer, so the top bits used for buckets are well spread.
+pub(crate) fn key_hash(key: &[u8]) -> u32 {
+    let mut h = Mixer::new(key.len() as u64);
+    h.write(key);
+    (h.finish() >> 32) as u32
+}
+
+/// Multiply-rotate hashing over little-endian words, with a final mix. Also
+/// the checksum of index files.
+struct Mixer {
+    h: u64,
+    tail: [u8; 8],
+    tail_len: usize,
+}
+
+impl Mixer {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+
+    fn new(seed: u64) -> Self {
+        Self {
+            h: seed,
+            tail: [0; 8],
+            tail_len: 0,
+        }
+    }
+
+    fn word(&mut self, w: u64) {
+        self.h = (self.h.rotate_left(5) ^ w).wrapping_mul(Self::K);
+    }
+
+    fn write(&mut self, mut bytes: &[u8]) {
+        if self.tail_len > 0 {
+            let take = (8 - self.tail_len).min(bytes.len());
+            self.tail[self.tail_len..self.tail_len + take].copy_from_slice(&bytes[..take]);
+            self.tail_len += take;
+            bytes = &bytes[take..];
+            if self.tail_len < 8 {
+                return;
+            }
+            self.word(u64::from_le_bytes(self.tail));
+            self.tail_len = 0;
+        }
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(w);
+            self.word(u64::from_le_bytes(b));
+        }
+        let rest = words.remainder();
+        self.tail[..rest.len()].copy_from_slice(rest);
+        self.tail_len = rest.len();
+    }
+
+    fn finish(mut self) -> u64 {
+        if self.tail_len > 0 {
+            self.tail[self.tail_len..].fill(0);
+            self.word(u64::from_le_bytes(self.tail));
+        }
+        // MurmurHash3's fmix64.
+        let mut k = self.h;
+        k ^= k >> 33;
+        k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        k ^= k >> 33;
+        k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        k ^ (k >> 33)
+    }
+}
+
+impl KeyIndex {
+    /// Indexes `table` by the key `key_of` extracts from each line (`None`:
+    /// the line is not indexed).
+    pub(crate) fn build(
+        table: &TableFile,
+        mut key_of: impl FnMut(&[u8], usize) -> Result<Option<u32>, SourceError>,
+    ) -> Result<Self, SourceError> {
+        let mut runs: Vec<Run> = Vec::new();
+        let mut open: Option<(u32, u64, u64)> = None; // hash, start, end
+        let mut sized = false;
+        table.scan(|offset, line_no, line| {
+            let Some(h) = key_of(line, line_no)? else {
+                return Ok(());
+            };
+            // The line ends before the next one starts; the newline is
+            // excluded by `lines()` when reading.
+            let end = offset + line.len() as u64;
+            // A run is capped (a new one starts past MAX_RUN), so a lookup
+            // never reads more than that at once: a batch's enrolments are
+            // often one run the size of the table.
+            if let Some((oh, start, oend)) = &mut open
+                && *oh == h
+                && end - *start <= MAX_RUN
+            {
+                *oend = end;
+                return Ok(());
+            }
+            if let Some((hash, start, end)) = open.take() {
+                runs.push(Run {
+                    hash,
+                    offset: start,
+                    len: (end - start) as u32,
+                });
+                // Once a few MB are read, reserve what the whole file will
+                // need, so the list does not double past it (it is the
+                // largest allocation of a report over a big user cache).
+                if !sized && start > 4 << 20 {
+                    sized = true;
+                    let per_byte = runs.len() as f64 / start as f64;
+                    let expected = (per_byte * table.data_len as f64 * 1.05) as usize;
+                    runs.reserve_exact(expected.saturating_sub(runs.len()));
+                }
+            }
+            open = Some((h, offset, end));
+            Ok(())
+        })?;
+        if let Some((hash, start, end)) = open {
+            runs.push(Run {
+                hash,
+                offset: start,
+                len: (end - start) as u32,
+            });
+        }
+        runs.sort_unstable();
+        runs.shrink_to_fit();
+        Ok(Self::from_sorted(runs))
+    }
+
+    fn from_sorted(runs: Vec<Run>) -> Self {
+        let mut buckets = vec![0u32; (1 << PREFIX_BITS) + 1];
+        for r in &runs {
+            buckets[(r.hash >> (32 - PREFIX_BITS)) as usize + 1] += 1;
+        }
+        for p in 1..buckets.len() {
+            buckets[p] += buckets[p - 1];
+        }
+        Self { runs, buckets }
+    }
+
+    /// The runs that may hold lines of `key`, in file order.
+    pub(crate) fn runs(&self, key: &str) -> impl Iterator<Item = (u64, u32)> + '_ {
+        let h = key_hash(key.as_bytes());
+        let bucket = match self.buckets.get((h >> (32 - PREFIX_BITS)) as usize..) {
+            Some([lo, hi, ..]) => &self.runs[*lo as usize..*hi as usize],
+            _ => &[][..],
+        };
+        let start = bucket.partition_point(|r| r.hash < h);
+        bucket[start..]
+            .iter()
+            .take_while(move |r| r.hash == h)
+            .map(|r| (r.offset, r.len))
+    }
+
+    /// Runs in the index.
+    pub(crate) fn len(&self) -> usize {
+        self.runs.len()
+    }
+}
+
+/// Where and when indexes are kept on disk.
+#[derive(Debug, Clone)]
+pub(crate) struct IndexStore {
+    /// `<snapshot>/.exhaust-index`.
+    beside: PathBuf,
+    /// The cache folder's place for this snapshot, if any.
+    cache: Option<PathBuf>,
+    /// Tables smaller than this are indexed in memory only: rebuilding
+    /// them costs less than a file.
+    pub(crate) min_bytes: u64,
+}
+
+/// The folder beside the snapshot's tables.
+pub(crate) const INDEX_DIR: &str = ".exhaust-index";
+
+/// The file format's version: bump it when the layout, the hash or the
+/// key extraction changes, so older files are rebuilt.
+const MAGIC: &[u8; 8] = b"EXHIDX02";
+
+impl IndexStore {
+    pub(crate) fn new(snapshot: &Path, cache_root: Option<&Path>, min_bytes: u64) -> Self {
+        let cache = cache_root.map(|root| {
+            // One folder per snapshot path, so two snapshots never share.
+            let path = std::fs::canonicalize(snapshot).unwrap_or_else(|_| snapshot.to_path_buf());
+            let mut h = Mixer::new(0);
+            h.write(path.as_os_str().as_encoded_bytes());
+            root.join(format!("{:016x}", h.finish()))
+        });
+        Self {
+            beside: snapshot.join(INDEX_DIR),
+            cache,
+            min_bytes,
+        }
+    }
+
+    fn file_name(table: &TableFile, spec: &str) -> String {
+        let mut h = Mixer::new(1);
+        h.write(spec.as_bytes());
+        format!("{}.{:08x}.idx", table.display, h.finish() as u32)
+    }
+
+    /// The persisted index of `table` under `spec` (what was indexed), if a
+    /// valid one exists; why not, otherwise.
+    pub(crate) fn load(&self, table: &TableFile, spec: &str) -> Result<KeyIndex, String> {
+        let name = Self::file_name(table, spec);
+        let mut why = Vec::new();
+        for dir in std::iter::once(&self.beside).chain(self.cache.as_ref()) {
+            match read_index(&dir.join(&name), table, spec) {
+                Ok(index) => return Ok(index),
+                Err(e) => why.push(e),
+            }
+        }
+        Err(why.join("; "))
+    }
+
+    /// Writes the index of `table`; where it went, or why it could not be
+    /// written anywhere (the index then lives in memory only).
+    pub(crate) fn save(
+        &self,
+        table: &TableFile,
+        spec: &str,
+        index: &KeyIndex,
+    ) -> Result<PathBuf, String> {
+        let name = Self::file_name(table, spec);
+        let mut why = Vec::new();
+        for dir in std::iter::once(&self.beside).chain(self.cache.as_ref()) {
+            match write_index(dir, &name, table, spec, index) {
+                Ok(path) => return Ok(path),
+                Err(e) => why.push(format!("{}: {e}", dir.display())),
+            }
+        }
+        Err(why.join("; "))
+    }
+}
+
+fn header(table: &TableFile, spec: &str, runs: u64) -> Vec<u8> {
+    let s = table.stamp;
+    let mut h = Vec::with_capacity(64 + spec.len());
+    h.extend_from_slice(MAGIC);
+    for v in [s.len, s.mtime_s as u64, s.mtime_ns as u64, s.ino, s.dev] {
+        h.extend_from_slice(&v.to_le_bytes());
+    }
+    h.extend_from_slice(&(spec.len() as u64).to_le_bytes());
+    h.extend_from_slice(spec.as_bytes());
+    h.extend_from_slice(&runs.to_le_bytes());
+    h
+}
+
+const RUN_BYTES: usize = 16;
+
+fn run_bytes(r: &Run) -> [u8; RUN_BYTES] {
+    let mut b = [0u8; RUN_BYTES];
+    b[..4].copy_from_slice(&r.hash.to_le_bytes());
+    b[4..8].copy_from_slice(&r.len.to_le_bytes());
+    b[8..].copy_from_slice(&r.offset.to_le_bytes());
+    b
+}
+
+fn write_index(
+    dir: &Path,
+    name: &str,
+    table: &TableFile,
+    spec: &str,
+    index: &KeyIndex,
+) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".part")
+        .tempfile_in(dir)?;
+    // Readable by all, as the tables are: another account serving the same
+    // snapshot reads it too (temporary files start private).
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
+    let mut out = BufWriter::with_capacity(1 << 20, tmp.as_file());
+    let head = header(table, spec, index.runs.len() as u64);
+    let mut sum = Mixer::new(2);
+    sum.write(&head);
+    out.write_all(&head)?;
+    for r in &index.runs {
+        let b = run_bytes(r);
+        sum.write(&b);
+        out.write_all(&b)?;
+    }
+    out.write_all(&sum.finish().to_le_bytes())?;
+    out.flush()?;
+    drop(out);
+    let path = dir.join(name);
+    // Renamed into place only once complete (a reader never sees half).
+    tmp.persist(&path).map_err(|e| e.error)?;
+    Ok(path)
+}
+
+fn read_index(path: &Path, table: &TableFile, spec: &str) -> Result<KeyIndex, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bad = |what: &str| format!("{}: {what}", path.display());
+    let file_len = file.metadata().map_err(|e| bad(&e.to_string()))?.len();
+    let mut r = BufReader::with_capacity(1 << 20, file);
+    let expected = header(table, spec, 0);
+    let head_len = expected.len();
+    let mut head = vec![0u8; head_len];
+    r.read_exact(&mut head)
+        .map_err(|_| bad("truncated header"))?;
+    // Everything but the run count must match: format, stamp, spec.
+    if head[..head_len - 8] != expected[..head_len - 8] {
+        return Err(bad(
+            "built from another version of the table, or another index",
+        ));
+    }
+    let mut n = [0u8; 8];
+    n.copy_from_slice(&head[head_len - 8..]);
+    let count = u64::from_le_bytes(n);
+    let body = count
+        .checked_mul(RUN_BYTES as u64)
+        .and_then(|b| b.checked_add(head_len as u64 + 8));
+    if body != Some(file_len) {
+        return Err(bad("truncated or overlong"));
+    }
+    let mut sum = Mixer::new(2);
+    sum.write(&head);
+    let mut runs = Vec::with_capacity(count as usize);
+    let mut b = [0u8; RUN_BYTES];
+    let mut prev: Option<Run> = None;
+    for _ in 0..count {
+        r.read_exact(&mut b).map_err(|_| bad("truncated"))?;
+        sum.write(&b);
+        let mut w4 = [0u8; 4];
+        let mut w8 = [0u8; 8];
+        w4.copy_from_slice(&b[..4]);
+        let hash = u32::from_le_bytes(w4);
+        w4.copy_from_slice(&b[4..8]);
+        let len = u32::from_le_bytes(w4);
+        w8.copy_from_slice(&b[8..]);
+        let offset = u64::from_le_bytes(w8);
+        let run = Run { hash, offset, len };
+        // A run outside the file, or out of order, is damage the checksum
+        // would catch too; checking costs nothing and keeps `runs()` sound.
+        if offset.saturating_add(u64::from(len)) > table.data_len {
+            return Err(bad("a run lies outside the table"));
+        }
+        if prev.is_some_and(|p| p > run) {
+            return Err(bad("runs out of order"));
+        }
+        prev = Some(run);
+        runs.push(run);
+    }
+    r.read_exact(&mut n).map_err(|_| bad("truncated"))?;
+    if u64::from_le_bytes(n) != sum.finish() {
+        return Err(bad("checksum mismatch"));
+    }
+    Ok(KeyIndex::from_sorted(runs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hash_is_stable() {
+        // Persisted indexes depend on these values: changing them needs a
+        // new MAGIC.
+        assert_eq!(key_hash(b""), 0);
+        assert_eq!(
+            [key_hash(b"user-001"), key_hash(b"0156132093238508567")],
+            [2_565_522_067, 1_072_750_938]
+        );
+        assert_ne!(key_hash(b"user-001"), key_hash(b"user-002"));
+        let mut split = Mixer::new(7);
+        split.write(b"abc");
+        split.write(b"defghijkl");
+        let mut whole = Mixer::new(7);
+        whole.write(b"abcdefghijkl");
+        assert_eq!(split.finish(), whole.finish());
+    }
+}

@@ -1,0 +1,266 @@
+//! The snapshot's persisted offset indexes: reused when valid, rebuilt when
+//! the table changed or the index file is damaged, kept in a cache folder
+//! when the snapshot's folder cannot be written, safe with several readers
+//! at once. Every case must give the report of a fresh build.
+
+use exhaust_core::BatchId;
+use exhaust_core::report::{ReportOptions, VecSink, build_report};
+use exhaust_sources::generate::{GenParams, generate};
+use exhaust_sources::{IndexStats, Snapshot, SnapshotOptions};
+use std::path::{Path, PathBuf};
+
+/// A generated snapshot of two batches and its first batch.
+fn snapshot() -> (tempfile::TempDir, BatchId) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let params = GenParams {
+        batches: 2,
+        enrolments_per_batch: 150,
+        users: 400,
+        ..GenParams::default()
+    };
+    let summary = generate(dir.path(), &params).expect("generates");
+    (dir, BatchId::new(summary.batch_ids[0].clone()))
+}
+
+fn options(cache: &Path) -> SnapshotOptions {
+    SnapshotOptions {
+        // Every table is persisted, however small.
+        persist_index_min_bytes: Some(0),
+        index_cache_dir: Some(cache.to_path_buf()),
+        ..SnapshotOptions::default()
+    }
+}
+
+async fn report(dir: &Path, opts: SnapshotOptions, batch: &BatchId) -> (VecSink, IndexStats) {
+    let snapshot = Snapshot::open(dir, opts).expect("opens");
+    let mut sink = VecSink::default();
+    build_report(&snapshot, batch, None, &ReportOptions::default(), &mut sink)
+        .await
+        .expect("builds");
+    (sink, snapshot.index_stats())
+}
+
+/// The report without any persisted index.
+async fn fresh(dir: &Path, batch: &BatchId) -> VecSink {
+    let opts = SnapshotOptions {
+        persist_index_min_bytes: None,
+        ..SnapshotOptions::default()
+    };
+    report(dir, opts, batch).await.0
+}
+
+fn index_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.map(|e| e.expect("entry").path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "idx"));
+    files.sort();
+    files
+}
+
+// The five indexed tables: enrolments, user cache, attempts, aggregates,
+// hierarchies.
+const TABLES: usize = 5;
+
+#[tokio::test]
+async fn a_second_run_reads_the_persisted_indexes() {
+    let (dir, batch) = snapshot();
+    let cache = tempfile::tempdir().expect("cache");
+    let expected = fresh(dir.path(), &batch).await;
+    let (first, stats) = report(dir.path(), options(cache.path()), &batch).await;
+    assert_eq!(first.rows, expected.rows);
+    assert_eq!(
+        (stats.built, stats.persisted, stats.loaded),
+        (TABLES, TABLES, 0)
+    );
+    assert_eq!(
+        index_files(&dir.path().join(".exhaust-index")).len(),
+        TABLES
+    );
+    let (second, stats) = report(dir.path(), options(cache.path()), &batch).await;
+    assert_eq!(second.rows, expected.rows);
+    assert_eq!((stats.built, stats.loaded), (0, TABLES));
+}
+
+#[tokio::test]
+async fn one_snapshot_indexes_each_table_once_for_several_batches() {
+    let (dir, batch) = snapshot();
+    let cache = tempfile::tempdir().expect("cache");
+    let snapshot = Snapshot::open(dir.path(), options(cache.path())).expect("opens");
+    let summary: Vec<String> = std::fs::read_to_string(dir.path().join("course_batch.jsonl"))
+        .expect("batches")
+        .lines()
+        .filter_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            Some(v["batchid"].as_str()?.to_owned())
+        })
+        .collect();
+    for id in summary.iter().chain([&batch.as_str().to_owned()]) {
+        let batch = BatchId::new(id.clone());
+        let mut sink = VecSink::default();
+        let built = build_report(
+            &snapshot,
+            &batch,
+            None,
+            &ReportOptions::default(),
+            &mut sink,
+        )
+        .await;
+        // A retired collection's batch is refused; the others build.
+        if built.is_ok() {
+            assert_eq!(sink.rows, fresh(dir.path(), &batch).await.rows, "{id}");
+        }
+    }
+    let stats = snapshot.index_stats();
+    assert_eq!(stats.built + stats.loaded, TABLES, "{stats:?}");
+}
+
+#[tokio::test]
+async fn a_damaged_index_is_rebuilt_not_trusted() {
+    let (dir, batch) = snapshot();
+    let cache = tempfile::tempdir().expect("cache");
+    let expected = fresh(dir.path(), &batch).await;
+    report(dir.path(), options(cache.path()), &batch).await;
+    let files = index_files(&dir.path().join(".exhaust-index"));
+    assert_eq!(files.len(), TABLES);
+    // Truncated, emptied, one byte flipped in the middle, a byte added.
+    for (i, f) in files.iter().enumerate() {
+        let mut bytes = std::fs::read(f).expect("read");
+        match i % 4 {
+            0 => bytes.truncate(bytes.len() / 2),
+            1 => bytes.clear(),
+            2 => {
+                let mid = bytes.len() / 2;
+                bytes[mid] ^= 0x40;
+            }
+            _ => bytes.push(0),
+        }
+        std::fs::write(f, bytes).expect("write");
+    }
+    let (rebuilt, stats) = report(dir.path(), options(cache.path()), &batch).await;
+    assert_eq!(rebuilt.rows, expected.rows);
+    assert_eq!(
+        (stats.built, stats.loaded, stats.persisted),
+        (TABLES, 0, TABLES)
+    );
+    // ... and the rewritten files are good again.
+    let (_, stats) = report(dir.path(), options(cache.path()), &batch).await;
+    assert_eq!(stats.loaded, TABLES);
+}
+
+#[tokio::test]
+async fn a_table_changed_after_indexing_is_indexed_again() {
+    let (dir, batch) = snapshot();
+    let cache = tempfile::tempdir().expect("cache");
+    report(dir.path(), options(cache.path()), &batch).await;
+    // The same bytes in another order: the same size, so only the stamp's
+    // time and inode tell; a stale index would point into the middle of
+    // lines.
+    for table in ["user_cache", "assessment_aggregator", "user_enrolments"] {
+        let path = dir.path().join(format!("{table}.jsonl"));
+        let text = std::fs::read_to_string(&path).expect("read");
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines.reverse();
+        let reversed = lines.join("\n") + "\n";
+        assert_eq!(reversed.len(), text.len());
+        // Rewritten in place (same inode): the modification time differs.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&path, reversed).expect("write");
+    }
+    let expected = fresh(dir.path(), &batch).await;
+    let (after, stats) = report(dir.path(), options(cache.path()), &batch).await;
+    assert_eq!(after.rows, expected.rows);
+    assert_eq!((stats.built, stats.loaded), (3, TABLES - 3), "{stats:?}");
+}
+
+#[tokio::test]
+async fn an_unwritable_snapshot_folder_keeps_its_indexes_in_the_cache() {
+    let (dir, batch) = snapshot();
+    let cache = tempfile::tempdir().expect("cache");
+    let expected = fresh(dir.path(), &batch).await;
+    // A file where the index folder would go: the folder cannot be made,
+    // as in a read-only snapshot (which a test running as root cannot have).
+    std::fs::write(dir.path().join(".exhaust-index"), b"not a folder").expect("write");
+    let (first, stats) = report(dir.path(), options(cache.path()), &batch).await;
+    assert_eq!(first.rows, expected.rows);
+    assert_eq!(stats.persisted, TABLES);
+    let cached: Vec<PathBuf> = std::fs::read_dir(cache.path())
+        .expect("cache folder")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(cached.len(), 1, "one folder per snapshot");
+    assert_eq!(index_files(&cached[0]).len(), TABLES);
+    let (second, stats) = report(dir.path(), options(cache.path()), &batch).await;
+    assert_eq!(second.rows, expected.rows);
+    assert_eq!(stats.loaded, TABLES);
+    // Nowhere to write at all: the indexes live in memory, the report is
+    // the same.
+    let nowhere = SnapshotOptions {
+        index_cache_dir: Some(dir.path().join(".exhaust-index").join("sub")),
+        ..options(cache.path())
+    };
+    let (third, stats) = report(dir.path(), nowhere, &batch).await;
+    assert_eq!(third.rows, expected.rows);
+    assert_eq!((stats.built, stats.persisted), (TABLES, 0));
+}
+
+#[tokio::test]
+async fn readers_building_at_once_agree() {
+    // Four readers (as four processes would: nothing shared but the files)
+    // build and persist the same indexes at the same time, then read them.
+    let (dir, batch) = snapshot();
+    let cache = tempfile::tempdir().expect("cache");
+    let expected = fresh(dir.path(), &batch).await;
+    for _ in 0..2 {
+        let results: Vec<Vec<Vec<String>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    s.spawn(|| {
+                        let rt = tokio::runtime::Builder::new_current_thread()
+                            .build()
+                            .expect("runtime");
+                        rt.block_on(report(dir.path(), options(cache.path()), &batch))
+                            .0
+                            .rows
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("reader"))
+                .collect()
+        });
+        for rows in results {
+            assert_eq!(rows, expected.rows);
+        }
+    }
+    // No temporary file is left behind.
+    let left: Vec<PathBuf> = std::fs::read_dir(dir.path().join(".exhaust-index"))
+        .expect("index folder")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "part"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[tokio::test]
+async fn gzip_tables_are_indexed_by_the_compressed_file() {
+    use std::io::Write;
+    let (dir, batch) = snapshot();
+    let cache = tempfile::tempdir().expect("cache");
+    let expected = fresh(dir.path(), &batch).await;
+    for table in ["user_cache", "user_activity_agg"] {
+        let plain = dir.path().join(format!("{table}.jsonl"));
+        let bytes = std::fs::read(&plain).expect("read");
+        let out = std::fs::File::create(dir.path().join(format!("{table}.jsonl.gz"))).expect("gz");
+        let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
+        gz.write_all(&bytes).expect("gzip");
+        gz.finish().expect("gzip");
+        std::fs::remove_file(plain).expect("remove");
+    }
+    let (first, _) = report(dir.path(), options(cache.path()), &batch).await;
+    assert_eq!(first.rows, expected.rows);
+    let (second, stats) = report(dir.path(), options(cache.path()), &batch).await;
+    assert_eq!(second.rows, expected.rows);
+    assert_eq!(stats.loaded, TABLES);
+}
