@@ -93,3 +93,47 @@ put("decrypt_zip", z([("b1_20240115.csv", "Batch ID,User ID\nb1,u1\n")], zipfile
 put("decrypt_zip", z([("b1_20240115.csv", "Batch ID,User ID\n" * 20)], zipfile.ZIP_DEFLATED))
 put("decrypt_zip", z([], zipfile.ZIP_STORED))
 put("decrypt_zip", z([("dir/", ""), ("a.csv", "x"), ("b.csv", "y")], zipfile.ZIP_DEFLATED))
+
+# Dictionaries (fuzz/dicts/<target>.dict, given to libFuzzer by fuzz/run):
+# every JSON key and short string value of the seeds, quoted as they appear,
+# so mutations reach the fields the parsers look for instead of guessing
+# names byte by byte.
+def strings(value, out):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out.add(k)
+            strings(v, out)
+    elif isinstance(value, list):
+        for v in value:
+            strings(v, out)
+    elif isinstance(value, str) and len(value) <= 40:
+        out.add(value)
+
+
+def json_strings(data):
+    out = set()
+    for line in data.splitlines():
+        try:
+            strings(json.loads(line), out)
+        except (ValueError, UnicodeDecodeError):
+            pass
+    return out
+
+
+DICTS = ROOT / "fuzz" / "dicts"
+DICTS.mkdir(exist_ok=True)
+for target in ["hierarchy", "request_data", "submit_body", "snapshot_lines"]:
+    words = set()
+    for seed in sorted((CORPUS / target).iterdir()):
+        data = seed.read_bytes()
+        if target in ("submit_body", "snapshot_lines"):
+            data = data[1:]  # the choice byte
+        words |= json_strings(data)
+        if target == "snapshot_lines":
+            # user_cache values and hierarchy texts nest JSON inside strings
+            for w in list(words):
+                if w.startswith("{") or w.startswith("["):
+                    words |= json_strings(w.encode())
+    entries = sorted(w for w in words if w and "\\" not in w and '"' not in w and w.isprintable())
+    text = "".join('"\\"%s\\""\n' % w for w in entries)
+    (DICTS / f"{target}.dict").write_text(text)
