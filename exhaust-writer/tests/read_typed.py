@@ -76,7 +76,10 @@ def xcell(c):
         return {"t": "bool", "v": v, "f": c.number_format}
     if isinstance(v, (int, float)):
         return {"t": "number", "v": v, "f": c.number_format}
-    return {"t": "str", "v": str(v), "f": c.number_format}
+    # Text in a workbook escapes characters XML cannot hold (a carriage
+    # return is `_x000D_`, ECMA-376 ST_Xstring) and Excel shows them
+    # unescaped; openpyxl returns the escaped form, so undo it as Excel does.
+    return {"t": "str", "v": unescape(str(v)), "f": c.number_format}
 
 
 def dump_xlsx(path):
@@ -84,6 +87,8 @@ def dump_xlsx(path):
         import openpyxl
     except ImportError:
         fail("openpyxl is missing: pip install openpyxl")
+    global unescape
+    from openpyxl.utils.escape import unescape
     wb = openpyxl.load_workbook(path)
     sheets = []
     for ws in wb.worksheets:

@@ -1,7 +1,8 @@
 //! Excel workbooks hold the CSV's table, read back by openpyxl (through
 //! `tests/read_typed.py`): ids as text, numbers as numbers, dates as dates,
 //! names in Devanagari and Tamil intact, the header frozen and filterable,
-//! and a report longer than a sheet continued on further sheets.
+//! and a report longer than a sheet continued on further sheets; and, for
+//! arbitrary batches from the public strategies, the same table as the CSV.
 #![cfg(feature = "xlsx")]
 
 #[path = "../../exhaust-core/tests/common/mod.rs"]
@@ -12,11 +13,13 @@ use exhaust_core::layout::Layout;
 use exhaust_core::memory::MemorySource;
 use exhaust_core::model::UserEntry;
 use exhaust_core::report::{ReportOptions, build_rows};
+use exhaust_core::strategies::batch_source;
 use exhaust_core::typed::{ReportSchema, ValueType};
 use exhaust_core::{BatchId, UserId};
 use exhaust_sources::{Snapshot, SnapshotOptions};
 use exhaust_writer::AtomicFile;
 use exhaust_writer::xlsx::{SHEET_NAME, XlsxSink};
+use proptest::prelude::*;
 use serde_json::Value as J;
 use std::path::Path;
 use typed_support::*;
@@ -25,7 +28,7 @@ use typed_support::*;
 const NUMERIC_BATCH: &str = "0130934495109529600";
 
 /// The core fixture, its batch `b1` also under a numeric id, and learners
-/// named in Devanagari, Tamil and with CSV-hostile characters.
+/// named in Devanagari, Tamil and with CSV- and XML-hostile characters.
 fn source() -> MemorySource {
     let mut src = common::fixture();
     let mut b = src.batches[&BatchId::new("b1")].clone();
@@ -46,6 +49,9 @@ fn source() -> MemorySource {
         ("अनन्या", "शर्मा"),
         ("தமிழ்செல்வி", "முருகன்"),
         ("Doe, \"Jo\"", "O'Neil"),
+        // A line break with a carriage return (escaped in the workbook as
+        // `_x000D_`), and that escape as literal text (which must stay text).
+        ("Line\r\nBreak", "_x000D_ as typed"),
     ];
     let mut ids: Vec<UserId> = src.users.keys().cloned().collect();
     ids.sort_by(|a, b| a.as_str().cmp(b.as_str()));
@@ -241,4 +247,31 @@ fn the_bundled_sample_as_a_workbook() {
             assert_workbook(&python_read("xlsx", &path), &report, 7);
         }
     });
+}
+
+proptest! {
+    // Each case starts Python to read the workbook: few cases, many shapes.
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    /// Every output format holds the same table (issue #15): the workbook
+    /// of any generated batch, in either layout and zone, split at any
+    /// sheet size, reads back as the CSV's cells.
+    #[test]
+    fn every_generated_workbook_holds_the_csv_table(
+        data in batch_source(0..15),
+        seed in any::<bool>(),
+        utc in any::<bool>(),
+        sheet_rows in 1usize..6,
+    ) {
+        let layout = if seed { Layout::Seed } else { Layout::Lern };
+        let opts = opts(layout, if utc { "UTC" } else { "+05:30" });
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("report.xlsx");
+        rt().block_on(async {
+            let report = report(&data.source, data.batch_id.as_str(), None, &opts).await;
+            report.assert_csv_is_the_typed_rows();
+            write_xlsx(&data.source, &report, &opts, &path, sheet_rows as u32).await;
+            assert_workbook(&python_read("xlsx", &path), &report, sheet_rows);
+        });
+    }
 }
