@@ -9,25 +9,11 @@ mod typed_support;
 
 use common::{block_on, ts};
 use exhaust_core::invariants::check_report;
-use exhaust_core::layout::Layout;
 use exhaust_core::report::build_rows;
 use exhaust_core::strategies::batch_source;
 use exhaust_writer::arrow::{FileKind, RecordBatchSink, TypedFileSink};
 use proptest::prelude::*;
 use typed_support::*;
-
-fn layout_and_zone() -> impl Strategy<Value = (Layout, &'static str)> {
-    (
-        prop_oneof![Just(Layout::Seed), Just(Layout::Lern)],
-        prop_oneof![
-            Just("UTC"),
-            Just("+05:30"),
-            Just("-03:00"),
-            Just("Asia/Kolkata"),
-            Just("America/New_York")
-        ],
-    )
-}
 
 fn read_parquet(bytes: Vec<u8>) -> Vec<arrow_array::RecordBatch> {
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(

@@ -259,12 +259,10 @@ proptest! {
     #[test]
     fn every_generated_workbook_holds_the_csv_table(
         data in batch_source(0..15),
-        seed in any::<bool>(),
-        utc in any::<bool>(),
+        (layout, tz) in layout_and_zone(),
         sheet_rows in 1usize..6,
     ) {
-        let layout = if seed { Layout::Seed } else { Layout::Lern };
-        let opts = opts(layout, if utc { "UTC" } else { "+05:30" });
+        let opts = opts(layout, tz);
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("report.xlsx");
         rt().block_on(async {

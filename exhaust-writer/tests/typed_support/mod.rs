@@ -10,9 +10,24 @@ use exhaust_core::time::{ReportTz, format_lern_date, format_seed_timestamp};
 use exhaust_core::typed::{ReportSchema, Value, ValueType};
 use exhaust_core::{BatchId, OrgId};
 use exhaust_writer::CsvSink;
+use proptest::prelude::*;
 use std::convert::Infallible;
 use std::path::Path;
 use std::process::Command;
+
+/// Either layout, with report zones of both signs, named and fixed.
+pub fn layout_and_zone() -> impl Strategy<Value = (Layout, &'static str)> {
+    (
+        prop_oneof![Just(Layout::Seed), Just(Layout::Lern)],
+        prop_oneof![
+            Just("UTC"),
+            Just("+05:30"),
+            Just("-03:00"),
+            Just("Asia/Kolkata"),
+            Just("America/New_York")
+        ],
+    )
+}
 
 /// Collects the typed rows and the schema.
 #[derive(Debug, Default)]
