@@ -94,14 +94,9 @@ async fn sunbird_columns(conn: &mut PgConnection, schema: &str) -> Vec<(String, 
     .expect("columns")
 }
 
-/// Sunbird's own table, as it stands in a deployment: the store adds its
-/// indexes and Sunbird's missing column, nothing else; the columns keep
-/// their names and types, and the plans use the indexes.
-#[tokio::test]
-async fn a_sunbird_table_gets_the_indexes_and_keeps_its_columns() {
-    let schema = fresh_schema(&pg_url(), "exhaust_t").await.expect("schema");
-    let table = format!("{schema}.dev_job_request");
-    let mut conn = PgConnection::connect(&pg_url()).await.expect("connect");
+/// Creates `table` with Sunbird's own DDL, as the job's tests create it (no
+/// `batch_number`, `processed_batches` as json, timestamps with time zone).
+async fn create_sunbird_table(conn: &mut PgConnection, table: &str) {
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "CREATE TABLE {table} (tag varchar(100), request_id varchar(50), job_id varchar(50),
             status varchar(50), request_data jsonb, requested_by varchar(50),
@@ -110,9 +105,20 @@ async fn a_sunbird_table_gets_the_indexes_and_keeps_its_columns() {
             err_message varchar(300), iteration integer, encryption_key varchar(50),
             processed_batches json, PRIMARY KEY (tag, request_id))"
     )))
-    .execute(&mut conn)
+    .execute(conn)
     .await
     .expect("create");
+}
+
+/// Sunbird's own table, as it stands in a deployment: the store adds its
+/// indexes and Sunbird's missing column, nothing else; the columns keep
+/// their names and types, and the plans use the indexes.
+#[tokio::test]
+async fn a_sunbird_table_gets_the_indexes_and_keeps_its_columns() {
+    let schema = fresh_schema(&pg_url(), "exhaust_t").await.expect("schema");
+    let table = format!("{schema}.dev_job_request");
+    let mut conn = PgConnection::connect(&pg_url()).await.expect("connect");
+    create_sunbird_table(&mut conn, &table).await;
     let before = sunbird_columns(&mut conn, &schema).await;
     // Sunbird's API and job write rows the way they do, before and after.
     let sunbird_insert = |id: &str, minute: u32| {
@@ -167,17 +173,7 @@ async fn an_existing_sunbird_table_is_used_as_it_is() {
     let schema = fresh_schema(&pg_url(), "exhaust_t").await.expect("schema");
     let table = format!("{schema}.dev_job_request");
     let mut conn = PgConnection::connect(&pg_url()).await.expect("connect");
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "CREATE TABLE {table} (tag varchar(100), request_id varchar(50), job_id varchar(50),
-            status varchar(50), request_data jsonb, requested_by varchar(50),
-            requested_channel varchar(50), dt_job_submitted timestamptz, download_urls text[],
-            dt_file_created timestamptz, dt_job_completed timestamptz, execution_time integer,
-            err_message varchar(300), iteration integer, encryption_key varchar(50),
-            processed_batches json, PRIMARY KEY (tag, request_id))"
-    )))
-    .execute(&mut conn)
-    .await
-    .expect("create");
+    create_sunbird_table(&mut conn, &table).await;
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO {table} (tag, request_id, job_id, status, request_data, requested_by,
             requested_channel, dt_job_submitted, iteration, processed_batches)
