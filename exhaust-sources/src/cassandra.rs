@@ -534,17 +534,27 @@ impl CassandraSource {
 
     /// Runs reads `0..n` (one partition each), at most
     /// [`CassandraConfig::concurrency`] at once; their rows in read order.
+    ///
+    /// Reads finish out of order: each finished read makes room for the
+    /// next at once (`buffered` would hold a finished read's slot until
+    /// every earlier read had finished, so one slow partition would leave
+    /// fewer queries in flight), and the parts are put back in order at the
+    /// end.
     async fn concurrently<'a, T: Send + 'a>(
         &'a self,
         n: usize,
-        read: impl FnMut(usize) -> BoxFuture<'a, SourceResult<Vec<T>>> + Send + 'a,
+        mut read: impl FnMut(usize) -> BoxFuture<'a, SourceResult<Vec<T>>> + Send + 'a,
     ) -> SourceResult<Vec<T>> {
-        let parts: Vec<Vec<T>> = stream::iter(0..n)
-            .map(read)
-            .buffered(self.cfg.concurrency.max(1))
+        let mut parts: Vec<(usize, Vec<T>)> = stream::iter(0..n)
+            .map(|i| {
+                let part = read(i);
+                async move { part.await.map(|rows| (i, rows)) }
+            })
+            .buffer_unordered(self.cfg.concurrency.max(1))
             .try_collect()
             .await?;
-        Ok(parts.into_iter().flatten().collect())
+        parts.sort_unstable_by_key(|(i, _)| *i);
+        Ok(parts.into_iter().flat_map(|(_, rows)| rows).collect())
     }
 
     /// Scans `course_batch`'s key columns and remembers every batch's course.

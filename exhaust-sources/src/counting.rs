@@ -9,6 +9,7 @@ use std::time::Duration;
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     queries: AtomicU64,
+    round_trips: AtomicU64,
     rows: AtomicU64,
     bytes: AtomicU64,
 }
@@ -19,9 +20,16 @@ impl Counters {
         self.queries.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// `n` queries sent at once (a pipeline of commands).
+    /// `n` queries sent at once (a pipeline of commands: one round trip).
     pub(crate) fn queries(&self, n: usize) {
         self.queries.fetch_add(n as u64, Ordering::Relaxed);
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Pipelines sent (retries count), each one round trip; single queries
+    /// ([`Counters::query`]) are not counted here, being one each.
+    pub(crate) fn pipelines(&self) -> u64 {
+        self.round_trips.load(Ordering::Relaxed)
     }
 
     /// Rows and bytes received.

@@ -185,6 +185,12 @@ impl RedisSource {
         self.counters.stats()
     }
 
+    /// Round trips to Redis since it was connected: each pipeline is one,
+    /// however many commands it holds (those are [`ReadStats::queries`]).
+    pub fn round_trips(&self) -> u64 {
+        self.counters.pipelines()
+    }
+
     /// The configuration it was connected with.
     pub fn config(&self) -> &RedisConfig {
         &self.cfg

@@ -22,6 +22,7 @@ use kassandra::frame::{request_stream, response_sink};
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// A running kassandra server.
@@ -29,6 +30,9 @@ pub struct CqlServer {
     /// Where it listens.
     pub addr: SocketAddr,
     statements: Arc<Mutex<Vec<String>>>,
+    // Read by the live benchmark (examples/live_bench.rs), not every test.
+    #[allow(dead_code)]
+    requests: Arc<AtomicU64>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -42,6 +46,8 @@ impl CqlServer {
         let statements = Arc::new(Mutex::new(Vec::new()));
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let log = statements.clone();
+        let requests = Arc::new(AtomicU64::new(0));
+        let counted = requests.clone();
         let thread = std::thread::Builder::new()
             .name(format!("kassandra-{}", addr.port()))
             .spawn(move || {
@@ -50,12 +56,13 @@ impl CqlServer {
                     .build()
                     .expect("a runtime");
                 let local = tokio::task::LocalSet::new();
-                local.block_on(&rt, serve(listener, log, stopped));
+                local.block_on(&rt, serve(listener, log, counted, stopped));
             })
             .expect("a server thread");
         Self {
             addr,
             statements,
+            requests,
             stop: Some(stop),
             thread: Some(thread),
         }
@@ -64,6 +71,12 @@ impl CqlServer {
     /// `host:port`, as a contact point.
     pub fn contact_point(&self) -> String {
         self.addr.to_string()
+    }
+
+    /// Requests (frames) the server has received from every client.
+    #[allow(dead_code)] // The live benchmark's, not every test's.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
     }
 
     /// Every statement text the server was sent (QUERY and PREPARE), after
@@ -87,6 +100,7 @@ impl Drop for CqlServer {
 async fn serve(
     listener: std::net::TcpListener,
     log: Arc<Mutex<Vec<String>>>,
+    requests: Arc<AtomicU64>,
     mut stop: tokio::sync::oneshot::Receiver<()>,
 ) {
     let listener = tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
@@ -96,7 +110,16 @@ async fn serve(
             _ = &mut stop => return,
             accepted = listener.accept() => {
                 if let Ok((stream, _)) = accepted {
-                    tokio::task::spawn_local(client(session.clone(), log.clone(), stream));
+                    // As Cassandra's native transport does: without it,
+                    // Nagle's algorithm holds small responses back while
+                    // many requests are in flight on one connection.
+                    let _ = stream.set_nodelay(true);
+                    tokio::task::spawn_local(client(
+                        session.clone(),
+                        log.clone(),
+                        requests.clone(),
+                        stream,
+                    ));
                 }
             }
         }
@@ -106,12 +129,14 @@ async fn serve(
 async fn client(
     session: Rc<RefCell<KassandraSession>>,
     log: Arc<Mutex<Vec<String>>>,
+    requests: Arc<AtomicU64>,
     mut stream: tokio::net::TcpStream,
 ) {
     let (mut read, mut write) = stream.split();
     let mut frames = Box::pin(request_stream(&mut read));
     let mut sink = Box::pin(response_sink(&mut write));
     while let Some(Ok((params, opcode, body))) = frames.next().await {
+        requests.fetch_add(1, Ordering::Relaxed);
         let body = match opcode {
             RequestOpcode::Query | RequestOpcode::Prepare => rewrite_body(&body, &log),
             _ => body.to_vec(),

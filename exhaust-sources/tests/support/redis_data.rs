@@ -4,7 +4,7 @@
 //! flushed: each test deletes exactly the keys it wrote (when dropped), and
 //! every key also expires after 15 minutes in case a test process dies.
 
-use super::schema::snapshot_rows;
+use super::schema::{snapshot_lines, snapshot_rows};
 use redis::Value as RedisValue;
 use serde_json::Value;
 use std::path::Path;
@@ -76,23 +76,70 @@ impl RedisData {
         data
     }
 
+    /// Loads the hashes of `user_cache.jsonl` whose snapshot key `keep`
+    /// accepts, and `relation_cache.jsonl`, as [`RedisData::load`] does but
+    /// reading the files line by line and writing `per_pipeline` entries
+    /// per round trip: what a benchmark loads, a large snapshot quickly.
+    /// Entries that are not hashes of scalars are left out.
+    #[allow(dead_code)] // The live benchmark's, not every test's.
+    pub async fn load_bulk(dir: &Path, per_pipeline: usize, keep: impl Fn(&str) -> bool) -> Self {
+        let mut data = Self::new();
+        let mut con = redis::Client::open(url(USER_DB))
+            .expect("a redis URL")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("the test Redis at 127.0.0.1:6379 is running");
+        let mut pipe = redis::pipe();
+        let mut queued = 0;
+        for row in snapshot_lines(dir, "user_cache") {
+            let Some(snapshot_key) = row.get("key").and_then(Value::as_str) else {
+                continue;
+            };
+            if !keep(snapshot_key) {
+                continue;
+            }
+            let Some(fields) = row.get("value").and_then(hash_fields) else {
+                continue;
+            };
+            if fields.is_empty() {
+                continue;
+            }
+            let key = format!("{}{snapshot_key}", data.prefix);
+            pipe.cmd("HSET").arg(&key).arg(fields).ignore();
+            pipe.cmd("EXPIRE").arg(&key).arg(900).ignore();
+            data.keys.push((USER_DB, key));
+            queued += 1;
+            if queued >= per_pipeline.max(1) {
+                let () = pipe.query_async(&mut con).await.expect("writes");
+                pipe = redis::pipe();
+                queued = 0;
+            }
+        }
+        if queued > 0 {
+            let () = pipe.query_async(&mut con).await.expect("writes");
+        }
+        for row in snapshot_rows(dir, "relation_cache") {
+            let key = format!("{}{}", data.prefix, row["key"].as_str().expect("a key"));
+            let members: Vec<String> = row["value"]
+                .as_array()
+                .expect("a list of members")
+                .iter()
+                .map(|m| m.as_str().expect("text").to_owned())
+                .collect();
+            if !members.is_empty() {
+                data.send(RELATION_DB, &key, redis::cmd("SADD").arg(&key).arg(members))
+                    .await;
+            }
+        }
+        data
+    }
+
     /// Writes a user cache entry as the snapshot holds it: a hash of its
     /// fields, or, when the value is not a hash of strings, a string key
     /// (a key of the wrong type).
     pub async fn user_value(&mut self, snapshot_key: &str, value: &Value) {
         let key = format!("{}{snapshot_key}", self.prefix);
-        let fields: Option<Vec<(String, String)>> = value.as_object().and_then(|m| {
-            m.iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| match v {
-                    Value::String(s) => Some((k.clone(), s.clone())),
-                    Value::Number(n) => Some((k.clone(), n.to_string())),
-                    Value::Bool(b) => Some((k.clone(), b.to_string())),
-                    _ => None,
-                })
-                .collect()
-        });
-        match fields {
+        match hash_fields(value) {
             Some(f) if !f.is_empty() => {
                 self.send(USER_DB, &key, redis::cmd("HSET").arg(&key).arg(f))
                     .await;
@@ -107,6 +154,12 @@ impl RedisData {
                 .await;
             }
         }
+    }
+
+    /// How many keys were written.
+    #[allow(dead_code)] // The live benchmark's, not every test's.
+    pub fn len(&self) -> usize {
+        self.keys.len()
     }
 
     async fn send(&mut self, db: i64, key: &str, cmd: &mut redis::Cmd) {
@@ -131,6 +184,22 @@ impl RedisData {
             .expect("an expiry");
         self.keys.push((db, key.to_owned()));
     }
+}
+
+/// A cache value as the fields of a hash: `None` when it is not an object
+/// of scalars (null fields left out).
+fn hash_fields(value: &Value) -> Option<Vec<(String, String)>> {
+    value.as_object().and_then(|m| {
+        m.iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| match v {
+                Value::String(s) => Some((k.clone(), s.clone())),
+                Value::Number(n) => Some((k.clone(), n.to_string())),
+                Value::Bool(b) => Some((k.clone(), b.to_string())),
+                _ => None,
+            })
+            .collect()
+    })
 }
 
 impl Drop for RedisData {

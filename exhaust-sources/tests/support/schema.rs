@@ -8,7 +8,7 @@
 
 use exhaust_core::time::parse_sunbird_timestamp;
 use exhaust_sources::CassandraConfig;
-use futures_util::stream::{self, StreamExt, TryStreamExt};
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::statement::prepared::PreparedStatement;
@@ -255,10 +255,28 @@ pub fn snapshot_rows(dir: &Path, table: &str) -> Vec<Map<String, Value>> {
 
 /// Inserts every Cassandra row of the snapshot folder; the number inserted.
 pub async fn load(session: &Session, cfg: &CassandraConfig, dir: &Path) -> usize {
+    load_tables(session, cfg, dir, 16, |_| true).await
+}
+
+/// Inserts the Cassandra rows of the snapshot folder into the tables
+/// `keep` accepts (by table name), `in_flight` inserts at a time; the
+/// number inserted. Files are read line by line, so a large snapshot is
+/// never held in memory.
+pub async fn load_tables(
+    session: &Session,
+    cfg: &CassandraConfig,
+    dir: &Path,
+    in_flight: usize,
+    keep: impl Fn(&str) -> bool,
+) -> usize {
     let mut prepared: HashMap<String, PreparedStatement> = HashMap::new();
-    let mut inserts: Vec<(String, Vec<CqlValue>)> = Vec::new();
+    let mut running = FuturesUnordered::new();
+    let mut n = 0;
     for (file, ks, table) in targets(cfg) {
-        for row in snapshot_rows(dir, file) {
+        if !keep(table.name) {
+            continue;
+        }
+        for row in snapshot_lines(dir, file) {
             let mut names = Vec::new();
             let mut values = Vec::new();
             for (name, ty) in table.columns {
@@ -276,31 +294,56 @@ pub async fn load(session: &Session, cfg: &CassandraConfig, dir: &Path) -> usize
                 table.name,
                 names.join(", ")
             );
-            if !prepared.contains_key(&cql) {
-                let p = session
-                    .prepare(cql.as_str())
+            let statement = match prepared.get(&cql) {
+                Some(p) => p.clone(),
+                None => {
+                    let p = session
+                        .prepare(cql.as_str())
+                        .await
+                        .unwrap_or_else(|e| panic!("prepare {cql}: {e}"));
+                    prepared.insert(cql.clone(), p.clone());
+                    p
+                }
+            };
+            running.push(async move {
+                session
+                    .execute_unpaged(&statement, values)
                     .await
-                    .unwrap_or_else(|e| panic!("prepare {cql}: {e}"));
-                prepared.insert(cql.clone(), p);
+                    .map(|_| ())
+                    .map_err(|e| format!("{cql}: {e}"))
+            });
+            n += 1;
+            if running.len() >= in_flight.max(1)
+                && let Some(done) = running.next().await
+            {
+                done.expect("inserts succeed");
             }
-            inserts.push((cql, values));
         }
     }
-    let n = inserts.len();
-    let prepared = &prepared;
-    stream::iter(inserts)
-        .map(|(cql, values)| async move {
-            session
-                .execute_unpaged(&prepared[&cql], values)
-                .await
-                .map(|_| ())
-                .map_err(|e| format!("{cql}: {e}"))
-        })
-        .buffer_unordered(16)
-        .try_collect::<Vec<()>>()
-        .await
-        .expect("inserts succeed");
+    while let Some(done) = running.next().await {
+        done.expect("inserts succeed");
+    }
     n
+}
+
+/// The rows of a snapshot table file, parsed one line at a time; an absent
+/// file is an empty table.
+pub fn snapshot_lines(dir: &Path, table: &str) -> impl Iterator<Item = Map<String, Value>> {
+    let path = dir.join(format!("{table}.jsonl"));
+    assert!(
+        !dir.join(format!("{table}.jsonl.gz")).exists(),
+        "the loader reads plain JSON Lines only"
+    );
+    let lines = std::fs::File::open(&path)
+        .ok()
+        .map(|f| std::io::BufRead::lines(std::io::BufReader::new(f)));
+    lines.into_iter().flatten().filter_map(move |line| {
+        let line = line.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        if line.trim().is_empty() {
+            return None;
+        }
+        Some(serde_json::from_str(&line).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+    })
 }
 
 fn text(v: &Value) -> String {
