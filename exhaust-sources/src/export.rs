@@ -15,15 +15,15 @@
 //! failing batch fails the same way when re-run. Files are written under
 //! temporary names and renamed when every one is complete.
 
-use crate::rows::iso_timestamp;
-use exhaust_core::hierarchy::{AssessmentRules, Hierarchy};
-use exhaust_core::model::{
-    ActivityAggregate, AssessmentAttempt, CollectionMeta, CourseBatch, EnrolmentRecord, UserEntry,
-    UserProfile,
+use crate::rows::lines::{
+    ActivityLine, AttemptLine, BatchLine, CacheLine, CachedUser, ContentLine, EnrolmentLine,
+    HierarchyLine, SettingLine,
 };
+use exhaust_core::hierarchy::{AssessmentRules, Hierarchy};
+use exhaust_core::model::CourseBatch;
 use exhaust_core::source::{ReportSource, SourceError};
 use exhaust_core::{BatchId, ContentId, UserId};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -172,10 +172,15 @@ impl Files {
         Ok(&mut self.open[last].2)
     }
 
-    fn line(&mut self, table: &'static str, row: &Value) -> Result<(), ExportError> {
+    /// Writes one row. Its keys are written in name order, at every level:
+    /// the export's lines have always been written so (through a JSON
+    /// object, whose map is sorted), and an export is compared byte for
+    /// byte.
+    fn line<T: Serialize>(&mut self, table: &'static str, row: &T) -> Result<(), ExportError> {
         let path = self.dir.join(format!(".{table}.jsonl.part"));
         let w = self.writer(table)?;
-        serde_json::to_writer(&mut *w, row)
+        serde_json::to_value(row)
+            .and_then(|sorted| serde_json::to_writer(&mut *w, &sorted))
             .map_err(std::io::Error::from)
             .and_then(|()| w.write_all(b"\n"))
             .map_err(|source| ExportError::Io { path, source })
@@ -229,7 +234,7 @@ pub async fn export_batch<S: ReportSource>(
         collection_id: course.clone(),
         ..ExportSummary::default()
     };
-    files.line("course_batch", &batch_json(&row))?;
+    files.line("course_batch", &BatchLine::of(&row))?;
 
     if let Some(meta) = source
         .collections(std::slice::from_ref(&course))
@@ -238,7 +243,7 @@ pub async fn export_batch<S: ReportSource>(
         .find(|m| m.identifier == course)
     {
         summary.collection_found = true;
-        files.line("content", &content_json(&meta))?;
+        files.line("content", &ContentLine::of(&meta))?;
     }
 
     // The aggregates the report reads are those of the nested collections;
@@ -249,7 +254,10 @@ pub async fn export_batch<S: ReportSource>(
         summary.hierarchy_found = true;
         files.line(
             "content_hierarchy",
-            &json!({"identifier": course.as_str(), "hierarchy": h}),
+            &HierarchyLine {
+                identifier: course.as_str(),
+                hierarchy: &h,
+            },
         )?;
         if let Ok(parsed) = Hierarchy::parse(course.as_str(), &h, &AssessmentRules::default()) {
             activities.extend(parsed.nested.into_iter().map(|n| n.id));
@@ -266,7 +274,13 @@ pub async fn export_batch<S: ReportSource>(
             opts.optional_nodes_suffix,
             c = course.as_str()
         );
-        files.line("relation_cache", &json!({"key": key, "value": members}))?;
+        files.line(
+            "relation_cache",
+            &CacheLine {
+                key: &key,
+                value: members,
+            },
+        )?;
     }
 
     let users = copy_enrolments(source, &row, &mut files, &mut summary).await?;
@@ -280,16 +294,19 @@ pub async fn export_batch<S: ReportSource>(
             let key = format!("{}{id}", opts.user_key_prefix);
             files.line(
                 "user_cache",
-                &json!({"key": key, "value": user_json(&entry)}),
+                &CacheLine {
+                    key: &key,
+                    value: CachedUser(&entry),
+                },
             )?;
         }
         for a in source.attempts(&course, chunk).await? {
             summary.attempts += 1;
-            files.line("assessment_aggregator", &attempt_json(&a))?;
+            files.line("assessment_aggregator", &AttemptLine::of(&a))?;
         }
         for a in source.activity(batch, &activities, chunk).await? {
             summary.aggregates += 1;
-            files.line("user_activity_agg", &activity_json(&a))?;
+            files.line("user_activity_agg", &ActivityLine::of(&a))?;
         }
     }
 
@@ -297,7 +314,11 @@ pub async fn export_batch<S: ReportSource>(
         summary.custodian_org = true;
         files.line(
             "system_settings",
-            &json!({"id": "custodianOrgId", "field": "custodianOrgId", "value": org.as_str()}),
+            &SettingLine {
+                id: "custodianOrgId",
+                field: "custodianOrgId",
+                value: org.as_str(),
+            },
         )?;
     }
     summary.files = files.finish()?;
@@ -330,7 +351,7 @@ async fn copy_enrolments<S: ReportSource>(
                 }
                 count += 1;
                 users.insert(e.user_id.clone());
-                if let Err(err) = files.line("user_enrolments", &enrolment_json(&e)) {
+                if let Err(err) = files.line("user_enrolments", &EnrolmentLine::of(&e)) {
                     failed = Some(err);
                 }
             }
@@ -343,164 +364,14 @@ async fn copy_enrolments<S: ReportSource>(
     Ok(users.into_iter().collect())
 }
 
-fn insert_opt(m: &mut Map<String, Value>, key: &str, v: Option<Value>) {
-    if let Some(v) = v {
-        m.insert(key.to_owned(), v);
-    }
-}
-
-fn number(f: f64) -> Value {
-    serde_json::Number::from_f64(f).map_or_else(|| Value::String(f.to_string()), Value::Number)
-}
-
-fn batch_json(b: &CourseBatch) -> Value {
-    let mut m = Map::new();
-    m.insert("courseid".into(), json!(b.course_id.as_str()));
-    m.insert("batchid".into(), json!(b.batch_id.as_str()));
-    m.insert("name".into(), json!(b.name));
-    insert_opt(&mut m, "status", b.status.map(Value::from));
-    insert_opt(&mut m, "start_date", b.start_date.clone().map(Value::from));
-    insert_opt(&mut m, "end_date", b.end_date.clone().map(Value::from));
-    let templates: Map<String, Value> = b
-        .cert_template_ids
-        .iter()
-        .map(|id| (id.clone(), json!({})))
-        .collect();
-    m.insert("cert_templates".into(), Value::Object(templates));
-    Value::Object(m)
-}
-
-fn content_json(c: &CollectionMeta) -> Value {
-    json!({
-        "identifier": c.identifier.as_str(),
-        "name": c.name,
-        "channel": c.channel.as_str(),
-        "status": c.status,
-        "userConsent": c.user_consent,
-    })
-}
-
-fn enrolment_json(e: &EnrolmentRecord) -> Value {
-    let mut m = Map::new();
-    m.insert("userid".into(), json!(e.user_id.as_str()));
-    m.insert("courseid".into(), json!(e.course_id.as_str()));
-    m.insert("batchid".into(), json!(e.batch_id.as_str()));
-    insert_opt(&mut m, "active", e.active.map(Value::from));
-    insert_opt(
-        &mut m,
-        "enrolleddate",
-        e.enrolleddate.clone().map(Value::from),
-    );
-    insert_opt(
-        &mut m,
-        "enrolled_date",
-        e.enrolled_date.map(|t| Value::from(iso_timestamp(t))),
-    );
-    insert_opt(
-        &mut m,
-        "completedon",
-        e.completed_on.map(|t| Value::from(iso_timestamp(t))),
-    );
-    insert_opt(&mut m, "status", e.status.map(Value::from));
-    if !e.content_status.is_empty() {
-        let statuses: Map<String, Value> = e
-            .content_status
-            .iter()
-            .map(|(id, s)| (id.clone(), Value::from(*s)))
-            .collect();
-        m.insert("contentstatus".into(), Value::Object(statuses));
-    }
-    // Only the number of certificates matters to the report.
-    for (key, n) in [
-        ("certificates", e.certificates),
-        ("issued_certificates", e.issued_certificates),
-    ] {
-        if n > 0 {
-            m.insert(key.into(), Value::Array(vec![json!({}); n]));
-        }
-    }
-    Value::Object(m)
-}
-
-fn user_json(entry: &UserEntry) -> Value {
-    match entry {
-        UserEntry::Profile(p) => {
-            let fields: Map<String, Value> = profile_fields(p)
-                .into_iter()
-                .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_owned(), json!(v))))
-                .collect();
-            Value::Object(fields)
-        }
-        // The snapshot reader reads a value that is not a hash as malformed;
-        // the text says what was wrong (field names, never values).
-        UserEntry::Malformed(why) => json!(why),
-    }
-}
-
-fn profile_fields(p: &UserProfile) -> [(&'static str, &Option<String>); 13] {
-    [
-        ("firstname", &p.firstname),
-        ("lastname", &p.lastname),
-        ("state", &p.state),
-        ("district", &p.district),
-        ("orgname", &p.orgname),
-        ("schooludisecode", &p.schooludisecode),
-        ("schoolname", &p.schoolname),
-        ("block", &p.block),
-        ("cluster", &p.cluster),
-        ("board", &p.board),
-        ("usertype", &p.usertype),
-        ("usersubtype", &p.usersubtype),
-        ("rootorgid", &p.rootorgid),
-    ]
-}
-
-fn attempt_json(a: &AssessmentAttempt) -> Value {
-    let mut m = Map::new();
-    m.insert("user_id".into(), json!(a.user_id.as_str()));
-    m.insert("course_id".into(), json!(a.course_id.as_str()));
-    m.insert("batch_id".into(), json!(a.batch_id.as_str()));
-    m.insert("content_id".into(), json!(a.content_id.as_str()));
-    m.insert("attempt_id".into(), json!(a.attempt_id));
-    insert_opt(
-        &mut m,
-        "grand_total",
-        a.grand_total.clone().map(Value::from),
-    );
-    insert_opt(&mut m, "total_score", a.total_score.map(number));
-    insert_opt(&mut m, "total_max_score", a.total_max_score.map(number));
-    insert_opt(
-        &mut m,
-        "last_attempted_on",
-        a.last_attempted_on.map(|t| Value::from(iso_timestamp(t))),
-    );
-    Value::Object(m)
-}
-
-fn activity_json(a: &ActivityAggregate) -> Value {
-    let mut m = Map::new();
-    m.insert("activity_type".into(), json!("Course"));
-    m.insert("activity_id".into(), json!(a.activity_id.as_str()));
-    m.insert("user_id".into(), json!(a.user_id.as_str()));
-    m.insert("context_id".into(), json!(a.context_id));
-    insert_opt(
-        &mut m,
-        "aggregates",
-        a.aggregates_completed
-            .map(|c| json!({"completedCount": number(c)})),
-    );
-    insert_opt(
-        &mut m,
-        "agg",
-        a.agg_completed.map(|c| json!({"completedCount": c})),
-    );
-    Value::Object(m)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::TimeZone;
+    use exhaust_core::model::{
+        ActivityAggregate, AssessmentAttempt, CollectionMeta, EnrolmentRecord, UserEntry,
+        UserProfile,
+    };
 
     #[test]
     fn enrolment_rows_round_trip_through_the_snapshot_row() {
@@ -518,7 +389,177 @@ mod tests {
             issued_certificates: 2,
         };
         let row: crate::rows::EnrolmentRow =
-            serde_json::from_value(enrolment_json(&e)).expect("a snapshot row");
+            serde_json::from_value(serde_json::to_value(EnrolmentLine::of(&e)).expect("a value"))
+                .expect("a snapshot row");
         assert_eq!(row.into_record().expect("converts"), e);
+    }
+
+    /// The exported files, byte for byte, for rows with every optional
+    /// column set and left out, odd numbers (a score that is not finite,
+    /// fractions) and text that needs escaping: the export's line format is
+    /// pinned here, whatever code writes it.
+    #[tokio::test]
+    async fn the_exported_lines_are_pinned() {
+        use exhaust_core::OrgId;
+        use exhaust_core::memory::MemorySource;
+        let t = |ms| chrono::Utc.timestamp_millis_opt(ms).unwrap();
+        let (b1, course) = (BatchId::new("b1"), ContentId::new("do_1"));
+        let mut m = MemorySource::default();
+        m.batches.insert(
+            b1.clone(),
+            CourseBatch {
+                batch_id: b1.clone(),
+                course_id: course.clone(),
+                name: "Batch \"one\"".into(),
+                status: Some(1),
+                start_date: Some("2020-01-20".into()),
+                end_date: None,
+                cert_template_ids: vec!["t2".into(), "t1".into()],
+            },
+        );
+        m.collections.push(CollectionMeta {
+            identifier: course.clone(),
+            name: "Course, é".into(),
+            channel: OrgId::new("org1"),
+            status: "Live".into(),
+            user_consent: "No".into(),
+        });
+        m.hierarchies.insert(
+            course.clone(),
+            r#"{"identifier":"do_1","children":[{"identifier":"do_2","mimeType":"application/vnd.ekstep.content-collection","children":[]}]}"#.into(),
+        );
+        m.optional
+            .insert(course.clone(), ["do_12".into(), "do_11".into()].into());
+        let full = EnrolmentRecord {
+            user_id: UserId::new("u1"),
+            course_id: course.clone(),
+            batch_id: b1.clone(),
+            active: Some(false),
+            enrolled_date: Some(t(1_573_883_310_382)),
+            enrolleddate: Some("2019-11-13 05:41:50:382+0000".into()),
+            completed_on: Some(t(1_573_983_310_001)),
+            status: Some(2),
+            content_status: vec![
+                ("do_12".into(), 2),
+                ("do_11".into(), 1),
+                ("do_12".into(), 1),
+            ],
+            certificates: 1,
+            issued_certificates: 2,
+        };
+        let bare = EnrolmentRecord {
+            user_id: UserId::new("u2"),
+            active: None,
+            enrolled_date: None,
+            enrolleddate: None,
+            completed_on: None,
+            status: None,
+            content_status: Vec::new(),
+            certificates: 0,
+            issued_certificates: 0,
+            ..full.clone()
+        };
+        let lost = EnrolmentRecord {
+            user_id: UserId::new("u3"),
+            ..bare.clone()
+        };
+        m.enrolments = vec![full, bare, lost];
+        let mut profile = UserProfile::default();
+        for (i, f) in UserProfile::FIELDS.iter().enumerate() {
+            if i % 3 != 1 {
+                profile.set(f, format!("{f} \"{i}\""));
+            }
+        }
+        m.users
+            .insert(UserId::new("u1"), UserEntry::Profile(profile));
+        m.users.insert(
+            UserId::new("u2"),
+            UserEntry::Malformed("field board is not a string".into()),
+        );
+        let attempt = AssessmentAttempt {
+            user_id: UserId::new("u1"),
+            course_id: course.clone(),
+            batch_id: b1.clone(),
+            content_id: ContentId::new("do_11"),
+            attempt_id: "a1".into(),
+            total_score: Some(7.5),
+            total_max_score: Some(10.0),
+            grand_total: Some("7.5/10".into()),
+            last_attempted_on: Some(t(1_573_883_310_382)),
+        };
+        m.add_attempt(attempt.clone());
+        m.add_attempt(AssessmentAttempt {
+            attempt_id: "a2".into(),
+            total_score: Some(f64::NAN),
+            total_max_score: None,
+            grand_total: None,
+            last_attempted_on: None,
+            ..attempt.clone()
+        });
+        m.add_attempt(AssessmentAttempt {
+            user_id: UserId::new("u2"),
+            attempt_id: "a3".into(),
+            total_score: Some(f64::INFINITY),
+            total_max_score: Some(0.1),
+            ..attempt
+        });
+        let aggregate = ActivityAggregate {
+            activity_id: course.clone(),
+            user_id: UserId::new("u1"),
+            context_id: "cb:b1".into(),
+            aggregates_completed: Some(3.0),
+            agg_completed: Some(3),
+        };
+        m.add_activity(aggregate.clone());
+        m.add_activity(ActivityAggregate {
+            activity_id: ContentId::new("do_2"),
+            aggregates_completed: Some(2.5),
+            agg_completed: None,
+            ..aggregate.clone()
+        });
+        m.add_activity(ActivityAggregate {
+            user_id: UserId::new("u2"),
+            aggregates_completed: None,
+            agg_completed: Some(1),
+            ..aggregate
+        });
+        m.custodian = Some(OrgId::new("org0"));
+
+        let dir = tempfile::tempdir().expect("a folder");
+        let summary = export_batch(&m, &b1, dir.path(), &ExportOptions::default())
+            .await
+            .expect("exports");
+        let mut all = String::new();
+        for name in &summary.files {
+            let text = std::fs::read_to_string(dir.path().join(name)).expect("reads");
+            all.push_str(&format!("{name}:\n{text}"));
+        }
+        expect_test::expect![[r#"
+            assessment_aggregator.jsonl:
+            {"attempt_id":"a1","batch_id":"b1","content_id":"do_11","course_id":"do_1","grand_total":"7.5/10","last_attempted_on":"2019-11-16T05:48:30.382Z","total_max_score":10.0,"total_score":7.5,"user_id":"u1"}
+            {"attempt_id":"a2","batch_id":"b1","content_id":"do_11","course_id":"do_1","total_score":"NaN","user_id":"u1"}
+            {"attempt_id":"a3","batch_id":"b1","content_id":"do_11","course_id":"do_1","grand_total":"7.5/10","last_attempted_on":"2019-11-16T05:48:30.382Z","total_max_score":0.1,"total_score":"inf","user_id":"u2"}
+            content.jsonl:
+            {"channel":"org1","identifier":"do_1","name":"Course, é","status":"Live","userConsent":"No"}
+            content_hierarchy.jsonl:
+            {"hierarchy":"{\"identifier\":\"do_1\",\"children\":[{\"identifier\":\"do_2\",\"mimeType\":\"application/vnd.ekstep.content-collection\",\"children\":[]}]}","identifier":"do_1"}
+            course_batch.jsonl:
+            {"batchid":"b1","cert_templates":{"t1":{},"t2":{}},"courseid":"do_1","name":"Batch \"one\"","start_date":"2020-01-20","status":1}
+            relation_cache.jsonl:
+            {"key":"do_1:do_1:optionalnodes","value":["do_11","do_12"]}
+            system_settings.jsonl:
+            {"field":"custodianOrgId","id":"custodianOrgId","value":"org0"}
+            user_activity_agg.jsonl:
+            {"activity_id":"do_1","activity_type":"Course","agg":{"completedCount":3},"aggregates":{"completedCount":3.0},"context_id":"cb:b1","user_id":"u1"}
+            {"activity_id":"do_2","activity_type":"Course","aggregates":{"completedCount":2.5},"context_id":"cb:b1","user_id":"u1"}
+            {"activity_id":"do_1","activity_type":"Course","agg":{"completedCount":1},"context_id":"cb:b1","user_id":"u2"}
+            user_cache.jsonl:
+            {"key":"user:u1","value":{"board":"board \"9\"","cluster":"cluster \"8\"","district":"district \"3\"","firstname":"firstname \"0\"","rootorgid":"rootorgid \"12\"","schoolname":"schoolname \"6\"","schooludisecode":"schooludisecode \"5\"","state":"state \"2\"","usersubtype":"usersubtype \"11\""}}
+            {"key":"user:u2","value":"field board is not a string"}
+            user_enrolments.jsonl:
+            {"active":false,"batchid":"b1","certificates":[{}],"completedon":"2019-11-17T09:35:10.001Z","contentstatus":{"do_11":1,"do_12":1},"courseid":"do_1","enrolled_date":"2019-11-16T05:48:30.382Z","enrolleddate":"2019-11-13 05:41:50:382+0000","issued_certificates":[{},{}],"status":2,"userid":"u1"}
+            {"batchid":"b1","courseid":"do_1","userid":"u2"}
+            {"batchid":"b1","courseid":"do_1","userid":"u3"}
+        "#]].assert_eq(&all);
     }
 }

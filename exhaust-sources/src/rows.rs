@@ -12,6 +12,9 @@ use serde::{Deserialize, Deserializer};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+/// The same tables' rows as the export and the generator write them.
+pub(crate) mod lines;
+
 /// Why a row could not be converted.
 pub(crate) type RowError = String;
 

@@ -81,7 +81,7 @@ impl<'a> Generator<'a> {
         let channels = vec![mint.numeric(&mut rng), mint.numeric(&mut rng)];
 
         let mut settings = Jsonl::create(self.dir, "system_settings.jsonl")?;
-        settings.row(&SettingRow {
+        settings.row(&SettingLine {
             id: "custodianOrgId",
             field: "custodianOrgId",
             value: &custodian,
@@ -95,7 +95,7 @@ impl<'a> Generator<'a> {
         for c in 0..n_courses {
             let (root, course) = build_course(&mut rng, &mut mint, p, c, n_courses, &channels);
             let text = serde_json::to_string(&root)?;
-            hierarchy.row(&HierarchyRow {
+            hierarchy.row(&HierarchyLine {
                 identifier: &course.id,
                 hierarchy: &text,
             })?;
@@ -108,18 +108,20 @@ impl<'a> Generator<'a> {
                 // The search API leaves the field out when it was never set.
                 _ => None,
             };
-            content.row(&ContentRow {
+            content.row(&ContentLine {
                 identifier: &course.id,
                 name: &course.name,
                 channel: &course.channel,
                 status: if course.retired { "Retired" } else { "Live" },
                 user_consent: consent,
-                object_type: "Collection",
-                primary_category: "Course",
-                content_type: "Course",
-                mime_type: COLLECTION_MIME,
-                visibility: "Default",
-                last_published_on: iso(published),
+                more: Some(ContentMore {
+                    object_type: "Collection",
+                    primary_category: "Course",
+                    content_type: "Course",
+                    mime_type: COLLECTION_MIME,
+                    visibility: "Default",
+                    last_published_on: iso(published),
+                }),
             })?;
             let optional: Vec<&str> = course
                 .leaves
@@ -129,8 +131,8 @@ impl<'a> Generator<'a> {
                 .collect();
             // A Redis set cannot be empty: no optional content, no key.
             if !optional.is_empty() {
-                relation.row(&SetRow {
-                    key: format!("{0}:{0}:optionalnodes", course.id),
+                relation.row(&CacheLine {
+                    key: &format!("{0}:{0}:optionalnodes", course.id),
                     value: optional,
                 })?;
             }
@@ -201,13 +203,13 @@ impl<'a> Generator<'a> {
             let (old, new) = (form != 0, form != 1 && form != 2);
             let open_ended = chance(&mut rng, 15);
             let batch_status = if end < midnight_ms(2022, 6, 1) { 2 } else { 1 };
-            out.row(&BatchRow {
+            out.row(&BatchLine {
                 courseid: &course.id,
                 batchid: &id,
-                name: format!("{topic} - Batch {}", b % 2 + 1),
-                description: format!("Batch {} of {}", b % 2 + 1, course.name),
-                status: batch_status,
-                enrollmenttype: "open",
+                name: &format!("{topic} - Batch {}", b % 2 + 1),
+                description: Some(&format!("Batch {} of {}", b % 2 + 1, course.name)),
+                status: Some(batch_status),
+                enrollmenttype: Some("open"),
                 startdate: old.then(|| date_text(start)),
                 start_date: new.then(|| iso(start)),
                 enddate: match (open_ended, old) {
@@ -221,8 +223,8 @@ impl<'a> Generator<'a> {
                     (false, true) => Cell::Value(iso(end)),
                 },
                 enrollmentenddate: (!open_ended).then(|| date_text(end - 7 * DAY_MS)),
-                createdby: "5a587cc1-e018-4859-a0a8-e842650b9d64",
-                createddate: sunbird_text(created),
+                createdby: Some("5a587cc1-e018-4859-a0a8-e842650b9d64"),
+                createddate: Some(sunbird_text(created)),
                 cert_templates,
             })?;
             self.summary.batch_ids.push(id.clone());
@@ -332,8 +334,8 @@ impl<'a> Generator<'a> {
             v.insert("language", "[\"English\"]".to_string());
             v.insert("email", String::new());
             v.insert("phone", String::new());
-            out.row(&UserRow {
-                key: format!("user:{id}"),
+            out.row(&CacheLine {
+                key: &format!("user:{id}"),
                 value: v,
             })?;
             self.pool.push(id);
@@ -496,17 +498,17 @@ impl<'a> Generator<'a> {
                 } else {
                     format!("{}/{}", num_text(score), max)
                 };
-                attempts.row(&AttemptRow {
+                attempts.row(&AttemptLine {
                     course_id: &course.id,
                     batch_id: &batch.id,
                     user_id: user,
                     content_id: &course.leaves[a].id,
-                    attempt_id: attempt_id(rng, self.attempt_counter),
-                    grand_total,
-                    total_max_score: max_f,
-                    total_score: score,
-                    last_attempted_on: iso(t),
-                    updated_on: iso(t + below(rng, 10 * MINUTE_MS as u64) as i64),
+                    attempt_id: &attempt_id(rng, self.attempt_counter),
+                    grand_total: Some(&grand_total),
+                    total_max_score: Some(Double(max_f)),
+                    total_score: Some(Double(score)),
+                    last_attempted_on: Some(iso(t)),
+                    updated_on: Some(iso(t + below(rng, 10 * MINUTE_MS as u64) as i64)),
                 })?;
                 if score >= top.0 {
                     top = (score, max_f);
@@ -532,16 +534,16 @@ impl<'a> Generator<'a> {
             }
             let count = skew(rng, done_required);
             if !legacy {
-                aggregates.insert("completedCount".to_string(), count as f64);
+                aggregates.insert(COMPLETED_COUNT.to_string(), count as f64);
             }
-            activity.row(&ActivityRow {
+            activity.row(&ActivityLine {
                 activity_type: "Course",
                 activity_id: &course.id,
                 user_id: user,
                 context_id: &context,
-                agg: legacy.then_some(Entry("completedCount", count as u32)),
+                agg: legacy.then_some(Entry(COMPLETED_COUNT, i64::from(count as u32))),
                 aggregates: (!aggregates.is_empty()).then_some(&aggregates),
-                agg_last_updated: Entry("completedCount", &updated),
+                agg_last_updated: Some(Entry(COMPLETED_COUNT, &updated)),
             })?;
             for coll in &course.collections {
                 if coll.leaves.iter().all(|&i| status[i] == 0) {
@@ -554,14 +556,14 @@ impl<'a> Generator<'a> {
                     .count();
                 let count = skew(rng, done) as u32;
                 let legacy = chance(rng, 15);
-                activity.row(&ActivityRow {
+                activity.row(&ActivityLine {
                     activity_type: "Course",
                     activity_id: &coll.id,
                     user_id: user,
                     context_id: &context,
-                    agg: legacy.then_some(Entry("completedCount", count)),
-                    aggregates: (!legacy).then_some(Entry("completedCount", f64::from(count))),
-                    agg_last_updated: Entry("completedCount", &updated),
+                    agg: legacy.then_some(Entry(COMPLETED_COUNT, i64::from(count))),
+                    aggregates: (!legacy).then_some(Entry(COMPLETED_COUNT, f64::from(count))),
+                    agg_last_updated: Some(Entry(COMPLETED_COUNT, &updated)),
                 })?;
             }
         }
@@ -606,11 +608,11 @@ impl<'a> Generator<'a> {
             .rev()
             .find(|(_, s)| **s != 0)
             .map(|(l, _)| l.id.as_str());
-        let row = EnrolmentRow {
+        let row = EnrolmentLine {
             userid: user,
             courseid: &course.id,
             batchid: &batch.id,
-            active,
+            active: Some(active),
             enrolleddate: text.then(|| sunbird_text(enrolled)),
             enrolled_date: stamp.then(|| iso(enrolled)),
             completedon: match reach {
@@ -618,13 +620,13 @@ impl<'a> Generator<'a> {
                 _ if chance(rng, 30) => Cell::Null,
                 _ => Cell::Absent,
             },
-            status: match reach {
+            status: Some(match reach {
                 Reach::NotStarted => 0,
                 Reach::Partial => 1,
                 Reach::Complete => 2,
-            },
-            progress: done_all as u32,
-            completionpercentage: percentage,
+            }),
+            progress: Some(done_all as u32),
+            completionpercentage: Some(percentage),
             contentstatus,
             lastreadcontentid: lastread,
             certificates,

@@ -30,23 +30,25 @@
 //! # }
 //! ```
 
+mod columns;
 mod course;
 mod generator;
 mod jsonl;
 mod names;
 mod random;
-mod rows;
 #[cfg(test)]
 mod tests;
 mod time;
 
+use columns::*;
 use course::*;
 use generator::*;
 use jsonl::*;
 use names::*;
 use random::*;
-use rows::*;
 use time::*;
+
+use crate::rows::lines::*;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;

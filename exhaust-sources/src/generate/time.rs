@@ -20,7 +20,7 @@ fn at(t: i64) -> DateTime<Utc> {
 
 /// A CQL timestamp as dsbulk writes it: `2019-11-16T05:41:50.382Z`.
 pub(super) fn iso(t: i64) -> String {
-    at(t).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    crate::rows::iso_timestamp(at(t))
 }
 
 /// The older text form Sunbird kept in text columns:
