@@ -8,7 +8,9 @@
 //! the key early on those lines). The export writes the same rows with their
 //! keys in name order, as it always has (see `export.rs`).
 //!
-//! A column the report does not read is an `Option` left out when `None`:
+//! A column the report does not read is an `Option` left out when `None`
+//! (`serde_with::skip_serializing_none` on the rows with many of them: an
+//! absent column is never written as null):
 //! the export leaves them all out (it copies only what the report reads),
 //! the generator fills them to look like Sunbird's data. Where the two
 //! writers give a column different contents (certificate lists, aggregate
@@ -228,32 +230,24 @@ fn profile_fields(p: &UserProfile) -> [(&'static str, &Option<String>); 13] {
 }
 
 /// `course_batch`. `T` is the `cert_templates` map's value.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize)]
 pub(crate) struct BatchLine<'a, T> {
     pub(crate) courseid: &'a str,
     pub(crate) batchid: &'a str,
     pub(crate) name: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) description: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) status: Option<i32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) enrollmenttype: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) startdate: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) start_date: Option<String>,
     #[serde(skip_serializing_if = "Cell::is_absent")]
     pub(crate) enddate: Cell<String>,
     #[serde(skip_serializing_if = "Cell::is_absent")]
     pub(crate) end_date: Cell<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) enrollmentenddate: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) createdby: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) createddate: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) cert_templates: Option<T>,
 }
 
@@ -282,32 +276,24 @@ impl<'a> BatchLine<'a, BlankValues<'a>> {
 
 /// `user_enrolments`. `S` is `contentstatus`, `C` and `I` the
 /// `certificates` and `issued_certificates` lists.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize)]
 pub(crate) struct EnrolmentLine<'a, S, C, I> {
     pub(crate) userid: &'a str,
     pub(crate) courseid: &'a str,
     pub(crate) batchid: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) active: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) enrolleddate: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) enrolled_date: Option<String>,
     #[serde(skip_serializing_if = "Cell::is_absent")]
     pub(crate) completedon: Cell<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) status: Option<i32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) progress: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) completionpercentage: Option<u32>,
     #[serde(skip_serializing_if = "Cell::is_absent")]
     pub(crate) contentstatus: Cell<S>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) lastreadcontentid: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) certificates: Option<C>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) issued_certificates: Option<I>,
 }
 
@@ -338,6 +324,7 @@ impl<'a> EnrolmentLine<'a, Statuses<'a>, Blanks, Blanks> {
 }
 
 /// `assessment_aggregator` (the `question` column left out).
+#[serde_with::skip_serializing_none]
 #[derive(Serialize)]
 pub(crate) struct AttemptLine<'a> {
     pub(crate) course_id: &'a str,
@@ -345,15 +332,10 @@ pub(crate) struct AttemptLine<'a> {
     pub(crate) user_id: &'a str,
     pub(crate) content_id: &'a str,
     pub(crate) attempt_id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) grand_total: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) total_max_score: Option<Double>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) total_score: Option<Double>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) last_attempted_on: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) updated_on: Option<String>,
 }
 
@@ -377,17 +359,15 @@ impl<'a> AttemptLine<'a> {
 
 /// `user_activity_agg`. `A` is the `aggregates` map, `G` the
 /// `agg_last_updated` map.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize)]
 pub(crate) struct ActivityLine<'a, A, G> {
     pub(crate) activity_type: &'a str,
     pub(crate) activity_id: &'a str,
     pub(crate) user_id: &'a str,
     pub(crate) context_id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) agg: Option<Entry<'a, i64>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) aggregates: Option<A>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) agg_last_updated: Option<G>,
 }
 

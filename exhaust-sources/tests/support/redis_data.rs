@@ -60,19 +60,7 @@ impl RedisData {
             let key = row["key"].as_str().expect("a key").to_owned();
             data.user_value(&key, &row["value"]).await;
         }
-        for row in snapshot_rows(dir, "relation_cache") {
-            let key = format!("{}{}", data.prefix, row["key"].as_str().expect("a key"));
-            let members: Vec<String> = row["value"]
-                .as_array()
-                .expect("a list of members")
-                .iter()
-                .map(|m| m.as_str().expect("text").to_owned())
-                .collect();
-            if !members.is_empty() {
-                data.send(RELATION_DB, &key, redis::cmd("SADD").arg(&key).arg(members))
-                    .await;
-            }
-        }
+        data.load_relations(dir).await;
         data
     }
 
@@ -118,8 +106,14 @@ impl RedisData {
         if queued > 0 {
             let () = pipe.query_async(&mut con).await.expect("writes");
         }
+        data.load_relations(dir).await;
+        data
+    }
+
+    /// Loads `relation_cache.jsonl` (sets, keys prefixed).
+    async fn load_relations(&mut self, dir: &Path) {
         for row in snapshot_rows(dir, "relation_cache") {
-            let key = format!("{}{}", data.prefix, row["key"].as_str().expect("a key"));
+            let key = format!("{}{}", self.prefix, row["key"].as_str().expect("a key"));
             let members: Vec<String> = row["value"]
                 .as_array()
                 .expect("a list of members")
@@ -127,11 +121,10 @@ impl RedisData {
                 .map(|m| m.as_str().expect("text").to_owned())
                 .collect();
             if !members.is_empty() {
-                data.send(RELATION_DB, &key, redis::cmd("SADD").arg(&key).arg(members))
+                self.send(RELATION_DB, &key, redis::cmd("SADD").arg(&key).arg(members))
                     .await;
             }
         }
-        data
     }
 
     /// Writes a user cache entry as the snapshot holds it: a hash of its
