@@ -45,10 +45,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Reports are built in WORK_DIR, then stored as zips in WORK_DIR/files.
         Publisher::new(
             Storage::local(work.join("files"))?,
-            PublishConfig {
-                work_dir: work.clone(),
-                ..PublishConfig::default()
-            },
+            PublishConfig::in_folder(work.clone()),
         ),
         TokioClock::system(),
         RunnerConfig::default(),

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use exhaust_core::request::{JobRequest, NewRequest, RequestStatus};
 use exhaust_core::store::{RequestStore, Submission};
 use exhaust_sources::settings::Settings;
-use exhaust_writer::{PublishConfig, Publisher, Shutdown, Storage, TokioClock};
+use exhaust_writer::{Publisher, Shutdown, Storage, TokioClock};
 use std::ops::ControlFlow;
 use std::time::Duration;
 
@@ -80,11 +80,7 @@ pub async fn run(args: RunArgs, stop: Shutdown) -> anyhow::Result<bool> {
         let storage = Storage::from_settings(&settings.storage.url, &settings.storage.options)
             .map_err(|e| anyhow!(e))
             .context("opening the storage")?;
-        let publish = PublishConfig {
-            work_dir: settings.work_dir(),
-            sunbird_encryption_key: settings.security.sunbird_encryption_key.clone(),
-        };
-        let output = Publisher::new(storage, publish);
+        let output = Publisher::new(storage, settings.publish_config());
         settings.runner(store, output, TokioClock::system()).await
     };
     let runner = tokio::select! {
@@ -191,7 +187,7 @@ fn public_json(r: &JobRequest) -> serde_json::Value {
         "executionTime": r.execution_time,
         "downloadUrls": r.download_urls,
         "statusMessage": r.err_message.clone().unwrap_or_default(),
-        "processedBatches": exhaust_core::request::parse_processed(r.processed_batches.as_deref()).ok(),
+        "processedBatches": r.processed().ok(),
     })
 }
 

@@ -98,8 +98,20 @@ pub struct JobRequest {
     pub encryption_key: Option<String>,
     /// The run group an external script assigned.
     pub batch_number: Option<i32>,
-    /// JSON text of the batches already built ([`ProcessedBatch`]).
-    pub processed_batches: Option<String>,
+    /// The batches already built, read from the stored JSON text
+    /// ([`ProcessedBatches`]); `None` when the column is null.
+    pub processed_batches: Option<ProcessedBatches>,
+}
+
+impl JobRequest {
+    /// The batches already built: none when `processed_batches` is null,
+    /// the reason when its stored text is not a list of batches.
+    pub fn processed(&self) -> Result<&[ProcessedBatch], &RequestError> {
+        match &self.processed_batches {
+            None => Ok(&[]),
+            Some(p) => p.batches(),
+        }
+    }
 }
 
 /// What a request asks for, from `request_data`.
@@ -409,6 +421,64 @@ pub struct ProcessedBatch {
     pub file_size: u64,
 }
 
+/// `processed_batches` as stored (SPEC section 6, reference 1.8: JSON text
+/// `[{"channel","batchId","filePath","fileSize"}]`), read once where the row
+/// is read.
+///
+/// Stored text that is not such a list is kept as it was read, with why
+/// ([`ProcessedBatches::Unreadable`]), rather than refused by the store:
+/// the request stays readable (status, API, listing), and its run fails
+/// with that reason while leaving the text as stored
+/// ([`RequestOutcome::unreadable`]), so nothing is lost and whoever mends it
+/// has the original. Sunbird never writes such text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProcessedBatches {
+    /// The batches built so far, in the order they were built (empty or
+    /// `null` text reads as an empty list).
+    Listed(Vec<ProcessedBatch>),
+    /// Text that is not a list of batches.
+    Unreadable {
+        /// The text as stored.
+        text: String,
+        /// Why it is not a list of batches.
+        error: RequestError,
+    },
+}
+
+impl ProcessedBatches {
+    /// Reads the stored text.
+    pub fn read(text: String) -> Self {
+        match parse_processed(Some(&text)) {
+            Ok(batches) => Self::Listed(batches),
+            Err(error) => Self::Unreadable { text, error },
+        }
+    }
+
+    /// The batches, or why the stored text is not a list of them.
+    pub fn batches(&self) -> Result<&[ProcessedBatch], &RequestError> {
+        match self {
+            Self::Listed(b) => Ok(b),
+            Self::Unreadable { error, .. } => Err(error),
+        }
+    }
+
+    /// The text to store: a list as Sunbird writes it ([`processed_json`],
+    /// so Sunbird's text reads and writes back byte for byte), unreadable
+    /// text as it was read.
+    pub fn to_text(&self) -> String {
+        match self {
+            Self::Listed(b) => processed_json(b),
+            Self::Unreadable { text, .. } => text.clone(),
+        }
+    }
+}
+
+impl From<Vec<ProcessedBatch>> for ProcessedBatches {
+    fn from(batches: Vec<ProcessedBatch>) -> Self {
+        Self::Listed(batches)
+    }
+}
+
 /// Reads `processed_batches`; empty or null text is an empty list.
 pub fn parse_processed(text: Option<&str>) -> Result<Vec<ProcessedBatch>, RequestError> {
     match text.map(str::trim) {
@@ -419,7 +489,9 @@ pub fn parse_processed(text: Option<&str>) -> Result<Vec<ProcessedBatch>, Reques
     }
 }
 
-/// Writes `processed_batches`.
+/// Writes `processed_batches` as Sunbird's job does (Jackson's compact
+/// text, keys in the order of [`ProcessedBatch`]'s fields: `channel`,
+/// `batchId`, `filePath`, `fileSize`).
 pub fn processed_json(batches: &[ProcessedBatch]) -> String {
     serde_json::to_string(batches).unwrap_or_else(|_| "[]".into())
 }
@@ -544,8 +616,10 @@ pub enum BatchOutcome {
 pub struct RequestOutcome {
     /// The new status.
     pub status: RequestStatus,
-    /// Every batch built so far, old and new.
-    pub processed: Vec<ProcessedBatch>,
+    /// Every batch built so far, old and new, to write to
+    /// `processed_batches`; `None` leaves the stored text as it is (text
+    /// that is not a list of batches, see [`ProcessedBatches`]).
+    pub processed: Option<Vec<ProcessedBatch>>,
     /// The zips to record in `download_urls` (SUCCESS only).
     pub download_urls: Vec<String>,
     /// Why it failed, at most [`MAX_ERROR_CHARS`] characters.
@@ -565,7 +639,7 @@ impl RequestOutcome {
     pub fn failed(message: &str, processed: Vec<ProcessedBatch>) -> Self {
         Self {
             status: RequestStatus::Failed,
-            processed,
+            processed: Some(processed),
             download_urls: Vec::new(),
             err_message: Some(truncate_message(message, MAX_ERROR_CHARS)),
             count_attempt: true,
@@ -577,13 +651,24 @@ impl RequestOutcome {
     pub fn retry(message: &str, processed: Vec<ProcessedBatch>) -> Self {
         Self {
             status: RequestStatus::Submitted,
-            processed,
+            processed: Some(processed),
             download_urls: Vec::new(),
             err_message: Some(truncate_message(
                 &format!("will retry: {message}"),
                 MAX_ERROR_CHARS,
             )),
             count_attempt: false,
+        }
+    }
+
+    /// FAILED because the stored `processed_batches` is not a list of
+    /// batches (`error` says why), an attempt counted, the stored text left
+    /// as it is: building again from nothing could redo batches already
+    /// stored, and overwriting the text would lose what it recorded.
+    pub fn unreadable(error: &RequestError) -> Self {
+        Self {
+            processed: None,
+            ..Self::refused(error, Vec::new())
         }
     }
 
@@ -594,7 +679,7 @@ impl RequestOutcome {
     pub fn stopped(processed: Vec<ProcessedBatch>) -> Self {
         Self {
             status: RequestStatus::Submitted,
-            processed,
+            processed: Some(processed),
             download_urls: Vec::new(),
             err_message: None,
             count_attempt: false,
@@ -636,7 +721,7 @@ pub fn decide(previous: &[ProcessedBatch], results: &[BatchOutcome]) -> RequestO
     if deferred {
         return RequestOutcome {
             status: RequestStatus::Submitted,
-            processed,
+            processed: Some(processed),
             download_urls: Vec::new(),
             err_message: None,
             count_attempt: false,
@@ -648,7 +733,7 @@ pub fn decide(previous: &[ProcessedBatch], results: &[BatchOutcome]) -> RequestO
     let download_urls = processed.iter().map(|p| zip_key(&p.file_path)).collect();
     RequestOutcome {
         status: RequestStatus::Success,
-        processed,
+        processed: Some(processed),
         download_urls,
         err_message: None,
         count_attempt: false,
@@ -930,6 +1015,67 @@ mod tests {
         assert!(parse_processed(Some("{oops")).is_err());
     }
 
+    /// Sunbird's job writes the list with Jackson: compact, keys in the
+    /// order of its `ProcessedRequest` (reference 1.8). Read into typed
+    /// values and written back, the text is the same, byte for byte.
+    #[test]
+    fn sunbird_processed_text_reads_typed_and_writes_back_identically() {
+        let sunbird = concat!(
+            r#"[{"channel":"0126","batchId":"0123","filePath":"progress-exhaust/RID/0123_progress_20240115.csv","fileSize":1234},"#,
+            r#"{"batchId":"0456","filePath":"progress-exhaust/RID/0456_progress_20240115.csv","fileSize":0}]"#
+        );
+        let read = ProcessedBatches::read(sunbird.to_owned());
+        let batches = read.batches().expect("a list");
+        assert_eq!(batches.len(), 2);
+        assert_eq!(batches[0].channel.as_deref(), Some("0126"));
+        assert_eq!(batches[0].batch_id, "0123");
+        assert_eq!(batches[0].file_size, 1234);
+        assert_eq!(batches[1].channel, None);
+        assert_eq!(read.to_text(), sunbird);
+        assert_eq!(processed_json(batches), sunbird);
+        assert_eq!(ProcessedBatches::read("[]".into()).to_text(), "[]");
+        // Null and empty text are no batch yet.
+        for empty in ["", " ", "null"] {
+            assert_eq!(
+                ProcessedBatches::read(empty.into()),
+                ProcessedBatches::Listed(vec![])
+            );
+        }
+    }
+
+    /// Text that is not a list of batches is kept as stored, with the
+    /// reason; the request stays readable and its outcome leaves the text.
+    #[test]
+    fn unreadable_processed_text_is_kept_with_its_reason() {
+        for bad in ["{oops", r#"{"batchId":"b1"}"#, r#"[{"batchId":1}]"#] {
+            let read = ProcessedBatches::read(bad.into());
+            let ProcessedBatches::Unreadable { text, error } = &read else {
+                panic!("{bad:?} read as {read:?}")
+            };
+            assert_eq!(text, bad);
+            assert!(
+                error
+                    .to_string()
+                    .contains("processed_batches is not a list of batches"),
+                "{error}"
+            );
+            assert_eq!(read.to_text(), bad);
+            assert_eq!(read.batches(), Err(error));
+            let mut row = JobRequest {
+                processed_batches: Some(read.clone()),
+                ..request(serde_json::json!({"batchId": "b1"}), None, "u")
+            };
+            assert_eq!(row.processed(), Err(error));
+            let o = RequestOutcome::unreadable(error);
+            assert_eq!(o.status, RequestStatus::Failed);
+            assert_eq!(o.processed, None, "the stored text is left as it is");
+            assert!(o.count_attempt);
+            assert_eq!(o.err_message, Some(error.to_string()));
+            row.processed_batches = None;
+            assert_eq!(row.processed(), Ok(&[][..]));
+        }
+    }
+
     #[test]
     fn budgets_are_strict() {
         let mut b = ChannelBudget::new(2, 100);
@@ -978,7 +1124,7 @@ mod tests {
         );
         assert_eq!(o.status, RequestStatus::Failed);
         assert_eq!(o.err_message.as_deref(), Some("b2: unknown batch b2"));
-        assert_eq!(o.processed.len(), 1);
+        assert_eq!(o.processed.as_ref().map(Vec::len), Some(1));
         assert!(o.count_attempt);
         // Limits reached: back to SUBMITTED, nothing lost.
         let o = decide(
@@ -986,7 +1132,7 @@ mod tests {
             &[BatchOutcome::Deferred(BatchId::new("b2"))],
         );
         assert_eq!(o.status, RequestStatus::Submitted);
-        assert_eq!(o.processed, [built("b1")]);
+        assert_eq!(o.processed, Some(vec![built("b1")]));
         assert!(!o.count_attempt);
         // A source down: back to SUBMITTED, no attempt counted, the reason kept.
         let o = decide(
@@ -1000,7 +1146,7 @@ mod tests {
             ],
         );
         assert_eq!(o.status, RequestStatus::Submitted);
-        assert_eq!(o.processed, [built("b1")]);
+        assert_eq!(o.processed, Some(vec![built("b1")]));
         assert!(!o.count_attempt);
         assert_eq!(
             o.err_message.as_deref(),
@@ -1010,7 +1156,7 @@ mod tests {
         // counted, no message.
         let o = RequestOutcome::stopped(vec![built("b1")]);
         assert_eq!(o.status, RequestStatus::Submitted);
-        assert_eq!(o.processed, [built("b1")]);
+        assert_eq!(o.processed, Some(vec![built("b1")]));
         assert!(!o.count_attempt && o.err_message.is_none() && o.download_urls.is_empty());
         // Nothing at all.
         let o = decide(&[], &[]);

@@ -32,7 +32,7 @@ use crate::report::{ReportOptions, RowSink, build_rows, plan_collection_batch};
 use crate::request::{
     BatchOutcome, ChannelBudget, JobRequest, ProcessedBatch, RequestData, RequestError,
     RequestOutcome, RequestStatus, ResolveError, ResolvedBatch, decide, duplicate_key,
-    parse_processed, report_key_as, requested_format, resolve_batches, zip_key,
+    report_key_as, requested_format, resolve_batches, zip_key,
 };
 use crate::security::{PreferenceSource, SecurityLevel};
 use crate::source::{ReadStats, ReportSource, reads_between};
@@ -44,6 +44,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::ops::ControlFlow;
+use std::path::PathBuf;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
@@ -151,6 +152,32 @@ pub struct Packaged {
     pub file_bytes: u64,
     /// The zip's size.
     pub zip_bytes: u64,
+}
+
+/// The configuration of a [`ReportOutput`] that builds on the local disk
+/// (`exhaust_writer::Publisher`): plain data, here so that the settings
+/// (`exhaust_sources::settings::Settings::publish_config`) give it without
+/// depending on the writer, and both frontends compose it with one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishConfig {
+    /// Where report files and zips are written before they are stored.
+    pub work_dir: PathBuf,
+    /// Sunbird's `sunbird_encryption_key`: its length is the salt prefix
+    /// removed when decoding a request's `encryption_key`.
+    pub sunbird_encryption_key: String,
+}
+
+impl PublishConfig {
+    /// Building in `work_dir`, with no `sunbird_encryption_key` (stored keys
+    /// are decoded without a salt). No default folder here: the system's
+    /// temporary folder is read from the environment, which the core does
+    /// not do (the settings default to it).
+    pub fn in_folder(work_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            work_dir: work_dir.into(),
+            sunbird_encryption_key: String::new(),
+        }
+    }
 }
 
 /// Where a built report goes: a file written through a [`RowSink`],
@@ -641,11 +668,12 @@ where
         let rid = row.request_id.clone();
         tracing::info!(request_id = %rid, status = %row.status, attempts = row.iteration, "request claimed");
 
-        // A request whose stored state cannot be read fails with the reason.
-        let previous = match parse_processed(row.processed_batches.as_deref()) {
-            Ok(p) => p,
+        // A request whose stored batches cannot be read fails with the
+        // reason, the stored text left as it is (see `ProcessedBatches`).
+        let previous = match row.processed() {
+            Ok(p) => p.to_vec(),
             Err(e) => {
-                let c = completion(RequestOutcome::refused(&e, Vec::new()));
+                let c = completion(RequestOutcome::unreadable(e));
                 return self.finish(claim, c).await;
             }
         };
@@ -799,7 +827,7 @@ where
         self.store.finish(claim, &c).await?;
         tracing::info!(
             status = %c.outcome.status,
-            batches = c.outcome.processed.len(),
+            batches = c.outcome.processed.as_ref().map_or(0, Vec::len),
             "request finished"
         );
         Ok(Handled::Finished(c))

@@ -262,7 +262,9 @@ impl<T> ReportSource for T where
 /// `(self, method(args))` and returns the awaited result: written once here
 /// for the wrappers that forward (`AnySource` picks a variant, `LiveSources`
 /// picks a store, [`Cooperative`](crate::cooperative::Cooperative) yields
-/// first), so a new trait method is forwarded in one place.
+/// first), so a new trait method is forwarded in one place. A wrapper that
+/// changes one read (a test double whose users are down, or that stalls)
+/// gives `$via` an arm for that method's name before the general one.
 ///
 /// ```
 /// use exhaust_core::memory::MemorySource;

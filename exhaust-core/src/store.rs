@@ -87,6 +87,11 @@ pub struct Completion {
 pub struct ColumnChanges {
     /// `status`.
     pub status: RequestStatus,
+    /// `processed_batches`: `Some` to overwrite (written as
+    /// [`processed_json`](crate::request::processed_json) gives it), `None`
+    /// to leave as stored (text that is not a list of batches, see
+    /// [`ProcessedBatches`](crate::request::ProcessedBatches)).
+    pub processed_batches: Option<Vec<ProcessedBatch>>,
     /// `download_urls`: `Some` to overwrite, `None` to leave as stored.
     pub download_urls: Option<Vec<String>>,
     /// `err_message` (`None` clears it).
@@ -110,6 +115,7 @@ impl Completion {
         let finished = matches!(o.status, RequestStatus::Success | RequestStatus::Failed);
         ColumnChanges {
             status: o.status,
+            processed_batches: o.processed.clone(),
             download_urls: match o.status {
                 RequestStatus::Success => Some(o.download_urls.clone()),
                 RequestStatus::Failed => Some(Vec::new()),
@@ -288,7 +294,7 @@ mod tests {
         let completion = |status, count_attempt| Completion {
             outcome: RequestOutcome {
                 status,
-                processed: Vec::new(),
+                processed: Some(Vec::new()),
                 download_urls: vec!["progress-exhaust/R/b.zip".into()],
                 err_message: None,
                 count_attempt,
@@ -316,5 +322,18 @@ mod tests {
         assert_eq!(back.download_urls, None, "stored links are kept");
         assert_eq!(back.completed_at, None);
         assert_eq!(back.execution_time_ms, 42);
+        assert_eq!(back.processed_batches, Some(vec![]), "the list is written");
+        // Stored text that is not a list of batches is left as it is.
+        let unreadable = Completion {
+            outcome: RequestOutcome::unreadable(&crate::request::RequestError::Malformed(
+                "processed_batches is not a list of batches: x".into(),
+            )),
+            completed_at: at,
+            execution_time_ms: 1,
+        }
+        .column_changes();
+        assert_eq!(unreadable.status, RequestStatus::Failed);
+        assert_eq!(unreadable.processed_batches, None);
+        assert_eq!(unreadable.iteration_step, 1);
     }
 }

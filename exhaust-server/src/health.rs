@@ -5,7 +5,8 @@
 use crate::worker::ServerRunner;
 use exhaust_core::ContentId;
 use exhaust_core::source::{CollectionSource, CustodianOrgSource, OptionalNodeSource};
-use exhaust_sources::{AnySource, LiveConfig, LiveSources};
+use exhaust_sources::settings::Settings;
+use exhaust_sources::{AnySource, LiveSources};
 use serde::Serialize;
 use std::future::Future;
 use std::path::PathBuf;
@@ -68,22 +69,45 @@ pub async fn probe_live(s: &LiveSources) -> Result<(), String> {
     Ok(())
 }
 
-/// The live stores of a server without a worker, which holds no source of
-/// its own: the connection is made at the first check and kept (with
-/// `--worker`, [`RunnerSource`] asks the worker's connection instead).
-#[derive(Debug)]
+/// Whether an opened source answers: live stores by [`probe_live`] over
+/// its own connections, a snapshot by listing its folder (as
+/// [`SnapshotFolder`] does).
+fn check_opened<'a>(source: &'a AnySource, folder: &'a SnapshotFolder) -> CheckFuture<'a> {
+    match source {
+        AnySource::Live(live) => Box::pin(probe_live(live)),
+        AnySource::Snapshot(_) => folder.check(),
+    }
+}
+
+/// The live stores of a server without a worker. Such a server holds no
+/// source at all (its API reads only the request store and the storage),
+/// so this check opens one at the first check and keeps it, through the
+/// runner's own composition ([`Settings::open_source`]), so the stores are
+/// reached as the worker reaches them. With `--worker`, [`RunnerSource`]
+/// asks the worker's source instead: there is never a second connection.
 pub struct LiveCheck {
-    config: LiveConfig,
-    sources: tokio::sync::OnceCell<LiveSources>,
+    settings: Settings,
+    folder: SnapshotFolder,
+    source: tokio::sync::OnceCell<AnySource>,
 }
 
 impl LiveCheck {
-    /// A check of the stores of `config`.
-    pub fn new(config: LiveConfig) -> Self {
+    /// A check of the source of `settings` (given `[source.live]`).
+    pub fn new(settings: Settings) -> Self {
         Self {
-            config,
-            sources: tokio::sync::OnceCell::new(),
+            folder: SnapshotFolder(settings.snapshot_dir()),
+            settings,
+            source: tokio::sync::OnceCell::new(),
         }
+    }
+}
+
+// By hand: the settings hold secrets (`sunbird_encryption_key`).
+impl std::fmt::Debug for LiveCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveCheck")
+            .field("opened", &self.source.initialized())
+            .finish_non_exhaustive()
     }
 }
 
@@ -94,12 +118,12 @@ impl SourceCheck for LiveCheck {
 
     fn check(&self) -> CheckFuture<'_> {
         Box::pin(async move {
-            let s = self
-                .sources
-                .get_or_try_init(|| LiveSources::connect(&self.config))
+            let source = self
+                .source
+                .get_or_try_init(|| self.settings.open_source())
                 .await
-                .map_err(|e| e.to_string())?;
-            probe_live(s).await
+                .map_err(|e| format!("{e:#}"))?;
+            check_opened(source, &self.folder).await
         })
     }
 }
@@ -130,10 +154,7 @@ impl SourceCheck for RunnerSource {
     }
 
     fn check(&self) -> CheckFuture<'_> {
-        match self.runner.sources() {
-            AnySource::Live(live) => Box::pin(probe_live(live)),
-            AnySource::Snapshot(_) => self.folder.check(),
-        }
+        check_opened(self.runner.sources(), &self.folder)
     }
 }
 
@@ -209,12 +230,14 @@ mod tests {
 
     #[tokio::test]
     async fn live_stores_that_are_down_are_reported_down_with_the_reason() {
-        let config: LiveConfig = toml::from_str(
+        let config: exhaust_sources::LiveConfig = toml::from_str(
             "[cassandra]\ncontact_points = [\"127.0.0.1:1\"]\nconnect_timeout_ms = 300\n\
              [redis]\nurl = \"redis://127.0.0.1:1\"\n",
         )
         .expect("config");
-        let check = LiveCheck::new(config);
+        let mut settings = Settings::default();
+        settings.source.live = Some(config);
+        let check = LiveCheck::new(settings);
         assert_eq!(check.describe(), "live");
         let err = check.check().await.expect_err("down");
         assert!(err.contains("unavailable"), "{err}");

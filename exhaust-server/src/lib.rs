@@ -250,7 +250,9 @@ pub async fn start_with(
     };
     let source: Arc<dyn health::SourceCheck> = match (&runner, &settings.source.live) {
         (Some(r), _) => Arc::new(RunnerSource::new(r.clone(), settings.snapshot_dir())),
-        (None, Some(live)) => Arc::new(LiveCheck::new(live.clone())),
+        // Without a worker the server holds no source: the check opens
+        // its own (see `LiveCheck`).
+        (None, Some(_)) => Arc::new(LiveCheck::new(settings.clone())),
         (None, None) => Arc::new(SnapshotFolder(settings.snapshot_dir())),
     };
     let state = AppState::new(StateConfig {

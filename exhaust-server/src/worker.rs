@@ -10,7 +10,7 @@ use exhaust_core::store::StoreError;
 use exhaust_sources::AnySource;
 use exhaust_sources::requests::AnyRequestStore;
 use exhaust_sources::settings::{AnyPreferences, Settings};
-use exhaust_writer::{AppRunner, PublishConfig, Publisher, Storage, TokioClock};
+use exhaust_writer::{AppRunner, Publisher, Storage, TokioClock};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -37,11 +37,7 @@ pub async fn compose(
     store: AnyRequestStore,
     storage: Storage,
 ) -> anyhow::Result<ServerRunner> {
-    let publish = PublishConfig {
-        work_dir: settings.work_dir(),
-        sunbird_encryption_key: settings.security.sunbird_encryption_key.clone(),
-    };
-    let output = Publisher::new(storage, publish);
+    let output = Publisher::new(storage, settings.publish_config());
     settings.runner(store, output, TokioClock::system()).await
 }
 

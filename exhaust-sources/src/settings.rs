@@ -52,7 +52,9 @@ use anyhow::{Context, anyhow};
 use exhaust_core::OrgId;
 use exhaust_core::layout::{Layout, parse_column_keys};
 use exhaust_core::report::ReportOptions;
-use exhaust_core::runner::{Clock, DEFAULT_GRACE, ReportOutput, Runner, RunnerConfig};
+use exhaust_core::runner::{
+    Clock, DEFAULT_GRACE, PublishConfig, ReportOutput, Runner, RunnerConfig,
+};
 use exhaust_core::security::{FixedLevel, PreferenceSource, SecurityLevel};
 use exhaust_core::source::SourceResult;
 use exhaust_core::store::Selection;
@@ -448,6 +450,16 @@ impl Settings {
     pub fn work_dir(&self) -> PathBuf {
         self.job.work_dir.clone().unwrap_or_else(std::env::temp_dir)
     }
+
+    /// The output's configuration (`[job] work_dir`, `[security]
+    /// sunbird_encryption_key`): what a frontend gives
+    /// `exhaust_writer::Publisher` beside the storage.
+    pub fn publish_config(&self) -> PublishConfig {
+        PublishConfig {
+            work_dir: self.work_dir(),
+            sunbird_encryption_key: self.security.sunbird_encryption_key.clone(),
+        }
+    }
 }
 
 /// A setting written as text, parsed at load by its type's own `FromStr`,
@@ -490,6 +502,25 @@ mod tests {
         assert_eq!(s.job.grace(), DEFAULT_GRACE);
         let s: Settings = toml::from_str("[job]\ngrace_seconds = 3").expect("valid");
         assert_eq!(s.job.grace(), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn the_publish_config_is_the_work_folder_and_sunbirds_key() {
+        let s: Settings = toml::from_str(
+            "[job]\nwork_dir = \"/srv/exhaust-work\"\n\
+             [security]\nsunbird_encryption_key = \"salt\"\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            s.publish_config(),
+            PublishConfig {
+                work_dir: PathBuf::from("/srv/exhaust-work"),
+                sunbird_encryption_key: "salt".into(),
+            }
+        );
+        let s = Settings::default();
+        assert_eq!(s.publish_config().work_dir, s.work_dir());
+        assert_eq!(s.publish_config().sunbird_encryption_key, "");
     }
 
     #[test]

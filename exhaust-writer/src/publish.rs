@@ -19,24 +19,10 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Where a [`Publisher`] builds and how it decodes stored keys.
-#[derive(Debug, Clone)]
-pub struct PublishConfig {
-    /// Where report files and zips are written before they are stored.
-    pub work_dir: PathBuf,
-    /// Sunbird's `sunbird_encryption_key`: its length is the salt prefix
-    /// removed when decoding a request's `encryption_key`.
-    pub sunbird_encryption_key: String,
-}
-
-impl Default for PublishConfig {
-    fn default() -> Self {
-        Self {
-            work_dir: std::env::temp_dir(),
-            sunbird_encryption_key: String::new(),
-        }
-    }
-}
+/// Where a [`Publisher`] builds and how it decodes stored keys: plain
+/// data of the core's (the settings give it), re-exported here beside the
+/// publisher that takes it.
+pub use exhaust_core::runner::PublishConfig;
 
 /// Builds reports in work folders and stores their zips in a [`Storage`].
 #[derive(Debug, Clone)]

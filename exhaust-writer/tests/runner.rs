@@ -4,18 +4,12 @@
 //! storage folder. Every scenario runs on both stores.
 
 use chrono::{NaiveDate, TimeZone, Utc};
-use exhaust_core::model::UserEntry;
-use exhaust_core::request::{JobRequest, RequestStatus, parse_processed, request_id};
+use exhaust_core::request::{JobRequest, RequestStatus, request_id};
 use exhaust_core::runner::{Runner, RunnerConfig};
 use exhaust_core::security::{FixedLevel, SecurityLevel};
-use exhaust_core::source::{
-    ActivitySource, AttemptSource, BatchSource, CollectionBatchSource, CollectionSource,
-    CustodianOrgSource, EnrolmentSource, HierarchySource, OptionalNodeSource, ReadCounter,
-    SourceError, SourceResult, UserSource,
-};
+use exhaust_core::source::{ReadCounter, SourceError};
 use exhaust_core::store::{RequestStore, Selection, Submission};
 use exhaust_core::time::{ReportTz, file_date_stamp};
-use exhaust_core::{BatchId, ContentId, OrgId, UserId};
 use exhaust_sources::requests::AnyRequestStore;
 use exhaust_sources::requests::testing::TestStore;
 use exhaust_sources::{Snapshot, SnapshotOptions};
@@ -86,13 +80,7 @@ impl World {
         config: RunnerConfig,
         level: FixedLevel,
     ) -> TestRunner<S> {
-        let output = Publisher::new(
-            self.storage(),
-            PublishConfig {
-                work_dir: self.t.dir().to_path_buf(),
-                ..PublishConfig::default()
-            },
-        );
+        let output = Publisher::new(self.storage(), PublishConfig::in_folder(self.t.dir()));
         // The wall clock is pinned, so the date in file names is known.
         let clock = TokioClock::pinned(run_time());
         Runner::new(source, self.store().await, level, output, clock, config)
@@ -234,7 +222,7 @@ async fn sunbird_request_expectations(w: World) {
         assert_eq!(row.download_urls, std::slice::from_ref(&key));
         assert!(row.dt_job_completed.is_some());
         assert!(row.execution_time.is_some());
-        let processed = parse_processed(row.processed_batches.as_deref()).expect("processed");
+        let processed = row.processed().expect("processed");
         assert_eq!(processed.len(), 1);
         assert_eq!(processed[0].file_path, key.replace(".zip", ".csv"));
         assert_eq!(processed[0].channel.as_deref(), Some(CHANNEL));
@@ -371,7 +359,7 @@ async fn limits_then_resume(w: World) {
     let row = reread(store, &r).await;
     assert_eq!(row.status, RequestStatus::Submitted);
     assert_eq!(row.iteration, 0);
-    let processed = parse_processed(row.processed_batches.as_deref()).expect("processed");
+    let processed = row.processed().expect("processed");
     assert_eq!(processed.len(), 1);
     assert_eq!(processed[0].batch_id, "0135742803756164562");
     let first_zip = w.files().join(first.batches[0].key.clone());
@@ -554,13 +542,9 @@ async fn storage_failure(w: World) {
         row.iteration, 0,
         "a storage failure does not use an attempt"
     );
+    assert!(row.processed().expect("json").is_empty());
     let msg = row.err_message.unwrap_or_default();
     assert!(msg.starts_with("will retry: batch-001: storage"), "{msg}");
-    assert!(
-        parse_processed(row.processed_batches.as_deref())
-            .expect("json")
-            .is_empty()
-    );
 
     std::fs::remove_file(&blocker).expect("unblock");
     let s = runner.run_once().await.expect("run");
@@ -576,93 +560,22 @@ on_both_stores!(storage_failures, storage_failure);
 struct UsersDown(Snapshot);
 
 impl ReadCounter for UsersDown {}
-impl BatchSource for UsersDown {
-    async fn course_batch(
-        &self,
-        id: &BatchId,
-    ) -> SourceResult<Option<exhaust_core::model::CourseBatch>> {
-        self.0.course_batch(id).await
-    }
-}
-impl EnrolmentSource for UsersDown {
-    async fn enrolments<F>(
-        &self,
-        batch: &exhaust_core::model::CourseBatch,
-        on_chunk: F,
-    ) -> SourceResult<()>
-    where
-        F: FnMut(Vec<exhaust_core::model::EnrolmentRecord>) + Send,
-    {
-        self.0.enrolments(batch, on_chunk).await
-    }
-}
-impl UserSource for UsersDown {
-    async fn users(&self, _ids: &[UserId]) -> SourceResult<Vec<Option<UserEntry>>> {
+
+/// `users` fails as a Redis that refuses connections would; every other
+/// read is the snapshot's.
+macro_rules! users_down {
+    ($self:ident, users($($arg:expr),*)) => {{
+        let _ = ($($arg,)*);
         Err(SourceError::Unavailable {
             source_name: "redis".into(),
             detail: "connection refused".into(),
         })
-    }
+    }};
+    ($self:ident, $method:ident($($arg:expr),*)) => {
+        $self.0.$method($($arg),*).await
+    };
 }
-impl OptionalNodeSource for UsersDown {
-    async fn optional_nodes(
-        &self,
-        c: &ContentId,
-    ) -> SourceResult<std::collections::HashSet<String>> {
-        self.0.optional_nodes(c).await
-    }
-}
-impl AttemptSource for UsersDown {
-    async fn attempts(
-        &self,
-        c: &ContentId,
-        u: &[UserId],
-    ) -> SourceResult<Vec<exhaust_core::model::AssessmentAttempt>> {
-        self.0.attempts(c, u).await
-    }
-}
-impl ActivitySource for UsersDown {
-    async fn activity(
-        &self,
-        b: &BatchId,
-        a: &[ContentId],
-        u: &[UserId],
-    ) -> SourceResult<Vec<exhaust_core::model::ActivityAggregate>> {
-        self.0.activity(b, a, u).await
-    }
-}
-impl HierarchySource for UsersDown {
-    async fn hierarchy(&self, c: &ContentId) -> SourceResult<Option<String>> {
-        self.0.hierarchy(c).await
-    }
-}
-impl CollectionSource for UsersDown {
-    async fn collections(
-        &self,
-        ids: &[ContentId],
-    ) -> SourceResult<Vec<exhaust_core::model::CollectionMeta>> {
-        self.0.collections(ids).await
-    }
-    async fn search(
-        &self,
-        body: &serde_json::Value,
-    ) -> SourceResult<Vec<exhaust_core::model::CollectionMeta>> {
-        self.0.search(body).await
-    }
-}
-impl CollectionBatchSource for UsersDown {
-    async fn batches_of(
-        &self,
-        c: &[ContentId],
-    ) -> SourceResult<Vec<exhaust_core::model::CourseBatch>> {
-        self.0.batches_of(c).await
-    }
-}
-impl CustodianOrgSource for UsersDown {
-    async fn custodian_org(&self) -> SourceResult<Option<OrgId>> {
-        self.0.custodian_org().await
-    }
-}
+exhaust_core::forward_report_source!(impl [] for UsersDown => users_down);
 
 async fn source_down(w: World) {
     let runner = w

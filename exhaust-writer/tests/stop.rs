@@ -5,24 +5,15 @@
 //! the polling loop ends on a stop while it waits.
 
 use chrono::Utc;
-use exhaust_core::model::{
-    ActivityAggregate, AssessmentAttempt, CollectionMeta, CourseBatch, EnrolmentRecord, UserEntry,
-};
 use exhaust_core::report::ReportOptions;
-use exhaust_core::request::{NewRequest, RequestStatus, parse_processed};
+use exhaust_core::request::{NewRequest, ProcessedBatches, RequestStatus};
 use exhaust_core::runner::{Runner, RunnerConfig};
 use exhaust_core::security::FixedLevel;
-use exhaust_core::source::{
-    ActivitySource, AttemptSource, BatchSource, CollectionBatchSource, CollectionSource,
-    CustodianOrgSource, EnrolmentSource, HierarchySource, OptionalNodeSource, ReadCounter,
-    SourceResult, UserSource,
-};
+use exhaust_core::source::ReadCounter;
 use exhaust_core::store::RequestStore;
-use exhaust_core::{BatchId, ContentId, OrgId, UserId};
 use exhaust_sources::requests::{AnyRequestStore, SqliteRequestStore};
 use exhaust_sources::{Snapshot, SnapshotOptions};
 use exhaust_writer::{PublishConfig, Publisher, Shutdown, Storage, TokioClock};
-use std::collections::HashSet;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -57,21 +48,11 @@ struct Stalling {
 }
 
 impl ReadCounter for Stalling {}
-impl BatchSource for Stalling {
-    async fn course_batch(&self, id: &BatchId) -> SourceResult<Option<CourseBatch>> {
-        self.inner.course_batch(id).await
-    }
-}
-impl EnrolmentSource for Stalling {
-    async fn enrolments<F>(&self, batch: &CourseBatch, on_chunk: F) -> SourceResult<()>
-    where
-        F: FnMut(Vec<EnrolmentRecord>) + Send,
-    {
-        self.inner.enrolments(batch, on_chunk).await
-    }
-}
-impl UserSource for Stalling {
-    async fn users(&self, ids: &[UserId]) -> SourceResult<Vec<Option<UserEntry>>> {
+
+impl Stalling {
+    /// Counts a user read; past the allowed ones, triggers the stop and
+    /// stalls as told.
+    async fn stall_when_due(&self) {
         if self.reads.fetch_add(1, Ordering::SeqCst) >= self.allowed {
             self.stop.trigger();
             match self.stall {
@@ -79,52 +60,21 @@ impl UserSource for Stalling {
                 Stall::Block(d) => std::thread::sleep(d),
             }
         }
-        self.inner.users(ids).await
     }
 }
-impl OptionalNodeSource for Stalling {
-    async fn optional_nodes(&self, c: &ContentId) -> SourceResult<HashSet<String>> {
-        self.inner.optional_nodes(c).await
-    }
+
+/// User reads may stall ([`Stalling::stall_when_due`]); every read is then
+/// the snapshot's.
+macro_rules! stall_on_users {
+    ($self:ident, users($($arg:expr),*)) => {{
+        $self.stall_when_due().await;
+        $self.inner.users($($arg),*).await
+    }};
+    ($self:ident, $method:ident($($arg:expr),*)) => {
+        $self.inner.$method($($arg),*).await
+    };
 }
-impl AttemptSource for Stalling {
-    async fn attempts(&self, c: &ContentId, u: &[UserId]) -> SourceResult<Vec<AssessmentAttempt>> {
-        self.inner.attempts(c, u).await
-    }
-}
-impl ActivitySource for Stalling {
-    async fn activity(
-        &self,
-        b: &BatchId,
-        a: &[ContentId],
-        u: &[UserId],
-    ) -> SourceResult<Vec<ActivityAggregate>> {
-        self.inner.activity(b, a, u).await
-    }
-}
-impl HierarchySource for Stalling {
-    async fn hierarchy(&self, c: &ContentId) -> SourceResult<Option<String>> {
-        self.inner.hierarchy(c).await
-    }
-}
-impl CollectionSource for Stalling {
-    async fn collections(&self, ids: &[ContentId]) -> SourceResult<Vec<CollectionMeta>> {
-        self.inner.collections(ids).await
-    }
-    async fn search(&self, body: &serde_json::Value) -> SourceResult<Vec<CollectionMeta>> {
-        self.inner.search(body).await
-    }
-}
-impl CollectionBatchSource for Stalling {
-    async fn batches_of(&self, c: &[ContentId]) -> SourceResult<Vec<CourseBatch>> {
-        self.inner.batches_of(c).await
-    }
-}
-impl CustodianOrgSource for Stalling {
-    async fn custodian_org(&self) -> SourceResult<Option<OrgId>> {
-        self.inner.custodian_org().await
-    }
-}
+exhaust_core::forward_report_source!(impl [] for Stalling => stall_on_users);
 
 /// An SQLite store, a storage folder and a work folder in a fresh folder.
 struct World {
@@ -164,13 +114,7 @@ impl World {
             ..RunnerConfig::default()
         };
         let storage = Storage::local(self.files()).expect("storage");
-        let output = Publisher::new(
-            storage,
-            PublishConfig {
-                work_dir: self.work(),
-                ..PublishConfig::default()
-            },
-        );
+        let output = Publisher::new(storage, PublishConfig::in_folder(self.work()));
         Runner::new(
             source,
             self.store().await,
@@ -274,7 +218,7 @@ async fn a_build_longer_than_the_grace_period_is_abandoned_at_the_deadline() {
     assert_eq!(row.status, RequestStatus::Submitted);
     assert_eq!(row.iteration, 0, "a stop counts no attempt");
     assert_eq!(row.err_message, None);
-    let processed = parse_processed(row.processed_batches.as_deref()).expect("processed");
+    let processed = row.processed().expect("processed");
     assert_eq!(processed.len(), 1);
     assert_eq!(processed[0].batch_id, FIRST);
     let (zips, other) = w.leftovers();
@@ -332,7 +276,11 @@ async fn a_build_computing_on_the_caller_s_thread_is_abandoned_between_chunks() 
         .expect("get")
         .expect("row");
     assert_eq!(row.status, RequestStatus::Submitted);
-    assert_eq!(row.processed_batches.as_deref().map(str::trim), Some("[]"));
+    assert_eq!(
+        row.processed_batches,
+        Some(ProcessedBatches::Listed(vec![])),
+        "the stop wrote an empty list"
+    );
     let (zips, other) = w.leftovers();
     assert!(zips.is_empty() && other.is_empty(), "{zips:?} {other:?}");
 }

@@ -1,7 +1,8 @@
 //! A stored request's `request_data` (`RequestData::parse`) and
-//! `processed_batches` (`parse_processed`), as the runner reads them.
+//! `processed_batches` (`ProcessedBatches::read`), as the runner reads them:
+//! any text reads without a panic, and what it writes back reads the same.
 #![no_main]
-use exhaust_core::request::{RequestData, parse_processed};
+use exhaust_core::request::{ProcessedBatches, RequestData};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -11,6 +12,9 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = parse_processed(Some(text));
+        let read = ProcessedBatches::read(text.to_owned());
+        if let ProcessedBatches::Listed(_) = &read {
+            assert_eq!(ProcessedBatches::read(read.to_text()), read);
+        }
     }
 });

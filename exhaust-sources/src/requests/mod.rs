@@ -19,7 +19,7 @@ pub use postgres::{PgClaim, PgRequestStore};
 pub use sqlite::{SqliteClaim, SqliteRequestStore};
 
 use chrono::{DateTime, TimeZone, Utc};
-use exhaust_core::request::{JobRequest, ProcessedBatch, RequestStatus};
+use exhaust_core::request::{JobRequest, ProcessedBatch, ProcessedBatches, RequestStatus};
 use exhaust_core::store::{
     Completion, RequestStore, Selection, StoreError, StoreResult, Submission,
 };
@@ -355,7 +355,9 @@ where
             .unwrap_or(0),
         encryption_key: text("encryption_key")?,
         batch_number: r.try_get::<Option<i32>, _>("batch_number").map_err(get)?,
-        processed_batches: text("processed_batches")?,
+        // Text that is not a list of batches is kept with the reason, so
+        // the row stays readable (see `ProcessedBatches`).
+        processed_batches: text("processed_batches")?.map(ProcessedBatches::read),
     })
 }
 
@@ -381,7 +383,8 @@ pub(crate) fn time_of(ms: Option<i64>) -> Option<DateTime<Utc>> {
 /// them (which columns change is the core's rule, `Completion::column_changes`).
 pub(crate) struct CompletionColumns {
     pub status: &'static str,
-    pub processed: String,
+    /// `Some` to overwrite `processed_batches`, `None` to leave it.
+    pub processed: Option<String>,
     /// `Some` to overwrite `download_urls`, `None` to leave them.
     pub download_urls: Option<Vec<String>>,
     pub err_message: Option<String>,
@@ -397,7 +400,10 @@ impl CompletionColumns {
         let changes = c.column_changes();
         Self {
             status: changes.status.as_str(),
-            processed: exhaust_core::request::processed_json(&c.outcome.processed),
+            processed: changes
+                .processed_batches
+                .as_deref()
+                .map(exhaust_core::request::processed_json),
             download_urls: changes.download_urls,
             err_message: changes.err_message,
             iteration_step: changes.iteration_step,

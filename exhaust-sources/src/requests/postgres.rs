@@ -411,7 +411,8 @@ impl Statements {
                  WHERE tag = $1 AND request_id = $2"
             ),
             finish: format!(
-                "UPDATE {t} SET status = $3, processed_batches = CAST($4::text AS {pb}),
+                "UPDATE {t} SET status = $3,
+                    processed_batches = COALESCE(CAST($4::text AS {pb}), processed_batches),
                     download_urls = CASE WHEN $5 THEN $6::text[] ELSE download_urls END,
                     err_message = $7, iteration = COALESCE(iteration, 0) + $8,
                     dt_job_completed = COALESCE($9::timestamptz, dt_job_completed),

@@ -335,7 +335,8 @@ impl RequestStore for SqliteRequestStore {
         let c = CompletionColumns::new(completion);
         let writing = self.writes.lock().await;
         sqlx::query(
-            "UPDATE job_request SET status = ?3, processed_batches = ?4,
+            "UPDATE job_request SET status = ?3,
+                processed_batches = COALESCE(?4, processed_batches),
                 download_urls = COALESCE(?5, download_urls), err_message = ?6,
                 iteration = iteration + ?7,
                 dt_job_completed = COALESCE(?8, dt_job_completed), execution_time = ?9

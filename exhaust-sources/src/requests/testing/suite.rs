@@ -41,7 +41,7 @@ pub fn failed(msg: &str) -> Completion {
     Completion {
         outcome: RequestOutcome {
             status: RequestStatus::Failed,
-            processed: vec![],
+            processed: Some(vec![]),
             download_urls: vec![],
             err_message: Some(msg.into()),
             count_attempt: true,
@@ -149,8 +149,8 @@ pub async fn claims_are_exclusive(store: AnyRequestStore) {
         .expect("free again");
     assert_eq!(row.status, RequestStatus::Processing);
     assert_eq!(
-        exhaust_core::request::parse_processed(row.processed_batches.as_deref()).expect("json"),
-        vec![built.clone()]
+        row.processed().expect("a list"),
+        std::slice::from_ref(&built)
     );
     store
         .finish(
@@ -158,7 +158,7 @@ pub async fn claims_are_exclusive(store: AnyRequestStore) {
             &Completion {
                 outcome: RequestOutcome {
                     status: RequestStatus::Success,
-                    processed: vec![built],
+                    processed: Some(vec![built]),
                     download_urls: vec!["progress-exhaust/R1/b1_progress_20240115.zip".into()],
                     err_message: None,
                     count_attempt: false,
@@ -388,4 +388,161 @@ pub async fn indexes_serve_read_list_and_poll(store: AnyRequestStore) {
         .await
         .expect("candidates");
     assert_eq!(pending.len(), 150);
+}
+
+/// `processed_batches` as Sunbird's job writes it (reference 1.8: Jackson's
+/// compact text, keys `channel`, `batchId`, `filePath`, `fileSize`; older
+/// elements without `channel`).
+pub const SUNBIRD_PROCESSED: &str = concat!(
+    r#"[{"channel":"ch1","batchId":"b1","filePath":"progress-exhaust/R1/b1_progress_20240115.csv","fileSize":1234},"#,
+    r#"{"batchId":"b2","filePath":"progress-exhaust/R1/b2_progress_20240115.csv","fileSize":0}]"#
+);
+
+/// The text of `processed_batches` as the database holds it.
+pub async fn stored_processed(store: &AnyRequestStore, r: &JobRequest) -> Option<String> {
+    processed_text(store, r, None).await
+}
+
+/// Writes `text` into `processed_batches` as another program would (an
+/// untyped literal, so a json column takes it as a text column does), and
+/// reads the row back through the store.
+pub async fn store_processed_text(
+    store: &AnyRequestStore,
+    r: &JobRequest,
+    text: &str,
+) -> JobRequest {
+    let written = processed_text(store, r, Some(text)).await;
+    assert_eq!(written.as_deref(), Some(text));
+    store
+        .get(&r.tag, &r.request_id)
+        .await
+        .expect("the row is read")
+        .expect("row")
+}
+
+/// Claims `r`, records `record` when given and finishes with `outcome`, as
+/// a run does; the stored `processed_batches` after each write.
+async fn run_to(
+    store: &AnyRequestStore,
+    r: &JobRequest,
+    record: Option<&[ProcessedBatch]>,
+    outcome: RequestOutcome,
+) -> Vec<Option<String>> {
+    let (mut claim, _) = store
+        .claim(&r.tag, &r.request_id, &Selection::progress_exhaust())
+        .await
+        .expect("claim")
+        .expect("free");
+    let mut stored = Vec::new();
+    if let Some(batches) = record {
+        store
+            .record_processed(&mut claim, batches)
+            .await
+            .expect("record");
+        stored.push(stored_processed(store, r).await);
+    }
+    let completion = Completion {
+        outcome,
+        completed_at: Utc
+            .with_ymd_and_hms(2024, 1, 15, 11, 0, 0)
+            .single()
+            .expect("time"),
+        execution_time_ms: 5,
+    };
+    store.finish(claim, &completion).await.expect("finish");
+    stored.push(stored_processed(store, r).await);
+    stored
+}
+
+/// Reads `processed_batches` of `r`'s row, after writing `new` when given.
+/// Values are SQL literals (quotes doubled): this is test data, and one
+/// statement text then serves both databases.
+async fn processed_text(
+    store: &AnyRequestStore,
+    r: &JobRequest,
+    new: Option<&str>,
+) -> Option<String> {
+    let literal = |v: &str| format!("'{}'", v.replace('\'', "''"));
+    let (table, column) = match store {
+        AnyRequestStore::Postgres(s) => (s.table(), "processed_batches::text"),
+        AnyRequestStore::Sqlite(_) => ("job_request", "processed_batches"),
+    };
+    let key = format!(
+        "tag = {} AND request_id = {}",
+        literal(&r.tag),
+        literal(&r.request_id)
+    );
+    let sql = sqlx::AssertSqlSafe(match new {
+        None => format!("SELECT {column} FROM {table} WHERE {key}"),
+        Some(text) => format!(
+            "UPDATE {table} SET processed_batches = {} WHERE {key} RETURNING {column}",
+            literal(text)
+        ),
+    });
+    let read = match store {
+        AnyRequestStore::Postgres(s) => sqlx::query_scalar(sql).fetch_one(s.pool()).await,
+        AnyRequestStore::Sqlite(s) => sqlx::query_scalar(sql).fetch_one(s.pool()).await,
+    };
+    read.expect("processed_batches")
+}
+
+/// Sunbird's `processed_batches` text reads as typed batches and is written
+/// back byte for byte (by a recorded batch and by a completion); text that
+/// is not a list of batches keeps the row readable, with the reason, and a
+/// completion that leaves it (the core's `RequestOutcome::unreadable`)
+/// leaves the text exactly as stored.
+pub async fn processed_batches_keep_sunbird_text(store: AnyRequestStore) {
+    let r = request("R1", serde_json::json!({"batchFilter": ["b1", "b2"]}), 0);
+    store.submit(&r).await.expect("submit");
+    assert_eq!(stored_processed(&store, &r).await, None);
+    let row = store_processed_text(&store, &r, SUNBIRD_PROCESSED).await;
+    let batches = row.processed().expect("Sunbird's text is a list").to_vec();
+    assert_eq!(batches.len(), 2);
+    assert_eq!(batches[0].channel.as_deref(), Some("ch1"));
+    assert_eq!(batches[0].batch_id, "b1");
+    assert_eq!(batches[0].file_size, 1234);
+    assert_eq!(batches[1].channel, None);
+    assert_eq!(
+        row.processed_batches
+            .as_ref()
+            .map(exhaust_core::request::ProcessedBatches::to_text)
+            .as_deref(),
+        Some(SUNBIRD_PROCESSED)
+    );
+
+    // Written back as the runner writes it (a recorded batch, then a
+    // completion), the text is Sunbird's.
+    let sunbird = Some(SUNBIRD_PROCESSED.to_owned());
+    let retry = RequestOutcome::retry("redis down", batches.clone());
+    assert_eq!(
+        run_to(&store, &r, Some(&batches), retry).await,
+        [sunbird.clone(), sunbird]
+    );
+
+    // Text that is not a list of batches: the row is read and listed as
+    // any other; failing it leaves the text as it is.
+    let not_a_list = r#"{"batchId":"b1"}"#;
+    let row = store_processed_text(&store, &r, not_a_list).await;
+    let Some(exhaust_core::request::ProcessedBatches::Unreadable { text, error }) =
+        &row.processed_batches
+    else {
+        panic!("read as {:?}", row.processed_batches)
+    };
+    assert_eq!(text, not_a_list);
+    assert_eq!(store.list(&r.tag, 10).await.expect("list").len(), 1);
+    assert_eq!(
+        run_to(&store, &r, None, RequestOutcome::unreadable(error)).await,
+        [Some(not_a_list.to_owned())]
+    );
+    let row = store
+        .get(&r.tag, &r.request_id)
+        .await
+        .expect("get")
+        .expect("row");
+    assert_eq!((row.status, row.iteration), (RequestStatus::Failed, 1));
+    let msg = row.err_message.unwrap_or_default();
+    assert!(
+        msg.contains("processed_batches is not a list of batches"),
+        "{msg}"
+    );
 }
