@@ -8,10 +8,10 @@ use exhaust_core::request::{JobRequest, RequestStatus, request_id};
 use exhaust_core::runner::{Runner, RunnerConfig};
 use exhaust_core::security::{FixedLevel, SecurityLevel};
 use exhaust_core::source::{ReadCounter, SourceError};
-use exhaust_core::store::{RequestStore, Selection, Submission};
+use exhaust_core::store::{RequestStore, Submission};
 use exhaust_core::time::{ReportTz, file_date_stamp};
 use exhaust_sources::requests::AnyRequestStore;
-use exhaust_sources::requests::testing::TestStore;
+use exhaust_sources::requests::testing::{TestStore, suite};
 use exhaust_sources::{Snapshot, SnapshotOptions};
 use exhaust_writer::{PublishConfig, Publisher, Storage, TokioClock};
 use std::io::Read;
@@ -440,12 +440,7 @@ async fn dead_worker(w: World) {
     submit(runner.store(), &r).await;
     {
         let other = w.store().await;
-        let sel = Selection::progress_exhaust();
-        let (mut claim, _) = other
-            .claim(&r.tag, &r.request_id, &sel)
-            .await
-            .expect("claim")
-            .expect("free");
+        let (mut claim, _) = suite::claim_free(&other, &r).await;
         other.mark_processing(&mut claim).await.expect("processing");
         // While the worker lives, nobody else takes it.
         let busy = runner.run_once().await.expect("run");

@@ -6,11 +6,21 @@
 //!
 //! [`TestStore`]: super::TestStore
 
-use crate::requests::{AnyRequestStore, IndexNames, QueryPlan, Statement};
+use crate::requests::{AnyClaim, AnyRequestStore, IndexNames, QueryPlan, Statement};
 use chrono::{TimeZone, Utc};
 use exhaust_core::request::{JobRequest, ProcessedBatch, RequestOutcome, RequestStatus};
 use exhaust_core::store::{Completion, RequestStore, Selection, Submission};
 use std::time::Duration;
+
+/// Claims `r` for the progress exhaust, which must be free: the claim and
+/// the row as claimed.
+pub async fn claim_free(store: &AnyRequestStore, r: &JobRequest) -> (AnyClaim, JobRequest) {
+    store
+        .claim(&r.tag, &r.request_id, &Selection::progress_exhaust())
+        .await
+        .expect("claim")
+        .expect("free")
+}
 
 /// A `progress-exhaust` request of tag `do_1_b1:ch1`, submitted at
 /// 10:`minute` on 15 January 2024.
@@ -114,11 +124,7 @@ pub async fn claims_are_exclusive(store: AnyRequestStore) {
     let r = request("R1", serde_json::json!({"batchId": "b1"}), 0);
     store.submit(&r).await.expect("submit");
     let sel = Selection::progress_exhaust();
-    let (mut first, row) = store
-        .claim(&r.tag, &r.request_id, &sel)
-        .await
-        .expect("claim")
-        .expect("free");
+    let (mut first, row) = claim_free(&store, &r).await;
     assert_eq!(row.request_id, "R1");
     assert!(
         store
@@ -207,11 +213,7 @@ pub async fn a_dead_workers_request_is_taken_again(store: AnyRequestStore) {
     let r = request("R1", serde_json::json!({"batchId": "b1"}), 0);
     store.submit(&r).await.expect("submit");
     let sel = Selection::progress_exhaust();
-    let (mut claim, _) = store
-        .claim(&r.tag, &r.request_id, &sel)
-        .await
-        .expect("claim")
-        .expect("free");
+    let (mut claim, _) = claim_free(&store, &r).await;
     store.mark_processing(&mut claim).await.expect("processing");
     // The worker dies: its connection or file handle goes without a word.
     drop(claim);
@@ -428,11 +430,7 @@ async fn run_to(
     record: Option<&[ProcessedBatch]>,
     outcome: RequestOutcome,
 ) -> Vec<Option<String>> {
-    let (mut claim, _) = store
-        .claim(&r.tag, &r.request_id, &Selection::progress_exhaust())
-        .await
-        .expect("claim")
-        .expect("free");
+    let (mut claim, _) = claim_free(store, r).await;
     let mut stored = Vec::new();
     if let Some(batches) = record {
         store
