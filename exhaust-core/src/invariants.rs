@@ -36,7 +36,7 @@
 //!     user_id: UserId::new("u1"), course_id: ContentId::new("do_C"),
 //!     batch_id: BatchId::new("b1"), active: Some(true),
 //!     enrolled_date: Some("2021-01-01T00:00:00Z".parse().unwrap()),
-//!     content_status: vec![("do_r1".into(), 2)], ..EnrolmentRecord::default() });
+//!     content_status: [("do_r1", 2)].into(), ..EnrolmentRecord::default() });
 //!
 //! let opts = ReportOptions::default();
 //! let plan = block_on(plan_batch(&src, &BatchId::new("b1"), None, &opts)).unwrap();

@@ -10,8 +10,8 @@ use crate::hierarchy::{AssessmentRules, Hierarchy, HierarchyError};
 use crate::ids::{BatchId, ContentId, OrgId, UserId};
 use crate::layout::{Column, ColumnKey, Layout, ReportColumns};
 use crate::model::{
-    AssessmentAttempt, CollectionMeta, CourseBatch, EnrolledOn, EnrolmentRecord, UserEntry,
-    UserProfile,
+    AssessmentAttempt, CollectionMeta, ContentStatus, CourseBatch, EnrolledOn, EnrolmentRecord,
+    UserEntry, UserProfile,
 };
 use crate::source::{ReportSource, SourceError};
 use crate::time::ReportTz;
@@ -21,6 +21,9 @@ use chrono::{DateTime, Utc};
 // Keys are our own ids: a fast hash, no protection against chosen collisions needed.
 use rustc_hash::FxHashMap as HashMap;
 use std::collections::HashSet;
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::task::Poll;
 
 /// How reports are built.
 #[derive(Debug, Clone, PartialEq)]
@@ -343,66 +346,166 @@ pub async fn build_rows<S: ReportSource, K: RowSink>(
 
     let activities: Vec<ContentId> = plan.hierarchy.nested.iter().map(|n| n.id.clone()).collect();
     let mut row = RowBuilder::new(plan, opts);
-    for chunk in learners.chunks(opts.chunk_size.max(1)) {
-        let ids: Vec<UserId> = chunk.iter().map(|l| l.user_id.clone()).collect();
-        let users = sources.users(&ids).await?;
-        if users.len() != ids.len() {
-            return Err(SourceError::BadData {
-                source_name: "user cache".into(),
-                detail: format!("asked for {} users, got {} answers", ids.len(), users.len()),
+    let chunks: Vec<&[Learner]> = learners.chunks(opts.chunk_size.max(1)).collect();
+    let ids_of =
+        |chunk: &[Learner]| -> Vec<UserId> { chunk.iter().map(|l| l.user_id.clone()).collect() };
+    let Some(first) = chunks.first() else {
+        return Ok(summary);
+    };
+    let mut data = fetch_chunk(sources, plan, &activities, ids_of(first)).await?;
+    for (k, chunk) in chunks.iter().enumerate() {
+        // The next chunk's reads are issued before this chunk's rows are
+        // built, so a source that reads on other threads or waits on a
+        // network works while the rows are written (the report's one
+        // thread is otherwise idle during reads, and the readers during
+        // writing). Rows are still written in order, one chunk at a time;
+        // at most two chunks' reads are held at once.
+        let next = chunks
+            .get(k + 1)
+            .map(|c| fetch_chunk(sources, plan, &activities, ids_of(c)));
+        let write = async { write_chunk(plan, &mut row, sink, typed, &mut summary, chunk, &data) };
+        let (fetched, written) = match next {
+            Some(fetch) => {
+                let (fetched, written) = join(fetch, write).await;
+                (Some(fetched), written)
             }
-            .into());
-        }
-        let attempts = if plan.hierarchy.assessments.is_empty() {
-            Vec::new()
-        } else {
-            sources.attempts(&plan.batch.course_id, &ids).await?
+            None => (None, write.await),
         };
-        let aggregates = if activities.is_empty() {
-            Vec::new()
-        } else {
-            sources
-                .activity(&plan.batch.batch_id, &activities, &ids)
-                .await?
-        };
-        let facts = ChunkFacts::new(plan, &attempts, &aggregates);
-
-        for (learner, entry) in chunk.iter().zip(&users) {
-            let profile = match entry {
-                Some(UserEntry::Profile(p)) => Some(p),
-                Some(UserEntry::Malformed(why)) => {
-                    summary.malformed_users += 1;
-                    if summary.malformed_examples.len() < 5 {
-                        summary
-                            .malformed_examples
-                            .push((learner.user_id.clone(), why.clone()));
-                    }
-                    None
-                }
-                None => {
-                    summary.missing_users += 1;
-                    None
-                }
-            };
-            if let Some(org) = &plan.org_filter {
-                // Without a profile the user's org is unknown, so the user
-                // cannot be shown to another org.
-                if profile.and_then(|p| p.rootorgid.as_deref()) != Some(org.as_str()) {
-                    summary.filtered_by_org += 1;
-                    continue;
-                }
-            }
-            row.fill(learner, profile, &facts);
-            let written = if typed {
-                sink.typed_row(&row.values)
-            } else {
-                sink.row(row.render())
-            };
-            written.map_err(|e| BuildError::Sink(Box::new(e)))?;
-            summary.rows += 1;
+        // A failed write is reported before a failed read of the next chunk:
+        // the order the two would have failed in one after the other.
+        written?;
+        if let Some(fetched) = fetched {
+            data = fetched?;
         }
     }
     Ok(summary)
+}
+
+/// One chunk's reads: profiles, attempts and aggregates of its users.
+struct ChunkData {
+    users: Vec<Option<UserEntry>>,
+    attempts: Vec<AssessmentAttempt>,
+    aggregates: Vec<crate::model::ActivityAggregate>,
+}
+
+/// Reads one chunk's profiles, attempts and aggregates, the three at once.
+async fn fetch_chunk<S: ReportSource>(
+    sources: &S,
+    plan: &BatchPlan,
+    activities: &[ContentId],
+    ids: Vec<UserId>,
+) -> Result<ChunkData, BuildError> {
+    let users = sources.users(&ids);
+    let attempts = async {
+        if plan.hierarchy.assessments.is_empty() {
+            Ok(Vec::new())
+        } else {
+            sources.attempts(&plan.batch.course_id, &ids).await
+        }
+    };
+    let aggregates = async {
+        if activities.is_empty() {
+            Ok(Vec::new())
+        } else {
+            sources
+                .activity(&plan.batch.batch_id, activities, &ids)
+                .await
+        }
+    };
+    let (users, (attempts, aggregates)) = join(users, join(attempts, aggregates)).await;
+    // Reported in the order the reads were made in one after the other.
+    let users = users?;
+    if users.len() != ids.len() {
+        return Err(SourceError::BadData {
+            source_name: "user cache".into(),
+            detail: format!("asked for {} users, got {} answers", ids.len(), users.len()),
+        }
+        .into());
+    }
+    Ok(ChunkData {
+        users,
+        attempts: attempts?,
+        aggregates: aggregates?,
+    })
+}
+
+/// Writes one chunk's rows.
+fn write_chunk<K: RowSink>(
+    plan: &BatchPlan,
+    row: &mut RowBuilder<'_>,
+    sink: &mut K,
+    typed: bool,
+    summary: &mut BatchSummary,
+    chunk: &[Learner],
+    data: &ChunkData,
+) -> Result<(), BuildError> {
+    let facts = ChunkFacts::new(plan, &data.attempts, &data.aggregates);
+    for (learner, entry) in chunk.iter().zip(&data.users) {
+        let profile = match entry {
+            Some(UserEntry::Profile(p)) => Some(p),
+            Some(UserEntry::Malformed(why)) => {
+                summary.malformed_users += 1;
+                if summary.malformed_examples.len() < 5 {
+                    summary
+                        .malformed_examples
+                        .push((learner.user_id.clone(), why.clone()));
+                }
+                None
+            }
+            None => {
+                summary.missing_users += 1;
+                None
+            }
+        };
+        if let Some(org) = &plan.org_filter {
+            // Without a profile the user's org is unknown, so the user
+            // cannot be shown to another org.
+            if profile.and_then(|p| p.rootorgid.as_deref()) != Some(org.as_str()) {
+                summary.filtered_by_org += 1;
+                continue;
+            }
+        }
+        row.fill(learner, profile, &facts);
+        let written = if typed {
+            sink.typed_row(&row.values)
+        } else {
+            sink.row(row.render())
+        };
+        written.map_err(|e| BuildError::Sink(Box::new(e)))?;
+        summary.rows += 1;
+    }
+    Ok(())
+}
+
+/// Polls two futures until both are done, `a` first: its reads start
+/// before `b`'s work runs. (The core has no runtime to spawn on; this is
+/// `futures::join!` for two, without the dependency.)
+async fn join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
+    let mut a = pin!(a);
+    let mut b = pin!(b);
+    let mut out_a = None;
+    let mut out_b = None;
+    poll_fn(|cx| {
+        if out_a.is_none()
+            && let Poll::Ready(v) = a.as_mut().poll(cx)
+        {
+            out_a = Some(v);
+        }
+        if out_b.is_none()
+            && let Poll::Ready(v) = b.as_mut().poll(cx)
+        {
+            out_b = Some(v);
+        }
+        match (out_a.take(), out_b.take()) {
+            (Some(a), Some(b)) => Poll::Ready((a, b)),
+            (a, b) => {
+                out_a = a;
+                out_b = b;
+                Poll::Pending
+            }
+        }
+    })
+    .await
 }
 
 /// Reads the batch's enrolments into compact, sorted, de-duplicated learners.
@@ -507,11 +610,11 @@ impl LeafIndex {
         }
     }
 
-    fn completed(&self, content_status: &[(String, i32)]) -> Bits {
+    fn completed(&self, content_status: &ContentStatus) -> Bits {
         let mut bits = vec![0u64; self.words].into_boxed_slice();
-        for (id, status) in content_status {
-            if *status == 2
-                && let Some(&s) = self.slots.get(id.as_str())
+        for (id, status) in content_status.iter() {
+            if status == 2
+                && let Some(&s) = self.slots.get(id)
             {
                 bits[s as usize / 64] |= 1 << (s % 64);
             }

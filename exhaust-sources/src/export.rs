@@ -384,7 +384,7 @@ mod tests {
             enrolleddate: Some("2019-11-13 05:41:50:382+0000".into()),
             completed_on: None,
             status: Some(1),
-            content_status: vec![("do_11".into(), 2)],
+            content_status: [("do_11", 2)].into(),
             certificates: 0,
             issued_certificates: 2,
         };
@@ -439,11 +439,7 @@ mod tests {
             enrolleddate: Some("2019-11-13 05:41:50:382+0000".into()),
             completed_on: Some(t(1_573_983_310_001)),
             status: Some(2),
-            content_status: vec![
-                ("do_12".into(), 2),
-                ("do_11".into(), 1),
-                ("do_12".into(), 1),
-            ],
+            content_status: [("do_12", 2), ("do_11", 1), ("do_12", 1)].into(),
             certificates: 1,
             issued_certificates: 2,
         };
@@ -454,7 +450,7 @@ mod tests {
             enrolleddate: None,
             completed_on: None,
             status: None,
-            content_status: Vec::new(),
+            content_status: Default::default(),
             certificates: 0,
             issued_certificates: 0,
             ..full.clone()

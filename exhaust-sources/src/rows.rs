@@ -2,8 +2,8 @@
 //! caches as JSON) and their one-time conversion into core types.
 
 use exhaust_core::model::{
-    ActivityAggregate, AssessmentAttempt, CollectionMeta, CourseBatch, EnrolmentRecord, UserEntry,
-    UserProfile,
+    ActivityAggregate, AssessmentAttempt, CollectionMeta, ContentStatus, CourseBatch,
+    EnrolmentRecord, UserEntry, UserProfile,
 };
 use exhaust_core::time::parse_sunbird_timestamp;
 use exhaust_core::{BatchId, ContentId, OrgId, UserId};
@@ -60,28 +60,29 @@ fn list_len<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     Ok(Option::<Vec<IgnoredAny>>::deserialize(d)?.map_or(0, |v| v.len()))
 }
 
-/// `contentstatus`: a map of content id to status, read straight into pairs.
-fn content_status<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, i32)>, D::Error> {
+/// `contentstatus`: a map of content id to status, read straight into the
+/// compact list (ids borrowed from the line while read).
+fn content_status<'de, D: Deserializer<'de>>(d: D) -> Result<ContentStatus, D::Error> {
     struct V;
     impl<'de> de::Visitor<'de> for V {
-        type Value = Vec<(String, i32)>;
+        type Value = ContentStatus;
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             f.write_str("a map of content id to status, or null")
         }
         fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok(Vec::new())
+            Ok(ContentStatus::default())
         }
         fn visit_none<E>(self) -> Result<Self::Value, E> {
-            Ok(Vec::new())
+            Ok(ContentStatus::default())
         }
         fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
             d.deserialize_any(self)
         }
         fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut out = Vec::with_capacity(map.size_hint().unwrap_or(8));
-            while let Some((k, v)) = map.next_entry::<String, Option<f64>>()? {
+            let mut out = ContentStatus::with_capacity(map.size_hint().unwrap_or(8));
+            while let Some((Name(k), v)) = map.next_entry::<Name<'de>, Option<f64>>()? {
                 if let Some(v) = v {
-                    out.push((k, v as i32));
+                    out.push(&k, v as i32);
                 }
             }
             Ok(out)
@@ -116,7 +117,7 @@ pub(crate) struct EnrolmentRow {
     #[serde(default, deserialize_with = "lenient_i32")]
     status: Option<i32>,
     #[serde(default, deserialize_with = "content_status")]
-    contentstatus: Vec<(String, i32)>,
+    contentstatus: ContentStatus,
     #[serde(default, deserialize_with = "list_len")]
     certificates: usize,
     #[serde(default, deserialize_with = "list_len")]

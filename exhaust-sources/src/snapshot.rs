@@ -21,7 +21,7 @@ use crate::rows::{
     ActivityRow, AttemptRow, BatchRow, CacheRow, ContentRow, EnrolmentRow, HierarchyRow,
     UserCacheRow,
 };
-use crate::table::{SOURCE, TableFile, lines, read_all};
+use crate::table::{SOURCE, TableFile, read_all, text_lines};
 use exhaust_core::model::{
     ActivityAggregate, AssessmentAttempt, CollectionMeta, CourseBatch, EnrolmentRecord, UserEntry,
 };
@@ -31,11 +31,12 @@ use exhaust_core::source::{
     SourceError, SourceResult, UserSource,
 };
 use exhaust_core::{BatchId, ContentId, OrgId, UserId};
+use rayon::prelude::*;
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 /// Names and keys that deployments configure.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,7 +83,7 @@ impl Default for SnapshotOptions {
         Self {
             user_key_prefix: "user:".into(),
             optional_nodes_suffix: "optionalnodes".into(),
-            enrolment_chunk: 10_000,
+            enrolment_chunk: 1_000,
             temp_dir: None,
             threads: std::thread::available_parallelism().map_or(2, usize::from),
             persist_index_min_bytes: Some(16 << 20),
@@ -93,9 +94,17 @@ impl Default for SnapshotOptions {
 
 type Lazy<T> = OnceLock<SourceResult<T>>;
 
-/// A snapshot folder, read through the source traits.
-#[derive(Debug)]
+/// A snapshot folder, read through the source traits. A clone is cheap
+/// and shares the tables and indexes read so far.
+#[derive(Debug, Clone)]
 pub struct Snapshot {
+    inner: Arc<Inner>,
+}
+
+/// What a [`Snapshot`] shares with its clones and with the threads that
+/// read a chunk's lines while the report writes the previous chunk.
+#[derive(Debug)]
+struct Inner {
     dir: PathBuf,
     opts: SnapshotOptions,
     tables: HashMap<&'static str, Lazy<Option<TableFile>>>,
@@ -110,6 +119,9 @@ pub struct Snapshot {
     activity: Lazy<KeyIndex>,
     hierarchies: Lazy<KeyIndex>,
     stats: Counts,
+    /// The threads that read chunks' lines, started on first use and kept
+    /// for the snapshot's life (one set of allocator heaps, reused).
+    pool: Lazy<rayon::ThreadPool>,
 }
 
 /// How a `Snapshot` got its indexes so far (see [`Snapshot::index_stats`]).
@@ -158,38 +170,44 @@ impl Snapshot {
             opts.persist_index_min_bytes.unwrap_or(u64::MAX),
         );
         Ok(Self {
-            dir,
-            opts,
-            store,
-            enrolment_index: OnceLock::new(),
-            tables: TABLES.iter().map(|t| (*t, OnceLock::new())).collect(),
-            batches: OnceLock::new(),
-            contents: OnceLock::new(),
-            relations: OnceLock::new(),
-            custodian: OnceLock::new(),
-            users: OnceLock::new(),
-            attempts: OnceLock::new(),
-            activity: OnceLock::new(),
-            hierarchies: OnceLock::new(),
-            stats: Counts::default(),
+            inner: Arc::new(Inner {
+                dir,
+                opts,
+                store,
+                enrolment_index: OnceLock::new(),
+                tables: TABLES.iter().map(|t| (*t, OnceLock::new())).collect(),
+                batches: OnceLock::new(),
+                contents: OnceLock::new(),
+                relations: OnceLock::new(),
+                custodian: OnceLock::new(),
+                users: OnceLock::new(),
+                attempts: OnceLock::new(),
+                activity: OnceLock::new(),
+                hierarchies: OnceLock::new(),
+                stats: Counts::default(),
+                pool: OnceLock::new(),
+            }),
         })
     }
 
     /// The folder.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.inner.dir
     }
 
     /// How many table indexes this snapshot built, read from disk and
     /// persisted: each table is indexed at most once per `Snapshot`.
     pub fn index_stats(&self) -> IndexStats {
+        let stats = &self.inner.stats;
         IndexStats {
-            built: self.stats.built.load(Ordering::Relaxed),
-            loaded: self.stats.loaded.load(Ordering::Relaxed),
-            persisted: self.stats.persisted.load(Ordering::Relaxed),
+            built: stats.built.load(Ordering::Relaxed),
+            loaded: stats.loaded.load(Ordering::Relaxed),
+            persisted: stats.persisted.load(Ordering::Relaxed),
         }
     }
+}
 
+impl Inner {
     fn table(&self, name: &'static str) -> SourceResult<Option<&TableFile>> {
         let cell = &self.tables[name];
         cell.get_or_init(|| TableFile::open(&self.dir, name, self.opts.temp_dir.as_deref()))
@@ -354,13 +372,39 @@ fn row_error(t: &TableFile, line_no: usize, detail: &str) -> SourceError {
     SourceError::bad_data(SOURCE, format!("{} line {line_no}: {detail}", t.display))
 }
 
+/// Reads one run of lines and calls `f(line_number, line)` for each, in
+/// file order. The run is checked to be UTF-8 once, as a whole, and split
+/// as text (newlines are never inside a UTF-8 sequence), so lines parse
+/// with `from_str`, which then borrows strings without checking each again.
+fn read_run(
+    t: &TableFile,
+    offset: u64,
+    len: u32,
+    buf: &mut Vec<u8>,
+    f: &mut impl FnMut(&dyn Fn() -> usize, &str) -> SourceResult<()>,
+) -> SourceResult<()> {
+    t.read_at(offset, len, buf)?;
+    let text = match std::str::from_utf8(buf) {
+        Ok(text) => text,
+        Err(e) => {
+            let at = offset + e.valid_up_to() as u64;
+            let line = t.line_number_at(at);
+            return Err(row_error(t, line, "the line is not UTF-8 text"));
+        }
+    };
+    for (at, line) in text_lines(text) {
+        f(&|| t.line_number_at(offset + at as u64), line)?;
+    }
+    Ok(())
+}
+
 // The snapshot's reads are local file scans; the live sources are the ones
 // whose reads are worth counting.
 impl ReadCounter for Snapshot {}
 
 impl BatchSource for Snapshot {
     async fn course_batch(&self, id: &BatchId) -> SourceResult<Option<CourseBatch>> {
-        Ok(self.batches()?.get(id.as_str()).cloned())
+        Ok(self.inner.batches()?.get(id.as_str()).cloned())
     }
 }
 
@@ -368,6 +412,7 @@ impl CollectionBatchSource for Snapshot {
     async fn batches_of(&self, collections: &[ContentId]) -> SourceResult<Vec<CourseBatch>> {
         let wanted: HashSet<&str> = collections.iter().map(ContentId::as_str).collect();
         let mut out: Vec<CourseBatch> = self
+            .inner
             .batches()?
             .values()
             .filter(|b| wanted.contains(b.course_id.as_str()))
@@ -383,24 +428,28 @@ impl EnrolmentSource for Snapshot {
     where
         F: FnMut(Vec<EnrolmentRecord>) + Send,
     {
-        let Some(t) = self.table("user_enrolments")? else {
+        let Some(t) = self.inner.table("user_enrolments")? else {
             return Ok(());
         };
-        let chunk_size = self.opts.enrolment_chunk.max(1);
+        let chunk_size = self.inner.opts.enrolment_chunk.max(1);
         let mut chunk = Vec::with_capacity(chunk_size);
         // The report reads profiles, attempts and aggregates right after the
         // enrolments: index those tables on another thread meanwhile. Errors
         // are kept in the indexes' cells and reported by the lookups.
         std::thread::scope(|s| {
-            if self.opts.threads > 1 {
+            if self.inner.opts.threads > 1 {
                 s.spawn(|| {
-                    let _ = self.user_index();
-                    let _ = self.by_user_index(&self.attempts, "assessment_aggregator");
-                    let _ = self.by_user_index(&self.activity, "user_activity_agg");
+                    let _ = self.inner.user_index();
+                    let _ = self
+                        .inner
+                        .by_user_index(&self.inner.attempts, "assessment_aggregator");
+                    let _ = self
+                        .inner
+                        .by_user_index(&self.inner.activity, "user_activity_agg");
                 });
             }
-            let index = self.index(
-                &self.enrolment_index,
+            let index = self.inner.index(
+                &self.inner.enrolment_index,
                 "user_enrolments",
                 "batchid",
                 "",
@@ -413,35 +462,41 @@ impl EnrolmentSource for Snapshot {
             // bad line of another batch does not fail this one).
             let needle = serde_json::to_string(batch.batch_id.as_str())
                 .map_err(|e| SourceError::bad_data(SOURCE, e.to_string()))?;
-            self.lookup_lines(index, t, UNREADABLE, &mut buf, |line_at, line| {
-                if line.contains(needle.as_str()) {
+            self.inner
+                .lookup_lines(index, t, UNREADABLE, &mut buf, |line_at, line| {
+                    if line.contains(needle.as_str()) {
+                        let row: EnrolmentRow = serde_json::from_str(line)
+                            .map_err(|e| row_error(t, line_at(), &e.to_string()))?;
+                        if row.batchid.as_deref() == Some(batch.batch_id.as_str()) {
+                            chunk.push(row.into_record().map_err(|e| row_error(t, line_at(), &e))?);
+                        }
+                    }
+                    Ok(())
+                })?;
+            // The batch's own lines, parsed on `threads` threads and handed
+            // on in file order (the report keeps the first row of a user).
+            let runs: Vec<(u64, u32)> = index.runs(batch.batch_id.as_str()).collect();
+            self.inner.runs_in_order(
+                t,
+                &runs,
+                |line_at, line, out| {
                     let row: EnrolmentRow = serde_json::from_str(line)
                         .map_err(|e| row_error(t, line_at(), &e.to_string()))?;
                     if row.batchid.as_deref() == Some(batch.batch_id.as_str()) {
-                        chunk.push(row.into_record().map_err(|e| row_error(t, line_at(), &e))?);
-                    }
-                }
-                Ok(())
-            })?;
-            self.lookup_lines(
-                index,
-                t,
-                batch.batch_id.as_str(),
-                &mut buf,
-                |line_at, line| {
-                    let row: EnrolmentRow = serde_json::from_str(line)
-                        .map_err(|e| row_error(t, line_at(), &e.to_string()))?;
-                    if row.batchid.as_deref() != Some(batch.batch_id.as_str()) {
-                        return Ok(());
-                    }
-                    chunk.push(row.into_record().map_err(|e| row_error(t, line_at(), &e))?);
-                    if chunk.len() >= chunk_size {
-                        on_chunk(std::mem::replace(
-                            &mut chunk,
-                            Vec::with_capacity(chunk_size),
-                        ));
+                        out.push(row.into_record().map_err(|e| row_error(t, line_at(), &e))?);
                     }
                     Ok(())
+                },
+                |records| {
+                    for record in records {
+                        chunk.push(record);
+                        if chunk.len() >= chunk_size {
+                            on_chunk(std::mem::replace(
+                                &mut chunk,
+                                Vec::with_capacity(chunk_size),
+                            ));
+                        }
+                    }
                 },
             )
         })?;
@@ -452,7 +507,7 @@ impl EnrolmentSource for Snapshot {
     }
 }
 
-impl Snapshot {
+impl Inner {
     /// Calls `f(line_number, line)` for each line of `key` in an indexed
     /// table, in file order; `line_number` counts (error path only). Each
     /// read is checked to be UTF-8 once, so lines parse with `from_str`
@@ -466,24 +521,92 @@ impl Snapshot {
         mut f: impl FnMut(&dyn Fn() -> usize, &str) -> SourceResult<()>,
     ) -> SourceResult<()> {
         for (offset, len) in index.runs(key) {
-            t.read_at(offset, len, buf)?;
-            let text = match std::str::from_utf8(buf) {
-                Ok(text) => text,
-                Err(e) => {
-                    let at = offset + e.valid_up_to() as u64;
-                    let line = t.line_number_at(at);
-                    return Err(row_error(t, line, "the line is not UTF-8 text"));
-                }
-            };
-            for (at, line) in lines(text.as_bytes()) {
-                // `lines` splits at newlines, which are never inside a
-                // UTF-8 sequence: each line is valid text on its own.
-                let line = std::str::from_utf8(line)
-                    .map_err(|_| row_error(t, t.line_number_at(offset), "not UTF-8"))?;
-                f(&|| t.line_number_at(offset + at as u64), line)?;
-            }
+            read_run(t, offset, len, buf, &mut f)?;
         }
         Ok(())
+    }
+
+    /// Reads and parses `runs` of `t` on up to `threads` threads, and hands
+    /// each run's items to `deliver` on this thread, in the order of
+    /// `runs`. At most two parsed runs per thread wait to be delivered. The
+    /// first error, in run order, stops the reading and is returned.
+    fn runs_in_order<T: Send>(
+        &self,
+        t: &TableFile,
+        runs: &[(u64, u32)],
+        parse: impl Fn(&dyn Fn() -> usize, &str, &mut Vec<T>) -> SourceResult<()> + Sync,
+        mut deliver: impl FnMut(Vec<T>),
+    ) -> SourceResult<()> {
+        let read = |buf: &mut Vec<u8>, &(offset, len): &(u64, u32)| {
+            let mut out = Vec::new();
+            read_run(t, offset, len, buf, &mut |line_at, line| {
+                parse(line_at, line, &mut out)
+            })
+            .map(|()| out)
+        };
+        let workers = self.opts.threads.clamp(1, runs.len().max(1));
+        if workers == 1 {
+            let mut buf = Vec::new();
+            for run in runs {
+                deliver(read(&mut buf, run)?);
+            }
+            return Ok(());
+        }
+        std::thread::scope(|s| {
+            let receivers: Vec<_> = (0..workers)
+                .map(|w| {
+                    let (tx, rx) = std::sync::mpsc::sync_channel(2);
+                    let read = &read;
+                    s.spawn(move || {
+                        let mut buf = Vec::new();
+                        for run in runs.iter().skip(w).step_by(workers) {
+                            let result = read(&mut buf, run);
+                            let failed = result.is_err();
+                            // A closed channel: the reader stopped at an
+                            // earlier error.
+                            if tx.send(result).is_err() || failed {
+                                return;
+                            }
+                        }
+                    });
+                    rx
+                })
+                .collect();
+            for i in 0..runs.len() {
+                match receivers[i % workers].recv() {
+                    Ok(result) => deliver(result?),
+                    Err(_) => {
+                        return Err(SourceError::bad_data(
+                            SOURCE,
+                            "a snapshot reader thread panicked",
+                        ));
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// The reader threads (`threads` of them), started on first use.
+    fn pool(&self) -> SourceResult<&rayon::ThreadPool> {
+        self.pool
+            .get_or_init(|| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(self.opts.threads.max(1))
+                    .thread_name(|i| format!("exhaust-snapshot-{i}"))
+                    // A panicking read drops its result: the waiting
+                    // caller gets an error instead of the process aborting.
+                    .panic_handler(|_| tracing::error!("a snapshot reader thread panicked"))
+                    .build()
+                    .map_err(|e| {
+                        SourceError::unavailable(
+                            SOURCE,
+                            format!("cannot start the reader threads: {e}"),
+                        )
+                    })
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     /// Runs `f` over parts of `users` on up to `threads` threads and joins
@@ -497,30 +620,27 @@ impl Snapshot {
         if threads == 1 || users.len() < 256 {
             return f(users);
         }
-        let part = users.len().div_ceil(threads);
-        let results: Vec<SourceResult<Vec<T>>> = std::thread::scope(|s| {
-            let handles: Vec<_> = users.chunks(part).map(|p| s.spawn(|| f(p))).collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(SourceError::bad_data(
-                            SOURCE,
-                            "a snapshot reader thread panicked",
-                        ))
-                    })
-                })
-                .collect()
-        });
-        let mut out = Vec::new();
+        // A few parts per thread, so a thread that finishes early takes
+        // over the work of one that is slow.
+        let part = users.len().div_ceil(threads * 4).max(128);
+        let pool = self.pool()?;
+        // On the pool: called from one of its threads (a chunk's read), the
+        // parts are shared with the other threads by work stealing.
+        let results: Vec<SourceResult<Vec<T>>> =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                pool.install(|| users.par_chunks(part).map(&f).collect())
+            }))
+            .map_err(|_| SourceError::bad_data(SOURCE, "a snapshot reader thread panicked"))?;
+        let results = results.into_iter().collect::<SourceResult<Vec<_>>>()?;
+        let mut out = Vec::with_capacity(results.iter().map(Vec::len).sum());
         for r in results {
-            out.extend(r?);
+            out.extend(r);
         }
         Ok(out)
     }
 }
 
-impl Snapshot {
+impl Inner {
     /// The user id a user cache key names: the rest of `user:<id>`.
     fn user_id_of<'k>(&self, key: &'k str) -> Option<&'k str> {
         key.strip_prefix(self.opts.user_key_prefix.as_str())
@@ -544,12 +664,16 @@ impl Snapshot {
 
 impl UserSource for Snapshot {
     async fn users(&self, ids: &[UserId]) -> SourceResult<Vec<Option<UserEntry>>> {
-        let index = self.user_index()?;
-        self.parallel(ids, |ids| self.users_part(index, ids))
+        let ids = ids.to_vec();
+        self.off_thread(move |inner| {
+            let index = inner.user_index()?;
+            inner.parallel(&ids, |ids| inner.users_part(index, ids))
+        })
+        .await
     }
 }
 
-impl Snapshot {
+impl Inner {
     fn users_part(&self, index: &KeyIndex, ids: &[UserId]) -> SourceResult<Vec<Option<UserEntry>>> {
         let mut buf = Vec::new();
         let mut out = Vec::with_capacity(ids.len());
@@ -576,10 +700,11 @@ impl OptionalNodeSource for Snapshot {
     async fn optional_nodes(&self, collection: &ContentId) -> SourceResult<HashSet<String>> {
         let key = format!(
             "{c}:{c}:{}",
-            self.opts.optional_nodes_suffix,
+            self.inner.opts.optional_nodes_suffix,
             c = collection.as_str()
         );
         Ok(self
+            .inner
             .relations()?
             .get(&key)
             .map(|v| v.iter().cloned().collect())
@@ -589,6 +714,66 @@ impl OptionalNodeSource for Snapshot {
 
 impl AttemptSource for Snapshot {
     async fn attempts(
+        &self,
+        collection: &ContentId,
+        users: &[UserId],
+    ) -> SourceResult<Vec<AssessmentAttempt>> {
+        let (collection, users) = (collection.clone(), users.to_vec());
+        self.off_thread(move |inner| inner.attempts(&collection, &users))
+            .await
+    }
+}
+
+impl ActivitySource for Snapshot {
+    async fn activity(
+        &self,
+        batch: &BatchId,
+        activities: &[ContentId],
+        users: &[UserId],
+    ) -> SourceResult<Vec<ActivityAggregate>> {
+        let (batch, activities, users) = (batch.clone(), activities.to_vec(), users.to_vec());
+        self.off_thread(move |inner| {
+            let index = inner.by_user_index(&inner.activity, "user_activity_agg")?;
+            inner.parallel(&users, |users| {
+                inner.activity_part(index, &batch, &activities, users)
+            })
+        })
+        .await
+    }
+}
+
+impl Snapshot {
+    /// Runs `f` on a thread of its own and waits for it without holding the
+    /// caller's thread: the report builds one chunk's rows while the next
+    /// chunk's lines are read (`build_rows` polls the reads first). The
+    /// thread shares the tables and indexes; if the caller stops waiting,
+    /// the thread finishes its reads and its result is dropped.
+    fn off_thread<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> SourceResult<T> + Send + 'static,
+    ) -> impl Future<Output = SourceResult<T>> + Send + 'static {
+        let inner = Arc::clone(&self.inner);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let started = self.inner.pool().map(|pool| {
+            pool.spawn(move || {
+                // The receiver is gone only when the caller stopped waiting.
+                let _ = tx.send(f(&inner));
+            });
+        });
+        async move {
+            started?;
+            rx.await.unwrap_or_else(|_| {
+                Err(SourceError::bad_data(
+                    SOURCE,
+                    "a snapshot reader thread panicked",
+                ))
+            })
+        }
+    }
+}
+
+impl Inner {
+    fn attempts(
         &self,
         collection: &ContentId,
         users: &[UserId],
@@ -622,21 +807,7 @@ impl AttemptSource for Snapshot {
     }
 }
 
-impl ActivitySource for Snapshot {
-    async fn activity(
-        &self,
-        batch: &BatchId,
-        activities: &[ContentId],
-        users: &[UserId],
-    ) -> SourceResult<Vec<ActivityAggregate>> {
-        let index = self.by_user_index(&self.activity, "user_activity_agg")?;
-        self.parallel(users, |users| {
-            self.activity_part(index, batch, activities, users)
-        })
-    }
-}
-
-impl Snapshot {
+impl Inner {
     fn activity_part(
         &self,
         index: &KeyIndex,
@@ -678,32 +849,33 @@ impl Snapshot {
 
 impl HierarchySource for Snapshot {
     async fn hierarchy(&self, collection: &ContentId) -> SourceResult<Option<String>> {
-        let index = self.index(
-            &self.hierarchies,
+        let index = self.inner.index(
+            &self.inner.hierarchies,
             "content_hierarchy",
             "identifier",
             "",
             false,
             whole_key,
         )?;
-        let Some(t) = self.table("content_hierarchy")? else {
+        let Some(t) = self.inner.table("content_hierarchy")? else {
             return Ok(None);
         };
         let mut found = None;
         let mut buf = Vec::new();
-        self.lookup_lines(index, t, collection.as_str(), &mut buf, |line_at, line| {
-            let row: HierarchyRow =
-                serde_json::from_str(line).map_err(|e| row_error(t, line_at(), &e.to_string()))?;
-            if row.identifier.as_deref() == Some(collection.as_str()) {
-                found = match row.hierarchy {
-                    Some(serde_json::Value::String(s)) => Some(s),
-                    // A hierarchy stored as an object rather than its text.
-                    Some(v @ serde_json::Value::Object(_)) => Some(v.to_string()),
-                    _ => None,
-                };
-            }
-            Ok(())
-        })?;
+        self.inner
+            .lookup_lines(index, t, collection.as_str(), &mut buf, |line_at, line| {
+                let row: HierarchyRow = serde_json::from_str(line)
+                    .map_err(|e| row_error(t, line_at(), &e.to_string()))?;
+                if row.identifier.as_deref() == Some(collection.as_str()) {
+                    found = match row.hierarchy {
+                        Some(serde_json::Value::String(s)) => Some(s),
+                        // A hierarchy stored as an object rather than its text.
+                        Some(v @ serde_json::Value::Object(_)) => Some(v.to_string()),
+                        _ => None,
+                    };
+                }
+                Ok(())
+            })?;
         Ok(found)
     }
 }
@@ -712,6 +884,7 @@ impl CollectionSource for Snapshot {
     async fn collections(&self, ids: &[ContentId]) -> SourceResult<Vec<CollectionMeta>> {
         let wanted: HashSet<&str> = ids.iter().map(ContentId::as_str).collect();
         Ok(self
+            .inner
             .contents()?
             .iter()
             .filter(|(m, _)| wanted.contains(m.identifier.as_str()))
@@ -727,7 +900,7 @@ impl CollectionSource for Snapshot {
                 SourceError::bad_data(SOURCE, "a search filter needs request.filters")
             })?;
         let mut out = Vec::new();
-        for (meta, raw) in self.contents()? {
+        for (meta, raw) in self.inner.contents()? {
             if matches_filters(raw, filters)? {
                 out.push(meta.clone());
             }
@@ -765,7 +938,8 @@ fn matches_filters(
 
 impl CustodianOrgSource for Snapshot {
     async fn custodian_org(&self) -> SourceResult<Option<OrgId>> {
-        self.custodian
+        self.inner
+            .custodian
             .get_or_init(|| {
                 #[derive(Deserialize)]
                 struct Row {
@@ -773,7 +947,7 @@ impl CustodianOrgSource for Snapshot {
                     value: Option<String>,
                 }
                 let mut found = None;
-                if let Some(t) = self.table("system_settings")? {
+                if let Some(t) = self.inner.table("system_settings")? {
                     read_all(t, |line, n| {
                         let row: Row = parse(t, n, line)?;
                         if row.id.as_deref() == Some("custodianOrgId") {

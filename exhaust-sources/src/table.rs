@@ -232,17 +232,17 @@ fn decompress(gz: &PathBuf, name: &str, temp_dir: Option<&Path>) -> Result<Table
     })
 }
 
-/// Splits a run of lines read with [`TableFile::read_at`]: each non-blank
-/// line with its position in `buf`.
-pub(crate) fn lines(buf: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+/// Splits a run of lines read with [`TableFile::read_at`] (and checked to
+/// be text): each non-blank line with its position in `text`.
+pub(crate) fn text_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
     let mut start = 0usize;
-    buf.split(|&b| b == b'\n')
+    text.split('\n')
         .map(move |l| {
             let at = start;
             start += l.len() + 1;
-            (at, trim_line(l))
+            (at, l.trim_end_matches('\r'))
         })
-        .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
+        .filter(|(_, l)| !l.bytes().all(|b| b.is_ascii_whitespace()))
 }
 
 /// Reads a whole small table into memory (batches, contents, settings).

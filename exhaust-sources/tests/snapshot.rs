@@ -300,3 +300,92 @@ async fn parallel_reads_give_the_same_report_as_one_thread() {
     assert_eq!(reports[0], reports[1]);
     assert_eq!(reports[0], reports[2]);
 }
+
+/// Opens `dir` with `threads` reader threads and builds `batch`'s report.
+async fn report_with_threads(
+    dir: &Path,
+    batch: &str,
+    threads: usize,
+) -> Result<(VecSink, exhaust_core::report::BatchSummary), BuildError> {
+    let opts = SnapshotOptions {
+        threads,
+        enrolment_chunk: 2,
+        ..SnapshotOptions::default()
+    };
+    let snapshot = Snapshot::open(dir, opts).expect("opens");
+    let mut sink = VecSink::default();
+    let summary = build_report(
+        &snapshot,
+        &BatchId::new(batch),
+        None,
+        &ReportOptions::default(),
+        &mut sink,
+    )
+    .await?;
+    Ok((sink, summary))
+}
+
+/// The conformance snapshot with each `batch-001` enrolment line followed
+/// by a line of another batch, so every line of the batch is a run of its
+/// own, and `extra` lines at the end.
+fn interleaved(extra: &[&str]) -> tempfile::TempDir {
+    let dir = copy_snapshot(&[]);
+    let path = dir.path().join("user_enrolments.jsonl");
+    let text = std::fs::read_to_string(&path).expect("read");
+    let mut out = String::new();
+    for (i, line) in text.lines().filter(|l| !l.trim().is_empty()).enumerate() {
+        out.push_str(line);
+        out.push('\n');
+        out.push_str(&format!(
+            "{{\"userid\": \"other-{i}\", \"courseid\": \"do_x\", \"batchid\": \"batch-other\", \"active\": true}}\n"
+        ));
+    }
+    for line in extra {
+        out.push_str(line);
+        out.push('\n');
+    }
+    std::fs::write(&path, out).expect("write");
+    dir
+}
+
+#[tokio::test]
+async fn a_batch_in_many_runs_is_read_in_file_order_on_any_number_of_threads() {
+    let (plain, _) = report_with_threads(&conformance(), "batch-001", 1)
+        .await
+        .expect("plain");
+    // user-001 again, later in the file, with another enrolment date: the
+    // first line of a user is the one kept, so the report must not change.
+    let dir = interleaved(&[
+        r#"{"userid": "user-001", "courseid": "do_1130928636168192001667", "batchid": "batch-001", "active": true, "status": 1, "enrolled_date": "2021-01-01T00:00:00.000Z"}"#,
+    ]);
+    for threads in [1, 2, 3, 8] {
+        let (sink, summary) = report_with_threads(dir.path(), "batch-001", threads)
+            .await
+            .expect("builds");
+        assert_eq!(sink, plain, "{threads} threads");
+        assert_eq!(summary.duplicate_enrolments, 1, "{threads} threads");
+    }
+}
+
+#[tokio::test]
+async fn the_first_bad_line_of_a_batch_in_file_order_is_the_one_reported() {
+    let bad = |user: &str| {
+        format!(
+            r#"{{"userid": "{user}", "courseid": "do_1130928636168192001667", "batchid": "batch-001", "active": true, "enrolled_date": "not a date"}}"#
+        )
+    };
+    let (first, second) = (bad("bad-1"), bad("bad-2"));
+    let dir = interleaved(&[&first, "", &second]);
+    let lines = std::fs::read_to_string(dir.path().join("user_enrolments.jsonl"))
+        .expect("read")
+        .lines()
+        .count();
+    // `first` is the third line from the end (a blank line lies between).
+    let expected = format!("user_enrolments.jsonl line {}:", lines - 2);
+    for threads in [1, 2, 3] {
+        let err = report_with_threads(dir.path(), "batch-001", threads)
+            .await
+            .expect_err("a bad line fails the batch");
+        assert!(err.to_string().contains(&expected), "{threads}: {err}");
+    }
+}

@@ -85,8 +85,8 @@ fn enrol(user: &str, batch: &str) -> EnrolmentRecord {
     }
 }
 
-fn statuses(pairs: &[(&str, i32)]) -> Vec<(String, i32)> {
-    pairs.iter().map(|(id, s)| (id.to_string(), *s)).collect()
+fn statuses(pairs: &[(&str, i32)]) -> ContentStatus {
+    pairs.iter().map(|&(id, s)| (id, s)).collect()
 }
 
 pub fn attempt(

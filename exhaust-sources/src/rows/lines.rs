@@ -18,8 +18,8 @@
 
 use super::iso_timestamp;
 use exhaust_core::model::{
-    ActivityAggregate, AssessmentAttempt, CollectionMeta, CourseBatch, EnrolmentRecord, UserEntry,
-    UserProfile,
+    ActivityAggregate, AssessmentAttempt, CollectionMeta, ContentStatus, CourseBatch,
+    EnrolmentRecord, UserEntry, UserProfile,
 };
 use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
@@ -118,11 +118,11 @@ impl Serialize for Empty {
 }
 
 /// `contentstatus` from its decoded pairs: content id to status.
-pub(crate) struct Statuses<'a>(pub(crate) &'a [(String, i32)]);
+pub(crate) struct Statuses<'a>(pub(crate) &'a ContentStatus);
 
 impl Serialize for Statuses<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.0.iter().map(|(id, status)| (id, status)))
+        s.collect_map(self.0.iter())
     }
 }
 
@@ -415,7 +415,7 @@ mod tests {
             enrolleddate: Some("2019-11-13 05:41:50:382+0000".into()),
             completed_on: Some(t(1_573_883_310_383)),
             status: Some(2),
-            content_status: vec![("do_11".into(), 2), ("do_12".into(), 1)],
+            content_status: [("do_11", 2), ("do_12", 1)].into(),
             certificates: 1,
             issued_certificates: 2,
         };
