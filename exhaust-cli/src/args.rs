@@ -209,7 +209,7 @@ pub struct ReportArgs {
     pub out: PathBuf,
 
     /// Users per chunk read from the sources.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = exhaust_core::report::ReportOptions::default().chunk_size)]
     pub chunk_size: usize,
 
     /// File format: csv (Sunbird's), parquet, arrow (IPC file) or xlsx.

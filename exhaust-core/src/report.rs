@@ -50,7 +50,11 @@ impl Default for ReportOptions {
             timezone: ReportTz::utc(),
             attempt_choice: AttemptChoice::BestScore,
             assessment_rules: AssessmentRules::default(),
-            chunk_size: 2_000,
+            // Small chunks keep a chunk's reads and lookups in the cache and
+            // cost nothing more now that the next chunk is read while this
+            // one is written (BENCHMARKS.md: 250 ran 1.4x faster than
+            // 2,000 at 100,000 enrolments, with less memory).
+            chunk_size: 250,
         }
     }
 }
