@@ -11,9 +11,13 @@
 //! whole table again; one `Snapshot` indexes each table once, however many
 //! batches it serves.
 //!
-//! The reader does blocking file I/O inside its async methods: it never
-//! waits on a network, and a caller inside a multi-threaded runtime that
-//! needs the thread free can run the build on a blocking task.
+//! A chunk's reads (profiles, attempts, aggregates) run on the snapshot's
+//! pool of reader threads, so the caller's thread is free meanwhile: the
+//! report writes one chunk's rows while the next chunk is read. The other
+//! reads (the batch, its hierarchy, its enrolments, which several threads
+//! parse) do blocking file I/O inside their async methods: they never wait
+//! on a network, and a caller inside a multi-threaded runtime that needs the
+//! thread free can run the build on a blocking task.
 
 use crate::index::{IndexStore, KeyIndex, key_hash};
 use crate::jsonscan::top_level_str;
