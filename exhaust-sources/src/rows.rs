@@ -18,12 +18,89 @@ pub(crate) mod lines;
 /// Why a row could not be converted.
 pub(crate) type RowError = String;
 
+/// A field's value as the lenient readers below see it: a scalar read
+/// without building a `serde_json::Value` (text borrowed from the line when
+/// it has no escapes), and a list or an object kept as a value only to name
+/// it in an error.
+enum Scalar<'a> {
+    Null,
+    Bool(bool),
+    Number(serde_json::Number),
+    Text(Cow<'a, str>),
+    Other(serde_json::Value),
+}
+
+impl<'de> Deserialize<'de> for Scalar<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = Scalar<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a value")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(Scalar::Bool(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Scalar::Number(v.into()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Scalar::Number(v.into()))
+            }
+            // Not finite: null, as a `serde_json::Value` reads it.
+            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(serde_json::Number::from_f64(v).map_or(Scalar::Null, Scalar::Number))
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Scalar::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Scalar::Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Scalar::Text(Cow::Owned(v)))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Scalar::Null)
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(Scalar::Null)
+            }
+            fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
+                Scalar::deserialize(d)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                serde_json::Value::deserialize(de::value::SeqAccessDeserializer::new(seq))
+                    .map(Scalar::Other)
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                serde_json::Value::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(Scalar::Other)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl std::fmt::Display for Scalar<'_> {
+    /// As the value's JSON (what the error messages have always named).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Null => f.write_str("null"),
+            Self::Bool(b) => write!(f, "{b}"),
+            Self::Number(n) => write!(f, "{n}"),
+            Self::Text(t) => write!(f, "{}", serde_json::Value::String(t.to_string())),
+            Self::Other(v) => write!(f, "{v}"),
+        }
+    }
+}
+
 /// `true`/`false`, or their text (Sunbird compares `lower(active) == "true"`).
 fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-    Ok(match Option::<serde_json::Value>::deserialize(d)? {
-        Some(serde_json::Value::Bool(b)) => Some(b),
-        Some(serde_json::Value::String(s)) => Some(s.trim().eq_ignore_ascii_case("true")),
-        None | Some(serde_json::Value::Null) => None,
+    Ok(match Option::<Scalar>::deserialize(d)? {
+        Some(Scalar::Bool(b)) => Some(b),
+        Some(Scalar::Text(s)) => Some(s.trim().eq_ignore_ascii_case("true")),
+        None | Some(Scalar::Null) => None,
         Some(other) => {
             return Err(de::Error::custom(format!(
                 "expected a boolean, found {other}"
@@ -34,15 +111,15 @@ fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Erro
 
 /// A number, or a number written as text.
 fn lenient_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-    Ok(match Option::<serde_json::Value>::deserialize(d)? {
-        Some(serde_json::Value::Number(n)) => n.as_f64(),
-        Some(serde_json::Value::String(s)) if s.trim().is_empty() => None,
-        Some(serde_json::Value::String(s)) => Some(
+    Ok(match Option::<Scalar>::deserialize(d)? {
+        Some(Scalar::Number(n)) => n.as_f64(),
+        Some(Scalar::Text(s)) if s.trim().is_empty() => None,
+        Some(Scalar::Text(s)) => Some(
             s.trim()
                 .parse()
                 .map_err(|_| de::Error::custom(format!("expected a number, found {s:?}")))?,
         ),
-        None | Some(serde_json::Value::Null) => None,
+        None | Some(Scalar::Null) => None,
         Some(other) => {
             return Err(de::Error::custom(format!(
                 "expected a number, found {other}"
@@ -535,6 +612,89 @@ pub(crate) fn iso_millis(ms: i64) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The lenient readers as they were written over `serde_json::Value`:
+    /// the reference the `Scalar` readers must match, errors included.
+    fn value_f64(v: Option<serde_json::Value>) -> Result<Option<f64>, String> {
+        Ok(match v {
+            Some(serde_json::Value::Number(n)) => n.as_f64(),
+            Some(serde_json::Value::String(s)) if s.trim().is_empty() => None,
+            Some(serde_json::Value::String(s)) => Some(
+                s.trim()
+                    .parse()
+                    .map_err(|_| format!("expected a number, found {s:?}"))?,
+            ),
+            None | Some(serde_json::Value::Null) => None,
+            Some(other) => return Err(format!("expected a number, found {other}")),
+        })
+    }
+
+    fn value_bool(v: Option<serde_json::Value>) -> Result<Option<bool>, String> {
+        Ok(match v {
+            Some(serde_json::Value::Bool(b)) => Some(b),
+            Some(serde_json::Value::String(s)) => Some(s.trim().eq_ignore_ascii_case("true")),
+            None | Some(serde_json::Value::Null) => None,
+            Some(other) => return Err(format!("expected a boolean, found {other}")),
+        })
+    }
+
+    #[test]
+    fn lenient_fields_read_as_the_json_value_path_did() {
+        #[derive(Deserialize)]
+        struct Row {
+            #[serde(default, deserialize_with = "lenient_f64")]
+            n: Option<f64>,
+        }
+        #[derive(Deserialize)]
+        struct Flag {
+            #[serde(default, deserialize_with = "lenient_bool")]
+            b: Option<bool>,
+        }
+        for value in [
+            "1",
+            "-2",
+            "2.5",
+            "1e300",
+            "18446744073709551615",
+            "-0.0",
+            "null",
+            "true",
+            "false",
+            r#""""#,
+            r#"" 7 ""#,
+            r#""x""#,
+            r#""TRUE ""#,
+            r#""tr\u0075e""#,
+            r#""1\n""#,
+            "[]",
+            "[1, \"a\"]",
+            r#"{"a": [null]}"#,
+            "{}",
+        ] {
+            let line = format!(r#"{{"n": {value}, "b": {value}}}"#);
+            let v: serde_json::Value = serde_json::from_str(value).expect("json");
+            let got = serde_json::from_str::<Row>(&line)
+                .map(|r| r.n)
+                .map_err(|e| e.to_string());
+            match value_f64(Some(v.clone())) {
+                Ok(n) => assert_eq!(
+                    got.expect("reads").map(f64::to_bits),
+                    n.map(f64::to_bits),
+                    "{value}"
+                ),
+                Err(e) => assert!(got.expect_err("fails").starts_with(&e), "{value}"),
+            }
+            let got = serde_json::from_str::<Flag>(&line)
+                .map(|r| r.b)
+                .map_err(|e| e.to_string());
+            match value_bool(Some(v)) {
+                Ok(b) => assert_eq!(got.expect("reads"), b, "{value}"),
+                Err(e) => assert!(got.expect_err("fails").starts_with(&e), "{value}"),
+            }
+        }
+        let absent: Row = serde_json::from_str("{}").expect("reads");
+        assert_eq!(absent.n, None);
+    }
 
     #[test]
     fn user_lines_decode_as_the_json_value_path_does() {

@@ -387,8 +387,10 @@ fn read_run(
     buf: &mut Vec<u8>,
     f: &mut impl FnMut(&dyn Fn() -> usize, &str) -> SourceResult<()>,
 ) -> SourceResult<()> {
-    t.read_at(offset, len, buf)?;
-    let text = match std::str::from_utf8(buf) {
+    let bytes = t.read_at(offset, len, buf)?;
+    // SIMD validation; the standard library's only to say where a bad
+    // sequence starts.
+    let text = match simdutf8::basic::from_utf8(bytes).or_else(|_| std::str::from_utf8(bytes)) {
         Ok(text) => text,
         Err(e) => {
             let at = offset + e.valid_up_to() as u64;
@@ -819,7 +821,8 @@ impl Inner {
         activities: &[ContentId],
         users: &[UserId],
     ) -> SourceResult<Vec<ActivityAggregate>> {
-        let wanted: HashSet<&str> = activities.iter().map(ContentId::as_str).collect();
+        let wanted: rustc_hash::FxHashSet<&str> =
+            activities.iter().map(ContentId::as_str).collect();
         let context = format!("cb:{batch}");
         let Some(t) = self.table("user_activity_agg")? else {
             return Ok(Vec::new());

@@ -162,20 +162,28 @@ impl TableFile {
         newlines + 1
     }
 
-    /// Reads `len` bytes at `offset` (one or more whole lines).
-    pub(crate) fn read_at(
+    /// Reads `len` bytes at `offset` (one or more whole lines) into the
+    /// front of `buf`. The buffer only grows, and grows by a new zeroed
+    /// allocation: a reused buffer is neither copied on growth nor cleared
+    /// again before each read.
+    pub(crate) fn read_at<'b>(
         &self,
         offset: u64,
         len: u32,
-        buf: &mut Vec<u8>,
-    ) -> Result<(), SourceError> {
-        buf.resize(len as usize, 0);
-        self.file.read_exact_at(buf, offset).map_err(|e| {
+        buf: &'b mut Vec<u8>,
+    ) -> Result<&'b [u8], SourceError> {
+        let len = len as usize;
+        if buf.len() < len {
+            *buf = vec![0; len];
+        }
+        let out = &mut buf[..len];
+        self.file.read_exact_at(out, offset).map_err(|e| {
             SourceError::unavailable(
                 SOURCE,
                 format!("reading {} at byte {offset}: {e}", self.display),
             )
-        })
+        })?;
+        Ok(out)
     }
 }
 
@@ -235,14 +243,17 @@ fn decompress(gz: &PathBuf, name: &str, temp_dir: Option<&Path>) -> Result<Table
 /// Splits a run of lines read with [`TableFile::read_at`] (and checked to
 /// be text): each non-blank line with its position in `text`.
 pub(crate) fn text_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    let ends = memchr::memchr_iter(b'\n', text.as_bytes()).chain(std::iter::once(text.len()));
     let mut start = 0usize;
-    text.split('\n')
-        .map(move |l| {
-            let at = start;
-            start += l.len() + 1;
-            (at, l.trim_end_matches('\r'))
-        })
-        .filter(|(_, l)| !l.bytes().all(|b| b.is_ascii_whitespace()))
+    ends.map(move |end| {
+        let at = start;
+        start = end + 1;
+        // A newline is one byte and never inside a UTF-8 sequence, so
+        // `at..end` always falls on character boundaries.
+        let line = text.get(at..end).unwrap_or_default();
+        (at, line.trim_end_matches('\r'))
+    })
+    .filter(|(_, l)| !l.bytes().all(|b| b.is_ascii_whitespace()))
 }
 
 /// Reads a whole small table into memory (batches, contents, settings).
@@ -251,4 +262,25 @@ pub(crate) fn read_all(
     mut f: impl FnMut(&[u8], usize) -> Result<(), SourceError>,
 ) -> Result<(), SourceError> {
     table.scan(|_, n, line| f(line, n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::text_lines;
+
+    #[test]
+    fn lines_of_a_run_with_their_positions() {
+        let text = "{\"a\":1}\r\n\n  \n{\"b\":\"é\"}\n{\"c\":3}";
+        let got: Vec<(usize, &str)> = text_lines(text).collect();
+        assert_eq!(
+            got,
+            [(0, "{\"a\":1}"), (13, "{\"b\":\"é\"}"), (24, "{\"c\":3}")]
+        );
+        for (at, line) in &got {
+            assert!(text[*at..].starts_with(line));
+        }
+        assert_eq!(text_lines("").count(), 0);
+        assert_eq!(text_lines("\n\r\n").count(), 0);
+        assert_eq!(text_lines("x\n").collect::<Vec<_>>(), [(0, "x")]);
+    }
 }
