@@ -38,9 +38,20 @@ fn copy_snapshot(gzip: &[&str]) -> tempfile::TempDir {
 }
 
 async fn report(dir: &Path, batch: &str) -> Result<VecSink, BuildError> {
-    let snapshot = Snapshot::open(dir, SnapshotOptions::default()).expect("opens");
+    report_with(dir, batch, SnapshotOptions::default())
+        .await
+        .map(|(sink, _)| sink)
+}
+
+/// `batch`'s report from `dir` opened with `opts`, and its summary.
+async fn report_with(
+    dir: &Path,
+    batch: &str,
+    opts: SnapshotOptions,
+) -> Result<(VecSink, exhaust_core::report::BatchSummary), BuildError> {
+    let snapshot = Snapshot::open(dir, opts).expect("opens");
     let mut sink = VecSink::default();
-    build_report(
+    let summary = build_report(
         &snapshot,
         &BatchId::new(batch),
         None,
@@ -48,7 +59,7 @@ async fn report(dir: &Path, batch: &str) -> Result<VecSink, BuildError> {
         &mut sink,
     )
     .await?;
-    Ok(sink)
+    Ok((sink, summary))
 }
 
 #[tokio::test]
@@ -312,17 +323,7 @@ async fn report_with_threads(
         enrolment_chunk: 2,
         ..SnapshotOptions::default()
     };
-    let snapshot = Snapshot::open(dir, opts).expect("opens");
-    let mut sink = VecSink::default();
-    let summary = build_report(
-        &snapshot,
-        &BatchId::new(batch),
-        None,
-        &ReportOptions::default(),
-        &mut sink,
-    )
-    .await?;
-    Ok((sink, summary))
+    report_with(dir, batch, opts).await
 }
 
 /// The conformance snapshot with each `batch-001` enrolment line followed
