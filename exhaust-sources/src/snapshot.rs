@@ -376,6 +376,11 @@ fn row_error(t: &TableFile, line_no: usize, detail: &str) -> SourceError {
     SourceError::bad_data(SOURCE, format!("{} line {line_no}: {detail}", t.display))
 }
 
+/// A reader thread panicked: its part of the read is lost.
+fn reader_panicked() -> SourceError {
+    SourceError::bad_data(SOURCE, "a snapshot reader thread panicked")
+}
+
 /// Reads one run of lines and calls `f(line_number, line)` for each, in
 /// file order. The run is checked to be UTF-8 once, as a whole, and split
 /// as text (newlines are never inside a UTF-8 sequence), so lines parse
@@ -468,14 +473,21 @@ impl EnrolmentSource for Snapshot {
             // bad line of another batch does not fail this one).
             let needle = serde_json::to_string(batch.batch_id.as_str())
                 .map_err(|e| SourceError::bad_data(SOURCE, e.to_string()))?;
+            // A line of this batch as a record; `None` for another batch's.
+            let record = |line_at: &dyn Fn() -> usize, line: &str| {
+                let row: EnrolmentRow = serde_json::from_str(line)
+                    .map_err(|e| row_error(t, line_at(), &e.to_string()))?;
+                if row.batchid.as_deref() != Some(batch.batch_id.as_str()) {
+                    return Ok(None);
+                }
+                row.into_record()
+                    .map(Some)
+                    .map_err(|e| row_error(t, line_at(), &e))
+            };
             self.inner
                 .lookup_lines(index, t, UNREADABLE, &mut buf, |line_at, line| {
                     if line.contains(needle.as_str()) {
-                        let row: EnrolmentRow = serde_json::from_str(line)
-                            .map_err(|e| row_error(t, line_at(), &e.to_string()))?;
-                        if row.batchid.as_deref() == Some(batch.batch_id.as_str()) {
-                            chunk.push(row.into_record().map_err(|e| row_error(t, line_at(), &e))?);
-                        }
+                        chunk.extend(record(line_at, line)?);
                     }
                     Ok(())
                 })?;
@@ -486,11 +498,7 @@ impl EnrolmentSource for Snapshot {
                 t,
                 &runs,
                 |line_at, line, out| {
-                    let row: EnrolmentRow = serde_json::from_str(line)
-                        .map_err(|e| row_error(t, line_at(), &e.to_string()))?;
-                    if row.batchid.as_deref() == Some(batch.batch_id.as_str()) {
-                        out.push(row.into_record().map_err(|e| row_error(t, line_at(), &e))?);
-                    }
+                    out.extend(record(line_at, line)?);
                     Ok(())
                 },
                 |records| {
@@ -515,9 +523,8 @@ impl EnrolmentSource for Snapshot {
 
 impl Inner {
     /// Calls `f(line_number, line)` for each line of `key` in an indexed
-    /// table, in file order; `line_number` counts (error path only). Each
-    /// read is checked to be UTF-8 once, so lines parse with `from_str`
-    /// (which then borrows strings without checking each again).
+    /// table, in file order (`read_run` per run of lines); `line_number`
+    /// counts (error path only).
     fn lookup_lines(
         &self,
         index: &KeyIndex,
@@ -581,12 +588,7 @@ impl Inner {
             for i in 0..runs.len() {
                 match receivers[i % workers].recv() {
                     Ok(result) => deliver(result?),
-                    Err(_) => {
-                        return Err(SourceError::bad_data(
-                            SOURCE,
-                            "a snapshot reader thread panicked",
-                        ));
-                    }
+                    Err(_) => return Err(reader_panicked()),
                 }
             }
             Ok(())
@@ -636,7 +638,7 @@ impl Inner {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 pool.install(|| users.par_chunks(part).map(&f).collect())
             }))
-            .map_err(|_| SourceError::bad_data(SOURCE, "a snapshot reader thread panicked"))?;
+            .map_err(|_| reader_panicked())?;
         let results = results.into_iter().collect::<SourceResult<Vec<_>>>()?;
         let mut out = Vec::with_capacity(results.iter().map(Vec::len).sum());
         for r in results {
@@ -671,15 +673,16 @@ impl Inner {
 impl UserSource for Snapshot {
     async fn users(&self, ids: &[UserId]) -> SourceResult<Vec<Option<UserEntry>>> {
         let ids = ids.to_vec();
-        self.off_thread(move |inner| {
-            let index = inner.user_index()?;
-            inner.parallel(&ids, |ids| inner.users_part(index, ids))
-        })
-        .await
+        self.off_thread(move |inner| inner.users(&ids)).await
     }
 }
 
 impl Inner {
+    fn users(&self, ids: &[UserId]) -> SourceResult<Vec<Option<UserEntry>>> {
+        let index = self.user_index()?;
+        self.parallel(ids, |ids| self.users_part(index, ids))
+    }
+
     fn users_part(&self, index: &KeyIndex, ids: &[UserId]) -> SourceResult<Vec<Option<UserEntry>>> {
         let mut buf = Vec::new();
         let mut out = Vec::with_capacity(ids.len());
@@ -738,22 +741,17 @@ impl ActivitySource for Snapshot {
         users: &[UserId],
     ) -> SourceResult<Vec<ActivityAggregate>> {
         let (batch, activities, users) = (batch.clone(), activities.to_vec(), users.to_vec());
-        self.off_thread(move |inner| {
-            let index = inner.by_user_index(&inner.activity, "user_activity_agg")?;
-            inner.parallel(&users, |users| {
-                inner.activity_part(index, &batch, &activities, users)
-            })
-        })
-        .await
+        self.off_thread(move |inner| inner.activity(&batch, &activities, &users))
+            .await
     }
 }
 
 impl Snapshot {
-    /// Runs `f` on a thread of its own and waits for it without holding the
+    /// Runs `f` on the reader pool and waits for it without holding the
     /// caller's thread: the report builds one chunk's rows while the next
     /// chunk's lines are read (`build_rows` polls the reads first). The
-    /// thread shares the tables and indexes; if the caller stops waiting,
-    /// the thread finishes its reads and its result is dropped.
+    /// pool shares the tables and indexes; if the caller stops waiting,
+    /// the read still finishes and its result is dropped.
     fn off_thread<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Inner) -> SourceResult<T> + Send + 'static,
@@ -768,12 +766,7 @@ impl Snapshot {
         });
         async move {
             started?;
-            rx.await.unwrap_or_else(|_| {
-                Err(SourceError::bad_data(
-                    SOURCE,
-                    "a snapshot reader thread panicked",
-                ))
-            })
+            rx.await.unwrap_or_else(|_| Err(reader_panicked()))
         }
     }
 }
@@ -814,6 +807,18 @@ impl Inner {
 }
 
 impl Inner {
+    fn activity(
+        &self,
+        batch: &BatchId,
+        activities: &[ContentId],
+        users: &[UserId],
+    ) -> SourceResult<Vec<ActivityAggregate>> {
+        let index = self.by_user_index(&self.activity, "user_activity_agg")?;
+        self.parallel(users, |users| {
+            self.activity_part(index, batch, activities, users)
+        })
+    }
+
     fn activity_part(
         &self,
         index: &KeyIndex,
