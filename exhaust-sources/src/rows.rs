@@ -454,48 +454,15 @@ enum FieldText {
 
 impl<'de> Deserialize<'de> for FieldText {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> de::Visitor<'de> for V {
-            type Value = FieldText;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a hash field value")
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(FieldText::Text(v.to_owned()))
-            }
-            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-                Ok(FieldText::Text(v))
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(FieldText::Null)
-            }
-            fn visit_none<E>(self) -> Result<Self::Value, E> {
-                Ok(FieldText::Null)
-            }
-            fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
-                Ok(FieldText::Text(v.to_string()))
-            }
-            // Numbers as serde_json's `Number` prints them, as before.
-            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(FieldText::Text(serde_json::Number::from(v).to_string()))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(FieldText::Text(serde_json::Number::from(v).to_string()))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-                Ok(serde_json::Number::from_f64(v)
-                    .map_or(FieldText::Null, |n| FieldText::Text(n.to_string())))
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(FieldText::Wrong)
-            }
-            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(FieldText::Wrong)
-            }
-        }
-        d.deserialize_any(V)
+        // Numbers and booleans as their JSON text (serde_json's `Number`
+        // prints them), as before; a list or an object is the wrong shape.
+        Ok(match Scalar::deserialize(d)? {
+            Scalar::Text(t) => FieldText::Text(t.into_owned()),
+            Scalar::Null => FieldText::Null,
+            Scalar::Bool(b) => FieldText::Text(b.to_string()),
+            Scalar::Number(n) => FieldText::Text(n.to_string()),
+            Scalar::Other(_) => FieldText::Wrong,
+        })
     }
 }
 
