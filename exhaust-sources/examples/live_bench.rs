@@ -36,9 +36,7 @@ use exhaust_core::layout::Layout;
 use exhaust_core::report::{BatchSummary, ReportOptions, build_report};
 use exhaust_core::source::{ReadCounter, ReadStats, ReportSource, reads_between};
 use exhaust_sources::generate::{GenParams, generate};
-use exhaust_sources::{
-    CassandraConfig, LiveConfig, LiveSources, RedisConfig, SearchConfig, Snapshot, SnapshotOptions,
-};
+use exhaust_sources::{LiveConfig, LiveSources, Snapshot, SnapshotOptions};
 use exhaust_writer::CsvSink;
 use md5::{Digest, Md5};
 use std::collections::HashSet;
@@ -109,31 +107,6 @@ fn parse_args() -> anyhow::Result<Args> {
         });
     }
     Ok(args)
-}
-
-/// The configuration of the benchmark's stores: the adapters' defaults
-/// (pages of 5,000 rows, 32 queries in flight, pipelines of 500 users),
-/// with the batch-keyed enrolment copy that the loader fills.
-fn bench_config(cql: &str, redis_prefix: &str, search_url: &str) -> LiveConfig {
-    LiveConfig {
-        cassandra: CassandraConfig {
-            contact_points: vec![cql.to_owned()],
-            enrolment_table: Some("report_user_enrolments".into()),
-            ..CassandraConfig::default()
-        },
-        redis: RedisConfig {
-            url: redis_data::URL.into(),
-            user_db: redis_data::USER_DB,
-            relation_db: redis_data::RELATION_DB,
-            user_key_prefix: format!("{redis_prefix}user:"),
-            relation_key_prefix: redis_prefix.to_owned(),
-            ..RedisConfig::default()
-        },
-        search: SearchConfig {
-            base_url: search_url.to_owned(),
-            ..SearchConfig::default()
-        },
-    }
 }
 
 fn apply(run: &Run, cfg: &mut LiveConfig, opts: &mut ReportOptions) -> anyhow::Result<()> {
@@ -331,7 +304,7 @@ async fn main() -> anyhow::Result<()> {
     let loader = schema::session(&cql.contact_point()).await;
     let started = Instant::now();
     let (inserted, cassandra_load, redis, redis_load) = {
-        let dummy = bench_config(&cql.contact_point(), "", &search.base_url());
+        let dummy = support::wired_config(&cql.contact_point(), "", &search.base_url());
         schema::create(&loader, &dummy.cassandra).await;
         let cassandra = async {
             let t = Instant::now();
@@ -375,7 +348,8 @@ async fn main() -> anyhow::Result<()> {
     let mut failed = false;
     for _ in 0..args.repeat.max(1) {
         for run in &args.runs {
-            let mut cfg = bench_config(&cql.contact_point(), &redis.prefix, &search.base_url());
+            let mut cfg =
+                support::wired_config(&cql.contact_point(), &redis.prefix, &search.base_url());
             let mut opts = ReportOptions::default();
             apply(run, &mut cfg, &mut opts)?;
             let live = LiveSources::connect(&cfg).await?;

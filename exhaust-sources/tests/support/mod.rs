@@ -44,19 +44,15 @@ pub struct LiveFixture {
     pub _search: FakeSearch,
 }
 
-/// A configuration for the test stores: small pages and chunks, so that
-/// paging and chunking are exercised by small fixtures, and quick retries.
-pub fn test_config(cql: &str, redis_prefix: &str, search_url: &str) -> LiveConfig {
+/// The live sources wired to the test stores (the in-process CQL server
+/// with the batch-keyed enrolment copy the loader fills, the local Redis
+/// under `redis_prefix`, the fake search API), with the adapters' default
+/// tuning: what the live benchmark measures.
+pub fn wired_config(cql: &str, redis_prefix: &str, search_url: &str) -> LiveConfig {
     LiveConfig {
         cassandra: CassandraConfig {
             contact_points: vec![cql.to_owned()],
             enrolment_table: Some("report_user_enrolments".into()),
-            page_size: 7,
-            concurrency: 8,
-            retries: 1,
-            retry_backoff_ms: 10,
-            request_timeout_ms: 5_000,
-            connect_timeout_ms: 2_000,
             ..CassandraConfig::default()
         },
         redis: RedisConfig {
@@ -65,20 +61,33 @@ pub fn test_config(cql: &str, redis_prefix: &str, search_url: &str) -> LiveConfi
             relation_db: redis_data::RELATION_DB,
             user_key_prefix: format!("{redis_prefix}user:"),
             relation_key_prefix: redis_prefix.to_owned(),
-            chunk_size: 5,
-            retries: 1,
-            retry_backoff_ms: 10,
             ..RedisConfig::default()
         },
         search: SearchConfig {
             base_url: search_url.to_owned(),
-            page_limit: 2,
-            retries: 1,
-            retry_backoff_ms: 10,
-            timeout_ms: 5_000,
             ..SearchConfig::default()
         },
     }
+}
+
+/// A configuration for the test stores: small pages and chunks, so that
+/// paging and chunking are exercised by small fixtures, and quick retries.
+pub fn test_config(cql: &str, redis_prefix: &str, search_url: &str) -> LiveConfig {
+    let mut c = wired_config(cql, redis_prefix, search_url);
+    c.cassandra.page_size = 7;
+    c.cassandra.concurrency = 8;
+    c.cassandra.retries = 1;
+    c.cassandra.retry_backoff_ms = 10;
+    c.cassandra.request_timeout_ms = 5_000;
+    c.cassandra.connect_timeout_ms = 2_000;
+    c.redis.chunk_size = 5;
+    c.redis.retries = 1;
+    c.redis.retry_backoff_ms = 10;
+    c.search.page_limit = 2;
+    c.search.retries = 1;
+    c.search.retry_backoff_ms = 10;
+    c.search.timeout_ms = 5_000;
+    c
 }
 
 impl LiveFixture {
