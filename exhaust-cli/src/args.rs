@@ -216,6 +216,13 @@ pub struct ReportArgs {
     /// The typed formats need a build with the `typed` feature.
     #[arg(long, default_value = "csv")]
     pub format: String,
+
+    /// Read the --snapshot folder through offset indexes of its JSON lines
+    /// only: neither write nor read the digests of its large tables (a
+    /// digest makes later runs of the snapshot faster and the run that
+    /// writes it slower; BENCHMARKS.md).
+    #[arg(long)]
+    pub no_digest: bool,
 }
 
 /// `exhaust snapshot`.

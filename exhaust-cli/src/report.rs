@@ -28,6 +28,8 @@ use exhaust_sources::settings::Settings;
 struct Plan {
     /// An explicit snapshot folder; otherwise the configured source.
     snapshot: Option<PathBuf>,
+    /// Its options (`--no-digest`).
+    snapshot_options: SnapshotOptions,
     config: Option<PathBuf>,
     batches: Vec<BatchId>,
     search_filter: Option<serde_json::Value>,
@@ -65,6 +67,10 @@ fn validate(args: ReportArgs) -> anyhow::Result<Plan> {
     check_format(format)?;
     Ok(Plan {
         snapshot: args.snapshot,
+        snapshot_options: SnapshotOptions {
+            digest: !args.no_digest,
+            ..SnapshotOptions::default()
+        },
         config: args.config,
         batches: args.batch_ids.into_iter().map(BatchId::new).collect(),
         search_filter,
@@ -94,7 +100,7 @@ pub async fn run(args: ReportArgs, now: DateTime<Utc>) -> anyhow::Result<bool> {
                     dir.display()
                 );
             }
-            AnySource::Snapshot(Snapshot::open(dir, SnapshotOptions::default())?)
+            AnySource::Snapshot(Snapshot::open(dir, plan.snapshot_options.clone())?)
         }
         // The configured source: the live stores when [source.live] is set,
         // else the configured (or bundled sample) snapshot.

@@ -30,10 +30,10 @@ use std::path::{Path, PathBuf};
 
 /// One run of lines: 16 bytes, sorted by `(hash, offset)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Run {
-    hash: u32,
-    offset: u64,
-    len: u32,
+pub(crate) struct Run {
+    pub(crate) hash: u32,
+    pub(crate) offset: u64,
+    pub(crate) len: u32,
 }
 
 /// See the module documentation.
@@ -49,7 +49,7 @@ const PREFIX_BITS: u32 = 16;
 
 /// The most bytes a run of several lines spans (a single longer line is a
 /// run of its own, up to 4 GiB).
-const MAX_RUN: u64 = 1 << 20;
+pub(crate) const MAX_RUN: u64 = 1 << 20;
 
 /// The key's hash. Written here rather than taken from a hashing crate
 /// because persisted indexes depend on it: it must never change with a
@@ -64,7 +64,7 @@ pub(crate) fn key_hash(key: &[u8]) -> u32 {
 
 /// Multiply-rotate hashing over little-endian words, with a final mix. Also
 /// the checksum of index files.
-struct Mixer {
+pub(crate) struct Mixer {
     h: u64,
     tail: [u8; 8],
     tail_len: usize,
@@ -73,7 +73,7 @@ struct Mixer {
 impl Mixer {
     const K: u64 = 0x517c_c1b7_2722_0a95;
 
-    fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Self {
             h: seed,
             tail: [0; 8],
@@ -85,7 +85,7 @@ impl Mixer {
         self.h = (self.h.rotate_left(5) ^ w).wrapping_mul(Self::K);
     }
 
-    fn write(&mut self, mut bytes: &[u8]) {
+    pub(crate) fn write(&mut self, mut bytes: &[u8]) {
         if self.tail_len > 0 {
             let take = (8 - self.tail_len).min(bytes.len());
             self.tail[self.tail_len..self.tail_len + take].copy_from_slice(&bytes[..take]);
@@ -108,7 +108,7 @@ impl Mixer {
         self.tail_len = rest.len();
     }
 
-    fn finish(mut self) -> u64 {
+    pub(crate) fn finish(mut self) -> u64 {
         if self.tail_len > 0 {
             self.tail[self.tail_len..].fill(0);
             self.word(u64::from_le_bytes(self.tail));
@@ -176,12 +176,17 @@ impl KeyIndex {
                 len: (end - start) as u32,
             });
         }
-        runs.sort_unstable();
-        runs.shrink_to_fit();
-        Ok(Self::from_sorted(runs))
+        Ok(Self::from_runs(runs))
     }
 
-    fn from_sorted(runs: Vec<Run>) -> Self {
+    /// The index of `runs`, in any order.
+    pub(crate) fn from_runs(mut runs: Vec<Run>) -> Self {
+        runs.sort_unstable();
+        runs.shrink_to_fit();
+        Self::from_sorted(runs)
+    }
+
+    pub(crate) fn from_sorted(runs: Vec<Run>) -> Self {
         let mut buckets = vec![0u32; (1 << PREFIX_BITS) + 1];
         for r in &runs {
             buckets[(r.hash >> (32 - PREFIX_BITS)) as usize + 1] += 1;
@@ -204,6 +209,11 @@ impl KeyIndex {
             .iter()
             .take_while(move |r| r.hash == h)
             .map(|r| (r.offset, r.len))
+    }
+
+    /// Every run, sorted.
+    pub(crate) fn all_runs(&self) -> &[Run] {
+        &self.runs
     }
 
     /// Runs in the index.
@@ -247,18 +257,26 @@ impl IndexStore {
         }
     }
 
-    fn file_name(table: &TableFile, spec: &str) -> String {
+    /// The file of `table`'s index (`ext` `idx`) or digest (`dig`) under
+    /// `spec`.
+    pub(crate) fn file_name(table: &TableFile, spec: &str, ext: &str) -> String {
         let mut h = Mixer::new(1);
         h.write(spec.as_bytes());
-        format!("{}.{:08x}.idx", table.display, h.finish() as u32)
+        format!("{}.{:08x}.{ext}", table.display, h.finish() as u32)
+    }
+
+    /// Where files go, in order of preference: beside the snapshot, then
+    /// the cache folder.
+    pub(crate) fn dirs(&self) -> impl Iterator<Item = &Path> {
+        std::iter::once(self.beside.as_path()).chain(self.cache.as_deref())
     }
 
     /// The persisted index of `table` under `spec` (what was indexed), if a
     /// valid one exists; why not, otherwise.
     pub(crate) fn load(&self, table: &TableFile, spec: &str) -> Result<KeyIndex, String> {
-        let name = Self::file_name(table, spec);
+        let name = Self::file_name(table, spec, "idx");
         let mut why = Vec::new();
-        for dir in std::iter::once(&self.beside).chain(self.cache.as_ref()) {
+        for dir in self.dirs() {
             match read_index(&dir.join(&name), table, spec) {
                 Ok(index) => return Ok(index),
                 Err(e) => why.push(e),
@@ -275,9 +293,9 @@ impl IndexStore {
         spec: &str,
         index: &KeyIndex,
     ) -> Result<PathBuf, String> {
-        let name = Self::file_name(table, spec);
+        let name = Self::file_name(table, spec, "idx");
         let mut why = Vec::new();
-        for dir in std::iter::once(&self.beside).chain(self.cache.as_ref()) {
+        for dir in self.dirs() {
             match write_index(dir, &name, table, spec, index) {
                 Ok(path) => return Ok(path),
                 Err(e) => why.push(format!("{}: {e}", dir.display())),
@@ -287,27 +305,44 @@ impl IndexStore {
     }
 }
 
-fn header(table: &TableFile, spec: &str, runs: u64) -> Vec<u8> {
+/// What a persisted file of `table` begins with: the format (`magic`),
+/// the table's stamp and what was indexed; an index file adds its run
+/// count (`runs`), a digest file does not (`None`).
+pub(crate) fn header(magic: &[u8; 8], table: &TableFile, spec: &str, runs: Option<u64>) -> Vec<u8> {
     let s = table.stamp;
     let mut h = Vec::with_capacity(64 + spec.len());
-    h.extend_from_slice(MAGIC);
+    h.extend_from_slice(magic);
     for v in [s.len, s.mtime_s as u64, s.mtime_ns as u64, s.ino, s.dev] {
         h.extend_from_slice(&v.to_le_bytes());
     }
     h.extend_from_slice(&(spec.len() as u64).to_le_bytes());
     h.extend_from_slice(spec.as_bytes());
-    h.extend_from_slice(&runs.to_le_bytes());
+    if let Some(runs) = runs {
+        h.extend_from_slice(&runs.to_le_bytes());
+    }
     h
 }
 
-const RUN_BYTES: usize = 16;
+pub(crate) const RUN_BYTES: usize = 16;
 
-fn run_bytes(r: &Run) -> [u8; RUN_BYTES] {
+pub(crate) fn run_bytes(r: &Run) -> [u8; RUN_BYTES] {
     let mut b = [0u8; RUN_BYTES];
     b[..4].copy_from_slice(&r.hash.to_le_bytes());
     b[4..8].copy_from_slice(&r.len.to_le_bytes());
     b[8..].copy_from_slice(&r.offset.to_le_bytes());
     b
+}
+
+pub(crate) fn run_from_bytes(b: &[u8; RUN_BYTES]) -> Run {
+    let mut w4 = [0u8; 4];
+    let mut w8 = [0u8; 8];
+    w4.copy_from_slice(&b[..4]);
+    let hash = u32::from_le_bytes(w4);
+    w4.copy_from_slice(&b[4..8]);
+    let len = u32::from_le_bytes(w4);
+    w8.copy_from_slice(&b[8..]);
+    let offset = u64::from_le_bytes(w8);
+    Run { hash, offset, len }
 }
 
 fn write_index(
@@ -330,7 +365,7 @@ fn write_index(
             .set_permissions(std::fs::Permissions::from_mode(0o644))?;
     }
     let mut out = BufWriter::with_capacity(1 << 20, tmp.as_file());
-    let head = header(table, spec, index.runs.len() as u64);
+    let head = header(MAGIC, table, spec, Some(index.runs.len() as u64));
     let mut sum = Mixer::new(2);
     sum.write(&head);
     out.write_all(&head)?;
@@ -353,7 +388,7 @@ fn read_index(path: &Path, table: &TableFile, spec: &str) -> Result<KeyIndex, St
     let bad = |what: &str| format!("{}: {what}", path.display());
     let file_len = file.metadata().map_err(|e| bad(&e.to_string()))?.len();
     let mut r = BufReader::with_capacity(1 << 20, file);
-    let expected = header(table, spec, 0);
+    let expected = header(MAGIC, table, spec, Some(0));
     let head_len = expected.len();
     let mut head = vec![0u8; head_len];
     r.read_exact(&mut head)
@@ -381,18 +416,10 @@ fn read_index(path: &Path, table: &TableFile, spec: &str) -> Result<KeyIndex, St
     for _ in 0..count {
         r.read_exact(&mut b).map_err(|_| bad("truncated"))?;
         sum.write(&b);
-        let mut w4 = [0u8; 4];
-        let mut w8 = [0u8; 8];
-        w4.copy_from_slice(&b[..4]);
-        let hash = u32::from_le_bytes(w4);
-        w4.copy_from_slice(&b[4..8]);
-        let len = u32::from_le_bytes(w4);
-        w8.copy_from_slice(&b[8..]);
-        let offset = u64::from_le_bytes(w8);
-        let run = Run { hash, offset, len };
+        let run = run_from_bytes(&b);
         // A run outside the file, or out of order, is damage the checksum
         // would catch too; checking costs nothing and keeps `runs()` sound.
-        if offset.saturating_add(u64::from(len)) > table.data_len {
+        if run.offset.saturating_add(u64::from(run.len)) > table.data_len {
             return Err(bad("a run lies outside the table"));
         }
         if prev.is_some_and(|p| p > run) {

@@ -27,6 +27,7 @@
 pub mod any;
 pub mod cassandra;
 mod counting;
+mod digest;
 pub mod export;
 #[doc(hidden)]
 pub mod fuzzing;

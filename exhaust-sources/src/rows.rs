@@ -15,6 +15,9 @@ use std::collections::BTreeMap;
 /// The same tables' rows as the export and the generator write them.
 pub(crate) mod lines;
 
+/// The large tables' rows as a digest keeps them.
+pub(crate) mod codec;
+
 /// Why a row could not be converted.
 pub(crate) type RowError = String;
 

@@ -9,7 +9,11 @@
 //! lines, parsed in full when read. Indexes of large tables are persisted
 //! (`index.rs`), so a later run, or another process, does not read the
 //! whole table again; one `Snapshot` indexes each table once, however many
-//! batches it serves.
+//! batches it serves. The four tables read by key get a persisted digest
+//! instead (`digest.rs`, `SnapshotOptions::digest`): their rows as decoded
+//! when the table was indexed, so later reads parse no JSON; a lookup
+//! hands each line on as its row or, where the digest kept only the line,
+//! as its text (`Item`), and the same code turns both into the result.
 //!
 //! A chunk's reads (profiles, attempts, aggregates) run on the snapshot's
 //! pool of reader threads, so the caller's thread is free meanwhile: the
@@ -19,12 +23,11 @@
 //! on a network, and a caller inside a multi-threaded runtime that needs the
 //! thread free can run the build on a blocking task.
 
+use crate::digest::{Codec, Damaged, Digest, LineKey, Record};
 use crate::index::{IndexStore, KeyIndex, key_hash};
 use crate::jsonscan::top_level_str;
-use crate::rows::{
-    ActivityRow, AttemptRow, BatchRow, CacheRow, ContentRow, EnrolmentRow, HierarchyRow,
-    UserCacheRow,
-};
+use crate::rows::codec::{Activities, Attempts, Enrolments, Users};
+use crate::rows::{BatchRow, CacheRow, ContentRow, EnrolmentRow, HierarchyRow};
 use crate::table::{SOURCE, TableFile, read_all, text_lines};
 use exhaust_core::model::{
     ActivityAggregate, AssessmentAttempt, CollectionMeta, CourseBatch, EnrolmentRecord, UserEntry,
@@ -39,7 +42,7 @@ use rayon::prelude::*;
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// Names and keys that deployments configure.
@@ -59,6 +62,12 @@ pub struct SnapshotOptions {
     /// disk and read back by later runs (default 16 MiB: below that,
     /// indexing costs less than the file); `None`: never written or read.
     pub persist_index_min_bytes: Option<u64>,
+    /// With a persisted index, also keep a digest of the large tables
+    /// (enrolments, user cache, attempts, aggregates): each line's decoded
+    /// fields in a compact binary form, so later runs read a batch's rows
+    /// without parsing their JSON (`digest.rs`). Default on; off, those
+    /// tables get an offset index like the others.
+    pub digest: bool,
     /// Where indexes go when the snapshot folder cannot be written (a
     /// read-only snapshot): a folder per snapshot under this one. Default:
     /// `$XDG_CACHE_HOME/exhaust/snapshot-index`, else
@@ -91,6 +100,7 @@ impl Default for SnapshotOptions {
             temp_dir: None,
             threads: std::thread::available_parallelism().map_or(2, usize::from),
             persist_index_min_bytes: Some(16 << 20),
+            digest: true,
             index_cache_dir: Self::default_index_cache_dir(),
         }
     }
@@ -117,10 +127,10 @@ struct Inner {
     relations: Lazy<HashMap<String, Vec<String>>>,
     custodian: Lazy<Option<OrgId>>,
     store: IndexStore,
-    enrolment_index: Lazy<KeyIndex>,
-    users: Lazy<KeyIndex>,
-    attempts: Lazy<KeyIndex>,
-    activity: Lazy<KeyIndex>,
+    enrolments: Lazy<Reading>,
+    users: Lazy<Reading>,
+    attempts: Lazy<Reading>,
+    activity: Lazy<Reading>,
     hierarchies: Lazy<KeyIndex>,
     stats: Counts,
     /// The threads that read chunks' lines, started on first use and kept
@@ -178,7 +188,7 @@ impl Snapshot {
                 dir,
                 opts,
                 store,
-                enrolment_index: OnceLock::new(),
+                enrolments: OnceLock::new(),
                 tables: TABLES.iter().map(|t| (*t, OnceLock::new())).collect(),
                 batches: OnceLock::new(),
                 contents: OnceLock::new(),
@@ -220,74 +230,144 @@ impl Inner {
             .map_err(Clone::clone)
     }
 
-    /// The index of `table` by the top-level string `field` of each line
-    /// (`key_of` maps the field's value to the key; `None`: not indexed).
-    /// `spec` names what is indexed, for the persisted copy. Built once per
-    /// `Snapshot`; read from disk when a valid copy is there, written there
-    /// when the table is large.
-    fn index<'a>(
+    /// How `k`'s table is read: through its digest when the table is large
+    /// enough to persist what indexing it learns (loaded when a valid copy
+    /// is there, else built and written), otherwise through the offset
+    /// index of its lines. Decided once per `Snapshot`.
+    fn reading<'a, C: Codec>(
         &'a self,
-        cell: &'a Lazy<KeyIndex>,
-        table: &'static str,
-        field: &'static str,
-        spec: &str,
-        lenient: bool,
-        key_of: impl Fn(&str) -> Option<&str>,
-    ) -> SourceResult<&'a KeyIndex> {
+        cell: &'a Lazy<Reading>,
+        k: Keyed,
+    ) -> SourceResult<&'a Reading> {
         cell.get_or_init(|| {
-            let Some(t) = self.table(table)? else {
-                return Ok(KeyIndex::default());
+            let Some(t) = self.table(k.table)? else {
+                return Ok(Reading::Lines(KeyIndex::default()));
             };
-            let started = std::time::Instant::now();
-            let spec = format!("{field}|{spec}|lenient={lenient}");
-            let persist = t.data_len >= self.store.min_bytes;
-            if persist {
-                match self.store.load(t, &spec) {
-                    Ok(index) => {
+            if self.opts.digest && t.data_len >= self.store.min_bytes {
+                let started = std::time::Instant::now();
+                let spec = self.spec(k);
+                let table = k.table;
+                match Digest::load(&self.store, t, &spec) {
+                    Ok(digest) => {
                         tracing::debug!(
                             table,
-                            runs = index.len(),
+                            runs = digest.len(),
                             elapsed_ms = started.elapsed().as_millis() as u64,
-                            "read the persisted index of a snapshot table"
+                            "read the persisted digest of a snapshot table"
                         );
                         self.stats.loaded.fetch_add(1, Ordering::Relaxed);
-                        return Ok(index);
+                        return Ok(Reading::digest(digest));
                     }
-                    Err(why) => tracing::debug!(table, why, "building the index"),
+                    Err(why) => tracing::debug!(table, why, "building the digest"),
                 }
-            }
-            let index = KeyIndex::build(t, |line, n| {
-                let value = match top_level_str(line, field) {
-                    Ok(v) => v,
-                    // Kept under a key no id has, for the reader to judge.
-                    Err(_) if lenient => Some(std::borrow::Cow::Borrowed(UNREADABLE)),
-                    Err(e) => return Err(row_error(t, n, &e.0)),
-                };
-                Ok(value
-                    .as_deref()
-                    .and_then(&key_of)
-                    .map(|k| key_hash(k.as_bytes())))
-            })?;
-            tracing::debug!(
-                table,
-                runs = index.len(),
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "indexed snapshot table"
-            );
-            self.stats.built.fetch_add(1, Ordering::Relaxed);
-            if persist {
-                match self.store.save(t, &spec, &index) {
-                    Ok(path) => {
+                match Digest::build::<C>(&self.store, t, &spec, |line, n| {
+                    self.line_key(t, k, line, n)
+                })? {
+                    Ok(digest) => {
+                        tracing::debug!(
+                            table,
+                            runs = digest.len(),
+                            path = %digest.path().display(),
+                            elapsed_ms = started.elapsed().as_millis() as u64,
+                            "digested and persisted a snapshot table"
+                        );
+                        self.stats.built.fetch_add(1, Ordering::Relaxed);
                         self.stats.persisted.fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!(table, path = %path.display(), "persisted the index");
+                        return Ok(Reading::digest(digest));
                     }
-                    Err(why) => tracing::debug!(table, why, "the index stays in memory"),
+                    Err(why) => tracing::debug!(table, why, "no digest: indexing the lines"),
                 }
             }
-            Ok(index)
+            self.build_index(t, k).map(Reading::Lines)
         })
         .as_ref()
         .map_err(Clone::clone)
+    }
+
+    /// The offset index of `k`'s table, built once per `Snapshot`.
+    fn index<'a>(&'a self, cell: &'a Lazy<KeyIndex>, k: Keyed) -> SourceResult<&'a KeyIndex> {
+        cell.get_or_init(|| match self.table(k.table)? {
+            Some(t) => self.build_index(t, k),
+            None => Ok(KeyIndex::default()),
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+    }
+
+    /// What a persisted index or digest of `k` was built by (it must match).
+    fn spec(&self, k: Keyed) -> String {
+        let extra = if k.user_key {
+            format!("prefix={}", self.opts.user_key_prefix)
+        } else {
+            String::new()
+        };
+        format!("{}|{extra}|lenient={}", k.field, k.lenient)
+    }
+
+    /// The key of a line of `k`'s table: the hash of its key and whether it
+    /// is kept as a line whatever it holds (an unreadable key, for the
+    /// lookup that judges it); `None` when the line is not indexed.
+    fn line_key(&self, t: &TableFile, k: Keyed, line: &[u8], n: usize) -> SourceResult<LineKey> {
+        let value = match top_level_str(line, k.field) {
+            Ok(v) => v,
+            // Kept under a key no id has, for the reader to judge.
+            Err(_) if k.lenient => Some(std::borrow::Cow::Borrowed(UNREADABLE)),
+            Err(e) => return Err(row_error(t, n, &e.0)),
+        };
+        Ok(value
+            .as_deref()
+            .and_then(|v| {
+                if k.user_key {
+                    self.user_id_of(v)
+                } else {
+                    Some(v)
+                }
+            })
+            .map(|key| (key_hash(key.as_bytes()), key == UNREADABLE)))
+    }
+
+    /// The offset index of `k`'s lines: read from disk when a valid copy
+    /// is there, written there when the table is large.
+    fn build_index(&self, t: &TableFile, k: Keyed) -> SourceResult<KeyIndex> {
+        let table = k.table;
+        let started = std::time::Instant::now();
+        let spec = self.spec(k);
+        let persist = t.data_len >= self.store.min_bytes;
+        if persist {
+            match self.store.load(t, &spec) {
+                Ok(index) => {
+                    tracing::debug!(
+                        table,
+                        runs = index.len(),
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "read the persisted index of a snapshot table"
+                    );
+                    self.stats.loaded.fetch_add(1, Ordering::Relaxed);
+                    return Ok(index);
+                }
+                Err(why) => tracing::debug!(table, why, "building the index"),
+            }
+        }
+        let index = KeyIndex::build(t, |line, n| {
+            Ok(self.line_key(t, k, line, n)?.map(|(hash, _)| hash))
+        })?;
+        tracing::debug!(
+            table,
+            runs = index.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "indexed snapshot table"
+        );
+        self.stats.built.fetch_add(1, Ordering::Relaxed);
+        if persist {
+            match self.store.save(t, &spec, &index) {
+                Ok(path) => {
+                    self.stats.persisted.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(table, path = %path.display(), "persisted the index");
+                }
+                Err(why) => tracing::debug!(table, why, "the index stays in memory"),
+            }
+        }
+        Ok(index)
     }
 
     fn batches(&self) -> SourceResult<&HashMap<String, CourseBatch>> {
@@ -359,9 +439,114 @@ impl Inner {
 /// is in no id the platform makes).
 const UNREADABLE: &str = "\u{0}unreadable";
 
-/// The key of a table keyed by a field's whole value.
-fn whole_key(value: &str) -> Option<&str> {
-    Some(value)
+/// A large table and what its lines are found by.
+#[derive(Debug, Clone, Copy)]
+struct Keyed {
+    table: &'static str,
+    /// The top-level string field that holds each line's key.
+    field: &'static str,
+    /// A line whose key cannot be read is kept (under `UNREADABLE`) for
+    /// the lookup to judge, rather than failing the whole table.
+    lenient: bool,
+    /// The field is a user cache key: the key is the user id after the
+    /// configured prefix (lines with another prefix are not indexed).
+    user_key: bool,
+}
+
+const ENROLMENTS: Keyed = Keyed {
+    table: "user_enrolments",
+    field: "batchid",
+    lenient: true,
+    user_key: false,
+};
+const USERS: Keyed = Keyed {
+    table: "user_cache",
+    field: "key",
+    lenient: false,
+    user_key: true,
+};
+const ATTEMPTS: Keyed = Keyed {
+    table: "assessment_aggregator",
+    field: "user_id",
+    lenient: false,
+    user_key: false,
+};
+const ACTIVITY: Keyed = Keyed {
+    table: "user_activity_agg",
+    field: "user_id",
+    lenient: false,
+    user_key: false,
+};
+const HIERARCHIES: Keyed = Keyed {
+    table: "content_hierarchy",
+    field: "identifier",
+    lenient: false,
+    user_key: false,
+};
+
+/// How a large table's lines are found.
+#[derive(Debug)]
+enum Reading {
+    /// By the offset index of its JSON lines.
+    Lines(KeyIndex),
+    /// By its digest (see `digest.rs`).
+    Digest(DigestReading),
+}
+
+#[derive(Debug)]
+struct DigestReading {
+    digest: Digest,
+    /// Set when a run of the digest was found damaged: from then on the
+    /// table is read through `lines`.
+    damaged: AtomicBool,
+    /// The offset index of the table's lines, built only then.
+    lines: Lazy<KeyIndex>,
+}
+
+impl Reading {
+    fn digest(digest: Digest) -> Self {
+        Self::Digest(DigestReading {
+            digest,
+            damaged: AtomicBool::new(false),
+            lines: OnceLock::new(),
+        })
+    }
+}
+
+/// A `Reading` as one read uses it from start to end (a digest found
+/// damaged during the read does not switch it to the lines half-way).
+#[derive(Clone, Copy)]
+enum View<'a> {
+    Lines(&'a KeyIndex),
+    Digest(&'a DigestReading),
+}
+
+/// What a lookup hands on for each line: its JSON text, or its row as the
+/// digest keeps it (see [`row_of`]).
+enum Item<'x, R> {
+    Line(&'x str),
+    Row(R),
+}
+
+/// The row of a line: parsed from its JSON, or as the digest gave it.
+fn row_of<'x, C: Codec>(
+    t: &TableFile,
+    line_at: &dyn Fn() -> usize,
+    item: Item<'x, C::Row<'x>>,
+) -> SourceResult<C::Row<'x>> {
+    match item {
+        Item::Line(line) => {
+            serde_json::from_str(line).map_err(|e| row_error(t, line_at(), &e.to_string()))
+        }
+        Item::Row(row) => Ok(row),
+    }
+}
+
+/// Read buffers, reused across lookups: digest runs and JSON lines.
+#[derive(Default)]
+struct Bufs {
+    records: Vec<u8>,
+    lines: Vec<u8>,
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(
@@ -439,44 +624,40 @@ impl EnrolmentSource for Snapshot {
     where
         F: FnMut(Vec<EnrolmentRecord>) + Send,
     {
-        let Some(t) = self.inner.table("user_enrolments")? else {
+        let inner = &*self.inner;
+        let Some(t) = inner.table(ENROLMENTS.table)? else {
             return Ok(());
         };
-        let chunk_size = self.inner.opts.enrolment_chunk.max(1);
+        let chunk_size = inner.opts.enrolment_chunk.max(1);
         let mut chunk = Vec::with_capacity(chunk_size);
         // The report reads profiles, attempts and aggregates right after the
-        // enrolments: index those tables on another thread meanwhile. Errors
-        // are kept in the indexes' cells and reported by the lookups.
+        // enrolments: index those tables meanwhile, each on a thread of its
+        // own (a first run that digests them parses every line: a thread
+        // each keeps every core busy until the last is done). Errors are
+        // kept in the cells and reported by the lookups.
         std::thread::scope(|s| {
-            if self.inner.opts.threads > 1 {
+            if inner.opts.threads > 1 {
+                s.spawn(|| inner.reading::<Users>(&inner.users, USERS).map(drop));
                 s.spawn(|| {
-                    let _ = self.inner.user_index();
-                    let _ = self
-                        .inner
-                        .by_user_index(&self.inner.attempts, "assessment_aggregator");
-                    let _ = self
-                        .inner
-                        .by_user_index(&self.inner.activity, "user_activity_agg");
+                    inner
+                        .reading::<Attempts>(&inner.attempts, ATTEMPTS)
+                        .map(drop)
+                });
+                s.spawn(|| {
+                    inner
+                        .reading::<Activities>(&inner.activity, ACTIVITY)
+                        .map(drop)
                 });
             }
-            let index = self.inner.index(
-                &self.inner.enrolment_index,
-                "user_enrolments",
-                "batchid",
-                "",
-                true,
-                whole_key,
-            )?;
-            let mut buf = Vec::new();
+            let reading = inner.reading::<Enrolments>(&inner.enrolments, ENROLMENTS)?;
+            let mut bufs = Bufs::default();
             // Lines whose batch id could not be read: one that mentions this
             // batch's id is parsed, and fails the batch naming its line (a
             // bad line of another batch does not fail this one).
             let needle = serde_json::to_string(batch.batch_id.as_str())
                 .map_err(|e| SourceError::bad_data(SOURCE, e.to_string()))?;
-            // A line of this batch as a record; `None` for another batch's.
-            let record = |line_at: &dyn Fn() -> usize, line: &str| {
-                let row: EnrolmentRow = serde_json::from_str(line)
-                    .map_err(|e| row_error(t, line_at(), &e.to_string()))?;
+            // A row of this batch as a record; `None` for another batch's.
+            let record = |line_at: &dyn Fn() -> usize, row: EnrolmentRow| {
                 if row.batchid.as_deref() != Some(batch.batch_id.as_str()) {
                     return Ok(None);
                 }
@@ -484,22 +665,50 @@ impl EnrolmentSource for Snapshot {
                     .map(Some)
                     .map_err(|e| row_error(t, line_at(), &e))
             };
-            self.inner
-                .lookup_lines(index, t, UNREADABLE, &mut buf, |line_at, line| {
-                    if line.contains(needle.as_str()) {
-                        chunk.extend(record(line_at, line)?);
+            inner.each_item::<Enrolments, _>(
+                reading,
+                ENROLMENTS,
+                t,
+                UNREADABLE,
+                &mut bufs,
+                &mut |line_at, item| {
+                    if let Item::Line(line) = item
+                        && !line.contains(needle.as_str())
+                    {
+                        return Ok(());
                     }
+                    let row = row_of::<Enrolments>(t, line_at, item)?;
+                    chunk.extend(record(line_at, row)?);
                     Ok(())
-                })?;
+                },
+            )?;
             // The batch's own lines, parsed on `threads` threads and handed
             // on in file order (the report keeps the first row of a user).
-            let runs: Vec<(u64, u32)> = index.runs(batch.batch_id.as_str()).collect();
-            self.inner.runs_in_order(
-                t,
+            let view = inner.view(reading, ENROLMENTS)?;
+            let runs: Vec<(u64, u32)> = match view {
+                View::Lines(index) => index.runs(batch.batch_id.as_str()).collect(),
+                View::Digest(d) => d.digest.runs(batch.batch_id.as_str()).collect(),
+            };
+            inner.runs_in_order(
                 &runs,
-                |line_at, line, out| {
-                    out.extend(record(line_at, line)?);
-                    Ok(())
+                |bufs, run, out| {
+                    let read = inner.run_items::<Enrolments, _>(
+                        view,
+                        t,
+                        run,
+                        bufs,
+                        &mut |line_at, item| {
+                            let row = row_of::<Enrolments>(t, line_at, item)?;
+                            out.extend(record(line_at, row)?);
+                            Ok(())
+                        },
+                    )?;
+                    // Runs before this one may be handed on already: the
+                    // read fails rather than give a batch twice or in part.
+                    match (read, view) {
+                        (Err(damaged), View::Digest(d)) => Err(inner.found_damaged(d, damaged)),
+                        _ => Ok(()),
+                    }
                 },
                 |records| {
                     for record in records {
@@ -522,46 +731,134 @@ impl EnrolmentSource for Snapshot {
 }
 
 impl Inner {
-    /// Calls `f(line_number, line)` for each line of `key` in an indexed
-    /// table, in file order (`read_run` per run of lines); `line_number`
-    /// counts (error path only).
-    fn lookup_lines(
+    /// `reading` as one read uses it: its digest, unless found damaged,
+    /// else the offset index of its lines (built on first need).
+    fn view<'a>(&'a self, reading: &'a Reading, k: Keyed) -> SourceResult<View<'a>> {
+        match reading {
+            Reading::Lines(index) => Ok(View::Lines(index)),
+            Reading::Digest(d) if !d.damaged.load(Ordering::Acquire) => Ok(View::Digest(d)),
+            Reading::Digest(d) => self.index(&d.lines, k).map(View::Lines),
+        }
+    }
+
+    /// A digest run was found damaged: the file is removed (the next run
+    /// rebuilds it) and later reads of the table use its lines. The error
+    /// for a read that cannot go on.
+    fn found_damaged(&self, d: &DigestReading, damaged: Damaged) -> SourceError {
+        let path = d.digest.path().display();
+        if !d.damaged.swap(true, Ordering::AcqRel) {
+            tracing::warn!(
+                path = %path,
+                what = damaged.0,
+                "a snapshot digest is damaged: removed; the table is read from its lines"
+            );
+            d.digest.discard();
+        }
+        SourceError::unavailable(
+            SOURCE,
+            format!(
+                "{path} is damaged ({}); it was removed, and the table is read from its lines from now on: run the read again",
+                damaged.0
+            ),
+        )
+    }
+
+    /// Calls `f(line_number, item)` for each line of `key` in `k`'s table,
+    /// in file order. A damaged digest run met before any line was handed
+    /// on is not an error: the key is read again from the table's lines.
+    fn each_item<C: Codec, F>(
         &self,
-        index: &KeyIndex,
+        reading: &Reading,
+        k: Keyed,
         t: &TableFile,
         key: &str,
-        buf: &mut Vec<u8>,
-        mut f: impl FnMut(&dyn Fn() -> usize, &str) -> SourceResult<()>,
-    ) -> SourceResult<()> {
-        for (offset, len) in index.runs(key) {
-            read_run(t, offset, len, buf, &mut f)?;
+        bufs: &mut Bufs,
+        f: &mut F,
+    ) -> SourceResult<()>
+    where
+        F: for<'x> FnMut(&dyn Fn() -> usize, Item<'x, C::Row<'x>>) -> SourceResult<()>,
+    {
+        let view = self.view(reading, k)?;
+        match view {
+            View::Lines(index) => {
+                for run in index.runs(key) {
+                    // Lines are never `Damaged`.
+                    let _ = self.run_items::<C, F>(view, t, run, bufs, f)?;
+                }
+            }
+            View::Digest(d) => {
+                for (i, run) in d.digest.runs(key).enumerate() {
+                    if let Err(damaged) = self.run_items::<C, F>(view, t, run, bufs, f)? {
+                        let error = self.found_damaged(d, damaged);
+                        if i > 0 {
+                            return Err(error);
+                        }
+                        return self.each_item::<C, F>(reading, k, t, key, bufs, f);
+                    }
+                }
+            }
         }
         Ok(())
     }
 
-    /// Reads and parses `runs` of `t` on up to `threads` threads, and hands
-    /// each run's items to `deliver` on this thread, in the order of
-    /// `runs`. At most two parsed runs per thread wait to be delivered. The
-    /// first error, in run order, stops the reading and is returned.
+    /// Calls `f(line_number, item)` for each line of one run (of lines or
+    /// of digest records), in file order; `Damaged`, with nothing handed
+    /// on, for a damaged digest run.
+    fn run_items<C: Codec, F>(
+        &self,
+        view: View<'_>,
+        t: &TableFile,
+        (offset, len): (u64, u32),
+        bufs: &mut Bufs,
+        f: &mut F,
+    ) -> SourceResult<Result<(), Damaged>>
+    where
+        F: for<'x> FnMut(&dyn Fn() -> usize, Item<'x, C::Row<'x>>) -> SourceResult<()>,
+    {
+        let Bufs { records, lines } = bufs;
+        let View::Digest(d) = view else {
+            read_run(t, offset, len, lines, &mut |at, line| {
+                f(at, Item::Line(line))
+            })?;
+            return Ok(Ok(()));
+        };
+        let rows = match d.digest.read_run::<C>(offset, len, records)? {
+            Ok(rows) => rows,
+            Err(damaged) => return Ok(Err(damaged)),
+        };
+        for record in rows {
+            match record {
+                Record::Line { offset, len } => {
+                    read_run(t, offset, len, lines, &mut |at, line| {
+                        f(at, Item::Line(line))
+                    })?;
+                }
+                Record::Row { offset, row } => f(&|| t.line_number_at(offset), Item::Row(row))?,
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// Reads `runs` on up to `threads` threads (`read` fills a run's
+    /// items), and hands each run's items to `deliver` on this thread, in
+    /// the order of `runs`. At most two read runs per thread wait to be
+    /// delivered. The first error, in run order, stops the reading and is
+    /// returned.
     fn runs_in_order<T: Send>(
         &self,
-        t: &TableFile,
         runs: &[(u64, u32)],
-        parse: impl Fn(&dyn Fn() -> usize, &str, &mut Vec<T>) -> SourceResult<()> + Sync,
+        read: impl Fn(&mut Bufs, (u64, u32), &mut Vec<T>) -> SourceResult<()> + Sync,
         mut deliver: impl FnMut(Vec<T>),
     ) -> SourceResult<()> {
-        let read = |buf: &mut Vec<u8>, &(offset, len): &(u64, u32)| {
+        let read = |bufs: &mut Bufs, run: &(u64, u32)| {
             let mut out = Vec::new();
-            read_run(t, offset, len, buf, &mut |line_at, line| {
-                parse(line_at, line, &mut out)
-            })
-            .map(|()| out)
+            read(bufs, *run, &mut out).map(|()| out)
         };
         let workers = self.opts.threads.clamp(1, runs.len().max(1));
         if workers == 1 {
-            let mut buf = Vec::new();
+            let mut bufs = Bufs::default();
             for run in runs {
-                deliver(read(&mut buf, run)?);
+                deliver(read(&mut bufs, run)?);
             }
             return Ok(());
         }
@@ -571,9 +868,9 @@ impl Inner {
                     let (tx, rx) = std::sync::mpsc::sync_channel(2);
                     let read = &read;
                     s.spawn(move || {
-                        let mut buf = Vec::new();
+                        let mut bufs = Bufs::default();
                         for run in runs.iter().skip(w).step_by(workers) {
-                            let result = read(&mut buf, run);
+                            let result = read(&mut bufs, run);
                             let failed = result.is_err();
                             // A closed channel: the reader stopped at an
                             // earlier error.
@@ -653,21 +950,6 @@ impl Inner {
     fn user_id_of<'k>(&self, key: &'k str) -> Option<&'k str> {
         key.strip_prefix(self.opts.user_key_prefix.as_str())
     }
-
-    fn user_index(&self) -> SourceResult<&KeyIndex> {
-        let spec = format!("prefix={}", self.opts.user_key_prefix);
-        self.index(&self.users, "user_cache", "key", &spec, false, |k| {
-            self.user_id_of(k)
-        })
-    }
-
-    fn by_user_index<'a>(
-        &'a self,
-        cell: &'a Lazy<KeyIndex>,
-        table: &'static str,
-    ) -> SourceResult<&'a KeyIndex> {
-        self.index(cell, table, "user_id", "", false, whole_key)
-    }
 }
 
 impl UserSource for Snapshot {
@@ -679,29 +961,34 @@ impl UserSource for Snapshot {
 
 impl Inner {
     fn users(&self, ids: &[UserId]) -> SourceResult<Vec<Option<UserEntry>>> {
-        let index = self.user_index()?;
-        self.parallel(ids, |ids| self.users_part(index, ids))
-    }
-
-    fn users_part(&self, index: &KeyIndex, ids: &[UserId]) -> SourceResult<Vec<Option<UserEntry>>> {
-        let mut buf = Vec::new();
-        let mut out = Vec::with_capacity(ids.len());
-        let Some(t) = self.table("user_cache")? else {
+        let reading = self.reading::<Users>(&self.users, USERS)?;
+        let Some(t) = self.table(USERS.table)? else {
             return Ok(vec![None; ids.len()]);
         };
-        for id in ids {
-            let mut entry = None;
-            self.lookup_lines(index, t, id.as_str(), &mut buf, |line_at, line| {
-                let row: UserCacheRow = serde_json::from_str(line)
-                    .map_err(|e| row_error(t, line_at(), &e.to_string()))?;
-                if row.key.as_deref().and_then(|k| self.user_id_of(k)) == Some(id.as_str()) {
-                    entry = Some(row.value.0);
-                }
-                Ok(())
-            })?;
-            out.push(entry);
-        }
-        Ok(out)
+        self.parallel(ids, |ids| {
+            let mut bufs = Bufs::default();
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                let mut entry = None;
+                self.each_item::<Users, _>(
+                    reading,
+                    USERS,
+                    t,
+                    id.as_str(),
+                    &mut bufs,
+                    &mut |at, item| {
+                        let row = row_of::<Users>(t, at, item)?;
+                        if row.key.as_deref().and_then(|k| self.user_id_of(k)) == Some(id.as_str())
+                        {
+                            entry = Some(row.value.0);
+                        }
+                        Ok(())
+                    },
+                )?;
+                out.push(entry);
+            }
+            Ok(out)
+        })
     }
 }
 
@@ -777,29 +1064,35 @@ impl Inner {
         collection: &ContentId,
         users: &[UserId],
     ) -> SourceResult<Vec<AssessmentAttempt>> {
-        let index = self.by_user_index(&self.attempts, "assessment_aggregator")?;
-        let Some(t) = self.table("assessment_aggregator")? else {
+        let reading = self.reading::<Attempts>(&self.attempts, ATTEMPTS)?;
+        let Some(t) = self.table(ATTEMPTS.table)? else {
             return Ok(Vec::new());
         };
         self.parallel(users, |users| {
-            let mut buf = Vec::new();
+            let mut bufs = Bufs::default();
             let mut out = Vec::new();
             for user in users {
-                self.lookup_lines(index, t, user.as_str(), &mut buf, |line_at, line| {
-                    let row: AttemptRow = serde_json::from_str(line)
-                        .map_err(|e| row_error(t, line_at(), &e.to_string()))?;
-                    // Runs are found by hash: only this user's lines count.
-                    if row.user_id.as_deref() != Some(user.as_str()) {
-                        return Ok(());
-                    }
-                    let a = row.into_attempt().map_err(|e| {
-                        SourceError::bad_data(SOURCE, format!("assessment_aggregator: {e}"))
-                    })?;
-                    if &a.course_id == collection {
-                        out.push(a);
-                    }
-                    Ok(())
-                })?;
+                self.each_item::<Attempts, _>(
+                    reading,
+                    ATTEMPTS,
+                    t,
+                    user.as_str(),
+                    &mut bufs,
+                    &mut |at, item| {
+                        let row = row_of::<Attempts>(t, at, item)?;
+                        // Runs are found by hash: only this user's lines count.
+                        if row.user_id.as_deref() != Some(user.as_str()) {
+                            return Ok(());
+                        }
+                        let a = row.into_attempt().map_err(|e| {
+                            SourceError::bad_data(SOURCE, format!("assessment_aggregator: {e}"))
+                        })?;
+                        if &a.course_id == collection {
+                            out.push(a);
+                        }
+                        Ok(())
+                    },
+                )?;
             }
             Ok(out)
         })
@@ -813,69 +1106,58 @@ impl Inner {
         activities: &[ContentId],
         users: &[UserId],
     ) -> SourceResult<Vec<ActivityAggregate>> {
-        let index = self.by_user_index(&self.activity, "user_activity_agg")?;
-        self.parallel(users, |users| {
-            self.activity_part(index, batch, activities, users)
-        })
-    }
-
-    fn activity_part(
-        &self,
-        index: &KeyIndex,
-        batch: &BatchId,
-        activities: &[ContentId],
-        users: &[UserId],
-    ) -> SourceResult<Vec<ActivityAggregate>> {
+        let reading = self.reading::<Activities>(&self.activity, ACTIVITY)?;
+        let Some(t) = self.table(ACTIVITY.table)? else {
+            return Ok(Vec::new());
+        };
         let wanted: rustc_hash::FxHashSet<&str> =
             activities.iter().map(ContentId::as_str).collect();
         let context = format!("cb:{batch}");
-        let Some(t) = self.table("user_activity_agg")? else {
-            return Ok(Vec::new());
-        };
-        let mut buf = Vec::new();
-        let mut out = Vec::new();
-        for user in users {
-            self.lookup_lines(index, t, user.as_str(), &mut buf, |line_at, line| {
-                let row: ActivityRow = serde_json::from_str(line)
-                    .map_err(|e| row_error(t, line_at(), &e.to_string()))?;
-                let relevant = row.activity_type.as_deref() == Some("Course")
-                    && row.context_id.as_deref() == Some(context.as_str())
-                    && row
-                        .activity_id
-                        .as_deref()
-                        .is_some_and(|a| wanted.contains(a));
-                if relevant {
-                    let agg = row.into_aggregate().map_err(|e| {
-                        SourceError::bad_data(SOURCE, format!("user_activity_agg: {e}"))
-                    })?;
-                    if &agg.user_id == user {
-                        out.push(agg);
-                    }
-                }
-                Ok(())
-            })?;
-        }
-        Ok(out)
+        self.parallel(users, |users| {
+            let mut bufs = Bufs::default();
+            let mut out = Vec::new();
+            for user in users {
+                self.each_item::<Activities, _>(
+                    reading,
+                    ACTIVITY,
+                    t,
+                    user.as_str(),
+                    &mut bufs,
+                    &mut |at, item| {
+                        let row = row_of::<Activities>(t, at, item)?;
+                        let relevant = row.activity_type.as_deref() == Some("Course")
+                            && row.context_id.as_deref() == Some(context.as_str())
+                            && row
+                                .activity_id
+                                .as_deref()
+                                .is_some_and(|a| wanted.contains(a));
+                        if relevant {
+                            let agg = row.into_aggregate().map_err(|e| {
+                                SourceError::bad_data(SOURCE, format!("user_activity_agg: {e}"))
+                            })?;
+                            if &agg.user_id == user {
+                                out.push(agg);
+                            }
+                        }
+                        Ok(())
+                    },
+                )?;
+            }
+            Ok(out)
+        })
     }
 }
 
 impl HierarchySource for Snapshot {
     async fn hierarchy(&self, collection: &ContentId) -> SourceResult<Option<String>> {
-        let index = self.inner.index(
-            &self.inner.hierarchies,
-            "content_hierarchy",
-            "identifier",
-            "",
-            false,
-            whole_key,
-        )?;
-        let Some(t) = self.inner.table("content_hierarchy")? else {
+        let index = self.inner.index(&self.inner.hierarchies, HIERARCHIES)?;
+        let Some(t) = self.inner.table(HIERARCHIES.table)? else {
             return Ok(None);
         };
         let mut found = None;
         let mut buf = Vec::new();
-        self.inner
-            .lookup_lines(index, t, collection.as_str(), &mut buf, |line_at, line| {
+        for (offset, len) in index.runs(collection.as_str()) {
+            read_run(t, offset, len, &mut buf, &mut |line_at, line| {
                 let row: HierarchyRow = serde_json::from_str(line)
                     .map_err(|e| row_error(t, line_at(), &e.to_string()))?;
                 if row.identifier.as_deref() == Some(collection.as_str()) {
@@ -888,6 +1170,7 @@ impl HierarchySource for Snapshot {
                 }
                 Ok(())
             })?;
+        }
         Ok(found)
     }
 }

@@ -20,6 +20,9 @@ pub(crate) const SOURCE: &str = "snapshot";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct FileStamp {
     pub(crate) len: u64,
+    /// Permission bits (not part of what identifies the file's version:
+    /// files derived from it take them, see `digest.rs`).
+    pub(crate) mode: u32,
     pub(crate) mtime_s: i64,
     pub(crate) mtime_ns: i64,
     pub(crate) ino: u64,
@@ -31,6 +34,7 @@ impl FileStamp {
         let m = file.metadata()?;
         Ok(Self {
             len: m.len(),
+            mode: m.mode() & 0o7777,
             mtime_s: m.mtime(),
             mtime_ns: m.mtime_nsec(),
             ino: m.ino(),

@@ -1,6 +1,7 @@
 //! Differential properties over arbitrary batches (the public strategies
 //! of `exhaust_core::strategies`): the in-memory source, the snapshot
-//! reader over the folder the export code writes from it, and the live
+//! reader over the folder the export code writes from it (through its
+//! JSON lines, and through the digests it persists and reads back), and the live
 //! adapters over real stores loaded from that folder (kassandra in process,
 //! a fresh server per case; the real Redis under a key prefix of the
 //! case's own; the search API faked) give the same report and summary, in
@@ -77,8 +78,21 @@ async fn export(data: &BatchData, dir: &Path) -> Result<Snapshot, TestCaseError>
     export_batch(&data.source, &data.batch_id, dir, &ExportOptions::default())
         .await
         .map_err(|e| TestCaseError::fail(format!("exports: {e}")))?;
-    Snapshot::open(dir, SnapshotOptions::default())
-        .map_err(|e| TestCaseError::fail(format!("the export opens: {e}")))
+    open(dir, SnapshotOptions::default())
+}
+
+fn open(dir: &Path, opts: SnapshotOptions) -> Result<Snapshot, TestCaseError> {
+    Snapshot::open(dir, opts).map_err(|e| TestCaseError::fail(format!("the export opens: {e}")))
+}
+
+/// Every large table digested, however small (the default digests only
+/// tables of 16 MiB and more).
+fn digested() -> SnapshotOptions {
+    SnapshotOptions {
+        persist_index_min_bytes: Some(0),
+        index_cache_dir: None,
+        ..SnapshotOptions::default()
+    }
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -99,7 +113,17 @@ proptest! {
             let want = reports(&data.source, &data).await?;
             let dir = tempfile::tempdir().expect("a temp dir");
             let snapshot = export(&data, dir.path()).await?;
-            same(&want, &reports(&snapshot, &data).await?, "the snapshot")
+            same(&want, &reports(&snapshot, &data).await?, "the snapshot")?;
+            // The digests, as the run that writes them reads them and as a
+            // later run reads them back.
+            let writes = open(dir.path(), digested())?;
+            same(&want, &reports(&writes, &data).await?, "the digest written")?;
+            let stats = writes.index_stats();
+            prop_assert_eq!(stats.persisted, stats.built, "{:?}", stats);
+            let reads = open(dir.path(), digested())?;
+            same(&want, &reports(&reads, &data).await?, "the digest read back")?;
+            prop_assert_eq!(reads.index_stats().built, 0, "{:?}", reads.index_stats());
+            Ok(())
         })?;
     }
 }

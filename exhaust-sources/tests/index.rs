@@ -1,7 +1,7 @@
-//! The snapshot's persisted offset indexes: reused when valid, rebuilt when
-//! the table changed or the index file is damaged, kept in a cache folder
-//! when the snapshot's folder cannot be written, safe with several readers
-//! at once. Every case must give the report of a fresh build.
+//! The snapshot's persisted offset indexes and digests: reused when valid,
+//! rebuilt when the table changed or the file is damaged, kept in a cache
+//! folder when the snapshot's folder cannot be written, safe with several
+//! readers at once. Every case must give the report of a fresh build.
 
 use exhaust_core::BatchId;
 use exhaust_core::report::{ReportOptions, VecSink, build_report};
@@ -49,18 +49,27 @@ async fn fresh(dir: &Path, batch: &BatchId) -> VecSink {
     report(dir, opts, batch).await.0
 }
 
+/// The index (`idx`) and digest (`dig`) files in `dir`.
 fn index_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|d| d.map(|e| e.expect("entry").path()).collect())
         .unwrap_or_default();
-    files.retain(|p| p.extension().is_some_and(|e| e == "idx"));
+    files.retain(|p| p.extension().is_some_and(|e| e == "idx" || e == "dig"));
     files.sort();
     files
 }
 
-// The five indexed tables: enrolments, user cache, attempts, aggregates,
-// hierarchies.
+fn with_extension(files: &[PathBuf], ext: &str) -> usize {
+    files
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .count()
+}
+
+// The five indexed tables: enrolments, user cache, attempts, aggregates
+// (these four digested), hierarchies.
 const TABLES: usize = 5;
+const DIGESTED: usize = 4;
 
 #[tokio::test]
 async fn a_second_run_reads_the_persisted_indexes() {
@@ -73,12 +82,25 @@ async fn a_second_run_reads_the_persisted_indexes() {
         (stats.built, stats.persisted, stats.loaded),
         (TABLES, TABLES, 0)
     );
-    assert_eq!(
-        index_files(&dir.path().join(".exhaust-index")).len(),
-        TABLES
-    );
+    let files = index_files(&dir.path().join(".exhaust-index"));
+    assert_eq!(files.len(), TABLES);
+    assert_eq!(with_extension(&files, "dig"), DIGESTED, "{files:?}");
     let (second, stats) = report(dir.path(), options(cache.path()), &batch).await;
     assert_eq!(second.rows, expected.rows);
+    assert_eq!((stats.built, stats.loaded), (0, TABLES));
+    // Without digests: every table gets an offset index of its lines, and
+    // the report is the same.
+    let lines = SnapshotOptions {
+        digest: false,
+        ..options(cache.path())
+    };
+    let (third, stats) = report(dir.path(), lines.clone(), &batch).await;
+    assert_eq!(third.rows, expected.rows);
+    assert_eq!((stats.built, stats.loaded), (DIGESTED, TABLES - DIGESTED));
+    let files = index_files(&dir.path().join(".exhaust-index"));
+    assert_eq!(with_extension(&files, "idx"), TABLES, "{files:?}");
+    let (fourth, stats) = report(dir.path(), lines, &batch).await;
+    assert_eq!(fourth.rows, expected.rows);
     assert_eq!((stats.built, stats.loaded), (0, TABLES));
 }
 
@@ -123,15 +145,17 @@ async fn a_damaged_index_is_rebuilt_not_trusted() {
     report(dir.path(), options(cache.path()), &batch).await;
     let files = index_files(&dir.path().join(".exhaust-index"));
     assert_eq!(files.len(), TABLES);
-    // Truncated, emptied, one byte flipped in the middle, a byte added.
+    // Truncated, emptied, one byte flipped in the run index or the
+    // trailer (what loading checks whole; a digest's records are checked
+    // run by run when read, below), a byte added.
     for (i, f) in files.iter().enumerate() {
         let mut bytes = std::fs::read(f).expect("read");
         match i % 4 {
             0 => bytes.truncate(bytes.len() / 2),
             1 => bytes.clear(),
             2 => {
-                let mid = bytes.len() / 2;
-                bytes[mid] ^= 0x40;
+                let at = bytes.len() - 20;
+                bytes[at] ^= 0x40;
             }
             _ => bytes.push(0),
         }
@@ -263,4 +287,94 @@ async fn gzip_tables_are_indexed_by_the_compressed_file() {
     let (second, stats) = report(dir.path(), options(cache.path()), &batch).await;
     assert_eq!(second.rows, expected.rows);
     assert_eq!(stats.loaded, TABLES);
+}
+
+/// Flips bytes all through the records of `table`'s digest (between its
+/// header and its run index), where only the runs' own checksums can see
+/// it; the damaged file's path.
+fn damage_records(dir: &Path, table: &str) -> PathBuf {
+    let prefix = format!("{table}.jsonl.");
+    let path = index_files(&dir.join(".exhaust-index"))
+        .into_iter()
+        .find(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            name.starts_with(&prefix) && name.ends_with(".dig")
+        })
+        .expect("the table's digest");
+    let mut bytes = std::fs::read(&path).expect("read");
+    // The trailer: the run count, then a checksum; before it, 16 bytes a run.
+    let mut count = [0u8; 8];
+    count.copy_from_slice(&bytes[bytes.len() - 16..bytes.len() - 8]);
+    let runs_start = bytes.len() - 16 - 16 * u64::from_le_bytes(count) as usize;
+    // The header (format, stamp, what was indexed) is under 200 bytes.
+    for at in (200..runs_start).step_by(16) {
+        bytes[at] ^= 0x55;
+    }
+    std::fs::write(&path, bytes).expect("write");
+    path
+}
+
+#[tokio::test]
+async fn a_damaged_digest_run_is_read_from_the_lines_and_the_digest_rebuilt() {
+    let (dir, batch) = snapshot();
+    let cache = tempfile::tempdir().expect("cache");
+    let expected = fresh(dir.path(), &batch).await;
+    report(dir.path(), options(cache.path()), &batch).await;
+    let damaged = damage_records(dir.path(), "user_cache");
+    // A profile's lines are one run: none of it was handed on when the
+    // damage is found, so the lookup reads the table's lines instead, and
+    // so does every later lookup of the table.
+    let (rows, stats) = report(dir.path(), options(cache.path()), &batch).await;
+    assert_eq!(rows.rows, expected.rows);
+    assert!(!damaged.exists(), "the damaged digest is removed");
+    // The lines' index (built once found damaged) is the one extra build.
+    assert_eq!((stats.loaded, stats.built), (TABLES, 1), "{stats:?}");
+    // The next run writes the digest again, and reads it back after.
+    let (rows, stats) = report(dir.path(), options(cache.path()), &batch).await;
+    assert_eq!(rows.rows, expected.rows);
+    assert_eq!((stats.built, stats.persisted), (1, 1), "{stats:?}");
+    assert!(damaged.exists());
+    let (_, stats) = report(dir.path(), options(cache.path()), &batch).await;
+    assert_eq!(stats.loaded, TABLES);
+}
+
+#[tokio::test]
+async fn a_damaged_run_of_a_batch_fails_the_read_and_the_next_one_succeeds() {
+    let (dir, batch) = snapshot();
+    let cache = tempfile::tempdir().expect("cache");
+    let expected = fresh(dir.path(), &batch).await;
+    report(dir.path(), options(cache.path()), &batch).await;
+    let damaged = damage_records(dir.path(), "user_enrolments");
+    let snapshot = Snapshot::open(dir.path(), options(cache.path())).expect("opens");
+    let build = || async {
+        let mut sink = VecSink::default();
+        build_report(
+            &snapshot,
+            &batch,
+            None,
+            &ReportOptions::default(),
+            &mut sink,
+        )
+        .await
+        .map(|_| sink)
+    };
+    // A batch's enrolments are handed on run by run, so a damaged run
+    // fails the read rather than give part of the batch twice; the error
+    // says to read again, and says why.
+    let e = build().await.expect_err("a damaged run");
+    assert!(e.is_retryable(), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("user_enrolments.jsonl") && msg.contains("damaged"),
+        "{msg}"
+    );
+    assert!(msg.contains("run the read again"), "{msg}");
+    assert!(!damaged.exists(), "the damaged digest is removed");
+    // The same snapshot now reads the table's lines...
+    assert_eq!(build().await.expect("builds").rows, expected.rows);
+    // ... and the next run rebuilds the digest.
+    let (rows, stats) = report(dir.path(), options(cache.path()), &batch).await;
+    assert_eq!(rows.rows, expected.rows);
+    assert_eq!(stats.built, 1, "{stats:?}");
+    assert!(damaged.exists());
 }

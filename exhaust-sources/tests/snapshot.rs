@@ -44,7 +44,43 @@ async fn report(dir: &Path, batch: &str) -> Result<VecSink, BuildError> {
 }
 
 /// `batch`'s report from `dir` opened with `opts`, and its summary.
+///
+/// Every report is also built from a copy of `dir` with each large table
+/// digested (`SnapshotOptions::digest`; by default only tables of 16 MiB
+/// and more are), as the run that writes the digests reads them and as a
+/// later run reads them back: both must give what the JSON lines give,
+/// errors included.
 async fn report_with(
+    dir: &Path,
+    batch: &str,
+    opts: SnapshotOptions,
+) -> Result<(VecSink, exhaust_core::report::BatchSummary), BuildError> {
+    let lines = build(dir, batch, opts.clone()).await;
+    let copy = tempfile::tempdir().expect("tempdir");
+    for entry in std::fs::read_dir(dir).expect("snapshot") {
+        let path = entry.expect("entry").path();
+        if path.is_file() {
+            std::fs::copy(&path, copy.path().join(path.file_name().expect("name"))).expect("copy");
+        }
+    }
+    let digested = SnapshotOptions {
+        persist_index_min_bytes: Some(0),
+        index_cache_dir: None,
+        ..opts
+    };
+    let outcome = |r: &Result<(VecSink, exhaust_core::report::BatchSummary), BuildError>| {
+        r.as_ref()
+            .map(|(sink, summary)| (sink.clone(), summary.clone()))
+            .map_err(ToString::to_string)
+    };
+    for round in ["written", "read back"] {
+        let digest = build(copy.path(), batch, digested.clone()).await;
+        assert_eq!(outcome(&digest), outcome(&lines), "the digest {round}");
+    }
+    lines
+}
+
+async fn build(
     dir: &Path,
     batch: &str,
     opts: SnapshotOptions,

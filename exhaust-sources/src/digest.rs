@@ -1,0 +1,699 @@
+//! The digest of a large snapshot table: each line's decoded fields in a
+//! compact binary form, persisted beside the offset index, so that a later
+//! run reads a batch's rows without parsing their JSON again.
+//!
+//! A report spends most of its time reading the lines a batch needs: half
+//! of it parsing their JSON, a fifth copying them out of the page cache
+//! (BENCHMARKS.md). The first run of a table reads every line anyway to
+//! index it; the digest keeps what that reading decoded, in the table's
+//! own line order:
+//! - one record per indexed line: the line's offset in the table and
+//!   either its row (the fields the report reads, in the `Codec`'s form)
+//!   or, for a line that does not decode, only its length, so the lookup
+//!   reads and parses that line from the table as before and reports the
+//!   same error at the same line. Whatever the digest holds, a lookup gives
+//!   what the JSON lines give: the same rows, in the same order, and the
+//!   same errors.
+//! - records of one key in runs, as the offset index keeps lines (runs of
+//!   consecutive same-key records, at most 1 MiB): a run is its records'
+//!   fields, then the text of all their strings in one area (checked to be
+//!   UTF-8 once per run, not once per string), then a checksum of its
+//!   bytes, checked before any record of it is used;
+//! - the run index at the end of the file, followed by its length and a
+//!   checksum over the header and the index, checked whole on load (as an
+//!   index file is).
+//!
+//! The file is keyed like an index file (the table's stamp, what was
+//! indexed, the format version) and written the same way: under a
+//! temporary name, renamed into place when complete. Damage the load cannot
+//! see (a record's bytes) is found by its run's checksum when read; the
+//! file is then removed, so the next run rebuilds it (`snapshot.rs` decides
+//! what the current read does).
+
+use crate::index::{
+    IndexStore, KeyIndex, MAX_RUN, Mixer, RUN_BYTES, Run, header, run_bytes, run_from_bytes,
+};
+use crate::table::{SOURCE, TableFile};
+use exhaust_core::source::SourceError;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Seek, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// The format version: bump it when the layout or any `Codec` changes.
+const MAGIC: &[u8; 8] = b"EXHDIG02";
+
+/// Bytes after the run index: its run count and the checksum.
+const TRAILER: u64 = 16;
+
+/// A run's bytes end with this many checksum bytes.
+const RUN_SUM: usize = 4;
+
+/// A record or run that does not decode although written by this code:
+/// damage the checksums missed, or a bug. Says what was wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Damaged(pub(crate) &'static str);
+
+/// Writes a record's fields (`out`) and its strings' text (`text`).
+pub(crate) struct Encoder<'a> {
+    out: &'a mut Vec<u8>,
+    text: &'a mut Vec<u8>,
+}
+
+impl Encoder<'_> {
+    pub(crate) fn u8(&mut self, b: u8) {
+        self.out.push(b);
+    }
+
+    /// LEB128: small numbers (lengths, most offsets' high bytes) in few bytes.
+    pub(crate) fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.out.push(v as u8);
+    }
+
+    /// Its length among the fields, its bytes in the text area.
+    pub(crate) fn str(&mut self, s: &str) {
+        self.varint(s.len() as u64);
+        self.text.extend_from_slice(s.as_bytes());
+    }
+
+    /// `None` as 0, text as its length + 1 (and its bytes).
+    pub(crate) fn opt_str(&mut self, s: Option<&str>) {
+        match s {
+            None => self.u8(0),
+            Some(s) => {
+                self.varint(s.len() as u64 + 1);
+                self.text.extend_from_slice(s.as_bytes());
+            }
+        }
+    }
+
+    /// The bits, so every value (signed zeros, NaN payloads) comes back.
+    pub(crate) fn opt_f64(&mut self, v: Option<f64>) {
+        match v {
+            None => self.u8(0),
+            Some(v) => {
+                self.u8(1);
+                self.out.extend_from_slice(&v.to_bits().to_le_bytes());
+            }
+        }
+    }
+
+    pub(crate) fn opt_bool(&mut self, v: Option<bool>) {
+        self.u8(match v {
+            None => 0,
+            Some(false) => 1,
+            Some(true) => 2,
+        });
+    }
+
+    /// Zigzag: small negative numbers stay short.
+    pub(crate) fn i32(&mut self, v: i32) {
+        self.varint(u64::from(((v << 1) ^ (v >> 31)) as u32));
+    }
+
+    pub(crate) fn opt_i32(&mut self, v: Option<i32>) {
+        match v {
+            None => self.u8(0),
+            Some(v) => {
+                self.u8(1);
+                self.i32(v);
+            }
+        }
+    }
+}
+
+/// Reads a record's fields; strings are borrowed from the run's text
+/// area, taken in the order they were written.
+pub(crate) struct Decoder<'a> {
+    bytes: &'a [u8],
+    text: &'a str,
+}
+
+impl<'a> Decoder<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Damaged> {
+        if n > self.bytes.len() {
+            return Err(Damaged("a record runs past its run"));
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(head)
+    }
+
+    pub(crate) fn u8(&mut self) -> Result<u8, Damaged> {
+        Ok(self.take(1)?[0])
+    }
+
+    pub(crate) fn varint(&mut self) -> Result<u64, Damaged> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.u8()?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                return Ok(v);
+            }
+        }
+        Err(Damaged("a number is too long"))
+    }
+
+    fn len(&mut self) -> Result<usize, Damaged> {
+        usize::try_from(self.varint()?).map_err(|_| Damaged("a length is too large"))
+    }
+
+    fn text(&mut self, n: usize) -> Result<&'a str, Damaged> {
+        // `get` also refuses a cut inside a character.
+        let s = self
+            .text
+            .get(..n)
+            .ok_or(Damaged("a string runs past the text area"))?;
+        self.text = &self.text[n..];
+        Ok(s)
+    }
+
+    pub(crate) fn str(&mut self) -> Result<&'a str, Damaged> {
+        let n = self.len()?;
+        self.text(n)
+    }
+
+    pub(crate) fn opt_str(&mut self) -> Result<Option<&'a str>, Damaged> {
+        match self.len()? {
+            0 => Ok(None),
+            n => self.text(n - 1).map(Some),
+        }
+    }
+
+    pub(crate) fn opt_f64(&mut self) -> Result<Option<f64>, Damaged> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(self.take(8)?);
+                Ok(Some(f64::from_bits(u64::from_le_bytes(b))))
+            }
+            _ => Err(Damaged("a bad number tag")),
+        }
+    }
+
+    pub(crate) fn opt_bool(&mut self) -> Result<Option<bool>, Damaged> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => Ok(Some(false)),
+            2 => Ok(Some(true)),
+            _ => Err(Damaged("a bad boolean")),
+        }
+    }
+
+    pub(crate) fn i32(&mut self) -> Result<i32, Damaged> {
+        let z = u32::try_from(self.varint()?).map_err(|_| Damaged("a bad integer"))?;
+        Ok(((z >> 1) as i32) ^ -((z & 1) as i32))
+    }
+
+    pub(crate) fn opt_i32(&mut self) -> Result<Option<i32>, Damaged> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => self.i32().map(Some),
+            _ => Err(Damaged("a bad integer tag")),
+        }
+    }
+
+    /// A length that counts items of at least one byte each: never more
+    /// than the bytes left, so a damaged count cannot ask for a huge
+    /// allocation.
+    pub(crate) fn count(&mut self) -> Result<usize, Damaged> {
+        let n = self.len()?;
+        if n > self.bytes.len() {
+            return Err(Damaged("a count exceeds the record"));
+        }
+        Ok(n)
+    }
+}
+
+/// How one table's row type is kept in a digest. `decode` must give back
+/// the row `encode` was given, field for field: a lookup through the digest
+/// then cannot differ from one through the JSON lines.
+pub(crate) trait Codec {
+    /// The row as read from a JSON line (borrowing from it) and from a
+    /// record (borrowing from the digest's bytes).
+    type Row<'a>: serde::Deserialize<'a>;
+    fn encode(row: &Self::Row<'_>, e: &mut Encoder<'_>);
+    fn decode<'a>(d: &mut Decoder<'a>) -> Result<Self::Row<'a>, Damaged>;
+}
+
+/// One line of the table as its digest record has it.
+pub(crate) enum Record<R> {
+    /// A line kept as JSON: read it from the table (`offset`, `len`).
+    Line { offset: u64, len: u32 },
+    /// A line's row; `offset` is where the line starts in the table (for
+    /// messages that name its line number).
+    Row { offset: u64, row: R },
+}
+
+/// A run's records, in line order.
+pub(crate) type Records<'b, C> = Vec<Record<<C as Codec>::Row<'b>>>;
+
+const RECORD_LINE: u8 = 0;
+const RECORD_ROW: u8 = 1;
+
+/// A table's digest file, open for lookups.
+#[derive(Debug)]
+pub(crate) struct Digest {
+    file: File,
+    path: PathBuf,
+    index: KeyIndex,
+}
+
+/// How a line is kept: `Some((hash of its key, as_line))`, where
+/// `as_line` keeps it as JSON whatever it holds; `None`: not indexed.
+pub(crate) type LineKey = Option<(u32, bool)>;
+
+impl Digest {
+    /// The digest of `table` under `spec`, if a valid one is persisted;
+    /// why not, otherwise.
+    pub(crate) fn load(store: &IndexStore, table: &TableFile, spec: &str) -> Result<Self, String> {
+        let name = IndexStore::file_name(table, spec, "dig");
+        let mut why = Vec::new();
+        for dir in store.dirs() {
+            match read_digest(&dir.join(&name), table, spec) {
+                Ok(d) => return Ok(d),
+                Err(e) => why.push(e),
+            }
+        }
+        Err(why.join("; "))
+    }
+
+    /// Reads `table` whole and writes its digest, decoding each line that
+    /// `key_of` indexes as a `C` row. `Err` is the table's error (a line
+    /// whose key cannot be read, a read error), which the JSON index would
+    /// have met too; `Ok(Err(why))` says why no digest could be written
+    /// (no writable folder, a full disk): the caller indexes the lines
+    /// instead.
+    pub(crate) fn build<C: Codec>(
+        store: &IndexStore,
+        table: &TableFile,
+        spec: &str,
+        mut key_of: impl FnMut(&[u8], usize) -> Result<LineKey, SourceError>,
+    ) -> Result<Result<Self, String>, SourceError> {
+        let name = IndexStore::file_name(table, spec, "dig");
+        let mut why = Vec::new();
+        let mut target = None;
+        for dir in store.dirs() {
+            match temp_in(dir, &name, table.stamp.mode) {
+                Ok(tmp) => {
+                    target = Some((dir.to_path_buf(), tmp));
+                    break;
+                }
+                Err(e) => why.push(format!("{}: {e}", dir.display())),
+            }
+        }
+        let Some((dir, tmp)) = target else {
+            return Ok(Err(why.join("; ")));
+        };
+        let head = header(MAGIC, table, spec, None);
+        let file = match tmp.as_file().try_clone() {
+            Ok(f) => f,
+            Err(e) => return Ok(Err(format!("{}: {e}", dir.display()))),
+        };
+        let mut w = Writer {
+            out: BufWriter::with_capacity(1 << 20, file),
+            pos: 0,
+            failed: None,
+        };
+        w.write(&head);
+        let mut runs: Vec<Run> = Vec::new();
+        // The open run: its key's hash, its fields and its text so far.
+        let mut open: Option<(u32, Vec<u8>, Vec<u8>)> = None;
+        let (mut fields, mut text) = (Vec::with_capacity(4096), Vec::with_capacity(4096));
+        table.scan(|offset, line_no, line| {
+            let Some((hash, as_line)) = key_of(line, line_no)? else {
+                return Ok(());
+            };
+            fields.clear();
+            text.clear();
+            let mut e = Encoder {
+                out: &mut fields,
+                text: &mut text,
+            };
+            e.varint(offset);
+            let row = if as_line {
+                None
+            } else {
+                simdutf8::basic::from_utf8(line)
+                    .ok()
+                    .and_then(|line| serde_json::from_str::<C::Row<'_>>(line).ok())
+            };
+            match row {
+                Some(row) => {
+                    e.u8(RECORD_ROW);
+                    C::encode(&row, &mut e);
+                }
+                None => {
+                    e.u8(RECORD_LINE);
+                    e.varint(line.len() as u64);
+                }
+            }
+            let joins = open.as_ref().is_some_and(|(h, f, t)| {
+                let size = RUN_HEAD + f.len() + t.len() + fields.len() + text.len() + RUN_SUM;
+                *h == hash && size as u64 <= MAX_RUN
+            });
+            if !joins {
+                if let Some(run) = open.take() {
+                    write_run(&mut w, &mut runs, run);
+                }
+                open = Some((hash, Vec::new(), Vec::new()));
+            }
+            if let Some((_, f, t)) = &mut open {
+                f.extend_from_slice(&fields);
+                t.extend_from_slice(&text);
+            }
+            Ok(())
+        })?;
+        if let Some(run) = open.take() {
+            write_run(&mut w, &mut runs, run);
+        }
+        let index = KeyIndex::from_runs(runs);
+        let mut sum = Mixer::new(2);
+        sum.write(&head);
+        for r in index.all_runs() {
+            let b = run_bytes(r);
+            sum.write(&b);
+            w.write(&b);
+        }
+        w.write(&(index.len() as u64).to_le_bytes());
+        w.write(&sum.finish().to_le_bytes());
+        let Writer { out, failed, .. } = w;
+        let written = match failed {
+            Some(e) => {
+                drop(out);
+                Err(e)
+            }
+            None => out.into_inner().map(|_| ()).map_err(|e| e.into_error()),
+        };
+        let path = dir.join(&name);
+        let persisted = match written.and_then(|()| tmp.persist(&path).map_err(|e| e.error)) {
+            Ok(file) => file,
+            Err(e) => return Ok(Err(format!("{}: {e}", dir.display()))),
+        };
+        Ok(Ok(Self {
+            file: persisted,
+            path,
+            index,
+        }))
+    }
+
+    /// The runs that may hold records of `key`, in file order.
+    pub(crate) fn runs(&self, key: &str) -> impl Iterator<Item = (u64, u32)> + '_ {
+        self.index.runs(key)
+    }
+
+    /// Runs in the index.
+    pub(crate) fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Reads the run at `offset` (`len` bytes, checksum included) and
+    /// decodes its records, all of them before any is returned: a damaged
+    /// run gives `Damaged` and no record.
+    pub(crate) fn read_run<'b, C: Codec>(
+        &self,
+        offset: u64,
+        len: u32,
+        buf: &'b mut Vec<u8>,
+    ) -> Result<Result<Records<'b, C>, Damaged>, SourceError> {
+        let len = len as usize;
+        if len < RUN_HEAD + RUN_SUM {
+            return Ok(Err(Damaged("a run is too short")));
+        }
+        if buf.len() < len {
+            *buf = vec![0; len];
+        }
+        let bytes = &mut buf[..len];
+        self.file.read_exact_at(bytes, offset).map_err(|e| {
+            SourceError::unavailable(
+                SOURCE,
+                format!("reading {} at byte {offset}: {e}", self.path.display()),
+            )
+        })?;
+        let bytes: &'b [u8] = bytes;
+        let (body, tail) = bytes.split_at(len - RUN_SUM);
+        let mut sum = Mixer::new(3);
+        sum.write(body);
+        if (sum.finish() as u32).to_le_bytes() != tail {
+            return Ok(Err(Damaged("a run's checksum does not match")));
+        }
+        let (head, rest) = body.split_at(RUN_HEAD);
+        let mut n = [0u8; RUN_HEAD];
+        n.copy_from_slice(head);
+        let fields_len = u32::from_le_bytes(n) as usize;
+        if fields_len > rest.len() {
+            return Ok(Err(Damaged("a run's fields overrun it")));
+        }
+        let (fields, text) = rest.split_at(fields_len);
+        let Ok(text) = simdutf8::basic::from_utf8(text) else {
+            return Ok(Err(Damaged("a run's text is not UTF-8")));
+        };
+        let mut d = Decoder {
+            bytes: fields,
+            text,
+        };
+        let mut out = Vec::new();
+        while !d.bytes.is_empty() {
+            let record = (|| {
+                let offset = d.varint()?;
+                Ok(match d.u8()? {
+                    RECORD_LINE => Record::Line {
+                        offset,
+                        len: u32::try_from(d.varint()?).map_err(|_| Damaged("a bad length"))?,
+                    },
+                    RECORD_ROW => Record::Row {
+                        offset,
+                        row: C::decode(&mut d)?,
+                    },
+                    _ => return Err(Damaged("a bad record tag")),
+                })
+            })();
+            match record {
+                Ok(r) => out.push(r),
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        if !d.text.is_empty() {
+            return Ok(Err(Damaged("a run's text is longer than its strings")));
+        }
+        Ok(Ok(out))
+    }
+
+    /// Removes the file (found damaged): the next run rebuilds it. This
+    /// process keeps reading its open file, and another process that has
+    /// it open keeps its own.
+    pub(crate) fn discard(&self) {
+        if let Err(e) = std::fs::remove_file(&self.path) {
+            tracing::warn!(path = %self.path.display(), error = %e, "cannot remove a damaged digest");
+        }
+    }
+
+    /// The file, for messages.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Bytes before a run's fields: their length.
+const RUN_HEAD: usize = 4;
+
+/// Writes one run (its fields' length, its fields, its text, the checksum
+/// of all three) and adds it to `runs`.
+fn write_run(w: &mut Writer, runs: &mut Vec<Run>, (hash, fields, text): (u32, Vec<u8>, Vec<u8>)) {
+    let start = w.pos;
+    let head = u32::try_from(fields.len())
+        .unwrap_or(u32::MAX)
+        .to_le_bytes();
+    let mut sum = Mixer::new(3);
+    for part in [&head[..], &fields, &text] {
+        sum.write(part);
+        w.write(part);
+    }
+    w.write(&(sum.finish() as u32).to_le_bytes());
+    runs.push(Run {
+        hash,
+        offset: start,
+        len: u32::try_from(w.pos - start).unwrap_or(u32::MAX),
+    });
+}
+
+/// A buffered writer that remembers its first error (checked once, at the
+/// end) and where it is.
+struct Writer {
+    out: BufWriter<File>,
+    pos: u64,
+    failed: Option<std::io::Error>,
+}
+
+impl Writer {
+    fn write(&mut self, bytes: &[u8]) {
+        if self.failed.is_none()
+            && let Err(e) = self.out.write_all(bytes)
+        {
+            self.failed = Some(e);
+        }
+        self.pos += bytes.len() as u64;
+    }
+}
+
+/// A temporary file in `dir`, as readable as the table it digests (whose
+/// permission bits are `mode`): a digest holds the profile fields the
+/// report reads, names included, so it must not be more open than the
+/// user cache it came from.
+fn temp_in(dir: &Path, name: &str, mode: u32) -> std::io::Result<tempfile::NamedTempFile> {
+    std::fs::create_dir_all(dir)?;
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".part")
+        .tempfile_in(dir)?;
+    use std::os::unix::fs::PermissionsExt;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode((mode & 0o666) | 0o600))?;
+    Ok(tmp)
+}
+
+fn read_digest(path: &Path, table: &TableFile, spec: &str) -> Result<Digest, String> {
+    let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bad = |what: &str| format!("{}: {what}", path.display());
+    let file_len = file.metadata().map_err(|e| bad(&e.to_string()))?.len();
+    let expected = header(MAGIC, table, spec, None);
+    let head_len = expected.len() as u64;
+    if file_len < head_len + TRAILER {
+        return Err(bad("truncated"));
+    }
+    let mut head = vec![0u8; expected.len()];
+    file.read_exact_at(&mut head, 0)
+        .map_err(|_| bad("truncated header"))?;
+    if head != expected {
+        return Err(bad(
+            "built from another version of the table, or another digest",
+        ));
+    }
+    let mut trailer = [0u8; TRAILER as usize];
+    file.read_exact_at(&mut trailer, file_len - TRAILER)
+        .map_err(|_| bad("truncated"))?;
+    let mut w8 = [0u8; 8];
+    w8.copy_from_slice(&trailer[..8]);
+    let count = u64::from_le_bytes(w8);
+    w8.copy_from_slice(&trailer[8..]);
+    let checksum = u64::from_le_bytes(w8);
+    let runs_start = count
+        .checked_mul(RUN_BYTES as u64)
+        .and_then(|b| (file_len - TRAILER).checked_sub(b))
+        .filter(|start| *start >= head_len)
+        .ok_or_else(|| bad("truncated or overlong"))?;
+    let records = head_len..runs_start;
+    let mut r = BufReader::with_capacity(1 << 20, &file);
+    r.seek(std::io::SeekFrom::Start(runs_start))
+        .map_err(|e| bad(&e.to_string()))?;
+    let mut sum = Mixer::new(2);
+    sum.write(&head);
+    let mut runs = Vec::with_capacity(count as usize);
+    let mut b = [0u8; RUN_BYTES];
+    let mut prev: Option<Run> = None;
+    for _ in 0..count {
+        r.read_exact(&mut b).map_err(|_| bad("truncated"))?;
+        sum.write(&b);
+        let run = run_from_bytes(&b);
+        let end = run.offset.saturating_add(u64::from(run.len));
+        if run.offset < records.start || end > records.end {
+            return Err(bad("a run lies outside the records"));
+        }
+        if prev.is_some_and(|p| p > run) {
+            return Err(bad("runs out of order"));
+        }
+        prev = Some(run);
+        runs.push(run);
+    }
+    if sum.finish() != checksum {
+        return Err(bad("checksum mismatch"));
+    }
+    Ok(Digest {
+        file,
+        path: path.to_path_buf(),
+        index: KeyIndex::from_sorted(runs),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_come_back_as_written() {
+        let (mut bytes, mut text) = (Vec::new(), Vec::new());
+        let mut e = Encoder {
+            out: &mut bytes,
+            text: &mut text,
+        };
+        let numbers = [0u64, 1, 127, 128, 300, u64::from(u32::MAX), u64::MAX];
+        for n in numbers {
+            e.varint(n);
+        }
+        let ints = [
+            None,
+            Some(0),
+            Some(-1),
+            Some(2),
+            Some(i32::MIN),
+            Some(i32::MAX),
+        ];
+        for i in ints {
+            e.opt_i32(i);
+        }
+        let floats = [None, Some(0.0), Some(-0.0), Some(1.5e300), Some(f64::NAN)];
+        for f in floats {
+            e.opt_f64(f);
+        }
+        for b in [None, Some(false), Some(true)] {
+            e.opt_bool(b);
+        }
+        e.str("");
+        e.str("é\"x");
+        e.opt_str(None);
+        e.opt_str(Some(""));
+        e.opt_str(Some("abc"));
+        let text = std::str::from_utf8(&text).expect("text");
+        let mut d = Decoder {
+            bytes: &bytes,
+            text,
+        };
+        for n in numbers {
+            assert_eq!(d.varint(), Ok(n));
+        }
+        for i in ints {
+            assert_eq!(d.opt_i32(), Ok(i));
+        }
+        for f in floats {
+            assert_eq!(
+                d.opt_f64().map(|v| v.map(f64::to_bits)),
+                Ok(f.map(f64::to_bits))
+            );
+        }
+        for b in [None, Some(false), Some(true)] {
+            assert_eq!(d.opt_bool(), Ok(b));
+        }
+        assert_eq!(d.str(), Ok(""));
+        assert_eq!(d.str(), Ok("é\"x"));
+        assert_eq!(d.opt_str(), Ok(None));
+        assert_eq!(d.opt_str(), Ok(Some("")));
+        assert_eq!(d.opt_str(), Ok(Some("abc")));
+        assert!(d.bytes.is_empty() && d.text.is_empty());
+        // Cut short, with a bad tag, or a string cut inside a character:
+        // an error, never a panic.
+        let fields = |bytes| Decoder { bytes, text: "é" };
+        assert!(fields(&[0x80]).varint().is_err());
+        assert!(fields(&[5]).str().is_err());
+        assert!(fields(&[1]).str().is_err());
+        assert_eq!(fields(&[2]).str(), Ok("é"));
+        assert!(fields(&[9]).opt_bool().is_err());
+        assert!(fields(&[4]).opt_str().is_err());
+        assert!(fields(&[0xff; 11]).varint().is_err());
+    }
+}
