@@ -3,7 +3,14 @@
 # alternating rounds, with the report's MD5 so any difference in output
 # shows: what BENCHMARKS.md's step-by-step tables were measured with.
 #
-#   benches/compare.sh [--runs N] [--size N] [--drop-caches] BINARY...
+#   benches/compare.sh [--runs N] [--size N] [--drop-caches] [--first] BINARY[:ARG,...]...
+#
+# BINARY:ARG,...   runs BINARY with these extra `exhaust report` arguments,
+#                  e.g. `this/exhaust:--no-digest` for the JSON lines form
+#                  of the snapshot beside `this/exhaust` (its digests)
+# --first          every run starts without persisted indexes or digests
+#                  (the snapshot's .exhaust-index removed): what the first
+#                  run of a snapshot costs
 #
 # --size N         enrolments of the snapshot (default 100000; generated
 #                  once, as benches/e2e.sh does, under $EXHAUST_BENCH_DIR,
@@ -15,7 +22,8 @@
 #                  compete with it
 #
 # Each run is `exhaust report` of the snapshot's batch with its persisted
-# index (it is built once first). Prints one line per run, then medians
+# index and digests (each binary's form is persisted by an untimed run
+# first), unless --first. Prints one line per run, then medians
 # per binary. Build a commit's binary with
 # `git worktree add /tmp/w REV && (cd /tmp/w && cargo build --release -p exhaust-cli)`.
 set -euo pipefail
@@ -23,19 +31,28 @@ cd "$(dirname "$0")/.."
 runs=5
 size=100000
 drop=0
+first=0
 bins=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs=$2; shift 2 ;;
     --size) size=$2; shift 2 ;;
     --drop-caches) drop=1; shift ;;
+    --first) first=1; shift ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d'; exit 0 ;;
     *) bins+=("$1"); shift ;;
   esac
 done
 [ ${#bins[@]} -gt 0 ] || { echo "give one or more exhaust binaries" >&2; exit 2; }
+# command_of LABEL OUT: sets `cmd` to the `exhaust report` that LABEL
+# (BINARY[:ARG,...]) names, writing to OUT.
+command_of() {
+  local bin=${1%%:*} extra=()
+  [ "$bin" != "$1" ] && IFS=, read -r -a extra <<<"${1#*:}"
+  cmd=("$bin" report --snapshot "$snap" --batch-id "$batch" --out "$2" "${extra[@]}")
+}
 for b in "${bins[@]}"; do
-  [ -x "$b" ] || { echo "$b is not an executable" >&2; exit 2; }
+  [ -x "${b%%:*}" ] || { echo "${b%%:*} is not an executable" >&2; exit 2; }
 done
 if [ ! -x /usr/bin/time ]; then
   apt-get install -y -qq time >/dev/null
@@ -54,13 +71,19 @@ fi
 out=$(mktemp -d)
 results=$(mktemp)
 trap 'rm -rf "$out" "$results"' EXIT
-"${bins[0]}" report --snapshot "$snap" --batch-id "$batch" --out "$out/warm" >/dev/null
+for b in "${bins[@]}"; do
+  rm -rf "$out/warm"
+  command_of "$b" "$out/warm"
+  "${cmd[@]}" >/dev/null
+done
 cat "$snap"/*.jsonl "$snap"/.exhaust-index/* >/dev/null 2>&1 || true
 echo "load: $(uptime | sed 's/.*load average/load average/')"
 for _ in $(seq "$runs"); do
   for b in "${bins[@]}"; do
     rm -rf "$out/r"
-    /usr/bin/time -f '%e %U %S %M' -o "$out/t" "$b" report --snapshot "$snap" --batch-id "$batch" --out "$out/r" >/dev/null
+    [ "$first" = 1 ] && rm -rf "$snap/.exhaust-index"
+    command_of "$b" "$out/r"
+    /usr/bin/time -f '%e %U %S %M' -o "$out/t" "${cmd[@]}" >/dev/null
     read -r wall user sys kb <"$out/t"
     md5=$(cat "$out"/r/progress-exhaust/* | md5sum | cut -c1-8)
     cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')

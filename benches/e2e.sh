@@ -10,11 +10,16 @@
 # 6 assessments, up to 3 attempts (benches/snapshot.sh); warms the page
 # cache; then times `exhaust report` in a release build (GNU time: wall
 # clock, CPU seconds (user + system, which other work on the machine
-# disturbs less than the wall clock), peak resident memory), twice per run:
+# disturbs less than the wall clock), peak resident memory), three times
+# per run:
 #   - "first": without a persisted index (the snapshot's .exhaust-index
-#     folder removed), so the run reads every table to index it;
-#   - "again": with the index the first run left, as every later run of
-#     that snapshot (or a server's next batch) finds it.
+#     folder removed), so the run reads every table to index it and to
+#     write the digests of the large tables;
+#   - "again": with the digests the first run left, as every later run of
+#     that snapshot (or a server's next batch) finds them;
+#   - "lines": the other snapshot form, the JSON lines read through their
+#     persisted offset indexes (`--no-digest`, after an untimed run that
+#     persists them), as builds before the digest read every run.
 #
 # --base REV|BINARY  runs another build side by side: a commit of this
 #                    repository (exported with git archive and built once,
@@ -84,11 +89,12 @@ fi
 . benches/snapshot.sh
 echo "load: $(uptime | sed 's/.*load average/load average/')"
 
-# time_report BINARY SNAPSHOT BATCH: prints "wall peak_mb rows cpu".
+# time_report BINARY SNAPSHOT BATCH [ARG...]: prints "wall peak_mb rows cpu".
 time_report() {
   local bin=$1 snap=$2 batch=$3 out stats wall peak_kb rows
+  shift 3
   out=$(mktemp -d)
-  stats=$( { /usr/bin/time -f '%e %M %U %S' "$bin" report --snapshot "$snap" --batch-id "$batch" --out "$out" >"$out/log"; } 2>&1 | tail -n 1)
+  stats=$( { /usr/bin/time -f '%e %M %U %S' "$bin" report --snapshot "$snap" --batch-id "$batch" --out "$out" "$@" >"$out/log"; } 2>&1 | tail -n 1)
   read -r wall peak_kb user sys <<<"$stats"
   rows=$(sed -nE 's/^batch [^:]+: ([0-9]+) rows.*/\1/p' "$out/log")
   rm -rf "$out"
@@ -98,13 +104,25 @@ time_report() {
 # row LABEL SNAP BATCH BUILD RUN: times one report and prints a table row;
 # appends "BUILD RUN wall peak" to $results.
 row() {
-  local label=$1 snap=$2 batch=$3 build=$4 run=$5 bin=$exhaust r
+  local label=$1 snap=$2 batch=$3 build=$4 run=$5 bin=$exhaust r args=()
   [ "$build" = base ] && bin=$base_bin
   [ "$run" = first ] && rm -rf "$snap/.exhaust-index"
-  r=$(time_report "$bin" "$snap" "$batch")
+  [ "$run" = lines ] && args=(--no-digest)
+  r=$(time_report "$bin" "$snap" "$batch" "${args[@]}")
   set -- $r
   printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$build" "$run" "$3" "$1" "$4" "$2"
   echo "$label $build $run $1 $2 $4" >>"$results"
+}
+
+# round LABEL SNAP BATCH: one timed run of each kind. The line indexes
+# are persisted (untimed) before the base runs, which reads them (its
+# index files are this build's).
+round() {
+  row "$1" "$2" "$3" this first
+  time_report "$exhaust" "$2" "$3" --no-digest >/dev/null
+  [ -n "$base_bin" ] && row "$1" "$2" "$3" base -
+  row "$1" "$2" "$3" this again
+  row "$1" "$2" "$3" this lines
 }
 
 results=$(mktemp)
@@ -131,9 +149,7 @@ if [ "$one_of_many" = 1 ]; then
   for _ in $(seq "$runs"); do
     for snap in "$alone" "$big"; do
       label="$([ "$snap" = "$alone" ] && echo alone || echo in-24)-$(du -sm --exclude=.exhaust-index "$snap" | cut -f1)MB"
-      [ -n "$base_bin" ] && row "$label" "$snap" "$batch" base -
-      row "$label" "$snap" "$batch" this first
-      row "$label" "$snap" "$batch" this again
+      round "$label" "$snap" "$batch"
     done
   done
 else
@@ -145,9 +161,7 @@ else
     # Warm the page cache once, so runs measure our code, not the disk.
     cat "$snap"/*.jsonl >/dev/null
     for _ in $(seq "$runs"); do
-      [ -n "$base_bin" ] && row "$n" "$snap" "$batch" base -
-      row "$n" "$snap" "$batch" this first
-      row "$n" "$snap" "$batch" this again
+      round "$n" "$snap" "$batch"
     done
   done
 fi
@@ -166,8 +180,8 @@ awk '
     for (l = 1; l <= nl; l++) {
       lab = labels[l]; ref = lab " base -"; if (!(ref in n)) ref = lab " this first"
       rw = median(ref, w); rm = median(ref, m); rc = median(ref, c)
-      split("this first|this again", ks, "|")
-      for (k = 1; k <= 2; k++) {
+      split("this first|this again|this lines", ks, "|")
+      for (k = 1; k <= 3; k++) {
         key = lab " " ks[k]; if (!(key in n) || key == ref) continue
         printf "%s %s: median %.2f s wall, %.2f s CPU, %.0f MB over %d runs; %s/this: %.1fx wall, %.1fx CPU, %.1fx memory\n", \
           lab, ks[k], median(key, w), median(key, c), median(key, m), n[key], (ref ~ /base/ ? "base" : "first"), \
@@ -178,6 +192,8 @@ awk '
     if (nl == 2 && labels[1] ~ /^alone/) {
       a = median(labels[1] " this again", w); b = median(labels[2] " this again", w)
       ac = median(labels[1] " this again", c); bc = median(labels[2] " this again", c)
-      printf "one batch, index persisted: %.2f s (%.2f s CPU) in the 24-batch snapshot, %.2f s (%.2f s CPU) alone: %.1fx wall, %.1fx CPU\n", b, bc, a, ac, b / a, bc / ac
+      printf "one batch, digests persisted: %.2f s (%.2f s CPU) in the 24-batch snapshot, %.2f s (%.2f s CPU) alone: %.1fx wall, %.1fx CPU\n", b, bc, a, ac, b / a, bc / ac
+      a = median(labels[1] " this lines", w); b = median(labels[2] " this lines", w)
+      printf "one batch, line indexes persisted: %.2f s in the 24-batch snapshot, %.2f s alone: %.1fx wall\n", b, a, b / a
     }
   }' "$results"
