@@ -68,6 +68,13 @@ pub struct SnapshotOptions {
     /// without parsing their JSON (`digest.rs`). Default on; off, those
     /// tables get an offset index like the others.
     pub digest: bool,
+    /// Digests are written only by a run whose batch has at least this
+    /// percentage of the enrolment table's bytes (default 25; 0: always):
+    /// writing them parses every line of the four tables, which pays back
+    /// within a few later runs for a large batch, and only after dozens for
+    /// a small batch of a large snapshot. Digests already written are read
+    /// whatever the batch. The first batch a `Snapshot` reads decides.
+    pub digest_min_percent: u8,
     /// Where indexes go when the snapshot folder cannot be written (a
     /// read-only snapshot): a folder per snapshot under this one. Default:
     /// `$XDG_CACHE_HOME/exhaust/snapshot-index`, else
@@ -101,6 +108,7 @@ impl Default for SnapshotOptions {
             threads: std::thread::available_parallelism().map_or(2, usize::from),
             persist_index_min_bytes: Some(16 << 20),
             digest: true,
+            digest_min_percent: 25,
             index_cache_dir: Self::default_index_cache_dir(),
         }
     }
@@ -128,6 +136,13 @@ struct Inner {
     custodian: Lazy<Option<OrgId>>,
     store: IndexStore,
     enrolments: Lazy<Reading>,
+    /// The enrolment table's line index, which tells a batch's share of it.
+    enrolment_lines: Lazy<KeyIndex>,
+    /// The first batch whose enrolments were read: it decides whether this
+    /// `Snapshot` writes digests (`write_digests`; see
+    /// `SnapshotOptions::digest_min_percent`), when one is missing.
+    first_batch: OnceLock<BatchId>,
+    write_digests: OnceLock<bool>,
     users: Lazy<Reading>,
     attempts: Lazy<Reading>,
     activity: Lazy<Reading>,
@@ -189,6 +204,9 @@ impl Snapshot {
                 opts,
                 store,
                 enrolments: OnceLock::new(),
+                enrolment_lines: OnceLock::new(),
+                first_batch: OnceLock::new(),
+                write_digests: OnceLock::new(),
                 tables: TABLES.iter().map(|t| (*t, OnceLock::new())).collect(),
                 batches: OnceLock::new(),
                 contents: OnceLock::new(),
@@ -258,11 +276,16 @@ impl Inner {
                         self.stats.loaded.fetch_add(1, Ordering::Relaxed);
                         return Ok(Reading::digest(digest));
                     }
-                    Err(why) => tracing::debug!(table, why, "building the digest"),
+                    Err(why) => tracing::debug!(table, why, "no persisted digest"),
                 }
-                match Digest::build::<C>(&self.store, t, &spec, |line, n| {
-                    self.line_key(t, k, line, n)
-                })? {
+                let built = if self.writes_digests()? {
+                    Digest::build::<C>(&self.store, t, &spec, |line, n| {
+                        self.line_key(t, k, line, n)
+                    })?
+                } else {
+                    Err("the first batch is a small share of the snapshot".to_owned())
+                };
+                match built {
                     Ok(digest) => {
                         tracing::debug!(
                             table,
@@ -278,6 +301,13 @@ impl Inner {
                     Err(why) => tracing::debug!(table, why, "no digest: indexing the lines"),
                 }
             }
+            if k.table == ENROLMENTS.table {
+                // The index that told the batch's share.
+                return self
+                    .index(&self.enrolment_lines, k)
+                    .cloned()
+                    .map(Reading::Lines);
+            }
             self.build_index(t, k).map(Reading::Lines)
         })
         .as_ref()
@@ -292,6 +322,33 @@ impl Inner {
         })
         .as_ref()
         .map_err(Clone::clone)
+    }
+
+    /// Whether this `Snapshot` writes the digests it misses: when the
+    /// first batch it read has at least `digest_min_percent` of the
+    /// enrolment table's bytes, as the table's line index says (built by a
+    /// key scan, or read back). Decided once, when first needed: a run
+    /// that finds every digest written never asks.
+    fn writes_digests(&self) -> SourceResult<bool> {
+        if let Some(&write) = self.write_digests.get() {
+            return Ok(write);
+        }
+        let min = self.opts.digest_min_percent;
+        let write = match (self.first_batch.get(), self.table(ENROLMENTS.table)?) {
+            (Some(batch), Some(t)) if self.opts.digest && min > 0 => {
+                let index = self.index(&self.enrolment_lines, ENROLMENTS)?;
+                let bytes: u64 = index
+                    .runs(batch.as_str())
+                    .map(|(_, len)| u64::from(len))
+                    .sum();
+                let percent = bytes as f64 * 100.0 / t.data_len.max(1) as f64;
+                tracing::debug!(batch = %batch, percent, "the batch's share of the enrolments");
+                percent >= f64::from(min)
+            }
+            // Reads not started by a batch's enrolments: nothing to judge by.
+            _ => self.opts.digest,
+        };
+        Ok(*self.write_digests.get_or_init(|| write))
     }
 
     /// What a persisted index or digest of `k` was built by (it must match).
@@ -630,6 +687,7 @@ impl EnrolmentSource for Snapshot {
         };
         let chunk_size = inner.opts.enrolment_chunk.max(1);
         let mut chunk = Vec::with_capacity(chunk_size);
+        let _ = inner.first_batch.set(batch.batch_id.clone());
         // The report reads profiles, attempts and aggregates right after the
         // enrolments: index those tables meanwhile, each on a thread of its
         // own (a first run that digests them parses every line: a thread

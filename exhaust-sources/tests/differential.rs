@@ -86,11 +86,12 @@ fn open(dir: &Path, opts: SnapshotOptions) -> Result<Snapshot, TestCaseError> {
 }
 
 /// Every large table digested, however small (the default digests only
-/// tables of 16 MiB and more).
+/// tables of 16 MiB and more, for a batch of a quarter of the enrolments).
 fn digested() -> SnapshotOptions {
     SnapshotOptions {
         persist_index_min_bytes: Some(0),
         index_cache_dir: None,
+        digest_min_percent: 0,
         ..SnapshotOptions::default()
     }
 }

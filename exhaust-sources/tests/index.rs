@@ -70,6 +70,10 @@ fn with_extension(files: &[PathBuf], ext: &str) -> usize {
 // (these four digested), hierarchies.
 const TABLES: usize = 5;
 const DIGESTED: usize = 4;
+// What a run that writes digests persists: the five, and the enrolments'
+// line index, which told the batch's share of the enrolments (a run that
+// finds every digest never reads it).
+const WRITTEN: usize = TABLES + 1;
 
 #[tokio::test]
 async fn a_second_run_reads_the_persisted_indexes() {
@@ -80,10 +84,10 @@ async fn a_second_run_reads_the_persisted_indexes() {
     assert_eq!(first.rows, expected.rows);
     assert_eq!(
         (stats.built, stats.persisted, stats.loaded),
-        (TABLES, TABLES, 0)
+        (WRITTEN, WRITTEN, 0)
     );
     let files = index_files(&dir.path().join(".exhaust-index"));
-    assert_eq!(files.len(), TABLES);
+    assert_eq!(files.len(), WRITTEN);
     assert_eq!(with_extension(&files, "dig"), DIGESTED, "{files:?}");
     let (second, stats) = report(dir.path(), options(cache.path()), &batch).await;
     assert_eq!(second.rows, expected.rows);
@@ -96,7 +100,11 @@ async fn a_second_run_reads_the_persisted_indexes() {
     };
     let (third, stats) = report(dir.path(), lines.clone(), &batch).await;
     assert_eq!(third.rows, expected.rows);
-    assert_eq!((stats.built, stats.loaded), (DIGESTED, TABLES - DIGESTED));
+    // The enrolments' line index is there already.
+    assert_eq!(
+        (stats.built, stats.loaded),
+        (DIGESTED - 1, TABLES - DIGESTED + 1)
+    );
     let files = index_files(&dir.path().join(".exhaust-index"));
     assert_eq!(with_extension(&files, "idx"), TABLES, "{files:?}");
     let (fourth, stats) = report(dir.path(), lines, &batch).await;
@@ -134,7 +142,7 @@ async fn one_snapshot_indexes_each_table_once_for_several_batches() {
         }
     }
     let stats = snapshot.index_stats();
-    assert_eq!(stats.built + stats.loaded, TABLES, "{stats:?}");
+    assert_eq!(stats.built + stats.loaded, WRITTEN, "{stats:?}");
 }
 
 #[tokio::test]
@@ -144,7 +152,7 @@ async fn a_damaged_index_is_rebuilt_not_trusted() {
     let expected = fresh(dir.path(), &batch).await;
     report(dir.path(), options(cache.path()), &batch).await;
     let files = index_files(&dir.path().join(".exhaust-index"));
-    assert_eq!(files.len(), TABLES);
+    assert_eq!(files.len(), WRITTEN);
     // Truncated, emptied, one byte flipped in the run index or the
     // trailer (what loading checks whole; a digest's records are checked
     // run by run when read, below), a byte added.
@@ -165,7 +173,7 @@ async fn a_damaged_index_is_rebuilt_not_trusted() {
     assert_eq!(rebuilt.rows, expected.rows);
     assert_eq!(
         (stats.built, stats.loaded, stats.persisted),
-        (TABLES, 0, TABLES)
+        (WRITTEN, 0, WRITTEN)
     );
     // ... and the rewritten files are good again.
     let (_, stats) = report(dir.path(), options(cache.path()), &batch).await;
@@ -194,7 +202,8 @@ async fn a_table_changed_after_indexing_is_indexed_again() {
     let expected = fresh(dir.path(), &batch).await;
     let (after, stats) = report(dir.path(), options(cache.path()), &batch).await;
     assert_eq!(after.rows, expected.rows);
-    assert_eq!((stats.built, stats.loaded), (3, TABLES - 3), "{stats:?}");
+    // The three, and the enrolments' line index (their share is asked).
+    assert_eq!((stats.built, stats.loaded), (4, TABLES - 3), "{stats:?}");
 }
 
 #[tokio::test]
@@ -207,13 +216,13 @@ async fn an_unwritable_snapshot_folder_keeps_its_indexes_in_the_cache() {
     std::fs::write(dir.path().join(".exhaust-index"), b"not a folder").expect("write");
     let (first, stats) = report(dir.path(), options(cache.path()), &batch).await;
     assert_eq!(first.rows, expected.rows);
-    assert_eq!(stats.persisted, TABLES);
+    assert_eq!(stats.persisted, WRITTEN);
     let cached: Vec<PathBuf> = std::fs::read_dir(cache.path())
         .expect("cache folder")
         .map(|e| e.expect("entry").path())
         .collect();
     assert_eq!(cached.len(), 1, "one folder per snapshot");
-    assert_eq!(index_files(&cached[0]).len(), TABLES);
+    assert_eq!(index_files(&cached[0]).len(), WRITTEN);
     let (second, stats) = report(dir.path(), options(cache.path()), &batch).await;
     assert_eq!(second.rows, expected.rows);
     assert_eq!(stats.loaded, TABLES);
@@ -377,4 +386,33 @@ async fn a_damaged_run_of_a_batch_fails_the_read_and_the_next_one_succeeds() {
     assert_eq!(rows.rows, expected.rows);
     assert_eq!(stats.built, 1, "{stats:?}");
     assert!(damaged.exists());
+}
+
+#[tokio::test]
+async fn only_a_batch_with_its_share_of_the_enrolments_writes_digests() {
+    // Two batches of 150 enrolments: each holds about half the table.
+    let (dir, batch) = snapshot();
+    let cache = tempfile::tempdir().expect("cache");
+    let expected = fresh(dir.path(), &batch).await;
+    let needing = |percent| SnapshotOptions {
+        digest_min_percent: percent,
+        ..options(cache.path())
+    };
+    // Asked for more than its share: offset indexes only.
+    let (rows, _) = report(dir.path(), needing(60), &batch).await;
+    assert_eq!(rows.rows, expected.rows);
+    let files = index_files(&dir.path().join(".exhaust-index"));
+    assert_eq!(
+        (with_extension(&files, "idx"), with_extension(&files, "dig")),
+        (TABLES, 0),
+        "{files:?}"
+    );
+    // Within its share: the digests are written...
+    let (rows, stats) = report(dir.path(), needing(40), &batch).await;
+    assert_eq!(rows.rows, expected.rows);
+    assert_eq!(stats.built, DIGESTED, "{stats:?}");
+    // ... and read by every later run, whatever its batch.
+    let (rows, stats) = report(dir.path(), needing(100), &batch).await;
+    assert_eq!(rows.rows, expected.rows);
+    assert_eq!((stats.built, stats.loaded), (0, TABLES), "{stats:?}");
 }
