@@ -31,12 +31,12 @@
 //! what the current read does).
 
 use crate::index::{
-    IndexStore, KeyIndex, MAX_RUN, Mixer, RUN_BYTES, Run, header, run_bytes, run_from_bytes,
+    IndexStore, KeyIndex, MAX_RUN, Mixer, RUN_BYTES, Run, header, read_runs, run_bytes, temp_file,
 };
 use crate::table::{SOURCE, TableFile};
 use exhaust_core::source::SourceError;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Seek, Write};
+use std::io::{BufReader, BufWriter, Seek, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -273,15 +273,9 @@ impl Digest {
     /// The digest of `table` under `spec`, if a valid one is persisted;
     /// why not, otherwise.
     pub(crate) fn load(store: &IndexStore, table: &TableFile, spec: &str) -> Result<Self, String> {
-        let name = IndexStore::file_name(table, spec, "dig");
-        let mut why = Vec::new();
-        for dir in store.dirs() {
-            match read_digest(&dir.join(&name), table, spec) {
-                Ok(d) => return Ok(d),
-                Err(e) => why.push(e),
-            }
-        }
-        Err(why.join("; "))
+        store.first_valid(&IndexStore::file_name(table, spec, "dig"), |path| {
+            read_digest(path, table, spec)
+        })
     }
 
     /// Reads `table` whole and writes its digest, decoding each line that
@@ -300,7 +294,10 @@ impl Digest {
         let mut why = Vec::new();
         let mut target = None;
         for dir in store.dirs() {
-            match temp_in(dir, &name, table.stamp.mode) {
+            // As readable as the table: a digest holds the profile fields
+            // the report reads, names included, so it must not be more
+            // open than the user cache it came from.
+            match temp_file(dir, &name, (table.stamp.mode & 0o666) | 0o600) {
                 Ok(tmp) => {
                     target = Some((dir.to_path_buf(), tmp));
                     break;
@@ -542,22 +539,6 @@ impl Writer {
     }
 }
 
-/// A temporary file in `dir`, as readable as the table it digests (whose
-/// permission bits are `mode`): a digest holds the profile fields the
-/// report reads, names included, so it must not be more open than the
-/// user cache it came from.
-fn temp_in(dir: &Path, name: &str, mode: u32) -> std::io::Result<tempfile::NamedTempFile> {
-    std::fs::create_dir_all(dir)?;
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".part")
-        .tempfile_in(dir)?;
-    use std::os::unix::fs::PermissionsExt;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode((mode & 0o666) | 0o600))?;
-    Ok(tmp)
-}
-
 fn read_digest(path: &Path, table: &TableFile, spec: &str) -> Result<Digest, String> {
     let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let bad = |what: &str| format!("{}: {what}", path.display());
@@ -594,23 +575,7 @@ fn read_digest(path: &Path, table: &TableFile, spec: &str) -> Result<Digest, Str
         .map_err(|e| bad(&e.to_string()))?;
     let mut sum = Mixer::new(2);
     sum.write(&head);
-    let mut runs = Vec::with_capacity(count as usize);
-    let mut b = [0u8; RUN_BYTES];
-    let mut prev: Option<Run> = None;
-    for _ in 0..count {
-        r.read_exact(&mut b).map_err(|_| bad("truncated"))?;
-        sum.write(&b);
-        let run = run_from_bytes(&b);
-        let end = run.offset.saturating_add(u64::from(run.len));
-        if run.offset < records.start || end > records.end {
-            return Err(bad("a run lies outside the records"));
-        }
-        if prev.is_some_and(|p| p > run) {
-            return Err(bad("runs out of order"));
-        }
-        prev = Some(run);
-        runs.push(run);
-    }
+    let runs = read_runs(&mut r, count, &mut sum, records).map_err(bad)?;
     if sum.finish() != checksum {
         return Err(bad("checksum mismatch"));
     }

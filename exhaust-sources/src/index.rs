@@ -274,11 +274,22 @@ impl IndexStore {
     /// The persisted index of `table` under `spec` (what was indexed), if a
     /// valid one exists; why not, otherwise.
     pub(crate) fn load(&self, table: &TableFile, spec: &str) -> Result<KeyIndex, String> {
-        let name = Self::file_name(table, spec, "idx");
+        self.first_valid(&Self::file_name(table, spec, "idx"), |path| {
+            read_index(path, table, spec)
+        })
+    }
+
+    /// The first file named `name` in [`IndexStore::dirs`] that `read`
+    /// accepts; why none was, otherwise.
+    pub(crate) fn first_valid<T>(
+        &self,
+        name: &str,
+        read: impl Fn(&Path) -> Result<T, String>,
+    ) -> Result<T, String> {
         let mut why = Vec::new();
         for dir in self.dirs() {
-            match read_index(&dir.join(&name), table, spec) {
-                Ok(index) => return Ok(index),
+            match read(&dir.join(name)) {
+                Ok(found) => return Ok(found),
                 Err(e) => why.push(e),
             }
         }
@@ -333,7 +344,7 @@ pub(crate) fn run_bytes(r: &Run) -> [u8; RUN_BYTES] {
     b
 }
 
-pub(crate) fn run_from_bytes(b: &[u8; RUN_BYTES]) -> Run {
+fn run_from_bytes(b: &[u8; RUN_BYTES]) -> Run {
     let mut w4 = [0u8; 4];
     let mut w8 = [0u8; 8];
     w4.copy_from_slice(&b[..4]);
@@ -345,6 +356,53 @@ pub(crate) fn run_from_bytes(b: &[u8; RUN_BYTES]) -> Run {
     Run { hash, offset, len }
 }
 
+/// A temporary file in `dir` (made if missing) for the file `name`, with
+/// permission bits `mode`: renamed into place once complete.
+pub(crate) fn temp_file(
+    dir: &Path,
+    name: &str,
+    mode: u32,
+) -> std::io::Result<tempfile::NamedTempFile> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)?;
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".part")
+        .tempfile_in(dir)?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))?;
+    Ok(tmp)
+}
+
+/// Reads `count` runs (and adds their bytes to `sum`), each checked to
+/// lie within `within` and to come in order: damage the checksum would
+/// catch too, checked at no cost so that `runs()` stays sound whatever.
+pub(crate) fn read_runs(
+    r: &mut impl Read,
+    count: u64,
+    sum: &mut Mixer,
+    within: std::ops::Range<u64>,
+) -> Result<Vec<Run>, &'static str> {
+    let mut runs = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+    let mut b = [0u8; RUN_BYTES];
+    let mut prev: Option<Run> = None;
+    for _ in 0..count {
+        r.read_exact(&mut b).map_err(|_| "truncated")?;
+        sum.write(&b);
+        let run = run_from_bytes(&b);
+        let end = run.offset.saturating_add(u64::from(run.len));
+        if run.offset < within.start || end > within.end {
+            return Err("a run lies outside the data");
+        }
+        if prev.is_some_and(|p| p > run) {
+            return Err("runs out of order");
+        }
+        prev = Some(run);
+        runs.push(run);
+    }
+    Ok(runs)
+}
+
 fn write_index(
     dir: &Path,
     name: &str,
@@ -352,18 +410,9 @@ fn write_index(
     spec: &str,
     index: &KeyIndex,
 ) -> std::io::Result<PathBuf> {
-    std::fs::create_dir_all(dir)?;
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".part")
-        .tempfile_in(dir)?;
     // Readable by all, as the tables are: another account serving the same
     // snapshot reads it too (temporary files start private).
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    }
+    let tmp = temp_file(dir, name, 0o644)?;
     let mut out = BufWriter::with_capacity(1 << 20, tmp.as_file());
     let head = header(MAGIC, table, spec, Some(index.runs.len() as u64));
     let mut sum = Mixer::new(2);
@@ -410,24 +459,7 @@ fn read_index(path: &Path, table: &TableFile, spec: &str) -> Result<KeyIndex, St
     }
     let mut sum = Mixer::new(2);
     sum.write(&head);
-    let mut runs = Vec::with_capacity(count as usize);
-    let mut b = [0u8; RUN_BYTES];
-    let mut prev: Option<Run> = None;
-    for _ in 0..count {
-        r.read_exact(&mut b).map_err(|_| bad("truncated"))?;
-        sum.write(&b);
-        let run = run_from_bytes(&b);
-        // A run outside the file, or out of order, is damage the checksum
-        // would catch too; checking costs nothing and keeps `runs()` sound.
-        if run.offset.saturating_add(u64::from(run.len)) > table.data_len {
-            return Err(bad("a run lies outside the table"));
-        }
-        if prev.is_some_and(|p| p > run) {
-            return Err(bad("runs out of order"));
-        }
-        prev = Some(run);
-        runs.push(run);
-    }
+    let runs = read_runs(&mut r, count, &mut sum, 0..table.data_len).map_err(bad)?;
     r.read_exact(&mut n).map_err(|_| bad("truncated"))?;
     if u64::from_le_bytes(n) != sum.finish() {
         return Err(bad("checksum mismatch"));
