@@ -110,6 +110,11 @@ impl Default for StoreSettings {
 pub struct SourceSettings {
     /// A snapshot folder (`$EXHAUST_SNAPSHOT`; default the bundled sample).
     pub snapshot: Option<PathBuf>,
+    /// Whether the snapshot's large tables get digests beside their
+    /// indexes (`$EXHAUST_SNAPSHOT_DIGEST`; default true; see
+    /// [`SnapshotOptions::digest`]): off, no digest is written or read,
+    /// which saves their disk space (about half the snapshot's size).
+    pub digest: Option<bool>,
     /// Cassandra, Redis and the search API (`[source.live.cassandra]`,
     /// `[source.live.redis]`, `[source.live.search]`).
     pub live: Option<LiveConfig>,
@@ -272,6 +277,16 @@ pub fn default_snapshot() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sample-snapshot")
 }
 
+/// An on/off variable's value: true, false, 1, 0, yes, no, on or off (any
+/// case); anything else is refused, naming the variable.
+fn switch(name: &str, value: &str) -> anyhow::Result<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(anyhow!("{name} must be true or false, not {value:?}")),
+    }
+}
+
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
@@ -317,6 +332,9 @@ impl Settings {
         if let Some(v) = env("EXHAUST_SNAPSHOT") {
             self.source.snapshot = Some(v.into());
             self.source.live = None;
+        }
+        if let Some(v) = env("EXHAUST_SNAPSHOT_DIGEST") {
+            self.source.digest = Some(switch("EXHAUST_SNAPSHOT_DIGEST", &v)?);
         }
         if let Some(v) = env("EXHAUST_STORAGE_URL") {
             self.storage.url = v;
@@ -391,7 +409,15 @@ impl Settings {
                 dir.display()
             );
         }
-        Snapshot::open(&dir, SnapshotOptions::default()).map_err(|e| anyhow!(e))
+        Snapshot::open(&dir, self.snapshot_options()).map_err(|e| anyhow!(e))
+    }
+
+    /// The snapshot's options: the defaults, with `[source] digest`.
+    pub fn snapshot_options(&self) -> SnapshotOptions {
+        SnapshotOptions {
+            digest: self.source.digest.unwrap_or(true),
+            ..SnapshotOptions::default()
+        }
     }
 
     /// The preference source: the preference services when configured,
@@ -521,6 +547,32 @@ mod tests {
         let s = Settings::default();
         assert_eq!(s.publish_config().work_dir, s.work_dir());
         assert_eq!(s.publish_config().sunbird_encryption_key, "");
+    }
+
+    #[test]
+    fn snapshot_digests_are_on_unless_turned_off() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let folder = dir.path().display();
+        let s: Settings =
+            toml::from_str(&format!("[source]\nsnapshot = \"{folder}\"")).expect("valid");
+        assert_eq!(s.source.digest, None);
+        assert!(s.snapshot_options().digest);
+        let s: Settings = toml::from_str(&format!(
+            "[source]\nsnapshot = \"{folder}\"\ndigest = false"
+        ))
+        .expect("valid");
+        assert!(!s.snapshot_options().digest);
+        s.open_snapshot().expect("opens");
+        for (value, on) in [
+            ("true", true),
+            ("OFF", false),
+            (" 0 ", false),
+            ("yes", true),
+        ] {
+            assert_eq!(switch("V", value).expect(value), on, "{value}");
+        }
+        let err = switch("EXHAUST_SNAPSHOT_DIGEST", "maybe").expect_err("refused");
+        assert!(err.to_string().contains("EXHAUST_SNAPSHOT_DIGEST"), "{err}");
     }
 
     #[test]
