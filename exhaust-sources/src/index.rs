@@ -162,7 +162,8 @@ impl KeyIndex {
                 if !sized && start > 4 << 20 {
                     sized = true;
                     let per_byte = runs.len() as f64 / start as f64;
-                    let expected = (per_byte * table.data_len as f64 * 1.05) as usize;
+                    let len = table.data_len().unwrap_or(0);
+                    let expected = (per_byte * len as f64 * 1.05) as usize;
                     runs.reserve_exact(expected.saturating_sub(runs.len()));
                 }
             }
@@ -459,7 +460,8 @@ fn read_index(path: &Path, table: &TableFile, spec: &str) -> Result<KeyIndex, St
     }
     let mut sum = Mixer::new(2);
     sum.write(&head);
-    let runs = read_runs(&mut r, count, &mut sum, 0..table.data_len).map_err(bad)?;
+    let data_len = table.data_len().map_err(|e| bad(&e.to_string()))?;
+    let runs = read_runs(&mut r, count, &mut sum, 0..data_len).map_err(bad)?;
     r.read_exact(&mut n).map_err(|_| bad("truncated"))?;
     if u64::from_le_bytes(n) != sum.finish() {
         return Err(bad("checksum mismatch"));

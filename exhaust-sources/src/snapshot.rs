@@ -162,6 +162,8 @@ pub struct IndexStats {
     pub loaded: usize,
     /// Indexes written to disk after being built.
     pub persisted: usize,
+    /// Gzip tables decompressed (a table whose digest was read is not).
+    pub decompressed: usize,
 }
 
 #[derive(Debug, Default)]
@@ -235,6 +237,12 @@ impl Snapshot {
             built: stats.built.load(Ordering::Relaxed),
             loaded: stats.loaded.load(Ordering::Relaxed),
             persisted: stats.persisted.load(Ordering::Relaxed),
+            decompressed: self
+                .inner
+                .tables
+                .values()
+                .filter(|cell| matches!(cell.get(), Some(Ok(Some(t))) if t.was_decompressed()))
+                .count(),
         }
     }
 }
@@ -261,7 +269,10 @@ impl Inner {
             let Some(t) = self.table(k.table)? else {
                 return Ok(Reading::Lines(KeyIndex::default()));
             };
-            if self.opts.digest && t.data_len >= self.store.min_bytes {
+            // A gzip table large enough compressed is not decompressed to
+            // know it: a run that finds its digest never decompresses it.
+            let min = self.store.min_bytes;
+            if self.opts.digest && (t.size_at_least() >= min || t.data_len()? >= min) {
                 let started = std::time::Instant::now();
                 let spec = self.spec(k);
                 let table = k.table;
@@ -341,7 +352,7 @@ impl Inner {
                     .runs(batch.as_str())
                     .map(|(_, len)| u64::from(len))
                     .sum();
-                let percent = bytes as f64 * 100.0 / t.data_len.max(1) as f64;
+                let percent = bytes as f64 * 100.0 / t.data_len()?.max(1) as f64;
                 tracing::debug!(batch = %batch, percent, "the batch's share of the enrolments");
                 percent >= f64::from(min)
             }
@@ -389,7 +400,7 @@ impl Inner {
         let table = k.table;
         let started = std::time::Instant::now();
         let spec = self.spec(k);
-        let persist = t.data_len >= self.store.min_bytes;
+        let persist = t.data_len()? >= self.store.min_bytes;
         if persist {
             match self.store.load(t, &spec) {
                 Ok(index) => {

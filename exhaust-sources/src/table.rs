@@ -3,12 +3,15 @@
 //! Lookups read lines at recorded offsets with `pread` rather than mapping
 //! the file, so a batch's memory is what it asked for, not the file's size.
 //! A gzip file is decompressed once into a temporary file, which is then read
-//! the same way (a gzip stream cannot be read at an offset).
+//! the same way (a gzip stream cannot be read at an offset); only when its
+//! lines are first needed, so a run that finds the table's digest persisted
+//! never decompresses it.
 
 use exhaust_core::source::SourceError;
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 /// The snapshot's name in source errors.
 pub(crate) const SOURCE: &str = "snapshot";
@@ -50,9 +53,18 @@ pub(crate) struct TableFile {
     pub(crate) display: String,
     /// The file as it was when opened (see [`FileStamp`]).
     pub(crate) stamp: FileStamp,
-    /// Bytes of JSON Lines (decompressed, for a gzip table).
-    pub(crate) data_len: u64,
+    /// The JSON Lines: the file itself, or (gzip) its decompressed copy,
+    /// made on first use.
+    data: OnceLock<Result<Data, SourceError>>,
+    /// A gzip table's file and where to decompress it.
+    gz: Option<(File, Option<PathBuf>)>,
+}
+
+#[derive(Debug)]
+struct Data {
     file: File,
+    /// Bytes of JSON Lines.
+    len: u64,
     // Keeps a decompressed copy alive for as long as the table is used.
     _decompressed: Option<tempfile::NamedTempFile>,
 }
@@ -73,18 +85,66 @@ impl TableFile {
             };
             let file = File::open(&plain).map_err(cannot)?;
             let stamp = FileStamp::of(&file).map_err(cannot)?;
+            let data = Data {
+                file,
+                len: stamp.len,
+                _decompressed: None,
+            };
             return Ok(Some(Self {
                 display: format!("{name}.jsonl"),
                 stamp,
-                data_len: stamp.len,
-                file,
-                _decompressed: None,
+                data: OnceLock::from(Ok(data)),
+                gz: None,
             }));
         }
         if gz.is_file() {
-            return decompress(&gz, name, temp_dir).map(Some);
+            let cannot = |e: std::io::Error| {
+                SourceError::unavailable(SOURCE, format!("cannot open {}: {e}", gz.display()))
+            };
+            let file = File::open(&gz).map_err(cannot)?;
+            // Stamped before decompressing, so a change during it is
+            // noticed by the next run.
+            let stamp = FileStamp::of(&file).map_err(cannot)?;
+            return Ok(Some(Self {
+                display: format!("{name}.jsonl.gz"),
+                stamp,
+                data: OnceLock::new(),
+                gz: Some((file, temp_dir.map(Path::to_path_buf))),
+            }));
         }
         Ok(None)
+    }
+
+    /// The JSON Lines, decompressed first for a gzip table (once; an error
+    /// is kept and given to every later read).
+    fn data(&self) -> Result<&Data, SourceError> {
+        self.data
+            .get_or_init(|| match &self.gz {
+                Some((file, temp_dir)) => decompress(file, &self.display, temp_dir.as_deref()),
+                None => Err(SourceError::unavailable(
+                    SOURCE,
+                    format!("{} is not open", self.display),
+                )),
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// Bytes of JSON Lines (decompressed, for a gzip table: this
+    /// decompresses it).
+    pub(crate) fn data_len(&self) -> Result<u64, SourceError> {
+        self.data().map(|d| d.len)
+    }
+
+    /// Whether this is a gzip table that was decompressed.
+    pub(crate) fn was_decompressed(&self) -> bool {
+        self.gz.is_some() && self.data.get().is_some()
+    }
+
+    /// At most the bytes of JSON Lines, without decompressing: the file's
+    /// own size (a gzip table holds more than its compressed size).
+    pub(crate) fn size_at_least(&self) -> u64 {
+        self.stamp.len
     }
 
     /// Calls `f(offset, line_number, line)` for each non-blank line.
@@ -96,6 +156,7 @@ impl TableFile {
         // so scans of one table (one per batch) neither see nor disturb each
         // other; lines are handed out of the block in place (memchr finds
         // their ends), never copied one by one.
+        let file = &self.data()?.file;
         let mut buf = vec![0u8; SCAN_BLOCK];
         let mut filled = 0usize; // bytes of `buf` holding file data
         let mut base = 0u64; // the file offset of `buf[0]`
@@ -103,7 +164,7 @@ impl TableFile {
         let mut eof = false;
         loop {
             while !eof && filled < buf.len() {
-                match self.file.read_at(&mut buf[filled..], base + filled as u64) {
+                match file.read_at(&mut buf[filled..], base + filled as u64) {
                     Ok(0) => eof = true,
                     Ok(n) => filled += n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -150,12 +211,16 @@ impl TableFile {
     /// messages of lines read by offset. Counts the newlines before it, so
     /// it costs a read of the file up to there: only on the error path.
     pub(crate) fn line_number_at(&self, offset: u64) -> usize {
+        let Ok(Data { file, .. }) = self.data() else {
+            // Unreadable: the error that made it so is the one reported.
+            return 0;
+        };
         let mut buf = vec![0u8; SCAN_BLOCK];
         let mut pos = 0u64;
         let mut newlines = 0usize;
         while pos < offset {
             let want = (offset - pos).min(buf.len() as u64) as usize;
-            match self.file.read_at(&mut buf[..want], pos) {
+            match file.read_at(&mut buf[..want], pos) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     newlines += memchr::memchr_iter(b'\n', &buf[..n]).count();
@@ -180,8 +245,9 @@ impl TableFile {
         if buf.len() < len {
             *buf = vec![0; len];
         }
+        let file = &self.data()?.file;
         let out = &mut buf[..len];
-        self.file.read_exact_at(out, offset).map_err(|e| {
+        file.read_exact_at(out, offset).map_err(|e| {
             SourceError::unavailable(
                 SOURCE,
                 format!("reading {} at byte {offset}: {e}", self.display),
@@ -202,15 +268,7 @@ fn trim_line(line: &[u8]) -> &[u8] {
     &line[..end]
 }
 
-fn decompress(gz: &PathBuf, name: &str, temp_dir: Option<&Path>) -> Result<TableFile, SourceError> {
-    let display = format!("{name}.jsonl.gz");
-    let src = File::open(gz).map_err(|e| {
-        SourceError::unavailable(SOURCE, format!("cannot open {}: {e}", gz.display()))
-    })?;
-    // Stamped before decompressing, so a change during it is noticed later.
-    let stamp = FileStamp::of(&src).map_err(|e| {
-        SourceError::unavailable(SOURCE, format!("cannot read {}: {e}", gz.display()))
-    })?;
+fn decompress(src: &File, display: &str, temp_dir: Option<&Path>) -> Result<Data, SourceError> {
     let mut tmp = match temp_dir {
         Some(d) => tempfile::NamedTempFile::new_in(d),
         None => tempfile::NamedTempFile::new(),
@@ -221,8 +279,11 @@ fn decompress(gz: &PathBuf, name: &str, temp_dir: Option<&Path>) -> Result<Table
             format!("cannot create a temporary file to decompress {display}: {e}"),
         )
     })?;
+    // Read by position through a reader of its own: the open file's cursor
+    // is not shared with anyone, but `&File` reads would move it.
+    let reader = PositionedReader { file: src, pos: 0 };
     let mut decoder =
-        flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 20, &src));
+        flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 20, reader));
     std::io::copy(&mut decoder, tmp.as_file_mut()).map_err(|e| {
         SourceError::bad_data(
             SOURCE,
@@ -232,16 +293,29 @@ fn decompress(gz: &PathBuf, name: &str, temp_dir: Option<&Path>) -> Result<Table
     let file = tmp.reopen().map_err(|e| {
         SourceError::unavailable(SOURCE, format!("cannot reopen decompressed {display}: {e}"))
     })?;
-    let data_len = file.metadata().map(|m| m.len()).map_err(|e| {
+    let len = file.metadata().map(|m| m.len()).map_err(|e| {
         SourceError::unavailable(SOURCE, format!("cannot read decompressed {display}: {e}"))
     })?;
-    Ok(TableFile {
-        display,
-        stamp,
-        data_len,
+    Ok(Data {
         file,
+        len,
         _decompressed: Some(tmp),
     })
+}
+
+/// Reads a file from the start by position (`pread`), never through its
+/// shared cursor.
+struct PositionedReader<'f> {
+    file: &'f File,
+    pos: u64,
+}
+
+impl std::io::Read for PositionedReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
 }
 
 /// Splits a run of lines read with [`TableFile::read_at`] (and checked to

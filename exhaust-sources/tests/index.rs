@@ -291,11 +291,22 @@ async fn gzip_tables_are_indexed_by_the_compressed_file() {
         gz.finish().expect("gzip");
         std::fs::remove_file(plain).expect("remove");
     }
-    let (first, _) = report(dir.path(), options(cache.path()), &batch).await;
+    let (first, stats) = report(dir.path(), options(cache.path()), &batch).await;
     assert_eq!(first.rows, expected.rows);
+    assert_eq!(stats.decompressed, 2, "{stats:?}");
     let (second, stats) = report(dir.path(), options(cache.path()), &batch).await;
     assert_eq!(second.rows, expected.rows);
     assert_eq!(stats.loaded, TABLES);
+    // Both are read through their digests: neither is decompressed.
+    assert_eq!(stats.decompressed, 0, "{stats:?}");
+    // Without digests, their lines are read: both are.
+    let lines = SnapshotOptions {
+        digest: false,
+        ..options(cache.path())
+    };
+    let (third, stats) = report(dir.path(), lines, &batch).await;
+    assert_eq!(third.rows, expected.rows);
+    assert_eq!(stats.decompressed, 2, "{stats:?}");
 }
 
 /// Flips bytes all through the records of `table`'s digest (between its
