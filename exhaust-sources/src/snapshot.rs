@@ -256,10 +256,11 @@ impl Inner {
             .map_err(Clone::clone)
     }
 
-    /// How `k`'s table is read: through its digest when the table is large
-    /// enough to persist what indexing it learns (loaded when a valid copy
-    /// is there, else built and written), otherwise through the offset
-    /// index of its lines. Decided once per `Snapshot`.
+    /// How `k`'s table is read: through its digest when a valid one is
+    /// persisted, or when the table is large enough to persist what
+    /// indexing it learns and the batch to want it (built and written),
+    /// otherwise through the offset index of its lines. Decided once per
+    /// `Snapshot`.
     fn reading<'a, C: Codec>(
         &'a self,
         cell: &'a Lazy<Reading>,
@@ -269,10 +270,10 @@ impl Inner {
             let Some(t) = self.table(k.table)? else {
                 return Ok(Reading::Lines(KeyIndex::default()));
             };
-            // A gzip table large enough compressed is not decompressed to
-            // know it: a run that finds its digest never decompresses it.
-            let min = self.store.min_bytes;
-            if self.opts.digest && (t.size_at_least() >= min || t.data_len()? >= min) {
+            // A persisted digest is looked for first, whatever the table's
+            // size: a run that finds it never decompresses a gzip table
+            // (whose size is known only then).
+            if self.opts.digest {
                 let started = std::time::Instant::now();
                 let spec = self.spec(k);
                 let table = k.table;
@@ -289,7 +290,9 @@ impl Inner {
                     }
                     Err(why) => tracing::debug!(table, why, "no persisted digest"),
                 }
-                let built = if self.writes_digests()? {
+                let built = if t.data_len()? < self.store.min_bytes {
+                    Err("the table is small: indexing it costs less than a file".to_owned())
+                } else if self.writes_digests()? {
                     Digest::build::<C>(&self.store, t, &spec, |line, n| {
                         self.line_key(t, k, line, n)
                     })?

@@ -141,12 +141,6 @@ impl TableFile {
         self.gz.is_some() && self.data.get().is_some()
     }
 
-    /// At most the bytes of JSON Lines, without decompressing: the file's
-    /// own size (a gzip table holds more than its compressed size).
-    pub(crate) fn size_at_least(&self) -> u64 {
-        self.stamp.len
-    }
-
     /// Calls `f(offset, line_number, line)` for each non-blank line.
     pub(crate) fn scan(
         &self,
