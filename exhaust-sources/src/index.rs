@@ -37,7 +37,7 @@ pub(crate) struct Run {
 }
 
 /// See the module documentation.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub(crate) struct KeyIndex {
     runs: Vec<Run>,
     /// `buckets[p]..buckets[p + 1]` are the runs whose hash starts with the

@@ -135,17 +135,15 @@ struct Inner {
     relations: Lazy<HashMap<String, Vec<String>>>,
     custodian: Lazy<Option<OrgId>>,
     store: IndexStore,
-    enrolments: Lazy<Reading>,
-    /// The enrolment table's line index, which tells a batch's share of it.
-    enrolment_lines: Lazy<KeyIndex>,
+    enrolments: LargeTable,
     /// The first batch whose enrolments were read: it decides whether this
     /// `Snapshot` writes digests (`write_digests`; see
     /// `SnapshotOptions::digest_min_percent`), when one is missing.
     first_batch: OnceLock<BatchId>,
     write_digests: OnceLock<bool>,
-    users: Lazy<Reading>,
-    attempts: Lazy<Reading>,
-    activity: Lazy<Reading>,
+    users: LargeTable,
+    attempts: LargeTable,
+    activity: LargeTable,
     hierarchies: Lazy<KeyIndex>,
     stats: Counts,
     /// The threads that read chunks' lines, started on first use and kept
@@ -205,8 +203,7 @@ impl Snapshot {
                 dir,
                 opts,
                 store,
-                enrolments: OnceLock::new(),
-                enrolment_lines: OnceLock::new(),
+                enrolments: LargeTable::default(),
                 first_batch: OnceLock::new(),
                 write_digests: OnceLock::new(),
                 tables: TABLES.iter().map(|t| (*t, OnceLock::new())).collect(),
@@ -214,9 +211,9 @@ impl Snapshot {
                 contents: OnceLock::new(),
                 relations: OnceLock::new(),
                 custodian: OnceLock::new(),
-                users: OnceLock::new(),
-                attempts: OnceLock::new(),
-                activity: OnceLock::new(),
+                users: LargeTable::default(),
+                attempts: LargeTable::default(),
+                activity: LargeTable::default(),
                 hierarchies: OnceLock::new(),
                 stats: Counts::default(),
                 pool: OnceLock::new(),
@@ -256,76 +253,71 @@ impl Inner {
             .map_err(Clone::clone)
     }
 
-    /// How `k`'s table is read: through its digest when a valid one is
-    /// persisted, or when the table is large enough to persist what
-    /// indexing it learns and the batch to want it (built and written),
-    /// otherwise through the offset index of its lines. Decided once per
-    /// `Snapshot`.
-    fn reading<'a, C: Codec>(
+    /// `k`'s digest: a valid one persisted, or one built and written when
+    /// the table is large enough to persist what indexing it learns and
+    /// the batch wants it (`writes_digests`); `None`: the table is read
+    /// through the offset index of its lines. Decided once per `Snapshot`.
+    fn digest_of<'a, C: Codec>(
         &'a self,
-        cell: &'a Lazy<Reading>,
+        large: &'a LargeTable,
         k: Keyed,
-    ) -> SourceResult<&'a Reading> {
-        cell.get_or_init(|| {
-            let Some(t) = self.table(k.table)? else {
-                return Ok(Reading::Lines(KeyIndex::default()));
-            };
-            // A persisted digest is looked for first, whatever the table's
-            // size: a run that finds it never decompresses a gzip table
-            // (whose size is known only then).
-            if self.opts.digest {
-                let started = std::time::Instant::now();
-                let spec = self.spec(k);
-                let table = k.table;
-                match Digest::load(&self.store, t, &spec) {
-                    Ok(digest) => {
-                        tracing::debug!(
-                            table,
-                            runs = digest.len(),
-                            elapsed_ms = started.elapsed().as_millis() as u64,
-                            "read the persisted digest of a snapshot table"
-                        );
-                        self.stats.loaded.fetch_add(1, Ordering::Relaxed);
-                        return Ok(Reading::digest(digest));
-                    }
-                    Err(why) => tracing::debug!(table, why, "no persisted digest"),
-                }
-                let built = if t.data_len()? < self.store.min_bytes {
-                    Err("the table is small: indexing it costs less than a file".to_owned())
-                } else if self.writes_digests()? {
-                    Digest::build::<C>(&self.store, t, &spec, |line, n| {
-                        self.line_key(t, k, line, n)
-                    })?
-                } else {
-                    Err("the first batch is a small share of the snapshot".to_owned())
+    ) -> SourceResult<Option<&'a DigestReading>> {
+        large
+            .digest
+            .get_or_init(|| {
+                let Some(t) = self.table(k.table)? else {
+                    return Ok(None);
                 };
-                match built {
-                    Ok(digest) => {
-                        tracing::debug!(
-                            table,
-                            runs = digest.len(),
-                            path = %digest.path().display(),
-                            elapsed_ms = started.elapsed().as_millis() as u64,
-                            "digested and persisted a snapshot table"
-                        );
-                        self.stats.built.fetch_add(1, Ordering::Relaxed);
-                        self.stats.persisted.fetch_add(1, Ordering::Relaxed);
-                        return Ok(Reading::digest(digest));
+                // A persisted digest is looked for first, whatever the table's
+                // size: a run that finds it never decompresses a gzip table
+                // (whose size is known only then).
+                if self.opts.digest {
+                    let started = std::time::Instant::now();
+                    let spec = self.spec(k);
+                    let table = k.table;
+                    match Digest::load(&self.store, t, &spec) {
+                        Ok(digest) => {
+                            tracing::debug!(
+                                table,
+                                runs = digest.len(),
+                                elapsed_ms = started.elapsed().as_millis() as u64,
+                                "read the persisted digest of a snapshot table"
+                            );
+                            self.stats.loaded.fetch_add(1, Ordering::Relaxed);
+                            return Ok(Some(DigestReading::new(digest)));
+                        }
+                        Err(why) => tracing::debug!(table, why, "no persisted digest"),
                     }
-                    Err(why) => tracing::debug!(table, why, "no digest: indexing the lines"),
+                    let built = if t.data_len()? < self.store.min_bytes {
+                        Err("the table is small: indexing it costs less than a file".to_owned())
+                    } else if self.writes_digests()? {
+                        Digest::build::<C>(&self.store, t, &spec, |line, n| {
+                            self.line_key(t, k, line, n)
+                        })?
+                    } else {
+                        Err("the first batch is a small share of the snapshot".to_owned())
+                    };
+                    match built {
+                        Ok(digest) => {
+                            tracing::debug!(
+                                table,
+                                runs = digest.len(),
+                                path = %digest.path().display(),
+                                elapsed_ms = started.elapsed().as_millis() as u64,
+                                "digested and persisted a snapshot table"
+                            );
+                            self.stats.built.fetch_add(1, Ordering::Relaxed);
+                            self.stats.persisted.fetch_add(1, Ordering::Relaxed);
+                            return Ok(Some(DigestReading::new(digest)));
+                        }
+                        Err(why) => tracing::debug!(table, why, "no digest: indexing the lines"),
+                    }
                 }
-            }
-            if k.table == ENROLMENTS.table {
-                // The index that told the batch's share.
-                return self
-                    .index(&self.enrolment_lines, k)
-                    .cloned()
-                    .map(Reading::Lines);
-            }
-            self.build_index(t, k).map(Reading::Lines)
-        })
-        .as_ref()
-        .map_err(Clone::clone)
+                Ok(None)
+            })
+            .as_ref()
+            .map(Option::as_ref)
+            .map_err(Clone::clone)
     }
 
     /// The offset index of `k`'s table, built once per `Snapshot`.
@@ -350,7 +342,7 @@ impl Inner {
         let min = self.opts.digest_min_percent;
         let write = match (self.first_batch.get(), self.table(ENROLMENTS.table)?) {
             (Some(batch), Some(t)) if self.opts.digest && min > 0 => {
-                let index = self.index(&self.enrolment_lines, ENROLMENTS)?;
+                let index = self.index(&self.enrolments.lines, ENROLMENTS)?;
                 let bytes: u64 = index
                     .runs(batch.as_str())
                     .map(|(_, len)| u64::from(len))
@@ -555,36 +547,35 @@ const HIERARCHIES: Keyed = Keyed {
     user_key: false,
 };
 
-/// How a large table's lines are found.
-#[derive(Debug)]
-enum Reading {
-    /// By the offset index of its JSON lines.
-    Lines(KeyIndex),
-    /// By its digest (see `digest.rs`).
-    Digest(DigestReading),
+/// How a large table's lines are found: by its digest (see `digest.rs`),
+/// when it has one that is not damaged, else by the offset index of its
+/// JSON lines. Each is made on first need: the line index of a table read
+/// through its digest only when the digest is found damaged, or (for the
+/// enrolments) to tell a batch's share of the table.
+#[derive(Debug, Default)]
+struct LargeTable {
+    digest: Lazy<Option<DigestReading>>,
+    lines: Lazy<KeyIndex>,
 }
 
 #[derive(Debug)]
 struct DigestReading {
     digest: Digest,
     /// Set when a run of the digest was found damaged: from then on the
-    /// table is read through `lines`.
+    /// table is read through its lines.
     damaged: AtomicBool,
-    /// The offset index of the table's lines, built only then.
-    lines: Lazy<KeyIndex>,
 }
 
-impl Reading {
-    fn digest(digest: Digest) -> Self {
-        Self::Digest(DigestReading {
+impl DigestReading {
+    fn new(digest: Digest) -> Self {
+        Self {
             digest,
             damaged: AtomicBool::new(false),
-            lines: OnceLock::new(),
-        })
+        }
     }
 }
 
-/// A `Reading` as one read uses it from start to end (a digest found
+/// A `LargeTable` as one read uses it from start to end (a digest found
 /// damaged during the read does not switch it to the lines half-way).
 #[derive(Clone, Copy)]
 enum View<'a> {
@@ -709,19 +700,15 @@ impl EnrolmentSource for Snapshot {
         // kept in the cells and reported by the lookups.
         std::thread::scope(|s| {
             if inner.opts.threads > 1 {
-                s.spawn(|| inner.reading::<Users>(&inner.users, USERS).map(drop));
+                s.spawn(|| inner.view::<Users>(&inner.users, USERS).map(drop));
+                s.spawn(|| inner.view::<Attempts>(&inner.attempts, ATTEMPTS).map(drop));
                 s.spawn(|| {
                     inner
-                        .reading::<Attempts>(&inner.attempts, ATTEMPTS)
-                        .map(drop)
-                });
-                s.spawn(|| {
-                    inner
-                        .reading::<Activities>(&inner.activity, ACTIVITY)
+                        .view::<Activities>(&inner.activity, ACTIVITY)
                         .map(drop)
                 });
             }
-            let reading = inner.reading::<Enrolments>(&inner.enrolments, ENROLMENTS)?;
+            inner.digest_of::<Enrolments>(&inner.enrolments, ENROLMENTS)?;
             let mut bufs = Bufs::default();
             // Lines whose batch id could not be read: one that mentions this
             // batch's id is parsed, and fails the batch naming its line (a
@@ -738,7 +725,7 @@ impl EnrolmentSource for Snapshot {
                     .map_err(|e| row_error(t, line_at(), &e))
             };
             inner.each_item::<Enrolments, _>(
-                reading,
+                &inner.enrolments,
                 ENROLMENTS,
                 t,
                 UNREADABLE,
@@ -756,7 +743,7 @@ impl EnrolmentSource for Snapshot {
             )?;
             // The batch's own lines, parsed on `threads` threads and handed
             // on in file order (the report keeps the first row of a user).
-            let view = inner.view(reading, ENROLMENTS)?;
+            let view = inner.view::<Enrolments>(&inner.enrolments, ENROLMENTS)?;
             let runs: Vec<(u64, u32)> = match view {
                 View::Lines(index) => index.runs(batch.batch_id.as_str()).collect(),
                 View::Digest(d) => d.digest.runs(batch.batch_id.as_str()).collect(),
@@ -803,13 +790,12 @@ impl EnrolmentSource for Snapshot {
 }
 
 impl Inner {
-    /// `reading` as one read uses it: its digest, unless found damaged,
-    /// else the offset index of its lines (built on first need).
-    fn view<'a>(&'a self, reading: &'a Reading, k: Keyed) -> SourceResult<View<'a>> {
-        match reading {
-            Reading::Lines(index) => Ok(View::Lines(index)),
-            Reading::Digest(d) if !d.damaged.load(Ordering::Acquire) => Ok(View::Digest(d)),
-            Reading::Digest(d) => self.index(&d.lines, k).map(View::Lines),
+    /// `large` as one read uses it: its digest, unless it has none or it
+    /// was found damaged, else the offset index of its lines.
+    fn view<'a, C: Codec>(&'a self, large: &'a LargeTable, k: Keyed) -> SourceResult<View<'a>> {
+        match self.digest_of::<C>(large, k)? {
+            Some(d) if !d.damaged.load(Ordering::Acquire) => Ok(View::Digest(d)),
+            _ => self.index(&large.lines, k).map(View::Lines),
         }
     }
 
@@ -840,7 +826,7 @@ impl Inner {
     /// on is not an error: the key is read again from the table's lines.
     fn each_item<C: Codec, F>(
         &self,
-        reading: &Reading,
+        large: &LargeTable,
         k: Keyed,
         t: &TableFile,
         key: &str,
@@ -850,7 +836,7 @@ impl Inner {
     where
         F: for<'x> FnMut(&dyn Fn() -> usize, Item<'x, C::Row<'x>>) -> SourceResult<()>,
     {
-        let view = self.view(reading, k)?;
+        let view = self.view::<C>(large, k)?;
         match view {
             View::Lines(index) => {
                 for run in index.runs(key) {
@@ -865,7 +851,7 @@ impl Inner {
                         if i > 0 {
                             return Err(error);
                         }
-                        return self.each_item::<C, F>(reading, k, t, key, bufs, f);
+                        return self.each_item::<C, F>(large, k, t, key, bufs, f);
                     }
                 }
             }
@@ -1033,7 +1019,8 @@ impl UserSource for Snapshot {
 
 impl Inner {
     fn users(&self, ids: &[UserId]) -> SourceResult<Vec<Option<UserEntry>>> {
-        let reading = self.reading::<Users>(&self.users, USERS)?;
+        // Found or built once, before the lookups are split across threads.
+        self.view::<Users>(&self.users, USERS)?;
         let Some(t) = self.table(USERS.table)? else {
             return Ok(vec![None; ids.len()]);
         };
@@ -1043,7 +1030,7 @@ impl Inner {
             for id in ids {
                 let mut entry = None;
                 self.each_item::<Users, _>(
-                    reading,
+                    &self.users,
                     USERS,
                     t,
                     id.as_str(),
@@ -1136,7 +1123,8 @@ impl Inner {
         collection: &ContentId,
         users: &[UserId],
     ) -> SourceResult<Vec<AssessmentAttempt>> {
-        let reading = self.reading::<Attempts>(&self.attempts, ATTEMPTS)?;
+        // Found or built once, before the lookups are split across threads.
+        self.view::<Attempts>(&self.attempts, ATTEMPTS)?;
         let Some(t) = self.table(ATTEMPTS.table)? else {
             return Ok(Vec::new());
         };
@@ -1145,7 +1133,7 @@ impl Inner {
             let mut out = Vec::new();
             for user in users {
                 self.each_item::<Attempts, _>(
-                    reading,
+                    &self.attempts,
                     ATTEMPTS,
                     t,
                     user.as_str(),
@@ -1178,7 +1166,8 @@ impl Inner {
         activities: &[ContentId],
         users: &[UserId],
     ) -> SourceResult<Vec<ActivityAggregate>> {
-        let reading = self.reading::<Activities>(&self.activity, ACTIVITY)?;
+        // Found or built once, before the lookups are split across threads.
+        self.view::<Activities>(&self.activity, ACTIVITY)?;
         let Some(t) = self.table(ACTIVITY.table)? else {
             return Ok(Vec::new());
         };
@@ -1190,7 +1179,7 @@ impl Inner {
             let mut out = Vec::new();
             for user in users {
                 self.each_item::<Activities, _>(
-                    reading,
+                    &self.activity,
                     ACTIVITY,
                     t,
                     user.as_str(),
