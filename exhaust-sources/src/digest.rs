@@ -33,7 +33,7 @@
 use crate::index::{
     IndexStore, KeyIndex, MAX_RUN, Mixer, RUN_BYTES, Run, header, read_runs, run_bytes, temp_file,
 };
-use crate::table::{SOURCE, TableFile};
+use crate::table::{TableFile, read_into};
 use exhaust_core::source::SourceError;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Seek, Write};
@@ -320,8 +320,10 @@ impl Digest {
         };
         w.write(&head);
         let mut runs: Vec<Run> = Vec::new();
-        // The open run: its key's hash, its fields and its text so far.
-        let mut open: Option<(u32, Vec<u8>, Vec<u8>)> = None;
+        // The open run's key hash, and its fields and text so far (the
+        // buffers are reused from run to run).
+        let mut open: Option<u32> = None;
+        let (mut run_fields, mut run_text) = (Vec::new(), Vec::new());
         let (mut fields, mut text) = (Vec::with_capacity(4096), Vec::with_capacity(4096));
         table.scan(|offset, line_no, line| {
             let Some((hash, as_line)) = key_of(line, line_no)? else {
@@ -351,24 +353,21 @@ impl Digest {
                     e.varint(line.len() as u64);
                 }
             }
-            let joins = open.as_ref().is_some_and(|(h, f, t)| {
-                let size = RUN_HEAD + f.len() + t.len() + fields.len() + text.len() + RUN_SUM;
-                *h == hash && size as u64 <= MAX_RUN
-            });
+            let size = RUN_HEAD + run_fields.len() + run_text.len() + fields.len() + text.len();
+            let joins = open == Some(hash) && (size + RUN_SUM) as u64 <= MAX_RUN;
             if !joins {
-                if let Some(run) = open.take() {
-                    write_run(&mut w, &mut runs, run);
+                if let Some(h) = open.replace(hash) {
+                    write_run(&mut w, &mut runs, h, &run_fields, &run_text);
                 }
-                open = Some((hash, Vec::new(), Vec::new()));
+                run_fields.clear();
+                run_text.clear();
             }
-            if let Some((_, f, t)) = &mut open {
-                f.extend_from_slice(&fields);
-                t.extend_from_slice(&text);
-            }
+            run_fields.extend_from_slice(&fields);
+            run_text.extend_from_slice(&text);
             Ok(())
         })?;
-        if let Some(run) = open.take() {
-            write_run(&mut w, &mut runs, run);
+        if let Some(h) = open {
+            write_run(&mut w, &mut runs, h, &run_fields, &run_text);
         }
         let index = KeyIndex::from_runs(runs);
         let mut sum = Mixer::new(2);
@@ -419,22 +418,11 @@ impl Digest {
         len: u32,
         buf: &'b mut Vec<u8>,
     ) -> Result<Result<Records<'b, C>, Damaged>, SourceError> {
-        let len = len as usize;
-        if len < RUN_HEAD + RUN_SUM {
+        if (len as usize) < RUN_HEAD + RUN_SUM {
             return Ok(Err(Damaged("a run is too short")));
         }
-        if buf.len() < len {
-            *buf = vec![0; len];
-        }
-        let bytes = &mut buf[..len];
-        self.file.read_exact_at(bytes, offset).map_err(|e| {
-            SourceError::unavailable(
-                SOURCE,
-                format!("reading {} at byte {offset}: {e}", self.path.display()),
-            )
-        })?;
-        let bytes: &'b [u8] = bytes;
-        let (body, tail) = bytes.split_at(len - RUN_SUM);
+        let bytes = read_into(&self.file, &self.path.display(), offset, len, buf)?;
+        let (body, tail) = bytes.split_at(bytes.len() - RUN_SUM);
         let mut sum = Mixer::new(3);
         sum.write(body);
         if (sum.finish() as u32).to_le_bytes() != tail {
@@ -502,13 +490,13 @@ const RUN_HEAD: usize = 4;
 
 /// Writes one run (its fields' length, its fields, its text, the checksum
 /// of all three) and adds it to `runs`.
-fn write_run(w: &mut Writer, runs: &mut Vec<Run>, (hash, fields, text): (u32, Vec<u8>, Vec<u8>)) {
+fn write_run(w: &mut Writer, runs: &mut Vec<Run>, hash: u32, fields: &[u8], text: &[u8]) {
     let start = w.pos;
     let head = u32::try_from(fields.len())
         .unwrap_or(u32::MAX)
         .to_le_bytes();
     let mut sum = Mixer::new(3);
-    for part in [&head[..], &fields, &text] {
+    for part in [&head[..], fields, text] {
         sum.write(part);
         w.write(part);
     }

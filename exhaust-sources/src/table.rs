@@ -226,29 +226,37 @@ impl TableFile {
     }
 
     /// Reads `len` bytes at `offset` (one or more whole lines) into the
-    /// front of `buf`. The buffer only grows, and grows by a new zeroed
-    /// allocation: a reused buffer is neither copied on growth nor cleared
-    /// again before each read.
+    /// front of `buf` (see [`read_into`]).
     pub(crate) fn read_at<'b>(
         &self,
         offset: u64,
         len: u32,
         buf: &'b mut Vec<u8>,
     ) -> Result<&'b [u8], SourceError> {
-        let len = len as usize;
-        if buf.len() < len {
-            *buf = vec![0; len];
-        }
-        let file = &self.data()?.file;
-        let out = &mut buf[..len];
-        file.read_exact_at(out, offset).map_err(|e| {
-            SourceError::unavailable(
-                SOURCE,
-                format!("reading {} at byte {offset}: {e}", self.display),
-            )
-        })?;
-        Ok(out)
+        read_into(&self.data()?.file, &self.display, offset, len, buf)
     }
+}
+
+/// Reads `len` bytes of `file` (`name` in messages) at `offset` into the
+/// front of `buf`. The buffer only grows, and grows by a new zeroed
+/// allocation: a reused buffer is neither copied on growth nor cleared
+/// again before each read.
+pub(crate) fn read_into<'b>(
+    file: &File,
+    name: &dyn std::fmt::Display,
+    offset: u64,
+    len: u32,
+    buf: &'b mut Vec<u8>,
+) -> Result<&'b [u8], SourceError> {
+    let len = len as usize;
+    if buf.len() < len {
+        *buf = vec![0; len];
+    }
+    let out = &mut buf[..len];
+    file.read_exact_at(out, offset).map_err(|e| {
+        SourceError::unavailable(SOURCE, format!("reading {name} at byte {offset}: {e}"))
+    })?;
+    Ok(out)
 }
 
 /// Bytes read per block by scans.
