@@ -6,7 +6,9 @@
 //! of it parsing their JSON, a fifth copying them out of the page cache
 //! (BENCHMARKS.md). The first run of a table reads every line anyway to
 //! index it; the digest keeps what that reading decoded, in the table's
-//! own line order:
+//! own line order, or (the tables looked up by user) sorted by key, so
+//! that a chunk of learners in user id order reads its records front to
+//! back in a few large reads instead of one read per learner:
 //! - one record per indexed line: the line's offset in the table and
 //!   either its row (the fields the report reads, in the `Codec`'s form)
 //!   or, for a line that does not decode, only its length, so the lookup
@@ -31,9 +33,10 @@
 //! what the current read does).
 
 use crate::index::{
-    IndexStore, KeyIndex, MAX_RUN, Mixer, RUN_BYTES, Run, header, read_runs, run_bytes, temp_file,
+    IndexStore, KeyIndex, MAX_RUN, Mixer, RUN_BYTES, Run, header, key_hash, read_runs, run_bytes,
+    temp_file,
 };
-use crate::table::{TableFile, read_into};
+use crate::table::{TableFile, read_into, trim_line};
 use exhaust_core::source::SourceError;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Seek, Write};
@@ -41,7 +44,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// The format version: bump it when the layout or any `Codec` changes.
-const MAGIC: &[u8; 8] = b"EXHDIG02";
+const MAGIC: &[u8; 8] = b"EXHDIG03";
 
 /// Bytes after the run index: its run count and the checksum.
 const TRAILER: u64 = 16;
@@ -265,9 +268,42 @@ pub(crate) struct Digest {
     index: KeyIndex,
 }
 
-/// How a line is kept: `Some((hash of its key, as_line))`, where
-/// `as_line` keeps it as JSON whatever it holds; `None`: not indexed.
-pub(crate) type LineKey = Option<(u32, bool)>;
+/// How an indexed line is kept: under the hash of its key; `as_line`
+/// keeps it as JSON whatever it holds; `order` is its key's first eight
+/// bytes (big-endian), which a digest written in key order sorts by.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LineKey {
+    pub(crate) hash: u32,
+    pub(crate) as_line: bool,
+    pub(crate) order: u64,
+}
+
+impl LineKey {
+    /// The key `key` of a line, by hash and first bytes.
+    pub(crate) fn new(key: &[u8], as_line: bool) -> Self {
+        let mut first = [0u8; 8];
+        let n = key.len().min(8);
+        first[..n].copy_from_slice(&key[..n]);
+        Self {
+            hash: key_hash(key),
+            as_line,
+            order: u64::from_be_bytes(first),
+        }
+    }
+}
+
+/// In a digest written in key order: consecutive indexed lines of one key
+/// (their `order` and hash), from `start` to the end of the last one's
+/// text, at most `MAX_GROUP` bytes.
+struct Group {
+    order: u64,
+    start: u64,
+    len: u32,
+    hash: u32,
+}
+
+/// Bytes of JSON per group, so one read of it stays small.
+const MAX_GROUP: u64 = 1 << 20;
 
 impl Digest {
     /// The digest of `table` under `spec`, if a valid one is persisted;
@@ -284,11 +320,20 @@ impl Digest {
     /// have met too; `Ok(Err(why))` says why no digest could be written
     /// (no writable folder, a full disk): the caller indexes the lines
     /// instead.
+    ///
+    /// `in_key_order`: the records are written sorted by their key's first
+    /// bytes (a key's lines in file order), not in the table's line order.
+    /// A table looked up by user, for learners the report reads in user id
+    /// order, is then read front to back (see `snapshot.rs`'s
+    /// `keys_items`). It costs a second pass: the table is scanned for its
+    /// keys, then its lines are read and decoded again in that order, one
+    /// read per key.
     pub(crate) fn build<C: Codec>(
         store: &IndexStore,
         table: &TableFile,
         spec: &str,
-        mut key_of: impl FnMut(&[u8], usize) -> Result<LineKey, SourceError>,
+        in_key_order: bool,
+        mut key_of: impl FnMut(&[u8], usize) -> Result<Option<LineKey>, SourceError>,
     ) -> Result<Result<Self, String>, SourceError> {
         let name = IndexStore::file_name(table, spec, "dig");
         let mut why = Vec::new();
@@ -313,62 +358,72 @@ impl Digest {
             Ok(f) => f,
             Err(e) => return Ok(Err(format!("{}: {e}", dir.display()))),
         };
-        let mut w = Writer {
-            out: BufWriter::with_capacity(1 << 20, file),
-            pos: 0,
-            failed: None,
+        let mut w = RunWriter {
+            w: Writer {
+                out: BufWriter::with_capacity(1 << 20, file),
+                pos: 0,
+                failed: None,
+            },
+            runs: Vec::new(),
+            open: None,
+            run_fields: Vec::new(),
+            run_text: Vec::new(),
+            fields: Vec::with_capacity(4096),
+            text: Vec::with_capacity(4096),
         };
-        w.write(&head);
-        let mut runs: Vec<Run> = Vec::new();
-        // The open run's key hash, and its fields and text so far (the
-        // buffers are reused from run to run).
-        let mut open: Option<u32> = None;
-        let (mut run_fields, mut run_text) = (Vec::new(), Vec::new());
-        let (mut fields, mut text) = (Vec::with_capacity(4096), Vec::with_capacity(4096));
-        table.scan(|offset, line_no, line| {
-            let Some((hash, as_line)) = key_of(line, line_no)? else {
-                return Ok(());
-            };
-            fields.clear();
-            text.clear();
-            let mut e = Encoder {
-                out: &mut fields,
-                text: &mut text,
-            };
-            e.varint(offset);
-            let row = if as_line {
-                None
-            } else {
-                simdutf8::basic::from_utf8(line)
-                    .ok()
-                    .and_then(|line| serde_json::from_str::<C::Row<'_>>(line).ok())
-            };
-            match row {
-                Some(row) => {
-                    e.u8(RECORD_ROW);
-                    C::encode(&row, &mut e);
+        w.w.write(&head);
+        if in_key_order {
+            let mut groups: Vec<Group> = Vec::new();
+            table.scan(|offset, line_no, line| {
+                let Some(key) = key_of(line, line_no)? else {
+                    return Ok(());
+                };
+                let end = offset + line.len() as u64;
+                if let Some(g) = groups.last_mut()
+                    && g.order == key.order
+                    && g.hash == key.hash
+                    && end - g.start <= MAX_GROUP
+                {
+                    g.len = (end - g.start) as u32;
+                } else {
+                    groups.push(Group {
+                        order: key.order,
+                        start: offset,
+                        len: line.len() as u32,
+                        hash: key.hash,
+                    });
                 }
-                None => {
-                    e.u8(RECORD_LINE);
-                    e.varint(line.len() as u64);
+                Ok(())
+            })?;
+            // A key's lines stay in file order.
+            groups.sort_unstable_by_key(|g| (g.order, g.start));
+            let mut buf = Vec::new();
+            for g in &groups {
+                let bytes = table.read_at(g.start, g.len, &mut buf)?;
+                let mut at = 0usize;
+                for piece in bytes.split(|&b| b == b'\n') {
+                    let offset = g.start + at as u64;
+                    at += piece.len() + 1;
+                    let line = trim_line(piece);
+                    if line.iter().all(u8::is_ascii_whitespace) {
+                        continue;
+                    }
+                    // The line number matters only for an error, which
+                    // the scan above met first if there was one.
+                    if let Some(key) = key_of(line, 0)? {
+                        w.add::<C>(offset, line, key);
+                    }
                 }
             }
-            let size = RUN_HEAD + run_fields.len() + run_text.len() + fields.len() + text.len();
-            let joins = open == Some(hash) && (size + RUN_SUM) as u64 <= MAX_RUN;
-            if !joins {
-                if let Some(h) = open.replace(hash) {
-                    write_run(&mut w, &mut runs, h, &run_fields, &run_text);
+        } else {
+            table.scan(|offset, line_no, line| {
+                if let Some(key) = key_of(line, line_no)? {
+                    w.add::<C>(offset, line, key);
                 }
-                run_fields.clear();
-                run_text.clear();
-            }
-            run_fields.extend_from_slice(&fields);
-            run_text.extend_from_slice(&text);
-            Ok(())
-        })?;
-        if let Some(h) = open {
-            write_run(&mut w, &mut runs, h, &run_fields, &run_text);
+                Ok(())
+            })?;
         }
+        let RunWriter { mut w, runs, .. } = w.finish();
         let index = KeyIndex::from_runs(runs);
         let mut sum = Mixer::new(2);
         sum.write(&head);
@@ -421,23 +476,43 @@ impl Digest {
         if (len as usize) < RUN_HEAD + RUN_SUM {
             return Ok(Err(Damaged("a run is too short")));
         }
-        let bytes = read_into(&self.file, &self.path.display(), offset, len, buf)?;
+        let bytes = self.read_span(offset, len, buf)?;
+        Ok(Self::decode_run::<C>(bytes))
+    }
+
+    /// Reads `len` bytes at `offset`: one or more whole runs, which
+    /// [`Digest::decode_run`] then decodes one by one.
+    pub(crate) fn read_span<'b>(
+        &self,
+        offset: u64,
+        len: u32,
+        buf: &'b mut Vec<u8>,
+    ) -> Result<&'b [u8], SourceError> {
+        read_into(&self.file, &self.path.display(), offset, len, buf)
+    }
+
+    /// Decodes one run's bytes (checksum included), checking its checksum
+    /// and every record before any is returned.
+    pub(crate) fn decode_run<C: Codec>(bytes: &[u8]) -> Result<Records<'_, C>, Damaged> {
+        if bytes.len() < RUN_HEAD + RUN_SUM {
+            return Err(Damaged("a run is too short"));
+        }
         let (body, tail) = bytes.split_at(bytes.len() - RUN_SUM);
         let mut sum = Mixer::new(3);
         sum.write(body);
         if (sum.finish() as u32).to_le_bytes() != tail {
-            return Ok(Err(Damaged("a run's checksum does not match")));
+            return Err(Damaged("a run's checksum does not match"));
         }
         let (head, rest) = body.split_at(RUN_HEAD);
         let mut n = [0u8; RUN_HEAD];
         n.copy_from_slice(head);
         let fields_len = u32::from_le_bytes(n) as usize;
         if fields_len > rest.len() {
-            return Ok(Err(Damaged("a run's fields overrun it")));
+            return Err(Damaged("a run's fields overrun it"));
         }
         let (fields, text) = rest.split_at(fields_len);
         let Ok(text) = simdutf8::basic::from_utf8(text) else {
-            return Ok(Err(Damaged("a run's text is not UTF-8")));
+            return Err(Damaged("a run's text is not UTF-8"));
         };
         let mut d = Decoder {
             bytes: fields,
@@ -445,29 +520,23 @@ impl Digest {
         };
         let mut out = Vec::new();
         while !d.bytes.is_empty() {
-            let record = (|| {
-                let offset = d.varint()?;
-                Ok(match d.u8()? {
-                    RECORD_LINE => Record::Line {
-                        offset,
-                        len: u32::try_from(d.varint()?).map_err(|_| Damaged("a bad length"))?,
-                    },
-                    RECORD_ROW => Record::Row {
-                        offset,
-                        row: C::decode(&mut d)?,
-                    },
-                    _ => return Err(Damaged("a bad record tag")),
-                })
-            })();
-            match record {
-                Ok(r) => out.push(r),
-                Err(e) => return Ok(Err(e)),
-            }
+            let offset = d.varint()?;
+            out.push(match d.u8()? {
+                RECORD_LINE => Record::Line {
+                    offset,
+                    len: u32::try_from(d.varint()?).map_err(|_| Damaged("a bad length"))?,
+                },
+                RECORD_ROW => Record::Row {
+                    offset,
+                    row: C::decode(&mut d)?,
+                },
+                _ => return Err(Damaged("a bad record tag")),
+            });
         }
         if !d.text.is_empty() {
-            return Ok(Err(Damaged("a run's text is longer than its strings")));
+            return Err(Damaged("a run's text is longer than its strings"));
         }
-        Ok(Ok(out))
+        Ok(out)
     }
 
     /// Removes the file (found damaged): the next run rebuilds it. This
@@ -487,6 +556,80 @@ impl Digest {
 
 /// Bytes before a run's fields: their length.
 const RUN_HEAD: usize = 4;
+
+/// Encodes records into runs of one key and writes them.
+struct RunWriter {
+    w: Writer,
+    runs: Vec<Run>,
+    /// The open run's key hash, and its fields and text so far (the
+    /// buffers are reused from run to run).
+    open: Option<u32>,
+    run_fields: Vec<u8>,
+    run_text: Vec<u8>,
+    /// The record being encoded.
+    fields: Vec<u8>,
+    text: Vec<u8>,
+}
+
+impl RunWriter {
+    /// Adds the record of the line at `offset`: its row, or only where it
+    /// is when it does not decode (or is kept as a line).
+    fn add<C: Codec>(&mut self, offset: u64, line: &[u8], key: LineKey) {
+        let Self {
+            fields,
+            text,
+            run_fields,
+            run_text,
+            ..
+        } = self;
+        fields.clear();
+        text.clear();
+        let mut e = Encoder { out: fields, text };
+        e.varint(offset);
+        let row = if key.as_line {
+            None
+        } else {
+            simdutf8::basic::from_utf8(line)
+                .ok()
+                .and_then(|line| serde_json::from_str::<C::Row<'_>>(line).ok())
+        };
+        match row {
+            Some(row) => {
+                e.u8(RECORD_ROW);
+                C::encode(&row, &mut e);
+            }
+            None => {
+                e.u8(RECORD_LINE);
+                e.varint(line.len() as u64);
+            }
+        }
+        let size = RUN_HEAD + run_fields.len() + run_text.len() + fields.len() + text.len();
+        let joins = self.open == Some(key.hash) && (size + RUN_SUM) as u64 <= MAX_RUN;
+        if !joins {
+            if let Some(h) = self.open.replace(key.hash) {
+                write_run(&mut self.w, &mut self.runs, h, run_fields, run_text);
+            }
+            run_fields.clear();
+            run_text.clear();
+        }
+        run_fields.extend_from_slice(fields);
+        run_text.extend_from_slice(text);
+    }
+
+    /// Writes the open run.
+    fn finish(mut self) -> Self {
+        if let Some(h) = self.open.take() {
+            write_run(
+                &mut self.w,
+                &mut self.runs,
+                h,
+                &self.run_fields,
+                &self.run_text,
+            );
+        }
+        self
+    }
+}
 
 /// Writes one run (its fields' length, its fields, its text, the checksum
 /// of all three) and adds it to `runs`.
@@ -648,5 +791,90 @@ mod tests {
         assert!(fields(&[9]).opt_bool().is_err());
         assert!(fields(&[4]).opt_str().is_err());
         assert!(fields(&[0xff; 11]).varint().is_err());
+    }
+
+    /// A table whose lines are not in key order, digested with
+    /// `in_key_order`: the records come out sorted by key, each key's in
+    /// file order, whatever the order of the lines; without it, in line
+    /// order.
+    #[test]
+    fn a_digest_in_key_order_sorts_records_by_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let users = ["carol", "alice", "dave", "bob", "alice", "erin"];
+        let mut text = String::new();
+        for (n, u) in users.iter().enumerate() {
+            text.push_str(&format!(
+                "{{\"user_id\":\"{u}\",\"activity_id\":\"c{n}\"}}\n"
+            ));
+            if n == 2 {
+                // Not indexed: skipped by both passes.
+                text.push_str("\n   \n");
+            }
+        }
+        std::fs::write(dir.path().join("t.jsonl"), &text).expect("write");
+        let table = TableFile::open(dir.path(), "t", None)
+            .expect("opens")
+            .expect("exists");
+        let store = IndexStore::new(dir.path(), None, 0);
+        // Each key's records, in the order the digest holds them.
+        let order = |in_key_order: bool| {
+            let digest = Digest::build::<crate::rows::codec::Activities>(
+                &store,
+                &table,
+                "spec",
+                in_key_order,
+                |line, _| {
+                    let key = crate::jsonscan::top_level_str(line, "user_id")
+                        .expect("key")
+                        .expect("present");
+                    Ok(Some(LineKey::new(key.as_bytes(), false)))
+                },
+            )
+            .expect("reads")
+            .expect("written");
+            let mut runs: Vec<(u64, u32)> = digest
+                .index
+                .all_runs()
+                .iter()
+                .map(|r| (r.offset, r.len))
+                .collect();
+            runs.sort_unstable();
+            let mut buf = Vec::new();
+            let mut seen = Vec::new();
+            for (offset, len) in runs {
+                let records = digest
+                    .read_run::<crate::rows::codec::Activities>(offset, len, &mut buf)
+                    .expect("reads")
+                    .expect("whole");
+                for r in records {
+                    let Record::Row { offset, row } = r else {
+                        panic!("every line decodes")
+                    };
+                    // The user, from the line the record says it is.
+                    let line = &text[offset as usize..];
+                    let user = line["{\"user_id\":\"".len()..]
+                        .split('"')
+                        .next()
+                        .expect("user");
+                    seen.push(format!(
+                        "{user}/{}",
+                        row.activity_id.as_deref().unwrap_or("-")
+                    ));
+                }
+            }
+            seen
+        };
+        assert_eq!(
+            order(true),
+            [
+                "alice/c1", "alice/c4", "bob/c3", "carol/c0", "dave/c2", "erin/c5"
+            ]
+        );
+        assert_eq!(
+            order(false),
+            [
+                "carol/c0", "alice/c1", "dave/c2", "bob/c3", "alice/c4", "erin/c5"
+            ]
+        );
     }
 }

@@ -24,7 +24,7 @@
 //! thread free can run the build on a blocking task.
 
 use crate::digest::{Codec, Damaged, Digest, LineKey, Record};
-use crate::index::{IndexStore, KeyIndex, key_hash};
+use crate::index::{IndexStore, KeyIndex};
 use crate::jsonscan::top_level_str;
 use crate::rows::codec::{Activities, Attempts, Enrolments, Users};
 use crate::rows::{BatchRow, CacheRow, ContentRow, EnrolmentRow, HierarchyRow};
@@ -291,7 +291,7 @@ impl Inner {
                     let built = if t.data_len()? < self.store.min_bytes {
                         Err("the table is small: indexing it costs less than a file".to_owned())
                     } else if self.writes_digests()? {
-                        Digest::build::<C>(&self.store, t, &spec, |line, n| {
+                        Digest::build::<C>(&self.store, t, &spec, k.in_key_order, |line, n| {
                             self.line_key(t, k, line, n)
                         })?
                     } else {
@@ -367,10 +367,16 @@ impl Inner {
         format!("{}|{extra}|lenient={}", k.field, k.lenient)
     }
 
-    /// The key of a line of `k`'s table: the hash of its key and whether it
-    /// is kept as a line whatever it holds (an unreadable key, for the
-    /// lookup that judges it); `None` when the line is not indexed.
-    fn line_key(&self, t: &TableFile, k: Keyed, line: &[u8], n: usize) -> SourceResult<LineKey> {
+    /// The key of a line of `k`'s table (whether it is kept as a line
+    /// whatever it holds: an unreadable key, for the lookup that judges
+    /// it); `None` when the line is not indexed.
+    fn line_key(
+        &self,
+        t: &TableFile,
+        k: Keyed,
+        line: &[u8],
+        n: usize,
+    ) -> SourceResult<Option<LineKey>> {
         let value = match top_level_str(line, k.field) {
             Ok(v) => v,
             // Kept under a key no id has, for the reader to judge.
@@ -386,7 +392,7 @@ impl Inner {
                     Some(v)
                 }
             })
-            .map(|key| (key_hash(key.as_bytes()), key == UNREADABLE)))
+            .map(|key| LineKey::new(key.as_bytes(), key == UNREADABLE)))
     }
 
     /// The offset index of `k`'s lines: read from disk when a valid copy
@@ -412,7 +418,7 @@ impl Inner {
             }
         }
         let index = KeyIndex::build(t, |line, n| {
-            Ok(self.line_key(t, k, line, n)?.map(|(hash, _)| hash))
+            Ok(self.line_key(t, k, line, n)?.map(|key| key.hash))
         })?;
         tracing::debug!(
             table,
@@ -514,6 +520,9 @@ struct Keyed {
     /// The field is a user cache key: the key is the user id after the
     /// configured prefix (lines with another prefix are not indexed).
     user_key: bool,
+    /// Its digest is written in key order: the table is looked up by user,
+    /// for a chunk of learners in user id order (see `Inner::keys_items`).
+    in_key_order: bool,
 }
 
 const ENROLMENTS: Keyed = Keyed {
@@ -521,30 +530,35 @@ const ENROLMENTS: Keyed = Keyed {
     field: "batchid",
     lenient: true,
     user_key: false,
+    in_key_order: false,
 };
 const USERS: Keyed = Keyed {
     table: "user_cache",
     field: "key",
     lenient: false,
     user_key: true,
+    in_key_order: true,
 };
 const ATTEMPTS: Keyed = Keyed {
     table: "assessment_aggregator",
     field: "user_id",
     lenient: false,
     user_key: false,
+    in_key_order: true,
 };
 const ACTIVITY: Keyed = Keyed {
     table: "user_activity_agg",
     field: "user_id",
     lenient: false,
     user_key: false,
+    in_key_order: true,
 };
 const HIERARCHIES: Keyed = Keyed {
     table: "content_hierarchy",
     field: "identifier",
     lenient: false,
     user_key: false,
+    in_key_order: false,
 };
 
 /// How a large table's lines are found: by its digest (see `digest.rs`),
@@ -610,6 +624,14 @@ struct Bufs {
     records: Vec<u8>,
     lines: Vec<u8>,
 }
+
+/// Digest runs this close to each other are read as one span (the bytes
+/// between them read and skipped): copying 8 KiB more out of the page
+/// cache costs about what one more `pread` does.
+const SPAN_GAP: u64 = 8 << 10;
+
+/// At most this many bytes per span read.
+const MAX_SPAN: u64 = 1 << 20;
 
 fn parse<T: for<'de> Deserialize<'de>>(
     t: &TableFile,
@@ -950,6 +972,121 @@ impl Inner {
         })
     }
 
+    /// Looks up the lines of each of a part's `keys` in `k`'s table: calls
+    /// `f(state, i, line_number, item)` for each line of `keys[i]`, each
+    /// key's lines in file order, and returns `state` (from `new_state`).
+    /// A part read through a digest has its runs read in file order, nearby
+    /// ones in one read (see [`Inner::keys_items`]); if a run is found
+    /// damaged, the part is read again from the table's lines, from a new
+    /// state (nothing of it was handed on).
+    fn part_items<C: Codec, S, F>(
+        &self,
+        large: &LargeTable,
+        k: Keyed,
+        t: &TableFile,
+        keys: &[UserId],
+        new_state: impl Fn() -> S,
+        f: F,
+    ) -> SourceResult<S>
+    where
+        F: for<'x> Fn(&mut S, usize, &dyn Fn() -> usize, Item<'x, C::Row<'x>>) -> SourceResult<()>,
+    {
+        let mut bufs = Bufs::default();
+        if let View::Digest(d) = self.view::<C>(large, k)? {
+            let mut state = new_state();
+            let read = self.keys_items::<C, _>(d, t, keys, &mut bufs, &mut |i, at, item| {
+                f(&mut state, i, at, item)
+            })?;
+            match read {
+                Ok(()) => return Ok(state),
+                // Logged, the file removed, the table read from its lines.
+                Err(damaged) => drop(self.found_damaged(d, damaged)),
+            }
+        }
+        let mut state = new_state();
+        for (i, key) in keys.iter().enumerate() {
+            self.each_item::<C, _>(large, k, t, key.as_str(), &mut bufs, &mut |at, item| {
+                f(&mut state, i, at, item)
+            })?;
+        }
+        Ok(state)
+    }
+
+    /// Calls `f(i, line_number, item)` for each record of each `keys[i]`
+    /// in digest `d`, each key's in file order. The runs all the keys need
+    /// are read in file order, runs less than `SPAN_GAP` apart in one read
+    /// of at most `MAX_SPAN` bytes: a digest written in key order (see
+    /// `digest.rs`), looked up for keys in order, as the report asks for
+    /// its sorted learners, is read front to back in a few large reads
+    /// instead of one `pread` per key.
+    ///
+    /// The error is the one the keys looked up one by one would give: that
+    /// of the first key, in `keys`' order, whose lookup fails. `Damaged`:
+    /// a run was damaged; some keys' records may have been handed on.
+    fn keys_items<C: Codec, F>(
+        &self,
+        d: &DigestReading,
+        t: &TableFile,
+        keys: &[UserId],
+        bufs: &mut Bufs,
+        f: &mut F,
+    ) -> SourceResult<Result<(), Damaged>>
+    where
+        F: for<'x> FnMut(usize, &dyn Fn() -> usize, Item<'x, C::Row<'x>>) -> SourceResult<()>,
+    {
+        let mut wanted: Vec<(u64, u32, usize)> = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            wanted.extend(d.digest.runs(key.as_str()).map(|(o, l)| (o, l, i)));
+        }
+        // By offset; a key's runs keep their file order.
+        wanted.sort_unstable();
+        // The first failing key and its error: later keys' records are not
+        // looked at (one by one, they would not have been reached).
+        let mut failed: Option<(usize, SourceError)> = None;
+        let Bufs { records, lines } = bufs;
+        let mut rest = &wanted[..];
+        while !rest.is_empty() {
+            let (n, start, len) = first_span(rest);
+            let (span, after) = rest.split_at(n);
+            rest = after;
+            let bytes = d.digest.read_span(start, len, records)?;
+            for &(o, l, i) in span {
+                if failed.as_ref().is_some_and(|(j, _)| *j <= i) {
+                    continue;
+                }
+                let at = (o - start) as usize;
+                let run = bytes.get(at..at + l as usize).unwrap_or_default();
+                let rows = match Digest::decode_run::<C>(run) {
+                    Ok(rows) => rows,
+                    Err(damaged) => return Ok(Err(damaged)),
+                };
+                let mut handed = Ok(());
+                for record in rows {
+                    handed = match record {
+                        Record::Line { offset, len } => {
+                            read_run(t, offset, len, lines, &mut |at, line| {
+                                f(i, at, Item::Line(line))
+                            })
+                        }
+                        Record::Row { offset, row } => {
+                            f(i, &|| t.line_number_at(offset), Item::Row(row))
+                        }
+                    };
+                    if handed.is_err() {
+                        break;
+                    }
+                }
+                if let Err(e) = handed {
+                    failed = Some((i, e));
+                }
+            }
+        }
+        match failed {
+            Some((_, e)) => Err(e),
+            None => Ok(Ok(())),
+        }
+    }
+
     /// The reader threads (`threads` of them), started on first use.
     fn pool(&self) -> SourceResult<&rayon::ThreadPool> {
         self.pool
@@ -1025,28 +1162,23 @@ impl Inner {
             return Ok(vec![None; ids.len()]);
         };
         self.parallel(ids, |ids| {
-            let mut bufs = Bufs::default();
-            let mut out = Vec::with_capacity(ids.len());
-            for id in ids {
-                let mut entry = None;
-                self.each_item::<Users, _>(
-                    &self.users,
-                    USERS,
-                    t,
-                    id.as_str(),
-                    &mut bufs,
-                    &mut |at, item| {
-                        let row = row_of::<Users>(t, at, item)?;
-                        if row.key.as_deref().and_then(|k| self.user_id_of(k)) == Some(id.as_str())
-                        {
-                            entry = Some(row.value.0);
-                        }
-                        Ok(())
-                    },
-                )?;
-                out.push(entry);
-            }
-            Ok(out)
+            self.part_items::<Users, _, _>(
+                &self.users,
+                USERS,
+                t,
+                ids,
+                || vec![None; ids.len()],
+                |found, i, at, item| {
+                    let row = row_of::<Users>(t, at, item)?;
+                    // Runs are found by hash: only this user's lines count,
+                    // the last one found winning.
+                    if row.key.as_deref().and_then(|k| self.user_id_of(k)) == Some(ids[i].as_str())
+                    {
+                        found[i] = Some(row.value.0);
+                    }
+                    Ok(())
+                },
+            )
         })
     }
 }
@@ -1129,32 +1261,28 @@ impl Inner {
             return Ok(Vec::new());
         };
         self.parallel(users, |users| {
-            let mut bufs = Bufs::default();
-            let mut out = Vec::new();
-            for user in users {
-                self.each_item::<Attempts, _>(
-                    &self.attempts,
-                    ATTEMPTS,
-                    t,
-                    user.as_str(),
-                    &mut bufs,
-                    &mut |at, item| {
-                        let row = row_of::<Attempts>(t, at, item)?;
-                        // Runs are found by hash: only this user's lines count.
-                        if row.user_id.as_deref() != Some(user.as_str()) {
-                            return Ok(());
-                        }
-                        let a = row.into_attempt().map_err(|e| {
-                            SourceError::bad_data(SOURCE, format!("assessment_aggregator: {e}"))
-                        })?;
-                        if &a.course_id == collection {
-                            out.push(a);
-                        }
-                        Ok(())
-                    },
-                )?;
-            }
-            Ok(out)
+            let found = self.part_items::<Attempts, _, _>(
+                &self.attempts,
+                ATTEMPTS,
+                t,
+                users,
+                Vec::new,
+                |found, i, at, item| {
+                    let row = row_of::<Attempts>(t, at, item)?;
+                    // Runs are found by hash: only this user's lines count.
+                    if row.user_id.as_deref() != Some(users[i].as_str()) {
+                        return Ok(());
+                    }
+                    let a = row.into_attempt().map_err(|e| {
+                        SourceError::bad_data(SOURCE, format!("assessment_aggregator: {e}"))
+                    })?;
+                    if &a.course_id == collection {
+                        found.push((i, a));
+                    }
+                    Ok(())
+                },
+            )?;
+            Ok(in_key_order(found))
         })
     }
 }
@@ -1175,38 +1303,68 @@ impl Inner {
             activities.iter().map(ContentId::as_str).collect();
         let context = format!("cb:{batch}");
         self.parallel(users, |users| {
-            let mut bufs = Bufs::default();
-            let mut out = Vec::new();
-            for user in users {
-                self.each_item::<Activities, _>(
-                    &self.activity,
-                    ACTIVITY,
-                    t,
-                    user.as_str(),
-                    &mut bufs,
-                    &mut |at, item| {
-                        let row = row_of::<Activities>(t, at, item)?;
-                        let relevant = row.activity_type.as_deref() == Some("Course")
-                            && row.context_id.as_deref() == Some(context.as_str())
-                            && row
-                                .activity_id
-                                .as_deref()
-                                .is_some_and(|a| wanted.contains(a));
-                        if relevant {
-                            let agg = row.into_aggregate().map_err(|e| {
-                                SourceError::bad_data(SOURCE, format!("user_activity_agg: {e}"))
-                            })?;
-                            if &agg.user_id == user {
-                                out.push(agg);
-                            }
+            let found = self.part_items::<Activities, _, _>(
+                &self.activity,
+                ACTIVITY,
+                t,
+                users,
+                Vec::new,
+                |found, i, at, item| {
+                    let row = row_of::<Activities>(t, at, item)?;
+                    let relevant = row.activity_type.as_deref() == Some("Course")
+                        && row.context_id.as_deref() == Some(context.as_str())
+                        && row
+                            .activity_id
+                            .as_deref()
+                            .is_some_and(|a| wanted.contains(a));
+                    if relevant {
+                        let agg = row.into_aggregate().map_err(|e| {
+                            SourceError::bad_data(SOURCE, format!("user_activity_agg: {e}"))
+                        })?;
+                        if agg.user_id == users[i] {
+                            found.push((i, agg));
                         }
-                        Ok(())
-                    },
-                )?;
-            }
-            Ok(out)
+                    }
+                    Ok(())
+                },
+            )?;
+            Ok(in_key_order(found))
         })
     }
+}
+
+/// The first span of `runs` (`(offset, len, _)`, sorted by offset): how
+/// many runs it covers, and its offset and length. A run joins the span
+/// when it starts at most `SPAN_GAP` bytes after the span's end and the
+/// span stays within `MAX_SPAN` bytes; the first run is in it whatever its
+/// length. Runs may overlap (one run wanted by two keys).
+fn first_span<T>(runs: &[(u64, u32, T)]) -> (usize, u64, u32) {
+    let Some((start, first, _)) = runs.first() else {
+        return (0, 0, 0);
+    };
+    let start = *start;
+    let mut end = start + u64::from(*first);
+    let n = 1 + runs[1..]
+        .iter()
+        .take_while(|(o, l, _)| {
+            let e = o + u64::from(*l);
+            let joins = *o <= end + SPAN_GAP && e.max(end) - start <= MAX_SPAN;
+            if joins {
+                end = end.max(e);
+            }
+            joins
+        })
+        .count();
+    // At most `MAX_SPAN`, or the first run's length (a `u32`).
+    (n, start, (end - start) as u32)
+}
+
+/// What a part's lookups found, tagged with the index of their key, in the
+/// order the keys were asked for (each key's in file order, as found).
+fn in_key_order<T>(mut found: Vec<(usize, T)>) -> Vec<T> {
+    // Stable: a key's items keep their file order.
+    found.sort_by_key(|(i, _)| *i);
+    found.into_iter().map(|(_, x)| x).collect()
 }
 
 impl HierarchySource for Snapshot {
@@ -1315,5 +1473,67 @@ impl CustodianOrgSource for Snapshot {
                 Ok(found)
             })
             .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The spans `runs` are read in, as (runs covered, offset, length).
+    fn spans(mut runs: &[(u64, u32, ())]) -> Vec<(usize, u64, u32)> {
+        let mut out = Vec::new();
+        while !runs.is_empty() {
+            let span = first_span(runs);
+            out.push(span);
+            runs = &runs[span.0..];
+        }
+        out
+    }
+
+    #[test]
+    fn runs_close_together_are_read_in_one_span() {
+        let gap = SPAN_GAP;
+        // Adjacent, then a gap of exactly SPAN_GAP, then one byte more.
+        let runs = [
+            (0, 100, ()),
+            (100, 50, ()),
+            (150 + gap, 10, ()),
+            (160 + 2 * gap + 1, 10, ()),
+        ];
+        assert_eq!(
+            spans(&runs),
+            vec![(3, 0, (160 + gap) as u32), (1, 160 + 2 * gap + 1, 10)]
+        );
+    }
+
+    #[test]
+    fn spans_stay_within_max_span_unless_one_run_is_longer() {
+        let half = (MAX_SPAN / 2) as u32;
+        let runs = [
+            (0, half, ()),
+            (u64::from(half), half, ()),
+            // Would make the span one byte too long.
+            (MAX_SPAN, 1, ()),
+            // Longer than MAX_SPAN alone: a span of its own.
+            (MAX_SPAN + 1, MAX_SPAN as u32 * 2, ()),
+            (3 * MAX_SPAN + 1, 5, ()),
+        ];
+        assert_eq!(
+            spans(&runs),
+            vec![
+                (2, 0, MAX_SPAN as u32),
+                (1, MAX_SPAN, 1),
+                (1, MAX_SPAN + 1, MAX_SPAN as u32 * 2),
+                (1, 3 * MAX_SPAN + 1, 5),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_run_wanted_twice_is_read_once_in_its_span() {
+        // Two keys with one hash share a run: it is listed twice.
+        let runs = [(10, 40, ()), (10, 40, ()), (60, 5, ())];
+        assert_eq!(spans(&runs), vec![(3, 10, 55)]);
     }
 }

@@ -427,3 +427,57 @@ async fn the_first_bad_line_of_a_batch_in_file_order_is_the_one_reported() {
         assert!(err.to_string().contains(&expected), "{threads}: {err}");
     }
 }
+
+/// A digest is read in file order, a part's keys at once (the user tables'
+/// digests are in key order): the error is still that of the first key
+/// asked for whose line is bad, as when each key is looked up in turn.
+#[tokio::test]
+async fn the_first_key_asked_for_names_the_error_in_every_form() {
+    let dir = copy_snapshot(&[]);
+    let path = dir.path().join("user_cache.jsonl");
+    let mut text = std::fs::read_to_string(&path).expect("read");
+    // Two users whose lines do not parse (their keys can be read): in the
+    // file "user-zz" before "user-aa", in key order the other way round.
+    text.push_str("\n{\"key\":\"user:user-zz\",\"value\":{\"a\": }}\n");
+    text.push_str("{\"key\":\"user:user-aa\",\"value\":[}\n");
+    std::fs::write(&path, &text).expect("write");
+    let line_of = |user: &str| {
+        1 + text
+            .lines()
+            .position(|l| l.contains(user))
+            .expect("written")
+    };
+    let (zz, aa) = (UserId::new("user-zz"), UserId::new("user-aa"));
+    let ok = UserId::new("user-001");
+    for digest in [false, true] {
+        let opts = SnapshotOptions {
+            persist_index_min_bytes: Some(0),
+            index_cache_dir: None,
+            digest_min_percent: 0,
+            digest,
+            ..SnapshotOptions::default()
+        };
+        // The first open writes the index or digest, the second reads it.
+        for round in ["written", "read back"] {
+            let snapshot = Snapshot::open(dir.path(), opts.clone()).expect("opens");
+            for (ids, bad) in [
+                ([ok.clone(), zz.clone(), aa.clone()], "user-zz"),
+                ([ok.clone(), aa.clone(), zz.clone()], "user-aa"),
+            ] {
+                let e = snapshot.users(&ids).await.expect_err("a bad line");
+                let want = format!("user_cache.jsonl line {}", line_of(bad));
+                assert!(
+                    e.to_string().contains(&want),
+                    "digest {digest}, {round}: {e} should name {want}"
+                );
+            }
+            assert!(
+                snapshot
+                    .users(std::slice::from_ref(&ok))
+                    .await
+                    .expect("reads")[0]
+                    .is_some()
+            );
+        }
+    }
+}
