@@ -22,8 +22,9 @@
 #                  compete with it
 #
 # Each run is `exhaust report` of the snapshot's batch with its persisted
-# index and digests (each binary's form is persisted by an untimed run
-# first), unless --first. Prints one line per run, then medians
+# index and digests (each label's form is persisted by an untimed run
+# first, in a hard-linked copy of the snapshot of its own, so builds with
+# different formats do not rewrite each other's files), unless --first. Prints one line per run, then medians
 # per binary. Build a commit's binary with
 # `git worktree add /tmp/w REV && (cd /tmp/w && cargo build --release -p exhaust-cli)`.
 set -euo pipefail
@@ -44,12 +45,15 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ ${#bins[@]} -gt 0 ] || { echo "give one or more exhaust binaries" >&2; exit 2; }
-# command_of LABEL OUT: sets `cmd` to the `exhaust report` that LABEL
-# (BINARY[:ARG,...]) names, writing to OUT.
+# command_of K OUT: sets `cmd` to the `exhaust report` that the K-th
+# label (BINARY[:ARG,...]) names, writing to OUT, and `snap_k` to its copy
+# of the snapshot.
 command_of() {
-  local bin=${1%%:*} extra=()
-  [ "$bin" != "$1" ] && IFS=, read -r -a extra <<<"${1#*:}"
-  cmd=("$bin" report --snapshot "$snap" --batch-id "$batch" --out "$2" "${extra[@]}")
+  local label=${bins[$1]} extra=()
+  local bin=${label%%:*}
+  [ "$bin" != "$label" ] && IFS=, read -r -a extra <<<"${label#*:}"
+  snap_k=${copies[$1]}
+  cmd=("$bin" report --snapshot "$snap_k" --batch-id "$batch" --out "$2" "${extra[@]}")
 }
 for b in "${bins[@]}"; do
   [ -x "${b%%:*}" ] || { echo "${b%%:*} is not an executable" >&2; exit 2; }
@@ -71,21 +75,25 @@ fi
 out=$(mktemp -d)
 results=$(mktemp)
 trap 'rm -rf "$out" "$results"' EXIT
-for b in "${bins[@]}"; do
+# Each label runs on its own hard-linked copy of the snapshot (see
+# bench_copy), with its own persisted index and digests.
+copies=()
+for k in "${!bins[@]}"; do
+  copies[k]=$(bench_copy "$snap" "compare-$k")
   rm -rf "$out/warm"
-  command_of "$b" "$out/warm"
+  command_of "$k" "$out/warm"
   "${cmd[@]}" >/dev/null
 done
-cat "$snap"/*.jsonl "$snap"/.exhaust-index/* >/dev/null 2>&1 || true
 echo "load: $(uptime | sed 's/.*load average/load average/')"
 for _ in $(seq "$runs"); do
-  for b in "${bins[@]}"; do
+  for k in "${!bins[@]}"; do
+    b=${bins[$k]}
     rm -rf "$out/r"
-    [ "$first" = 1 ] && rm -rf "$snap/.exhaust-index"
+    command_of "$k" "$out/r"
+    [ "$first" = 1 ] && rm -rf "$snap_k/.exhaust-index"
     # Every file back in the page cache (the kernel may trim pages a run
     # has not touched for a while), so no run pays for the one before.
-    cat "$snap"/*.jsonl "$snap"/.exhaust-index/* >/dev/null 2>&1 || true
-    command_of "$b" "$out/r"
+    cat "$snap_k"/*.jsonl "$snap_k"/.exhaust-index/* >/dev/null 2>&1 || true
     /usr/bin/time -f '%e %U %S %M' -o "$out/t" "${cmd[@]}" >/dev/null
     read -r wall user sys kb <"$out/t"
     md5=$(cat "$out"/r/progress-exhaust/* | md5sum | cut -c1-8)

@@ -27,7 +27,9 @@
 #                    a path to an `exhaust` binary. Each run times base,
 #                    first and again one after the other, so the ratios
 #                    printed at the end (medians over the runs) compare
-#                    builds under the same load.
+#                    builds under the same load. The base runs on a
+#                    hard-linked copy of the snapshot (SNAPSHOT.base), with
+#                    persisted files of its own.
 # --runs N           timed runs per size (default 1; 3 with --base).
 # --one-of-many      instead of sizes: one 4,000-enrolment batch of a
 #                    24-batch snapshot, against the same batch exported
@@ -118,14 +120,21 @@ row() {
 }
 
 # round LABEL SNAP BATCH: one timed run of each kind. The line indexes
-# are persisted (untimed) before the base runs, which reads them (its
-# index files are this build's), and the files written are flushed.
+# are persisted (untimed) before the "lines" run, and the files written are
+# flushed. The base runs on a hard-linked copy of the snapshot (bench_copy)
+# with its own persisted files, made by an untimed run of its own: a build
+# with another digest format would otherwise rewrite ours, and we its.
 round() {
+  local copy
   row "$1" "$2" "$3" this first
   time_report "$exhaust" "$2" "$3" --no-digest >/dev/null
+  if [ -n "$base_bin" ]; then
+    copy=$(bench_copy "$2" base)
+    [ -d "$copy/.exhaust-index" ] || time_report "$base_bin" "$copy" "$3" >/dev/null
+  fi
   # What the first run wrote goes to disk now, not during the next runs.
   sync
-  [ -n "$base_bin" ] && row "$1" "$2" "$3" base -
+  [ -n "$base_bin" ] && row "$1" "$copy" "$3" base -
   row "$1" "$2" "$3" this again
   row "$1" "$2" "$3" this lines
 }

@@ -292,17 +292,23 @@ impl LineKey {
     }
 }
 
-/// In a digest written in key order: consecutive indexed lines of one key
-/// (their `order` and hash), from `start` to the end of the last one's
-/// text, at most `MAX_GROUP` bytes.
-struct Group {
-    order: u64,
-    start: u64,
-    len: u32,
-    hash: u32,
-}
+/// In a digest written in key order: consecutive indexed lines of one key,
+/// from the first one's start to the end of the last one's text, at most
+/// `MAX_GROUP` bytes, as its key's `order` and the group's place packed in
+/// one word (`start << GROUP_LEN_BITS | len`): 16 bytes per key of the
+/// table, the memory a key-order build needs (80 MB for a user cache of
+/// 5,000,000 users).
+type Group = (u64, u64);
 
-/// Bytes of JSON per group, so one read of it stays small.
+/// Bits of a group's packed place that hold its length.
+const GROUP_LEN_BITS: u32 = 24;
+
+/// Tables up to this size (1 TiB) can be digested in key order: the group
+/// starts fit beside their lengths.
+const MAX_KEY_ORDER_TABLE: u64 = 1 << (64 - GROUP_LEN_BITS);
+
+/// Bytes of JSON per group, so one read of it stays small (less than
+/// `1 << GROUP_LEN_BITS`).
 const MAX_GROUP: u64 = 1 << 20;
 
 impl Digest {
@@ -372,48 +378,60 @@ impl Digest {
             text: Vec::with_capacity(4096),
         };
         w.w.write(&head);
-        if in_key_order {
-            let mut groups: Vec<Group> = Vec::new();
+        if in_key_order && table.data_len()? < MAX_KEY_ORDER_TABLE {
+            // Groups by their key's first byte (`order`'s top byte), each
+            // bucket sorted on its own: the vectors grow bucket by bucket,
+            // never one copy of all groups while a doubled vector fills.
+            let mut buckets: Vec<Vec<Group>> = (0..256).map(|_| Vec::new()).collect();
+            // The last group's bucket and key hash.
+            let mut last: Option<(usize, u32)> = None;
             table.scan(|offset, line_no, line| {
                 let Some(key) = key_of(line, line_no)? else {
                     return Ok(());
                 };
                 let end = offset + line.len() as u64;
-                if let Some(g) = groups.last_mut()
-                    && g.order == key.order
-                    && g.hash == key.hash
-                    && end - g.start <= MAX_GROUP
+                let b = (key.order >> 56) as usize;
+                if let Some((lb, hash)) = last
+                    && lb == b
+                    && hash == key.hash
+                    && let Some(g) = buckets[b].last_mut()
+                    && g.0 == key.order
                 {
-                    g.len = (end - g.start) as u32;
-                } else {
-                    groups.push(Group {
-                        order: key.order,
-                        start: offset,
-                        len: line.len() as u32,
-                        hash: key.hash,
-                    });
+                    let start = g.1 >> GROUP_LEN_BITS;
+                    if end - start <= MAX_GROUP {
+                        g.1 = (start << GROUP_LEN_BITS) | (end - start);
+                        return Ok(());
+                    }
                 }
+                buckets[b].push((key.order, (offset << GROUP_LEN_BITS) | line.len() as u64));
+                last = Some((b, key.hash));
                 Ok(())
             })?;
-            // A key's lines stay in file order.
-            groups.sort_unstable_by_key(|g| (g.order, g.start));
             let mut buf = Vec::new();
-            for g in &groups {
-                let bytes = table.read_at(g.start, g.len, &mut buf)?;
-                let mut at = 0usize;
-                for piece in bytes.split(|&b| b == b'\n') {
-                    let offset = g.start + at as u64;
-                    at += piece.len() + 1;
-                    let line = trim_line(piece);
-                    if line.iter().all(u8::is_ascii_whitespace) {
-                        continue;
-                    }
-                    // The line number matters only for an error, which
-                    // the scan above met first if there was one.
-                    if let Some(key) = key_of(line, 0)? {
-                        w.add::<C>(offset, line, key);
+            for bucket in &mut buckets {
+                // By key, then place: a key's lines stay in file order.
+                bucket.sort_unstable();
+                for &(_, place) in bucket.iter() {
+                    let start = place >> GROUP_LEN_BITS;
+                    let len = (place & ((1 << GROUP_LEN_BITS) - 1)) as u32;
+                    let bytes = table.read_at(start, len, &mut buf)?;
+                    let mut at = 0usize;
+                    for piece in bytes.split(|&b| b == b'\n') {
+                        let offset = start + at as u64;
+                        at += piece.len() + 1;
+                        let line = trim_line(piece);
+                        if line.iter().all(u8::is_ascii_whitespace) {
+                            continue;
+                        }
+                        // The line number matters only for an error, which
+                        // the scan above met first if there was one.
+                        if let Some(key) = key_of(line, 0)? {
+                            w.add::<C>(offset, line, key);
+                        }
                     }
                 }
+                // This bucket's groups are written: its memory goes back.
+                *bucket = Vec::new();
             }
         } else {
             table.scan(|offset, line_no, line| {
@@ -876,5 +894,59 @@ mod tests {
                 "carol/c0", "alice/c1", "dave/c2", "bob/c3", "alice/c4", "erin/c5"
             ]
         );
+    }
+
+    /// One key's lines longer together than a group (`MAX_GROUP`) and a
+    /// run (`MAX_RUN`) are split into several of each, and still come
+    /// back in file order.
+    #[test]
+    fn a_key_longer_than_a_group_keeps_its_file_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let big = "x".repeat(600 << 10);
+        let mut text = String::new();
+        for (n, u) in ["bob", "bob", "alice", "bob", "bob"].iter().enumerate() {
+            text.push_str(&format!(
+                "{{\"user_id\":\"{u}\",\"activity_id\":\"{n}{big}\"}}\n"
+            ));
+        }
+        std::fs::write(dir.path().join("t.jsonl"), &text).expect("write");
+        let table = TableFile::open(dir.path(), "t", None)
+            .expect("opens")
+            .expect("exists");
+        let store = IndexStore::new(dir.path(), None, 0);
+        let digest = Digest::build::<crate::rows::codec::Activities>(
+            &store,
+            &table,
+            "spec",
+            true,
+            |line, _| {
+                let key = crate::jsonscan::top_level_str(line, "user_id")
+                    .expect("key")
+                    .expect("present");
+                Ok(Some(LineKey::new(key.as_bytes(), false)))
+            },
+        )
+        .expect("reads")
+        .expect("written");
+        let mut buf = Vec::new();
+        let mut seen = Vec::new();
+        for key in ["alice", "bob"] {
+            let runs: Vec<(u64, u32)> = digest.runs(key).collect();
+            for (offset, len) in runs {
+                let records = digest
+                    .read_run::<crate::rows::codec::Activities>(offset, len, &mut buf)
+                    .expect("reads")
+                    .expect("whole");
+                for r in records {
+                    let Record::Row { row, .. } = r else {
+                        panic!("every line decodes")
+                    };
+                    let id = row.activity_id.as_deref().expect("id");
+                    seen.push(format!("{key}/{}", &id[..1]));
+                }
+            }
+        }
+        assert_eq!(seen, ["alice/2", "bob/0", "bob/1", "bob/3", "bob/4"]);
+        assert!(digest.runs("bob").count() >= 4, "one line per run");
     }
 }
