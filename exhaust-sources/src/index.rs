@@ -41,11 +41,18 @@ pub(crate) struct Run {
 pub(crate) struct KeyIndex {
     runs: Vec<Run>,
     /// `buckets[p]..buckets[p + 1]` are the runs whose hash starts with the
-    /// 16-bit prefix `p`: one cache miss instead of a long binary search.
+    /// prefix `p` (its top `32 - shift` bits): one cache miss instead of a
+    /// long binary search.
     buckets: Vec<u32>,
+    shift: u32,
 }
 
-const PREFIX_BITS: u32 = 16;
+/// Prefix bits of the smallest and largest bucket tables: a bucket per two
+/// runs or so, between 256 buckets and 2^22 (16 MiB for 5,000,000 runs,
+/// where 65,536 buckets of 76 runs each left a binary search of several
+/// cache misses per lookup).
+const MIN_PREFIX_BITS: u32 = 8;
+const MAX_PREFIX_BITS: u32 = 22;
 
 /// The most bytes a run of several lines spans (a single longer line is a
 /// run of its own, up to 4 GiB).
@@ -188,20 +195,27 @@ impl KeyIndex {
     }
 
     pub(crate) fn from_sorted(runs: Vec<Run>) -> Self {
-        let mut buckets = vec![0u32; (1 << PREFIX_BITS) + 1];
+        let bits = (usize::BITS - (runs.len() / 2).leading_zeros())
+            .clamp(MIN_PREFIX_BITS, MAX_PREFIX_BITS);
+        let shift = 32 - bits;
+        let mut buckets = vec![0u32; (1 << bits) + 1];
         for r in &runs {
-            buckets[(r.hash >> (32 - PREFIX_BITS)) as usize + 1] += 1;
+            buckets[(r.hash >> shift) as usize + 1] += 1;
         }
         for p in 1..buckets.len() {
             buckets[p] += buckets[p - 1];
         }
-        Self { runs, buckets }
+        Self {
+            runs,
+            buckets,
+            shift,
+        }
     }
 
     /// The runs that may hold lines of `key`, in file order.
     pub(crate) fn runs(&self, key: &str) -> impl Iterator<Item = (u64, u32)> + '_ {
         let h = key_hash(key.as_bytes());
-        let bucket = match self.buckets.get((h >> (32 - PREFIX_BITS)) as usize..) {
+        let bucket = match self.buckets.get((h >> self.shift) as usize..) {
             Some([lo, hi, ..]) => &self.runs[*lo as usize..*hi as usize],
             _ => &[][..],
         };
