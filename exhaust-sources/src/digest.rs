@@ -536,7 +536,11 @@ impl Digest {
             bytes: fields,
             text,
         };
-        let mut out = Vec::new();
+        // One allocation per run: a record takes at least a few bytes of
+        // fields (its offset, tag and row), so this is never too small for
+        // long, and a run of one user's attempts does not grow the vector
+        // four times.
+        let mut out = Vec::with_capacity(fields.len() / 16 + 1);
         while !d.bytes.is_empty() {
             let offset = d.varint()?;
             out.push(match d.u8()? {

@@ -1266,7 +1266,7 @@ impl Inner {
                 ATTEMPTS,
                 t,
                 users,
-                Vec::new,
+                || Found::with_capacity(users.len() * 8),
                 |found, i, at, item| {
                     let row = row_of::<Attempts>(t, at, item)?;
                     // Runs are found by hash: only this user's lines count.
@@ -1277,12 +1277,12 @@ impl Inner {
                         SourceError::bad_data(SOURCE, format!("assessment_aggregator: {e}"))
                     })?;
                     if &a.course_id == collection {
-                        found.push((i, a));
+                        found.push(i, a);
                     }
                     Ok(())
                 },
             )?;
-            Ok(in_key_order(found))
+            Ok(found.in_key_order())
         })
     }
 }
@@ -1308,7 +1308,7 @@ impl Inner {
                 ACTIVITY,
                 t,
                 users,
-                Vec::new,
+                || Found::with_capacity(users.len() * 8),
                 |found, i, at, item| {
                     let row = row_of::<Activities>(t, at, item)?;
                     let relevant = row.activity_type.as_deref() == Some("Course")
@@ -1322,13 +1322,13 @@ impl Inner {
                             SourceError::bad_data(SOURCE, format!("user_activity_agg: {e}"))
                         })?;
                         if agg.user_id == users[i] {
-                            found.push((i, agg));
+                            found.push(i, agg);
                         }
                     }
                     Ok(())
                 },
             )?;
-            Ok(in_key_order(found))
+            Ok(found.in_key_order())
         })
     }
 }
@@ -1359,12 +1359,45 @@ fn first_span<T>(runs: &[(u64, u32, T)]) -> (usize, u64, u32) {
     (n, start, (end - start) as u32)
 }
 
-/// What a part's lookups found, tagged with the index of their key, in the
-/// order the keys were asked for (each key's in file order, as found).
-fn in_key_order<T>(mut found: Vec<(usize, T)>) -> Vec<T> {
-    // Stable: a key's items keep their file order.
-    found.sort_by_key(|(i, _)| *i);
-    found.into_iter().map(|(_, x)| x).collect()
+/// What a part's lookups found, each item with the index of its key.
+struct Found<T> {
+    keys: Vec<u32>,
+    items: Vec<T>,
+}
+
+impl<T> Found<T> {
+    /// Room for `n` items: a chunk's learners have a few attempts and
+    /// aggregates each, so the vectors grow a few times, not item by item.
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            keys: Vec::with_capacity(n),
+            items: Vec::with_capacity(n),
+        }
+    }
+
+    fn push(&mut self, key: usize, item: T) {
+        self.keys.push(key as u32);
+        self.items.push(item);
+    }
+
+    /// The items in the order the keys were asked for, each key's in the
+    /// order found (file order). Found in that order already when a digest
+    /// in key order is read for keys in order, as the report asks for
+    /// them: then nothing is moved.
+    fn in_key_order(self) -> Vec<T> {
+        let Self { keys, items } = self;
+        if keys.is_sorted() {
+            return items;
+        }
+        // Stable: a key's items keep their order.
+        let mut order: Vec<(u32, u32)> = keys.iter().zip(0u32..).map(|(&k, i)| (k, i)).collect();
+        order.sort_unstable();
+        let mut slots: Vec<Option<T>> = items.into_iter().map(Some).collect();
+        order
+            .iter()
+            .filter_map(|&(_, i)| slots[i as usize].take())
+            .collect()
+    }
 }
 
 impl HierarchySource for Snapshot {
@@ -1535,5 +1568,19 @@ mod tests {
         // Two keys with one hash share a run: it is listed twice.
         let runs = [(10, 40, ()), (10, 40, ()), (60, 5, ())];
         assert_eq!(spans(&runs), vec![(3, 10, 55)]);
+    }
+
+    #[test]
+    fn found_items_come_back_in_the_order_of_their_keys() {
+        let mut found = Found::with_capacity(0);
+        for (key, item) in [(2, "c1"), (0, "a1"), (2, "c2"), (1, "b1"), (0, "a2")] {
+            found.push(key, item);
+        }
+        assert_eq!(found.in_key_order(), ["a1", "a2", "b1", "c1", "c2"]);
+        let mut sorted = Found::with_capacity(4);
+        for (key, item) in [(0, "a"), (0, "b"), (3, "c")] {
+            sorted.push(key, item);
+        }
+        assert_eq!(sorted.in_key_order(), ["a", "b", "c"]);
     }
 }
