@@ -40,6 +40,7 @@ use exhaust_core::source::{
 use exhaust_core::{BatchId, ContentId, OrgId, UserId};
 use rayon::prelude::*;
 use serde::Deserialize;
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -625,6 +626,22 @@ struct Bufs {
     lines: Vec<u8>,
 }
 
+thread_local! {
+    /// Each reader thread's buffers, kept from one part's lookups to the
+    /// next: a span buffer grows to `MAX_SPAN` once per thread, not once
+    /// per part (a new zeroed megabyte for every 125 learners and table).
+    static BUFS: RefCell<Bufs> = RefCell::new(Bufs::default());
+}
+
+/// Calls `f` with this thread's buffers (new ones if they are in use: a
+/// lookup inside another).
+fn with_bufs<T>(f: impl FnOnce(&mut Bufs) -> T) -> T {
+    BUFS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut bufs) => f(&mut bufs),
+        Err(_) => f(&mut Bufs::default()),
+    })
+}
+
 /// Digest runs this close to each other are read as one span (the bytes
 /// between them read and skipped): copying 8 KiB more out of the page
 /// cache costs about what one more `pread` does.
@@ -991,25 +1008,26 @@ impl Inner {
     where
         F: for<'x> Fn(&mut S, usize, &dyn Fn() -> usize, Item<'x, C::Row<'x>>) -> SourceResult<()>,
     {
-        let mut bufs = Bufs::default();
-        if let View::Digest(d) = self.view::<C>(large, k)? {
-            let mut state = new_state();
-            let read = self.keys_items::<C, _>(d, t, keys, &mut bufs, &mut |i, at, item| {
-                f(&mut state, i, at, item)
-            })?;
-            match read {
-                Ok(()) => return Ok(state),
-                // Logged, the file removed, the table read from its lines.
-                Err(damaged) => drop(self.found_damaged(d, damaged)),
+        with_bufs(|bufs| {
+            if let View::Digest(d) = self.view::<C>(large, k)? {
+                let mut state = new_state();
+                let read = self.keys_items::<C, _>(d, t, keys, bufs, &mut |i, at, item| {
+                    f(&mut state, i, at, item)
+                })?;
+                match read {
+                    Ok(()) => return Ok(state),
+                    // Logged, the file removed, the table read from its lines.
+                    Err(damaged) => drop(self.found_damaged(d, damaged)),
+                }
             }
-        }
-        let mut state = new_state();
-        for (i, key) in keys.iter().enumerate() {
-            self.each_item::<C, _>(large, k, t, key.as_str(), &mut bufs, &mut |at, item| {
-                f(&mut state, i, at, item)
-            })?;
-        }
-        Ok(state)
+            let mut state = new_state();
+            for (i, key) in keys.iter().enumerate() {
+                self.each_item::<C, _>(large, k, t, key.as_str(), bufs, &mut |at, item| {
+                    f(&mut state, i, at, item)
+                })?;
+            }
+            Ok(state)
+        })
     }
 
     /// Calls `f(i, line_number, item)` for each record of each `keys[i]`
