@@ -40,14 +40,11 @@ impl Value {
         match self {
             Self::Empty => {}
             Self::Text(s) => out.push_str(s),
-            Self::Integer(i) => {
-                let _ = write!(out, "{i}");
-            }
-            Self::Number(x) => {
-                let _ = write!(out, "{x}");
-            }
+            Self::Integer(i) => out.push_str(itoa::Buffer::new().format(*i)),
+            Self::Number(x) => write_number(*x, out),
             Self::Percent(p) => {
-                let _ = write!(out, "{p}%");
+                out.push_str(itoa::Buffer::new().format(*p));
+                out.push('%');
             }
             Self::Date(d) => format_lern_date(*d, out),
             Self::Timestamp(t) => format_seed_local(*t, out),
@@ -73,6 +70,20 @@ impl Value {
             Self::Text(s) => s,
             _ => unreachable!("the cell was just made a text cell"),
         }
+    }
+}
+
+/// `x` as `Display` writes it. A whole number (most scores are) is written
+/// as the integer it is, which is `Display`'s text for it: digits, no
+/// point, no exponent, for every whole `f64` below 2^53 in size (`-0`,
+/// which `Display` writes with its sign, never reaches here: scores are
+/// stored without it, and it takes the general path anyway).
+fn write_number(x: f64, out: &mut String) {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    if x.fract() == 0.0 && x.abs() < EXACT && !(x == 0.0 && x.is_sign_negative()) {
+        out.push_str(itoa::Buffer::new().format(x as i64));
+    } else {
+        let _ = write!(out, "{x}");
     }
 }
 
@@ -297,6 +308,31 @@ impl FromStr for OutputFormat {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Numbers and integers are written as `Display` writes them,
+        /// whichever path writes them.
+        #[test]
+        fn numbers_are_written_as_display_writes_them(
+            x in prop_oneof![
+                proptest::num::f64::ANY,
+                (-1e16f64..1e16).prop_map(f64::trunc),
+                Just(-0.0),
+                Just(9_007_199_254_740_992.0),
+                Just(9_007_199_254_740_993.0),
+                Just(-9_007_199_254_740_991.0),
+                Just(f64::INFINITY),
+                Just(f64::NAN),
+            ],
+            i in any::<i64>(),
+            p in any::<u64>(),
+        ) {
+            prop_assert_eq!(Value::Number(x).to_text(), format!("{x}"));
+            prop_assert_eq!(Value::Integer(i).to_text(), format!("{i}"));
+            prop_assert_eq!(Value::Percent(p).to_text(), format!("{p}%"));
+        }
+    }
 
     #[test]
     fn values_render_as_the_csv_shows_them() {
