@@ -822,13 +822,38 @@ mod tests {
         assert!(fields(&[0xff; 11]).varint().is_err());
     }
 
+    /// A table of `text` in a new folder (kept alive by the `TempDir`),
+    /// digested as `Activities` rows keyed by their `user_id`.
+    fn digested(text: &str, in_key_order: bool) -> (tempfile::TempDir, Digest) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("t.jsonl"), text).expect("write");
+        let table = TableFile::open(dir.path(), "t", None)
+            .expect("opens")
+            .expect("exists");
+        let store = IndexStore::new(dir.path(), None, 0);
+        let digest = Digest::build::<crate::rows::codec::Activities>(
+            &store,
+            &table,
+            "spec",
+            in_key_order,
+            |line, _| {
+                let key = crate::jsonscan::top_level_str(line, "user_id")
+                    .expect("key")
+                    .expect("present");
+                Ok(Some(LineKey::new(key.as_bytes(), false)))
+            },
+        )
+        .expect("reads")
+        .expect("written");
+        (dir, digest)
+    }
+
     /// A table whose lines are not in key order, digested with
     /// `in_key_order`: the records come out sorted by key, each key's in
     /// file order, whatever the order of the lines; without it, in line
     /// order.
     #[test]
     fn a_digest_in_key_order_sorts_records_by_key() {
-        let dir = tempfile::tempdir().expect("tempdir");
         let users = ["carol", "alice", "dave", "bob", "alice", "erin"];
         let mut text = String::new();
         for (n, u) in users.iter().enumerate() {
@@ -840,27 +865,9 @@ mod tests {
                 text.push_str("\n   \n");
             }
         }
-        std::fs::write(dir.path().join("t.jsonl"), &text).expect("write");
-        let table = TableFile::open(dir.path(), "t", None)
-            .expect("opens")
-            .expect("exists");
-        let store = IndexStore::new(dir.path(), None, 0);
         // Each key's records, in the order the digest holds them.
         let order = |in_key_order: bool| {
-            let digest = Digest::build::<crate::rows::codec::Activities>(
-                &store,
-                &table,
-                "spec",
-                in_key_order,
-                |line, _| {
-                    let key = crate::jsonscan::top_level_str(line, "user_id")
-                        .expect("key")
-                        .expect("present");
-                    Ok(Some(LineKey::new(key.as_bytes(), false)))
-                },
-            )
-            .expect("reads")
-            .expect("written");
+            let (_dir, digest) = digested(&text, in_key_order);
             let mut runs: Vec<(u64, u32)> = digest
                 .index
                 .all_runs()
@@ -912,7 +919,6 @@ mod tests {
     /// back in file order.
     #[test]
     fn a_key_longer_than_a_group_keeps_its_file_order() {
-        let dir = tempfile::tempdir().expect("tempdir");
         let big = "x".repeat(600 << 10);
         let mut text = String::new();
         for (n, u) in ["bob", "bob", "alice", "bob", "bob"].iter().enumerate() {
@@ -920,25 +926,7 @@ mod tests {
                 "{{\"user_id\":\"{u}\",\"activity_id\":\"{n}{big}\"}}\n"
             ));
         }
-        std::fs::write(dir.path().join("t.jsonl"), &text).expect("write");
-        let table = TableFile::open(dir.path(), "t", None)
-            .expect("opens")
-            .expect("exists");
-        let store = IndexStore::new(dir.path(), None, 0);
-        let digest = Digest::build::<crate::rows::codec::Activities>(
-            &store,
-            &table,
-            "spec",
-            true,
-            |line, _| {
-                let key = crate::jsonscan::top_level_str(line, "user_id")
-                    .expect("key")
-                    .expect("present");
-                Ok(Some(LineKey::new(key.as_bytes(), false)))
-            },
-        )
-        .expect("reads")
-        .expect("written");
+        let (_dir, digest) = digested(&text, true);
         let mut buf = Vec::new();
         let mut seen = Vec::new();
         for key in ["alice", "bob"] {
