@@ -36,7 +36,7 @@ use crate::index::{
     IndexStore, KeyIndex, MAX_RUN, Mixer, RUN_BYTES, Run, header, key_hash, read_runs, run_bytes,
     temp_file,
 };
-use crate::table::{TableFile, read_into, trim_line};
+use crate::table::{TableFile, read_into};
 use exhaust_core::source::SourceError;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Seek, Write};
@@ -318,6 +318,127 @@ const MAX_KEY_ORDER_TABLE: u64 = 1 << (64 - GROUP_LEN_BITS);
 /// `1 << GROUP_LEN_BITS`).
 const MAX_GROUP: u64 = 1 << 20;
 
+/// A key-order build decodes a table's records into parts by key range,
+/// one part per this many bytes of the table (a part's records are sorted
+/// in memory: about half as many bytes; three tables are digested at
+/// once).
+const PART_BYTES: u64 = if cfg!(test) { 64 } else { 8 << 20 };
+
+/// At most this many parts (temporary files, open at once) per table:
+/// three tables at once stay well under the usual limit of 1,024 open
+/// files. Past 1 GB of table, parts grow instead.
+const MAX_PARTS: usize = 128;
+
+/// Bytes before a record's fields in a part file: its key's order, its
+/// line's offset, its key's hash, its fields' and text's lengths.
+const PART_HEAD: usize = 8 + 8 + 4 + 4 + 4;
+
+/// The second pass of a key-order build. The table is read again in line
+/// order; each indexed line is decoded and its record appended to the
+/// temporary file of its part (its key's order between two `bounds`).
+/// Then each part is read back whole, its records sorted by key order and
+/// line offset, and handed to `w` in that order. Every read is sequential:
+/// a read per key, in key order, cost a system call per key, most of what
+/// the build added to indexing. `Ok(Err(why))`: a temporary file could not
+/// be written or read back (no digest is written).
+fn write_in_key_order<C: Codec>(
+    table: &TableFile,
+    dir: &Path,
+    bounds: &[u64],
+    key_of: &mut impl FnMut(&[u8], usize) -> Result<Option<LineKey>, SourceError>,
+    w: &mut RunWriter,
+) -> Result<Result<(), String>, SourceError> {
+    let why = |e: std::io::Error| format!("{}: a temporary file: {e}", dir.display());
+    let mut parts = Vec::with_capacity(bounds.len() + 1);
+    for _ in 0..=bounds.len() {
+        match tempfile::tempfile_in(dir) {
+            Ok(f) => parts.push(BufWriter::with_capacity(16 << 10, f)),
+            Err(e) => return Ok(Err(why(e))),
+        }
+    }
+    let mut failed: Option<std::io::Error> = None;
+    let (mut fields, mut text) = (Vec::with_capacity(4096), Vec::with_capacity(4096));
+    table.scan(|offset, line_no, line| {
+        let Some(key) = key_of(line, line_no)? else {
+            return Ok(());
+        };
+        encode_record::<C>(offset, line, key, &mut fields, &mut text);
+        let part = &mut parts[bounds.partition_point(|&b| b <= key.order)];
+        let mut head = [0u8; PART_HEAD];
+        head[..8].copy_from_slice(&key.order.to_le_bytes());
+        head[8..16].copy_from_slice(&offset.to_le_bytes());
+        head[16..20].copy_from_slice(&key.hash.to_le_bytes());
+        head[20..24].copy_from_slice(&(fields.len() as u32).to_le_bytes());
+        head[24..28].copy_from_slice(&(text.len() as u32).to_le_bytes());
+        for bytes in [&head[..], &fields, &text] {
+            if failed.is_none()
+                && let Err(e) = part.write_all(bytes)
+            {
+                failed = Some(e);
+            }
+        }
+        Ok(())
+    })?;
+    if let Some(e) = failed {
+        return Ok(Err(why(e)));
+    }
+    let mut bytes = Vec::new();
+    for part in parts {
+        let mut file = match part.into_inner() {
+            Ok(f) => f,
+            Err(e) => return Ok(Err(why(e.into_error()))),
+        };
+        bytes.clear();
+        // Room for the whole part at once: no doubling while it is read.
+        let read = file.metadata().and_then(|m| {
+            bytes.reserve(usize::try_from(m.len()).unwrap_or(0));
+            file.rewind()?;
+            std::io::Read::read_to_end(&mut file, &mut bytes)
+        });
+        if let Err(e) = read {
+            return Ok(Err(why(e)));
+        }
+        // (order, line offset, where the record starts in `bytes`)
+        let mut records: Vec<(u64, u64, usize)> = Vec::new();
+        let mut at = 0usize;
+        while at + PART_HEAD <= bytes.len() {
+            let word = |i: usize| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&bytes[at + i..at + i + 8]);
+                u64::from_le_bytes(b)
+            };
+            let half = |i: usize| {
+                let mut b = [0u8; 4];
+                b.copy_from_slice(&bytes[at + i..at + i + 4]);
+                u32::from_le_bytes(b) as usize
+            };
+            records.push((word(0), word(8), at));
+            at += PART_HEAD + half(20) + half(24);
+        }
+        if at != bytes.len() {
+            return Ok(Err(format!(
+                "{}: a temporary file came back cut",
+                dir.display()
+            )));
+        }
+        // A key's lines stay in file order.
+        records.sort_unstable();
+        for &(_, _, at) in &records {
+            let half = |i: usize| {
+                let mut b = [0u8; 4];
+                b.copy_from_slice(&bytes[at + i..at + i + 4]);
+                u32::from_le_bytes(b)
+            };
+            let (hash, fields_len) = (half(16), half(20) as usize);
+            let text_len = half(24) as usize;
+            let fields = &bytes[at + PART_HEAD..at + PART_HEAD + fields_len];
+            let text = &bytes[at + PART_HEAD + fields_len..at + PART_HEAD + fields_len + text_len];
+            w.add_encoded(hash, fields, text);
+        }
+    }
+    Ok(Ok(()))
+}
+
 impl Digest {
     /// The digest of `table` under `spec`, if a valid one is persisted;
     /// why not, otherwise.
@@ -338,9 +459,10 @@ impl Digest {
     /// bytes (a key's lines in file order), not in the table's line order.
     /// A table looked up by user, for learners the report reads in user id
     /// order, is then read front to back (see `snapshot.rs`'s
-    /// `keys_items`). It costs a second pass: the table is scanned for its
-    /// keys, then its lines are read and decoded again in that order, one
-    /// read per key.
+    /// `keys_items`). It costs a key scan first, to cut the keys into parts
+    /// of about equal size; then the table is read and decoded as in line
+    /// order, each record put in its part's temporary file, and each part
+    /// is sorted in memory and written out (`write_in_key_order`).
     pub(crate) fn build<C: Codec>(
         store: &IndexStore,
         table: &TableFile,
@@ -414,31 +536,27 @@ impl Digest {
                 last = Some((b, key.hash));
                 Ok(())
             })?;
-            let mut buf = Vec::new();
+            // The parts' bounds: orders at equal steps of the groups.
+            let groups: usize = buckets.iter().map(Vec::len).sum();
+            let parts = usize::try_from(table.data_len()? / PART_BYTES)
+                .unwrap_or(MAX_PARTS)
+                .clamp(1, MAX_PARTS);
+            let step = groups.div_ceil(parts).max(1);
+            let mut bounds: Vec<u64> = Vec::with_capacity(parts);
+            let mut seen = 0usize;
             for bucket in &mut buckets {
-                // By key, then place: a key's lines stay in file order.
                 bucket.sort_unstable();
-                for &(_, place) in bucket.iter() {
-                    let start = place >> GROUP_LEN_BITS;
-                    let len = (place & ((1 << GROUP_LEN_BITS) - 1)) as u32;
-                    let bytes = table.read_at(start, len, &mut buf)?;
-                    let mut at = 0usize;
-                    for piece in bytes.split(|&b| b == b'\n') {
-                        let offset = start + at as u64;
-                        at += piece.len() + 1;
-                        let line = trim_line(piece);
-                        if line.iter().all(u8::is_ascii_whitespace) {
-                            continue;
-                        }
-                        // The line number matters only for an error, which
-                        // the scan above met first if there was one.
-                        if let Some(key) = key_of(line, 0)? {
-                            w.add::<C>(offset, line, key);
-                        }
+                for &(order, _) in bucket.iter() {
+                    if seen > 0 && seen.is_multiple_of(step) && bounds.last() != Some(&order) {
+                        bounds.push(order);
                     }
+                    seen += 1;
                 }
-                // This bucket's groups are written: its memory goes back.
                 *bucket = Vec::new();
+            }
+            match write_in_key_order::<C>(table, &dir, &bounds, &mut key_of, &mut w)? {
+                Ok(()) => {}
+                Err(why) => return Ok(Err(why)),
             }
         } else {
             table.scan(|offset, line_no, line| {
@@ -604,38 +722,26 @@ impl RunWriter {
     /// Adds the record of the line at `offset`: its row, or only where it
     /// is when it does not decode (or is kept as a line).
     fn add<C: Codec>(&mut self, offset: u64, line: &[u8], key: LineKey) {
+        let (mut fields, mut text) = (
+            std::mem::take(&mut self.fields),
+            std::mem::take(&mut self.text),
+        );
+        encode_record::<C>(offset, line, key, &mut fields, &mut text);
+        self.add_encoded(key.hash, &fields, &text);
+        (self.fields, self.text) = (fields, text);
+    }
+
+    /// Adds a record encoded by [`encode_record`], of a key of hash `hash`.
+    fn add_encoded(&mut self, hash: u32, fields: &[u8], text: &[u8]) {
         let Self {
-            fields,
-            text,
             run_fields,
             run_text,
             ..
         } = self;
-        fields.clear();
-        text.clear();
-        let mut e = Encoder { out: fields, text };
-        e.varint(offset);
-        let row = if key.as_line {
-            None
-        } else {
-            simdutf8::basic::from_utf8(line)
-                .ok()
-                .and_then(|line| serde_json::from_str::<C::Row<'_>>(line).ok())
-        };
-        match row {
-            Some(row) => {
-                e.u8(RECORD_ROW);
-                C::encode(&row, &mut e);
-            }
-            None => {
-                e.u8(RECORD_LINE);
-                e.varint(line.len() as u64);
-            }
-        }
         let size = RUN_HEAD + run_fields.len() + run_text.len() + fields.len() + text.len();
-        let joins = self.open == Some(key.hash) && (size + RUN_SUM) as u64 <= MAX_RUN;
+        let joins = self.open == Some(hash) && (size + RUN_SUM) as u64 <= MAX_RUN;
         if !joins {
-            if let Some(h) = self.open.replace(key.hash) {
+            if let Some(h) = self.open.replace(hash) {
                 write_run(&mut self.w, &mut self.runs, h, run_fields, run_text);
             }
             run_fields.clear();
@@ -657,6 +763,39 @@ impl RunWriter {
             );
         }
         self
+    }
+}
+
+/// Encodes the record of the line at `offset` into `fields` and `text`
+/// (cleared first): its row, or only where it is when it does not decode
+/// (or is kept as a line).
+fn encode_record<C: Codec>(
+    offset: u64,
+    line: &[u8],
+    key: LineKey,
+    fields: &mut Vec<u8>,
+    text: &mut Vec<u8>,
+) {
+    fields.clear();
+    text.clear();
+    let mut e = Encoder { out: fields, text };
+    e.varint(offset);
+    let row = if key.as_line {
+        None
+    } else {
+        simdutf8::basic::from_utf8(line)
+            .ok()
+            .and_then(|line| serde_json::from_str::<C::Row<'_>>(line).ok())
+    };
+    match row {
+        Some(row) => {
+            e.u8(RECORD_ROW);
+            C::encode(&row, &mut e);
+        }
+        None => {
+            e.u8(RECORD_LINE);
+            e.varint(line.len() as u64);
+        }
     }
 }
 

@@ -262,8 +262,7 @@ pub(crate) fn read_into<'b>(
 /// Bytes read per block by scans.
 const SCAN_BLOCK: usize = 1 << 20;
 
-/// A line without its line end (`\n`, `\r\n`).
-pub(crate) fn trim_line(line: &[u8]) -> &[u8] {
+fn trim_line(line: &[u8]) -> &[u8] {
     let mut end = line.len();
     while end > 0 && (line[end - 1] == b'\n' || line[end - 1] == b'\r') {
         end -= 1;
