@@ -987,6 +987,26 @@ mod tests {
         (dir, digest)
     }
 
+    /// The records of `runs` of a `digested` table, in order, each as its
+    /// line's offset and its activity id.
+    fn records(digest: &Digest, runs: impl IntoIterator<Item = (u64, u32)>) -> Vec<(u64, String)> {
+        let mut buf = Vec::new();
+        let mut out = Vec::new();
+        for (offset, len) in runs {
+            let records = digest
+                .read_run::<crate::rows::codec::Activities>(offset, len, &mut buf)
+                .expect("reads")
+                .expect("whole");
+            for r in records {
+                let Record::Row { offset, row } = r else {
+                    panic!("every line decodes")
+                };
+                out.push((offset, row.activity_id.as_deref().expect("id").to_owned()));
+            }
+        }
+        out
+    }
+
     /// A table whose lines are not in key order, digested with
     /// `in_key_order`: the records come out sorted by key, each key's in
     /// file order, whatever the order of the lines; without it, in line
@@ -1014,30 +1034,18 @@ mod tests {
                 .map(|r| (r.offset, r.len))
                 .collect();
             runs.sort_unstable();
-            let mut buf = Vec::new();
-            let mut seen = Vec::new();
-            for (offset, len) in runs {
-                let records = digest
-                    .read_run::<crate::rows::codec::Activities>(offset, len, &mut buf)
-                    .expect("reads")
-                    .expect("whole");
-                for r in records {
-                    let Record::Row { offset, row } = r else {
-                        panic!("every line decodes")
-                    };
+            records(&digest, runs)
+                .into_iter()
+                .map(|(offset, activity)| {
                     // The user, from the line the record says it is.
                     let line = &text[offset as usize..];
                     let user = line["{\"user_id\":\"".len()..]
                         .split('"')
                         .next()
                         .expect("user");
-                    seen.push(format!(
-                        "{user}/{}",
-                        row.activity_id.as_deref().unwrap_or("-")
-                    ));
-                }
-            }
-            seen
+                    format!("{user}/{activity}")
+                })
+                .collect::<Vec<_>>()
         };
         assert_eq!(
             order(true),
@@ -1066,22 +1074,10 @@ mod tests {
             ));
         }
         let (_dir, digest) = digested(&text, true);
-        let mut buf = Vec::new();
         let mut seen = Vec::new();
         for key in ["alice", "bob"] {
-            let runs: Vec<(u64, u32)> = digest.runs(key).collect();
-            for (offset, len) in runs {
-                let records = digest
-                    .read_run::<crate::rows::codec::Activities>(offset, len, &mut buf)
-                    .expect("reads")
-                    .expect("whole");
-                for r in records {
-                    let Record::Row { row, .. } = r else {
-                        panic!("every line decodes")
-                    };
-                    let id = row.activity_id.as_deref().expect("id");
-                    seen.push(format!("{key}/{}", &id[..1]));
-                }
+            for (_, id) in records(&digest, digest.runs(key)) {
+                seen.push(format!("{key}/{}", &id[..1]));
             }
         }
         assert_eq!(seen, ["alice/2", "bob/0", "bob/1", "bob/3", "bob/4"]);
