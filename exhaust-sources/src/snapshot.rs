@@ -23,7 +23,7 @@
 //! on a network, and a caller inside a multi-threaded runtime that needs the
 //! thread free can run the build on a blocking task.
 
-use crate::digest::{Codec, Damaged, Digest, LineKey, Record};
+use crate::digest::{Codec, Damaged, Digest, LineKey, Record, Records};
 use crate::index::{IndexStore, KeyIndex};
 use crate::jsonscan::top_level_str;
 use crate::rows::codec::{Activities, Attempts, Enrolments, Users};
@@ -667,6 +667,28 @@ fn reader_panicked() -> SourceError {
     SourceError::bad_data(SOURCE, "a snapshot reader thread panicked")
 }
 
+/// Calls `f(line_number, item)` for each of a digest run's records, in
+/// order: its row, or (a line kept as JSON) the line read from the table.
+/// Stops at the first error.
+fn hand_on<'x, C: Codec>(
+    t: &TableFile,
+    rows: Records<'x, C>,
+    lines: &mut Vec<u8>,
+    f: &mut impl for<'y> FnMut(&dyn Fn() -> usize, Item<'y, C::Row<'y>>) -> SourceResult<()>,
+) -> SourceResult<()> {
+    for record in rows {
+        match record {
+            Record::Line { offset, len } => {
+                read_run(t, offset, len, lines, &mut |at, line| {
+                    f(at, Item::Line(line))
+                })?;
+            }
+            Record::Row { offset, row } => f(&|| t.line_number_at(offset), Item::Row(row))?,
+        }
+    }
+    Ok(())
+}
+
 /// Reads one run of lines and calls `f(line_number, line)` for each, in
 /// file order. The run is checked to be UTF-8 once, as a whole, and split
 /// as text (newlines are never inside a UTF-8 sequence), so lines parse
@@ -923,17 +945,7 @@ impl Inner {
             Ok(rows) => rows,
             Err(damaged) => return Ok(Err(damaged)),
         };
-        for record in rows {
-            match record {
-                Record::Line { offset, len } => {
-                    read_run(t, offset, len, lines, &mut |at, line| {
-                        f(at, Item::Line(line))
-                    })?;
-                }
-                Record::Row { offset, row } => f(&|| t.line_number_at(offset), Item::Row(row))?,
-            }
-        }
-        Ok(Ok(()))
+        hand_on::<C>(t, rows, lines, f).map(Ok)
     }
 
     /// Reads `runs` on up to `threads` threads (`read` fills a run's
@@ -1078,23 +1090,7 @@ impl Inner {
                     Ok(rows) => rows,
                     Err(damaged) => return Ok(Err(damaged)),
                 };
-                let mut handed = Ok(());
-                for record in rows {
-                    handed = match record {
-                        Record::Line { offset, len } => {
-                            read_run(t, offset, len, lines, &mut |at, line| {
-                                f(i, at, Item::Line(line))
-                            })
-                        }
-                        Record::Row { offset, row } => {
-                            f(i, &|| t.line_number_at(offset), Item::Row(row))
-                        }
-                    };
-                    if handed.is_err() {
-                        break;
-                    }
-                }
-                if let Err(e) = handed {
+                if let Err(e) = hand_on::<C>(t, rows, lines, &mut |at, item| f(i, at, item)) {
                     failed = Some((i, e));
                 }
             }
