@@ -299,25 +299,6 @@ impl LineKey {
     }
 }
 
-/// In a digest written in key order: consecutive indexed lines of one key,
-/// from the first one's start to the end of the last one's text, at most
-/// `MAX_GROUP` bytes, as its key's `order` and the group's place packed in
-/// one word (`start << GROUP_LEN_BITS | len`): 16 bytes per key of the
-/// table, the memory a key-order build needs (80 MB for a user cache of
-/// 5,000,000 users).
-type Group = (u64, u64);
-
-/// Bits of a group's packed place that hold its length.
-const GROUP_LEN_BITS: u32 = 24;
-
-/// Tables up to this size (1 TiB) can be digested in key order: the group
-/// starts fit beside their lengths.
-const MAX_KEY_ORDER_TABLE: u64 = 1 << (64 - GROUP_LEN_BITS);
-
-/// Bytes of JSON per group, so one read of it stays small (less than
-/// `1 << GROUP_LEN_BITS`).
-const MAX_GROUP: u64 = 1 << 20;
-
 /// A key-order build decodes a table's records into parts by key range,
 /// one part per this many bytes of the table (a part's records are sorted
 /// in memory: about half as many bytes; three tables are digested at
@@ -329,9 +310,50 @@ const PART_BYTES: u64 = if cfg!(test) { 64 } else { 8 << 20 };
 /// files. Past 1 GB of table, parts grow instead.
 const MAX_PARTS: usize = 128;
 
-/// Bytes before a record's fields in a part file: its key's order, its
-/// line's offset, its key's hash, its fields' and text's lengths.
-const PART_HEAD: usize = 8 + 8 + 4 + 4 + 4;
+/// What precedes a record's fields and text in a part file.
+struct PartHead {
+    order: u64,
+    /// Its line's offset in the table.
+    offset: u64,
+    hash: u32,
+    fields_len: u32,
+    text_len: u32,
+}
+
+impl PartHead {
+    const LEN: usize = 8 + 8 + 4 + 4 + 4;
+
+    fn to_bytes(&self) -> [u8; Self::LEN] {
+        let mut b = [0u8; Self::LEN];
+        b[..8].copy_from_slice(&self.order.to_le_bytes());
+        b[8..16].copy_from_slice(&self.offset.to_le_bytes());
+        b[16..20].copy_from_slice(&self.hash.to_le_bytes());
+        b[20..24].copy_from_slice(&self.fields_len.to_le_bytes());
+        b[24..28].copy_from_slice(&self.text_len.to_le_bytes());
+        b
+    }
+
+    /// The head at the front of `b`, if `b` holds one.
+    fn from_bytes(b: &[u8]) -> Option<Self> {
+        let (order, b) = b.split_first_chunk::<8>()?;
+        let (offset, b) = b.split_first_chunk::<8>()?;
+        let (hash, b) = b.split_first_chunk::<4>()?;
+        let (fields_len, b) = b.split_first_chunk::<4>()?;
+        let (text_len, _) = b.split_first_chunk::<4>()?;
+        Some(Self {
+            order: u64::from_le_bytes(*order),
+            offset: u64::from_le_bytes(*offset),
+            hash: u32::from_le_bytes(*hash),
+            fields_len: u32::from_le_bytes(*fields_len),
+            text_len: u32::from_le_bytes(*text_len),
+        })
+    }
+
+    /// Bytes of the record it heads, itself included.
+    fn record_len(&self) -> usize {
+        Self::LEN + self.fields_len as usize + self.text_len as usize
+    }
+}
 
 /// The second pass of a key-order build. The table is read again in line
 /// order; each indexed line is decoded and its record appended to the
@@ -364,12 +386,14 @@ fn write_in_key_order<C: Codec>(
         };
         encode_record::<C>(offset, line, key, &mut fields, &mut text);
         let part = &mut parts[bounds.partition_point(|&b| b <= key.order)];
-        let mut head = [0u8; PART_HEAD];
-        head[..8].copy_from_slice(&key.order.to_le_bytes());
-        head[8..16].copy_from_slice(&offset.to_le_bytes());
-        head[16..20].copy_from_slice(&key.hash.to_le_bytes());
-        head[20..24].copy_from_slice(&(fields.len() as u32).to_le_bytes());
-        head[24..28].copy_from_slice(&(text.len() as u32).to_le_bytes());
+        let head = PartHead {
+            order: key.order,
+            offset,
+            hash: key.hash,
+            fields_len: fields.len() as u32,
+            text_len: text.len() as u32,
+        }
+        .to_bytes();
         for bytes in [&head[..], &fields, &text] {
             if failed.is_none()
                 && let Err(e) = part.write_all(bytes)
@@ -398,42 +422,26 @@ fn write_in_key_order<C: Codec>(
         if let Err(e) = read {
             return Ok(Err(why(e)));
         }
-        // (order, line offset, where the record starts in `bytes`)
-        let mut records: Vec<(u64, u64, usize)> = Vec::new();
-        let mut at = 0usize;
-        while at + PART_HEAD <= bytes.len() {
-            let word = |i: usize| {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(&bytes[at + i..at + i + 8]);
-                u64::from_le_bytes(b)
+        // (order, line offset, key hash, fields, text) of each record.
+        let mut records = Vec::new();
+        let mut rest = &bytes[..];
+        while !rest.is_empty() {
+            let record = PartHead::from_bytes(rest)
+                .and_then(|h| Some((rest.get(PartHead::LEN..h.record_len())?, h)));
+            let Some((body, head)) = record else {
+                return Ok(Err(format!(
+                    "{}: a temporary file came back cut",
+                    dir.display()
+                )));
             };
-            let half = |i: usize| {
-                let mut b = [0u8; 4];
-                b.copy_from_slice(&bytes[at + i..at + i + 4]);
-                u32::from_le_bytes(b) as usize
-            };
-            records.push((word(0), word(8), at));
-            at += PART_HEAD + half(20) + half(24);
+            let (fields, text) = body.split_at(head.fields_len as usize);
+            records.push((head.order, head.offset, head.hash, fields, text));
+            rest = &rest[head.record_len()..];
         }
-        if at != bytes.len() {
-            return Ok(Err(format!(
-                "{}: a temporary file came back cut",
-                dir.display()
-            )));
-        }
-        // A key's lines stay in file order.
-        records.sort_unstable();
-        for &(_, _, at) in &records {
-            let half = |i: usize| {
-                let mut b = [0u8; 4];
-                b.copy_from_slice(&bytes[at + i..at + i + 4]);
-                u32::from_le_bytes(b)
-            };
-            let (hash, fields_len) = (half(16), half(20) as usize);
-            let text_len = half(24) as usize;
-            let fields = &bytes[at + PART_HEAD..at + PART_HEAD + fields_len];
-            let text = &bytes[at + PART_HEAD + fields_len..at + PART_HEAD + fields_len + text_len];
-            w.add_encoded(hash, fields, text);
+        // By key, a key's lines in file order (offsets are unique).
+        records.sort_unstable_by_key(|&(order, offset, ..)| (order, offset));
+        for (_, _, hash, fields, text) in records {
+            w.add(hash, fields, text);
         }
     }
     Ok(Ok(()))
@@ -503,50 +511,34 @@ impl Digest {
             open: None,
             run_fields: Vec::new(),
             run_text: Vec::new(),
-            fields: Vec::with_capacity(4096),
-            text: Vec::with_capacity(4096),
         };
         w.w.write(&head);
-        if in_key_order && table.data_len()? < MAX_KEY_ORDER_TABLE {
-            // Groups by their key's first byte (`order`'s top byte), each
-            // bucket sorted on its own: the vectors grow bucket by bucket,
-            // never one copy of all groups while a doubled vector fills.
-            let mut buckets: Vec<Vec<Group>> = (0..256).map(|_| Vec::new()).collect();
-            // The last group's bucket and key hash.
-            let mut last: Option<(usize, u32)> = None;
-            table.scan(|offset, line_no, line| {
-                let Some(key) = key_of(line, line_no)? else {
-                    return Ok(());
-                };
-                let end = offset + line.len() as u64;
-                let b = (key.order >> 56) as usize;
-                if let Some((lb, hash)) = last
-                    && lb == b
-                    && hash == key.hash
-                    && let Some(g) = buckets[b].last_mut()
-                    && g.0 == key.order
+        if in_key_order {
+            // The key scan: each key's `order`, once per run of lines of
+            // one key, kept in buckets by its first byte and each bucket
+            // sorted on its own (no doubled vector of them all while it
+            // fills), to cut the keys into parts.
+            let mut buckets: Vec<Vec<u64>> = (0..256).map(|_| Vec::new()).collect();
+            let mut last: Option<(u64, u32)> = None;
+            table.scan(|_, line_no, line| {
+                if let Some(key) = key_of(line, line_no)?
+                    && last.replace((key.order, key.hash)) != Some((key.order, key.hash))
                 {
-                    let start = g.1 >> GROUP_LEN_BITS;
-                    if end - start <= MAX_GROUP {
-                        g.1 = (start << GROUP_LEN_BITS) | (end - start);
-                        return Ok(());
-                    }
+                    buckets[(key.order >> 56) as usize].push(key.order);
                 }
-                buckets[b].push((key.order, (offset << GROUP_LEN_BITS) | line.len() as u64));
-                last = Some((b, key.hash));
                 Ok(())
             })?;
-            // The parts' bounds: orders at equal steps of the groups.
-            let groups: usize = buckets.iter().map(Vec::len).sum();
+            // The parts' bounds: orders at equal steps of the keys.
+            let keys: usize = buckets.iter().map(Vec::len).sum();
             let parts = usize::try_from(table.data_len()? / PART_BYTES)
                 .unwrap_or(MAX_PARTS)
                 .clamp(1, MAX_PARTS);
-            let step = groups.div_ceil(parts).max(1);
+            let step = keys.div_ceil(parts).max(1);
             let mut bounds: Vec<u64> = Vec::with_capacity(parts);
             let mut seen = 0usize;
             for bucket in &mut buckets {
                 bucket.sort_unstable();
-                for &(order, _) in bucket.iter() {
+                for &order in bucket.iter() {
                     if seen > 0 && seen.is_multiple_of(step) && bounds.last() != Some(&order) {
                         bounds.push(order);
                     }
@@ -559,9 +551,11 @@ impl Digest {
                 Err(why) => return Ok(Err(why)),
             }
         } else {
+            let (mut fields, mut text) = (Vec::with_capacity(4096), Vec::with_capacity(4096));
             table.scan(|offset, line_no, line| {
                 if let Some(key) = key_of(line, line_no)? {
-                    w.add::<C>(offset, line, key);
+                    encode_record::<C>(offset, line, key, &mut fields, &mut text);
+                    w.add(key.hash, &fields, &text);
                 }
                 Ok(())
             })?;
@@ -713,26 +707,11 @@ struct RunWriter {
     open: Option<u32>,
     run_fields: Vec<u8>,
     run_text: Vec<u8>,
-    /// The record being encoded.
-    fields: Vec<u8>,
-    text: Vec<u8>,
 }
 
 impl RunWriter {
-    /// Adds the record of the line at `offset`: its row, or only where it
-    /// is when it does not decode (or is kept as a line).
-    fn add<C: Codec>(&mut self, offset: u64, line: &[u8], key: LineKey) {
-        let (mut fields, mut text) = (
-            std::mem::take(&mut self.fields),
-            std::mem::take(&mut self.text),
-        );
-        encode_record::<C>(offset, line, key, &mut fields, &mut text);
-        self.add_encoded(key.hash, &fields, &text);
-        (self.fields, self.text) = (fields, text);
-    }
-
     /// Adds a record encoded by [`encode_record`], of a key of hash `hash`.
-    fn add_encoded(&mut self, hash: u32, fields: &[u8], text: &[u8]) {
+    fn add(&mut self, hash: u32, fields: &[u8], text: &[u8]) {
         let Self {
             run_fields,
             run_text,
@@ -1061,11 +1040,10 @@ mod tests {
         );
     }
 
-    /// One key's lines longer together than a group (`MAX_GROUP`) and a
-    /// run (`MAX_RUN`) are split into several of each, and still come
-    /// back in file order.
+    /// One key's lines longer together than a run (`MAX_RUN`) are split
+    /// into several runs, and still come back in file order.
     #[test]
-    fn a_key_longer_than_a_group_keeps_its_file_order() {
+    fn a_key_longer_than_a_run_keeps_its_file_order() {
         let big = "x".repeat(600 << 10);
         let mut text = String::new();
         for (n, u) in ["bob", "bob", "alice", "bob", "bob"].iter().enumerate() {
