@@ -24,8 +24,8 @@
 # Each run is `exhaust report` of the snapshot's batch with its persisted
 # index and digests (each label's form is persisted by an untimed run
 # first, in a hard-linked copy of the snapshot of its own, so builds with
-# different formats do not rewrite each other's files), unless --first. Prints one line per run, then medians
-# per binary. Build a commit's binary with
+# different formats do not rewrite each other's files), unless --first.
+# Prints one line per run, then medians per binary. Build a commit's binary with
 # `git worktree add /tmp/w REV && (cd /tmp/w && cargo build --release -p exhaust-cli)`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
