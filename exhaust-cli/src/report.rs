@@ -158,7 +158,9 @@ async fn batches_from_search(
     source: &AnySource,
     filter: &serde_json::Value,
 ) -> anyhow::Result<Vec<BatchId>> {
-    let resolved = resolve_batches(source, &RequestData::Search(filter.clone()))
+    // A standalone run is the operator's own: no cap on what a search
+    // matches (the request flow's is `[job] search_max_batches`).
+    let resolved = resolve_batches(source, &RequestData::Search(filter.clone()), usize::MAX)
         .await
         .map_err(|e| match e {
             ResolveError::Request(RequestError::NoDataFound) => {

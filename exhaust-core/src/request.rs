@@ -64,7 +64,8 @@ impl fmt::Display for RequestStatus {
 }
 
 /// A row of `job_request`, as Sunbird's API and job read and write it.
-#[derive(Debug, Clone, PartialEq)]
+/// Its `Debug` never shows the encryption key (only whether there is one).
+#[derive(Clone, PartialEq)]
 pub struct JobRequest {
     /// `<tag>:<channel>`.
     pub tag: String,
@@ -101,6 +102,33 @@ pub struct JobRequest {
     /// The batches already built, read from the stored JSON text
     /// ([`ProcessedBatches`]); `None` when the column is null.
     pub processed_batches: Option<ProcessedBatches>,
+}
+
+impl fmt::Debug for JobRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobRequest")
+            .field("tag", &self.tag)
+            .field("request_id", &self.request_id)
+            .field("job_id", &self.job_id)
+            .field("status", &self.status)
+            .field("request_data", &self.request_data)
+            .field("requested_by", &self.requested_by)
+            .field("requested_channel", &self.requested_channel)
+            .field("dt_job_submitted", &self.dt_job_submitted)
+            .field("download_urls", &self.download_urls)
+            .field("dt_file_created", &self.dt_file_created)
+            .field("dt_job_completed", &self.dt_job_completed)
+            .field("execution_time", &self.execution_time)
+            .field("err_message", &self.err_message)
+            .field("iteration", &self.iteration)
+            .field(
+                "encryption_key",
+                &self.encryption_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field("batch_number", &self.batch_number)
+            .field("processed_batches", &self.processed_batches)
+            .finish()
+    }
 }
 
 impl JobRequest {
@@ -143,6 +171,19 @@ pub enum RequestError {
     /// Every collection asked for is retired.
     #[error("The request is made for retired collection")]
     RetiredCollection,
+    /// A search filter matching more than a request may build.
+    #[error(
+        "The search filter matches {found} {what}, more than the {max} one request may build \
+         (search_max_batches): narrow the filter"
+    )]
+    SearchTooBroad {
+        /// How many matched (at least).
+        found: usize,
+        /// `collections` or `batches`.
+        what: &'static str,
+        /// The limit.
+        max: usize,
+    },
 }
 
 impl RequestData {
@@ -236,8 +277,8 @@ pub fn request_id(
 }
 
 /// A request as a client submits it (Sunbird's Data Exhaust API body, plus
-/// the `X-Channel-ID` header).
-#[derive(Debug, Clone, PartialEq)]
+/// the `X-Channel-ID` header). Its `Debug` never shows the encryption key.
+#[derive(Clone, PartialEq)]
 pub struct NewRequest {
     /// The client's tag (stored as `<tag>:<channel>`).
     pub tag: String,
@@ -254,6 +295,41 @@ pub struct NewRequest {
     pub encryption_key: Option<String>,
 }
 
+impl fmt::Debug for NewRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewRequest")
+            .field("tag", &self.tag)
+            .field("dataset", &self.dataset)
+            .field("requested_by", &self.requested_by)
+            .field("channel", &self.channel)
+            .field("dataset_config", &self.dataset_config)
+            .field(
+                "encryption_key",
+                &self.encryption_key.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+/// The most characters of a submitted `tag` (Sunbird's tags are
+/// `<courseId>_<batchId>`, about 40).
+pub const MAX_TAG_CHARS: usize = 256;
+/// The most characters of `requestedBy` (a user id).
+pub const MAX_REQUESTED_BY_CHARS: usize = 256;
+/// The most characters of `dataset`.
+pub const MAX_DATASET_CHARS: usize = 64;
+/// The most characters of `X-Channel-ID` (an org id).
+pub const MAX_CHANNEL_CHARS: usize = 256;
+/// The most characters of `encryptionKey` (Sunbird's course service sends
+/// the key encrypted and base64-encoded three times: a 32-character key
+/// becomes about 200).
+pub const MAX_KEY_CHARS: usize = 1024;
+/// The most characters of a batch id in `datasetConfig`.
+pub const MAX_BATCH_ID_CHARS: usize = 256;
+/// The most batch ids `batchFilter` may list at submission (the job's own
+/// per-request limit, 20 by default, still applies when it is built).
+pub const MAX_BATCH_FILTER_IDS: usize = 1000;
+
 /// Why a submission is refused, with Sunbird's messages, in Sunbird's order.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SubmitError {
@@ -269,6 +345,71 @@ pub enum SubmitError {
     /// No `X-Channel-ID`.
     #[error("X-Channel-ID is missing in request header")]
     MissingChannel,
+    /// A field longer than its cap (checked after Sunbird's three checks).
+    #[error("{field} is longer than {max} characters")]
+    TooLong {
+        /// The field, as the body names it.
+        field: &'static str,
+        /// Its cap.
+        max: usize,
+    },
+    /// A text holding a NUL character, which no store keeps as sent
+    /// (PostgreSQL refuses it in text and JSON).
+    #[error("{field} must not contain a NUL character")]
+    Nul {
+        /// The field, as the body names it.
+        field: &'static str,
+    },
+    /// `batchFilter` names more batches than may be submitted.
+    #[error("datasetConfig.batchFilter lists more than {0} batch ids")]
+    TooManyIds(usize),
+}
+
+/// A text field checked for its cap and for NUL.
+fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), SubmitError> {
+    if text.contains('\0') {
+        return Err(SubmitError::Nul { field });
+    }
+    if text.chars().count() > max {
+        return Err(SubmitError::TooLong { field, max });
+    }
+    Ok(())
+}
+
+/// Whether any text of a JSON value (keys included) holds a NUL.
+fn json_has_nul(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(a) => a.iter().any(json_has_nul),
+        serde_json::Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || json_has_nul(v)),
+        _ => false,
+    }
+}
+
+/// The caps of `datasetConfig`: no NUL anywhere, batch ids of at most
+/// [`MAX_BATCH_ID_CHARS`], at most [`MAX_BATCH_FILTER_IDS`] of them. Values
+/// of other types are left for the job to refuse, as Sunbird does.
+fn check_dataset_config(config: &serde_json::Value) -> Result<(), SubmitError> {
+    if json_has_nul(config) {
+        return Err(SubmitError::Nul {
+            field: "datasetConfig",
+        });
+    }
+    if let Some(id) = config.get("batchId").and_then(serde_json::Value::as_str) {
+        check_text("datasetConfig.batchId", id, MAX_BATCH_ID_CHARS)?;
+    }
+    if let Some(list) = config
+        .get("batchFilter")
+        .and_then(serde_json::Value::as_array)
+    {
+        if list.len() > MAX_BATCH_FILTER_IDS {
+            return Err(SubmitError::TooManyIds(MAX_BATCH_FILTER_IDS));
+        }
+        for id in list.iter().filter_map(serde_json::Value::as_str) {
+            check_text("datasetConfig.batchFilter", id, MAX_BATCH_ID_CHARS)?;
+        }
+    }
+    Ok(())
 }
 
 impl NewRequest {
@@ -292,7 +433,21 @@ impl NewRequest {
         if self.channel.trim().is_empty() {
             return Err(SubmitError::MissingChannel);
         }
-        Ok(())
+        self.check_bounds()
+    }
+
+    /// The caps of every field, and no NUL in any: what a store can keep
+    /// as sent, checked before anything is stored. (Sunbird's three checks
+    /// and the channel come first, in [`NewRequest::validate`].)
+    pub fn check_bounds(&self) -> Result<(), SubmitError> {
+        check_text("tag", &self.tag, MAX_TAG_CHARS)?;
+        check_text("dataset", &self.dataset, MAX_DATASET_CHARS)?;
+        check_text("requestedBy", &self.requested_by, MAX_REQUESTED_BY_CHARS)?;
+        check_text("X-Channel-ID", &self.channel, MAX_CHANNEL_CHARS)?;
+        if let Some(key) = &self.encryption_key {
+            check_text("encryptionKey", key, MAX_KEY_CHARS)?;
+        }
+        check_dataset_config(&self.dataset_config)
     }
 
     /// The `job_request` row for this submission at `now`: request id from
@@ -383,17 +538,31 @@ pub fn stored_tag(tag: &str, channel: &str) -> String {
 }
 
 /// Requests with the same key in one run are duplicates: the first is
-/// processed and the others get its outcome. The key covers `request_data`
-/// (in a canonical form, so key order and spacing do not matter), the
-/// encryption key and the requester.
+/// processed and the others get its outcome, its files included. The key
+/// covers the job, the requesting channel, `request_data` (in a canonical
+/// form, so key order and spacing do not matter), the encryption key and
+/// the requester (SPEC section 6, step 1, plus the channel and the job).
+///
+/// The channel is what keeps one org's file from another: a report of
+/// another org's request holds that org's learners (or, for `System`,
+/// everyone's), so requests of two channels are never duplicates. The
+/// security level is the requesting channel's (one preference per org), so
+/// equal channels also mean equal levels within a run.
+///
+/// The key is the fields' JSON text itself, not a digest of it: it is only
+/// compared within one run, and no crafted `request_data` can collide with
+/// another request's key.
 pub fn duplicate_key(r: &JobRequest) -> String {
-    // serde_json's map is ordered by key, so this text is canonical.
-    let data = r.request_data.to_string();
-    md5_upper_hex(&format!(
-        "{data}|{}|{}",
-        r.encryption_key.as_deref().unwrap_or(""),
-        r.requested_by
-    ))
+    // serde_json's map is ordered by key, so this text is canonical; each
+    // field is a JSON value of its own, so no field can run into the next.
+    serde_json::json!([
+        r.job_id,
+        r.requested_channel,
+        r.request_data,
+        r.encryption_key,
+        r.requested_by,
+    ])
+    .to_string()
 }
 
 /// Cuts a message to `max` characters, ending in `...` when cut.
@@ -767,10 +936,13 @@ pub enum ResolveError {
 /// search and batches of retired collections are dropped. Nothing left:
 /// [`RequestError::NoDataFound`]; only retired collections:
 /// [`RequestError::RetiredCollection`]. Named batches keep the request's
-/// order; batches found by a search filter come sorted by id.
+/// order; batches found by a search filter come sorted by id. A search
+/// filter matching more than `search_max` collections (checked before any
+/// batch is read) or batches fails with [`RequestError::SearchTooBroad`].
 pub async fn resolve_batches<S: ReportSource>(
     sources: &S,
     data: &RequestData,
+    search_max: usize,
 ) -> Result<Vec<ResolvedBatch>, ResolveError> {
     let (batches, collections) = match data {
         RequestData::Batches(ids) => {
@@ -795,6 +967,16 @@ pub async fn resolve_batches<S: ReportSource>(
         }
         RequestData::Search(body) => {
             let collections = sources.search(body).await?;
+            // Each matched collection costs a read of its batches: a filter
+            // of `{}` matches every collection of the platform.
+            if collections.len() > search_max {
+                return Err(RequestError::SearchTooBroad {
+                    found: collections.len(),
+                    what: "collections",
+                    max: search_max,
+                }
+                .into());
+            }
             let ids: Vec<ContentId> = collections.iter().map(|c| c.identifier.clone()).collect();
             let mut batches = if ids.is_empty() {
                 Vec::new()
@@ -803,6 +985,14 @@ pub async fn resolve_batches<S: ReportSource>(
             };
             batches.sort_by(|a, b| a.batch_id.cmp(&b.batch_id));
             batches.dedup_by(|a, b| a.batch_id == b.batch_id);
+            if batches.len() > search_max {
+                return Err(RequestError::SearchTooBroad {
+                    found: batches.len(),
+                    what: "batches",
+                    max: search_max,
+                }
+                .into());
+            }
             (batches, collections)
         }
     };
@@ -953,6 +1143,132 @@ mod tests {
             duplicate_key(&a),
             duplicate_key(&request(a.request_data.clone(), Some("k"), "v"))
         );
+        // Another channel's request is never a duplicate: its file would
+        // hold the other org's learners.
+        let mut other_org = b.clone();
+        other_org.requested_channel = "System".into();
+        assert_ne!(duplicate_key(&a), duplicate_key(&other_org));
+        let mut other_job = b.clone();
+        other_job.job_id = "response-exhaust".into();
+        assert_ne!(duplicate_key(&a), duplicate_key(&other_job));
+        // Fields cannot run into each other.
+        let k1 = request(a.request_data.clone(), Some("k|u"), "");
+        let k2 = request(a.request_data.clone(), Some("k"), "u|");
+        assert_ne!(duplicate_key(&k1), duplicate_key(&k2));
+    }
+
+    fn submission(config: serde_json::Value) -> NewRequest {
+        NewRequest {
+            tag: "do_1_b1".into(),
+            dataset: PROGRESS_EXHAUST.into(),
+            requested_by: "u-1".into(),
+            channel: "org-1".into(),
+            dataset_config: config,
+            encryption_key: None,
+        }
+    }
+
+    #[test]
+    fn submissions_are_bounded_and_refuse_nul() {
+        let ok = submission(json!({"batchId": "b1"}));
+        assert_eq!(ok.validate(), Ok(()));
+        let long = |n: usize| "x".repeat(n);
+        let mut r = ok.clone();
+        r.tag = long(MAX_TAG_CHARS + 1);
+        assert_eq!(
+            r.validate().expect_err("long tag").to_string(),
+            format!("tag is longer than {MAX_TAG_CHARS} characters")
+        );
+        r.tag = long(MAX_TAG_CHARS);
+        assert_eq!(r.validate(), Ok(()), "at the cap");
+        let mut r = ok.clone();
+        r.requested_by = long(MAX_REQUESTED_BY_CHARS + 1);
+        assert!(matches!(
+            r.validate(),
+            Err(SubmitError::TooLong {
+                field: "requestedBy",
+                ..
+            })
+        ));
+        let mut r = ok.clone();
+        r.encryption_key = Some(long(MAX_KEY_CHARS + 1));
+        assert!(matches!(
+            r.validate(),
+            Err(SubmitError::TooLong {
+                field: "encryptionKey",
+                ..
+            })
+        ));
+        let mut r = ok.clone();
+        r.channel = long(MAX_CHANNEL_CHARS + 1);
+        assert!(matches!(
+            r.validate(),
+            Err(SubmitError::TooLong {
+                field: "X-Channel-ID",
+                ..
+            })
+        ));
+        // Sunbird's own checks still come first.
+        let mut r = ok.clone();
+        r.tag = String::new();
+        r.requested_by = long(10_000);
+        assert_eq!(r.validate(), Err(SubmitError::EmptyTag));
+
+        let mut r = ok.clone();
+        r.tag = "a\0b".into();
+        assert_eq!(
+            r.validate().expect_err("nul").to_string(),
+            "tag must not contain a NUL character"
+        );
+        let mut r = ok.clone();
+        r.encryption_key = Some("k\0".into());
+        assert_eq!(
+            r.validate(),
+            Err(SubmitError::Nul {
+                field: "encryptionKey"
+            })
+        );
+        for config in [
+            json!({"batchId": "b\0"}),
+            json!({"searchFilter": {"request": {"filters": {"name": ["x\0"]}}}}),
+            json!({"batchId": "b1", "k\0": 1}),
+        ] {
+            assert_eq!(
+                submission(config.clone()).validate(),
+                Err(SubmitError::Nul {
+                    field: "datasetConfig"
+                }),
+                "{config}"
+            );
+        }
+        assert!(matches!(
+            submission(json!({"batchId": long(MAX_BATCH_ID_CHARS + 1)})).validate(),
+            Err(SubmitError::TooLong {
+                field: "datasetConfig.batchId",
+                ..
+            })
+        ));
+        let many: Vec<String> = (0..=MAX_BATCH_FILTER_IDS)
+            .map(|i| format!("b{i}"))
+            .collect();
+        assert_eq!(
+            submission(json!({ "batchFilter": many })).validate(),
+            Err(SubmitError::TooManyIds(MAX_BATCH_FILTER_IDS))
+        );
+    }
+
+    #[test]
+    fn debug_never_shows_the_encryption_key() {
+        let mut r = submission(json!({"batchId": "b1"}));
+        r.encryption_key = Some("hunter2-secret-key".into());
+        let shown = format!("{r:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+        let at = DateTime::from_timestamp(1_705_312_800, 0).expect("time");
+        let row = r.into_job_request(at).expect("valid");
+        let shown = format!("{row:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("request_id"), "{shown}");
     }
 
     #[test]

@@ -36,7 +36,7 @@ use crate::request::{
 };
 use crate::security::{PreferenceSource, SecurityLevel};
 use crate::source::{ReadStats, ReportSource, reads_between};
-use crate::store::{Completion, RequestStore, Selection, StoreError};
+use crate::store::{Completion, POLL_PAGE, PollCursor, RequestStore, Selection, StoreError};
 use crate::time::{ReportTz, file_date_stamp};
 use crate::typed::OutputFormat;
 use chrono::{DateTime, Utc};
@@ -135,9 +135,11 @@ impl fmt::Display for OutputError {
 pub enum Protection {
     /// A plain zip.
     Plain,
-    /// ZipCrypto with the request's stored key as password; `None` (no key
-    /// on the request) gives a zip without password, as Sunbird's job does.
-    Password(Option<String>),
+    /// ZipCrypto with the request's stored key as password. (A request
+    /// without a key fails instead: Sunbird's job would write a zip
+    /// without password, which a deployment that asked for passwords does
+    /// not expect to hand out.)
+    Password(String),
     /// Sunbird's envelope, the file key wrapped with the request's stored
     /// text key.
     TextKey(String),
@@ -158,13 +160,26 @@ pub struct Packaged {
 /// (`exhaust_writer::Publisher`): plain data, here so that the settings
 /// (`exhaust_sources::settings::Settings::publish_config`) give it without
 /// depending on the writer, and both frontends compose it with one call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Its `Debug` never shows `sunbird_encryption_key`.
+#[derive(Clone, PartialEq, Eq)]
 pub struct PublishConfig {
     /// Where report files and zips are written before they are stored.
     pub work_dir: PathBuf,
     /// Sunbird's `sunbird_encryption_key`: its length is the salt prefix
     /// removed when decoding a request's `encryption_key`.
     pub sunbird_encryption_key: String,
+}
+
+impl fmt::Debug for PublishConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PublishConfig")
+            .field("work_dir", &self.work_dir)
+            .field(
+                "sunbird_encryption_key",
+                &(!self.sunbird_encryption_key.is_empty()).then_some("<redacted>"),
+            )
+            .finish()
+    }
 }
 
 impl PublishConfig {
@@ -193,6 +208,15 @@ pub trait ReportOutput: Sync {
     /// Refuses a format this build cannot write.
     fn check_format(&self, format: OutputFormat) -> Result<(), OutputError>;
 
+    /// Refuses, before anything is built, key material that the output
+    /// could not use (a stored key that decodes to an empty password, say),
+    /// with a message that names the problem and never the key. The default
+    /// accepts every protection.
+    fn check_protection(&self, protection: &Protection) -> Result<(), OutputError> {
+        let _ = protection;
+        Ok(())
+    }
+
     /// Starts a report file named `file_name` in `format`; `built_at` goes
     /// into the typed formats' metadata.
     fn begin(
@@ -220,6 +244,9 @@ pub trait ReportOutput: Sync {
     ) -> impl Future<Output = Result<(), OutputError>> + Send;
 }
 
+/// The default of [`RunnerConfig::search_max_batches`].
+pub const DEFAULT_SEARCH_MAX_BATCHES: usize = 100;
+
 /// How the runner works; the defaults are Sunbird's deployed values.
 #[derive(Debug, Clone)]
 pub struct RunnerConfig {
@@ -238,6 +265,13 @@ pub struct RunnerConfig {
     /// The file format of requests that name none (`[job] format`); a
     /// request's `outputFormat` wins.
     pub format: OutputFormat,
+    /// Most batches a `searchFilter` may resolve to (and most collections
+    /// it may match): a broader search fails with a message instead of
+    /// building every batch of the platform.
+    pub search_max_batches: usize,
+    /// How many pending rows a run reads from the store at a time
+    /// ([`POLL_PAGE`] by default).
+    pub poll_page: usize,
 }
 
 impl Default for RunnerConfig {
@@ -250,6 +284,8 @@ impl Default for RunnerConfig {
             channel_max_batches: 30,
             channel_max_bytes: 1 << 30,
             format: OutputFormat::Csv,
+            search_max_batches: DEFAULT_SEARCH_MAX_BATCHES,
+            poll_page: POLL_PAGE,
         }
     }
 }
@@ -565,86 +601,122 @@ where
     async fn run(&self, stop: &impl StopSignal) -> Result<RunSummary, StoreError> {
         let started = self.clock.instant();
         let mut summary = RunSummary::default();
-        let candidates = self.store.candidates(&self.config.selection).await?;
-        summary.total = candidates.len();
         let mut budgets: HashMap<String, ChannelBudget> = HashMap::new();
-
-        // Duplicates: same request_data, key and requester. The first
-        // request of a group that this worker can claim is processed; the
-        // others get its outcome.
-        let mut groups: Vec<(String, Vec<JobRequest>)> = Vec::new();
-        for r in candidates {
-            let key = duplicate_key(&r);
-            match groups.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, g)) => g.push(r),
-                None => groups.push((key, vec![r])),
-            }
-        }
-
-        for (_, group) in groups {
+        // The pending rows, a page at a time (oldest first), so that a run's
+        // memory and a poll's work stay bounded whatever the backlog. A row
+        // handled on one page has moved on (or is held) by the next, and the
+        // cursor never goes back, so no row is taken twice in a run.
+        let mut after: Option<PollCursor> = None;
+        let page_size = self.config.poll_page.max(1);
+        loop {
             if stop.is_triggered() {
                 break;
             }
-            let mut rest = group.into_iter();
-            let mut primary = None;
-            for r in rest.by_ref() {
-                match self
-                    .store
-                    .claim(&r.tag, &r.request_id, &self.config.selection)
-                    .await
-                {
-                    Ok(Some(claimed)) => {
-                        primary = Some(claimed);
-                        break;
-                    }
-                    Ok(None) => summary.skipped += 1,
-                    Err(e) => summary.store_errors.push(format!("{}: {e}", r.request_id)),
-                }
-            }
-            let Some((claim, row)) = primary else {
-                continue;
-            };
-            let request_id = row.request_id.clone();
-            // Boxed: the request's future (build, sources, output) is deep,
-            // and a caller's future holding it inline would be deeper still
-            // than the compiler's layout limit.
-            let handled = Box::pin(self.handle(claim, row, &mut budgets, &mut summary, stop));
-            let completion = match handled.await {
-                Ok(Handled::Finished(c)) => c,
-                Ok(Handled::Released) => {
-                    summary.released += 1;
-                    continue;
-                }
+            let page = match self
+                .store
+                .candidates(&self.config.selection, after.as_ref(), page_size)
+                .await
+            {
+                Ok(p) => p,
+                // Only a failure to list the first page fails the run; a
+                // later one leaves the rest for the next run.
+                Err(e) if after.is_none() => return Err(e),
                 Err(e) => {
-                    summary.store_errors.push(format!("{request_id}: {e}"));
-                    continue;
+                    summary
+                        .store_errors
+                        .push(format!("listing pending requests: {e}"));
+                    break;
                 }
             };
-            count(&mut summary, completion.outcome.status);
-            for d in rest {
-                match self
-                    .store
-                    .claim(&d.tag, &d.request_id, &self.config.selection)
-                    .await
-                {
-                    Ok(Some((dc, _))) => match self.store.finish(dc, &completion).await {
-                        Ok(()) => {
-                            summary.duplicates += 1;
-                            tracing::info!(
-                                request_id = %d.request_id,
-                                of = %request_id,
-                                "duplicate request given its original's outcome"
-                            );
-                        }
-                        Err(e) => summary.store_errors.push(format!("{}: {e}", d.request_id)),
-                    },
-                    Ok(None) => summary.skipped += 1,
-                    Err(e) => summary.store_errors.push(format!("{}: {e}", d.request_id)),
+            let Some(last) = page.last() else {
+                break;
+            };
+            let next = PollCursor::after(last);
+            let full = page.len() >= page_size;
+            summary.total += page.len();
+            for group in duplicate_groups(page) {
+                if stop.is_triggered() {
+                    break;
                 }
+                self.handle_group(group, &mut budgets, &mut summary, stop)
+                    .await;
             }
+            if !full {
+                break;
+            }
+            after = Some(next);
         }
         summary.elapsed = self.clock.instant().duration_since(started);
         Ok(summary)
+    }
+
+    /// Processes a group of duplicates (SPEC section 6, step 1): the first
+    /// request of the group that this worker can claim is processed; the
+    /// others get its outcome.
+    async fn handle_group(
+        &self,
+        group: Vec<JobRequest>,
+        budgets: &mut HashMap<String, ChannelBudget>,
+        summary: &mut RunSummary,
+        stop: &impl StopSignal,
+    ) {
+        let mut rest = group.into_iter();
+        let mut primary = None;
+        for r in rest.by_ref() {
+            match self
+                .store
+                .claim(&r.tag, &r.request_id, &self.config.selection)
+                .await
+            {
+                Ok(Some(claimed)) => {
+                    primary = Some(claimed);
+                    break;
+                }
+                Ok(None) => summary.skipped += 1,
+                Err(e) => summary.store_errors.push(format!("{}: {e}", r.request_id)),
+            }
+        }
+        let Some((claim, row)) = primary else {
+            return;
+        };
+        let request_id = row.request_id.clone();
+        // Boxed: the request's future (build, sources, output) is deep,
+        // and a caller's future holding it inline would be deeper still
+        // than the compiler's layout limit.
+        let handled = Box::pin(self.handle(claim, row, budgets, summary, stop));
+        let completion = match handled.await {
+            Ok(Handled::Finished(c)) => c,
+            Ok(Handled::Released) => {
+                summary.released += 1;
+                return;
+            }
+            Err(e) => {
+                summary.store_errors.push(format!("{request_id}: {e}"));
+                return;
+            }
+        };
+        count(summary, completion.outcome.status);
+        for d in rest {
+            match self
+                .store
+                .claim(&d.tag, &d.request_id, &self.config.selection)
+                .await
+            {
+                Ok(Some((dc, _))) => match self.store.finish(dc, &completion).await {
+                    Ok(()) => {
+                        summary.duplicates += 1;
+                        tracing::info!(
+                            request_id = %d.request_id,
+                            of = %request_id,
+                            "duplicate request given its original's outcome"
+                        );
+                    }
+                    Err(e) => summary.store_errors.push(format!("{}: {e}", d.request_id)),
+                },
+                Ok(None) => summary.skipped += 1,
+                Err(e) => summary.store_errors.push(format!("{}: {e}", d.request_id)),
+            }
+        }
     }
 
     /// Processes one claimed request to its outcome.
@@ -715,7 +787,11 @@ where
             }
         };
 
-        let resolved = before_deadline(stop, resolve_batches(&self.cooperative(), &data)).await;
+        let resolved = before_deadline(
+            stop,
+            resolve_batches(&self.cooperative(), &data, self.config.search_max_batches),
+        )
+        .await;
         let batches = match resolved {
             None => {
                 let c = marked.then(|| completion(RequestOutcome::stopped(previous)));
@@ -861,9 +937,15 @@ where
             .as_deref()
             .filter(|k| !k.is_empty())
             .map(str::to_string);
-        match level {
+        let protection = match level {
             SecurityLevel::Plain => Ok(Protection::Plain),
-            SecurityLevel::PasswordProtected => Ok(Protection::Password(key)),
+            // A deliberate difference from Sunbird, whose job zips without a
+            // password when the request has no key (ARCHITECTURE.md).
+            SecurityLevel::PasswordProtected => key.map(Protection::Password).ok_or_else(|| {
+                BatchError::fatal(
+                    "the request has no encryption key, which PASSWORD_PROTECTED_DATASET needs",
+                )
+            }),
             SecurityLevel::TextKeyEncrypted => key.map(Protection::TextKey).ok_or_else(|| {
                 BatchError::fatal(
                     "the request has no encryption key, which TEXT_KEY_ENCRYPTED_DATASET needs",
@@ -877,7 +959,15 @@ where
                 ))),
                 Err(e) => Err(BatchError::source(&e, "reading the org's public key: ")),
             },
-        }
+        }?;
+        // The key is checked before anything is built: a key that cannot
+        // be used fails the request now, counting an attempt, instead of
+        // after the build (or, were the error taken for a passing one, in
+        // every run for ever).
+        self.output
+            .check_protection(&protection)
+            .map_err(BatchError::from)?;
+        Ok(protection)
     }
 
     /// Builds and packages a batch in a temporary folder of its own.
@@ -980,6 +1070,24 @@ where
             clock: &self.clock,
         }
     }
+}
+
+/// The rows of a page grouped by [`duplicate_key`] (a hash map, so a page
+/// groups in linear time), groups in the order of their first row and rows
+/// in page order within each.
+fn duplicate_groups(page: Vec<JobRequest>) -> Vec<Vec<JobRequest>> {
+    let mut index: HashMap<String, usize> = HashMap::with_capacity(page.len());
+    let mut groups: Vec<Vec<JobRequest>> = Vec::new();
+    for r in page {
+        match index.entry(duplicate_key(&r)) {
+            std::collections::hash_map::Entry::Occupied(e) => groups[*e.get()].push(r),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(groups.len());
+                groups.push(vec![r]);
+            }
+        }
+    }
+    groups
 }
 
 fn count(summary: &mut RunSummary, status: RequestStatus) {

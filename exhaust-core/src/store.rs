@@ -149,19 +149,88 @@ impl Submission {
     }
 }
 
+/// Where a page of [`RequestStore::candidates`] starts: after the row with
+/// this submission time and request id, in the poll's order (oldest
+/// submission first, rows without one last, then by request id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollCursor {
+    /// The last row's `dt_job_submitted`.
+    pub submitted: Option<DateTime<Utc>>,
+    /// The last row's request id.
+    pub request_id: String,
+}
+
+impl PollCursor {
+    /// The cursor after `row`.
+    pub fn after(row: &JobRequest) -> Self {
+        Self {
+            submitted: row.dt_job_submitted,
+            request_id: row.request_id.clone(),
+        }
+    }
+}
+
+/// How many pending rows a run reads from the store at a time: a run's
+/// memory and each poll's work stay bounded whatever the backlog.
+pub const POLL_PAGE: usize = 200;
+
+/// Requests in the store by status, as one `COUNT ... GROUP BY` gives them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatusCounts {
+    /// `SUBMITTED`.
+    pub submitted: u64,
+    /// `PROCESSING`.
+    pub processing: u64,
+    /// `SUCCESS`.
+    pub success: u64,
+    /// `FAILED`.
+    pub failed: u64,
+}
+
+impl StatusCounts {
+    /// Adds `n` rows of the status written `status` (other texts, which
+    /// Sunbird never writes, are not counted).
+    pub fn add(&mut self, status: &str, n: u64) {
+        match RequestStatus::parse(status) {
+            Some(RequestStatus::Submitted) => self.submitted += n,
+            Some(RequestStatus::Processing) => self.processing += n,
+            Some(RequestStatus::Success) => self.success += n,
+            Some(RequestStatus::Failed) => self.failed += n,
+            None => {}
+        }
+    }
+
+    /// The count of one status.
+    pub fn get(&self, status: RequestStatus) -> u64 {
+        match status {
+            RequestStatus::Submitted => self.submitted,
+            RequestStatus::Processing => self.processing,
+            RequestStatus::Success => self.success,
+            RequestStatus::Failed => self.failed,
+        }
+    }
+}
+
 /// Where `job_request` rows live.
 pub trait RequestStore: Send + Sync {
     /// A held request: the lock, and whatever the store needs to write
     /// through it. Dropping it releases the lock without writing.
     type Claim: Send;
 
-    /// The rows a run may take, oldest submission first: eligible by
-    /// [`Selection::eligible`]. Rows another worker holds may be listed;
-    /// claiming them fails.
+    /// A page of the rows a run may take, eligible by
+    /// [`Selection::eligible`], in the poll's order (oldest submission
+    /// first, rows without a submission time last, then by request id):
+    /// at most `limit` rows, those after `after` when given. Rows another
+    /// worker holds may be listed; claiming them fails.
     fn candidates(
         &self,
         selection: &Selection,
+        after: Option<&PollCursor>,
+        limit: usize,
     ) -> impl Future<Output = StoreResult<Vec<JobRequest>>> + Send;
+
+    /// The number of requests in each status, every job id included.
+    fn count_by_status(&self) -> impl Future<Output = StoreResult<StatusCounts>> + Send;
 
     /// Takes a request if no other worker holds it and it is still eligible
     /// for `selection`; returns the claim and the row as read under it.

@@ -17,11 +17,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-/// Requests of one status are counted up to this many on each scrape (the
-/// store lists rows; it has no count query), so a gauge at this value means
-/// "at least".
-pub const STATUS_COUNT_CAP: usize = 10_000;
-
 /// Labels of API calls.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CallLabels {
@@ -89,7 +84,7 @@ impl Metrics {
         let requests_by_status = Family::<StatusLabel, Gauge>::default();
         registry.register(
             "requests",
-            "Requests in the store by status (counted on scrape, capped at 10000 per status)",
+            "Requests in the store by status (counted on scrape)",
             requests_by_status.clone(),
         );
         let runs = Counter::default();
@@ -177,7 +172,7 @@ impl Metrics {
     }
 
     /// Sets the number of requests in one status.
-    pub fn set_status_count(&self, status: RequestStatus, count: usize) {
+    pub fn set_status_count(&self, status: RequestStatus, count: u64) {
         self.requests_by_status
             .get_or_create(&StatusLabel {
                 status: status.as_str().into(),

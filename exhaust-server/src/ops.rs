@@ -6,7 +6,6 @@ use crate::api::bad_path;
 use crate::download::{TokenError, file_name};
 use crate::envelope::{Reply, ResponseCode, api_id};
 use crate::health::{Health, part, summarise};
-use crate::metrics::STATUS_COUNT_CAP;
 use crate::state::AppState;
 use axum::Extension;
 use axum::extract::rejection::PathRejection;
@@ -191,19 +190,21 @@ pub async fn health(State(state): State<AppState>) -> Response {
     responses((status = 200, description = "Metrics in the OpenMetrics text format", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String))
 )]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    for status in [
-        RequestStatus::Submitted,
-        RequestStatus::Processing,
-        RequestStatus::Success,
-        RequestStatus::Failed,
-    ] {
-        match state.store().recent(Some(status), STATUS_COUNT_CAP).await {
-            Ok(rows) => state.metrics().set_status_count(status, rows.len()),
-            Err(e) => {
-                state.metrics().store_error();
-                tracing::warn!(error = %e, "counting requests by status failed");
-                break;
+    // One COUNT ... GROUP BY, whatever the table's size.
+    match state.store().count_by_status().await {
+        Ok(counts) => {
+            for status in [
+                RequestStatus::Submitted,
+                RequestStatus::Processing,
+                RequestStatus::Success,
+                RequestStatus::Failed,
+            ] {
+                state.metrics().set_status_count(status, counts.get(status));
             }
+        }
+        Err(e) => {
+            state.metrics().store_error();
+            tracing::warn!(error = %e, "counting requests by status failed");
         }
     }
     let mut response = state.metrics().encode().into_response();

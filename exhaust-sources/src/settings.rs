@@ -180,6 +180,8 @@ pub struct JobSettings {
     pub channel_max_batches: usize,
     /// Most CSV bytes per channel in one run.
     pub channel_max_bytes: u64,
+    /// Most batches (and collections) a request's `searchFilter` may match.
+    pub search_max_batches: usize,
     /// `seed` or `lern`.
     #[serde(deserialize_with = "parsed")]
     pub layout: Layout,
@@ -229,6 +231,7 @@ impl Default for JobSettings {
             batch_limit_per_request: r.batch_limit_per_request,
             channel_max_batches: r.channel_max_batches,
             channel_max_bytes: r.channel_max_bytes,
+            search_max_batches: r.search_max_batches,
             layout: Layout::Seed,
             columns: None,
             // The texts the defaults were always written as.
@@ -468,6 +471,8 @@ impl Settings {
             channel_max_batches: j.channel_max_batches,
             channel_max_bytes: j.channel_max_bytes,
             format: j.format,
+            search_max_batches: j.search_max_batches,
+            ..RunnerConfig::default()
         })
     }
 

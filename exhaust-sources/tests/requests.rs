@@ -40,6 +40,8 @@ on_both_stores!(dead_worker, a_dead_workers_request_is_taken_again);
 on_both_stores!(selection, selection_and_listing);
 on_both_stores!(indexes, indexes_serve_read_list_and_poll);
 on_both_stores!(processed_text, processed_batches_keep_sunbird_text);
+on_both_stores!(paging, candidates_come_in_pages);
+on_both_stores!(counts, counts_by_status);
 
 /// An SQLite file written before the indexes existed gets them when opened.
 #[tokio::test]
@@ -76,10 +78,7 @@ async fn an_older_sqlite_file_gets_the_indexes() {
     }
     let store = AnyRequestStore::Sqlite(SqliteRequestStore::open(&path).await.expect("open"));
     assert_indexes_serve(&store, "t:c").await;
-    let rows = store
-        .candidates(&Selection::progress_exhaust())
-        .await
-        .expect("candidates");
+    let rows = suite::all_candidates(&store, &Selection::progress_exhaust()).await;
     assert_eq!(rows.len(), 1);
 }
 
@@ -191,7 +190,7 @@ async fn an_existing_sunbird_table_is_used_as_it_is() {
         .await
         .expect("store");
     let sel = Selection::progress_exhaust();
-    let rows = store.candidates(&sel).await.expect("candidates");
+    let rows = store.candidates(&sel, None, 10).await.expect("candidates");
     assert_eq!(rows.len(), 1);
     let row = &rows[0];
     assert_eq!(row.request_data, serde_json::json!({"batchFilter": ["b1"]}));

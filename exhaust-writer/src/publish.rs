@@ -82,6 +82,24 @@ impl ReportOutput for Publisher {
         check_format(format).map_err(|e| OutputError::fatal(e.to_string()))
     }
 
+    /// A stored key must give a usable key once decoded: a password or a
+    /// text key that is empty (a key that decodes to nothing, or is only
+    /// white space) fails the request, naming the level, never the key.
+    fn check_protection(&self, protection: &Protection) -> Result<(), OutputError> {
+        let (stored, what) = match protection {
+            Protection::Password(k) => (k, "a zip password (PASSWORD_PROTECTED_DATASET)"),
+            Protection::TextKey(k) => (k, "a text key (TEXT_KEY_ENCRYPTED_DATASET)"),
+            Protection::Plain | Protection::PublicKey(_) => return Ok(()),
+        };
+        if self.decode_key(stored).trim().is_empty() {
+            return Err(OutputError::fatal(format!(
+                "the request's encryption key gives an empty or blank key once decoded; \
+                 it cannot be used as {what}"
+            )));
+        }
+        Ok(())
+    }
+
     fn begin(
         &self,
         file_name: &str,
@@ -132,8 +150,8 @@ impl ReportOutput for Publisher {
         let zip_bytes = match protection {
             Protection::Plain => zip_file(file, &zip_path, entry, None).map_err(local)?,
             Protection::Password(key) => {
-                let password = key.as_deref().map(|k| self.decode_key(k));
-                zip_file(file, &zip_path, entry, password.as_deref()).map_err(local)?
+                let password = self.decode_key(key);
+                zip_file(file, &zip_path, entry, Some(&password)).map_err(local)?
             }
             Protection::TextKey(key) => {
                 let key = self.decode_key(key);

@@ -338,6 +338,194 @@ async fn duplicates(w: World) {
 }
 on_both_stores!(duplicate_requests, duplicates);
 
+/// The sample's batch and the org of six of its learners.
+const SAMPLE_BATCH: &str = "0135742803756164562";
+const OTHER_ORG: &str = "0171480710251966797";
+
+/// The users of a report CSV (the seed layout's fifth column).
+fn users_of(csv: &str) -> Vec<String> {
+    csv.lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(4).unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Each user's `rootorgid` in the sample's user cache.
+fn sample_root_orgs() -> std::collections::HashMap<String, String> {
+    let text = std::fs::read_to_string(sample().join("user_cache.jsonl")).expect("user cache");
+    text.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
+        .map(|v| {
+            let value = &v["value"];
+            (
+                value["userid"].as_str().unwrap_or_default().to_string(),
+                value["rootorgid"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Two orgs asking for the same batch, with the same data and requester,
+/// are not duplicates: each gets a file of its own, System's with every
+/// learner and the other org's with only its own (no file crosses orgs).
+async fn duplicates_stay_within_a_channel(w: World) {
+    let runner = w.runner(snapshot(&sample()), RunnerConfig::default()).await;
+    let store = runner.store();
+    let data = serde_json::json!({ "batchId": SAMPLE_BATCH });
+    let system = new_request("t", "u-1", "System", data.clone());
+    let org = new_request("t", "u-1", OTHER_ORG, data);
+    for r in [&system, &org] {
+        submit(store, r).await;
+    }
+    let summary = runner.run_once().await.expect("run");
+    assert_eq!(
+        (summary.succeeded, summary.duplicates, summary.batches.len()),
+        (2, 0, 2),
+        "{summary}"
+    );
+    let system_row = reread(store, &system).await;
+    let org_row = reread(store, &org).await;
+    assert_ne!(system_row.download_urls, org_row.download_urls);
+    assert!(org_row.download_urls[0].contains(&org.request_id));
+    let (_, all) = unzip(&w.files().join(&system_row.download_urls[0]), None);
+    let (_, own) = unzip(&w.files().join(&org_row.download_urls[0]), None);
+    let all = users_of(&all);
+    let own = users_of(&own);
+    assert_eq!(all.len(), 38, "System gets every learner");
+    let orgs = sample_root_orgs();
+    let expected: Vec<&String> = all
+        .iter()
+        .filter(|u| orgs.get(*u).map(String::as_str) == Some(OTHER_ORG))
+        .collect();
+    assert!(!expected.is_empty() && expected.len() < all.len());
+    assert_eq!(
+        own.iter().collect::<Vec<_>>(),
+        expected,
+        "only the org's own learners"
+    );
+}
+on_both_stores!(no_file_crosses_channels, duplicates_stay_within_a_channel);
+
+/// A key that decodes to an empty password fails the request at once,
+/// counting an attempt, before anything is built; so does password
+/// protection without a key.
+async fn unusable_keys_fail(w: World) {
+    let salt = "a-deployment-salt";
+    let storage = w.storage();
+    let output = Publisher::new(
+        storage,
+        PublishConfig {
+            sunbird_encryption_key: salt.into(),
+            ..PublishConfig::in_folder(w.t.dir())
+        },
+    );
+    let runner = Runner::new(
+        snapshot(&sample()),
+        w.store().await,
+        FixedLevel(SecurityLevel::PasswordProtected),
+        output,
+        TokioClock::pinned(run_time()),
+        RunnerConfig::default(),
+    );
+    let store = runner.store();
+    let data = serde_json::json!({ "batchId": SAMPLE_BATCH });
+    let mut empty = new_request("empty", "u-1", SAMPLE_CHANNEL, data.clone());
+    empty.encryption_key = Some(exhaust_writer::encode_encryption_key("", salt));
+    let mut blank = new_request("blank", "u-1", SAMPLE_CHANNEL, data.clone());
+    blank.encryption_key = Some(exhaust_writer::encode_encryption_key("   ", salt));
+    let none = new_request("none", "u-1", SAMPLE_CHANNEL, data.clone());
+    let mut good = new_request("good", "u-1", SAMPLE_CHANNEL, data);
+    good.encryption_key = Some(exhaust_writer::encode_encryption_key("pw-1", salt));
+    for r in [&empty, &blank, &none, &good] {
+        submit(store, r).await;
+    }
+    let summary = runner.run_once().await.expect("run");
+    assert_eq!((summary.failed, summary.succeeded), (3, 1), "{summary}");
+    assert_eq!(summary.batches.len(), 1, "nothing built for a bad key");
+    for (r, needle) in [
+        (&empty, "empty or blank key"),
+        (&blank, "empty or blank key"),
+        (
+            &none,
+            "no encryption key, which PASSWORD_PROTECTED_DATASET needs",
+        ),
+    ] {
+        let row = reread(store, r).await;
+        assert_eq!(row.status, RequestStatus::Failed, "{:?}", row.err_message);
+        assert_eq!(row.iteration, 1, "one attempt counted");
+        let msg = row.err_message.unwrap_or_default();
+        assert!(msg.contains(needle), "{msg}");
+    }
+    // A later run does not take them again and again: three attempts end it.
+    for _ in 0..3 {
+        runner.run_once().await.expect("run");
+    }
+    let row = reread(store, &empty).await;
+    assert_eq!((row.status, row.iteration), (RequestStatus::Failed, 3));
+    assert!(runner.run_once().await.expect("run").total == 0);
+    let row = reread(store, &good).await;
+    let (_, csv) = unzip(&w.files().join(&row.download_urls[0]), Some("pw-1"));
+    assert_eq!(users_of(&csv).len(), 38);
+}
+on_both_stores!(unusable_keys, unusable_keys_fail);
+
+/// A backlog larger than a page is read page by page, and every request is
+/// handled once in the run.
+async fn backlog_in_pages(w: World) {
+    let config = RunnerConfig {
+        poll_page: 5,
+        ..RunnerConfig::default()
+    };
+    let runner = w.runner(snapshot(&conformance()), config).await;
+    let store = runner.store();
+    let n = 5 * 3 + 2;
+    for i in 0..n {
+        // Malformed data fails at once, without reading a source.
+        // Each from its own user: not duplicates of each other.
+        let mut r = new_request(
+            &format!("t{i}"),
+            &format!("user-{i}"),
+            CHANNEL,
+            serde_json::json!({ "batchId": 7 }),
+        );
+        r.dt_job_submitted = Utc.with_ymd_and_hms(2024, 1, 15, 10, 0, 0).single();
+        submit(store, &r).await;
+    }
+    let summary = runner.run_once().await.expect("run");
+    assert_eq!((summary.total, summary.failed), (n, n), "{summary}");
+    let counts = store.count_by_status().await.expect("count");
+    assert_eq!(counts.failed, n as u64);
+}
+on_both_stores!(backlog_pages, backlog_in_pages);
+
+/// A search filter that matches more than `search_max_batches` fails with
+/// a message naming the setting; within it, it builds.
+async fn broad_searches_fail(w: World) {
+    let config = RunnerConfig {
+        search_max_batches: 0,
+        ..RunnerConfig::default()
+    };
+    let runner = w.runner(snapshot(&sample()), config).await;
+    let store = runner.store();
+    let r = new_request(
+        "search",
+        "u-1",
+        SAMPLE_CHANNEL,
+        serde_json::json!({"searchFilter": {"request": {"filters": {}}}}),
+    );
+    submit(store, &r).await;
+    let summary = runner.run_once().await.expect("run");
+    assert_eq!(summary.failed, 1, "{summary}");
+    let row = reread(store, &r).await;
+    let msg = row.err_message.unwrap_or_default();
+    assert!(
+        msg.starts_with("The search filter matches") && msg.contains("search_max_batches"),
+        "{msg}"
+    );
+    assert!(summary.batches.is_empty());
+}
+on_both_stores!(broad_searches, broad_searches_fail);
+
 /// A channel limit reached: back to SUBMITTED with the built batch kept;
 /// the next run builds only what is left.
 async fn limits_then_resume(w: World) {

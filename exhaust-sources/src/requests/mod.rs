@@ -21,7 +21,8 @@ pub use sqlite::{SqliteClaim, SqliteRequestStore};
 use chrono::{DateTime, TimeZone, Utc};
 use exhaust_core::request::{JobRequest, ProcessedBatch, ProcessedBatches, RequestStatus};
 use exhaust_core::store::{
-    Completion, RequestStore, Selection, StoreError, StoreResult, Submission,
+    Completion, PollCursor, RequestStore, Selection, StatusCounts, StoreError, StoreResult,
+    Submission,
 };
 
 /// The table name Sunbird's test setups use; deployments use `<env>_job_request`.
@@ -193,10 +194,22 @@ fn wrong_claim() -> StoreError {
 impl RequestStore for AnyRequestStore {
     type Claim = AnyClaim;
 
-    async fn candidates(&self, selection: &Selection) -> StoreResult<Vec<JobRequest>> {
+    async fn candidates(
+        &self,
+        selection: &Selection,
+        after: Option<&PollCursor>,
+        limit: usize,
+    ) -> StoreResult<Vec<JobRequest>> {
         match self {
-            Self::Postgres(s) => s.candidates(selection).await,
-            Self::Sqlite(s) => s.candidates(selection).await,
+            Self::Postgres(s) => s.candidates(selection, after, limit).await,
+            Self::Sqlite(s) => s.candidates(selection, after, limit).await,
+        }
+    }
+
+    async fn count_by_status(&self) -> StoreResult<StatusCounts> {
+        match self {
+            Self::Postgres(s) => s.count_by_status().await,
+            Self::Sqlite(s) => s.count_by_status().await,
         }
     }
 

@@ -17,7 +17,8 @@
 use super::{CompletionColumns, IndexNames, PENDING_PG, QueryPlan, Statement, db_error};
 use exhaust_core::request::{JobRequest, ProcessedBatch, RequestStatus, processed_json};
 use exhaust_core::store::{
-    Completion, RequestStore, Selection, StoreError, StoreResult, Submission,
+    Completion, POLL_PAGE, PollCursor, RequestStore, Selection, StatusCounts, StoreError,
+    StoreResult, Submission,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool, Row};
@@ -50,6 +51,7 @@ pub struct PgClaim {
 struct Statements {
     candidates: String,
     candidates_numbered: String,
+    count_by_status: String,
     one: String,
     by_id: String,
     by_tag: String,
@@ -163,21 +165,21 @@ impl PgRequestStore {
                     .fetch_one(&mut *tx)
                     .await
             }
-            Statement::Poll(selection) => match selection.batch_number {
-                None => {
-                    sqlx::query_scalar(AssertSqlSafe(explain(&self.sql.candidates)))
-                        .bind(&selection.job_id)
-                        .fetch_one(&mut *tx)
-                        .await
-                }
-                Some(n) => {
-                    sqlx::query_scalar(AssertSqlSafe(explain(&self.sql.candidates_numbered)))
-                        .bind(&selection.job_id)
-                        .bind(n)
-                        .fetch_one(&mut *tx)
-                        .await
-                }
-            },
+            Statement::Poll(selection) => {
+                let (sql, number) = match selection.batch_number {
+                    None => (&self.sql.candidates, 0),
+                    Some(n) => (&self.sql.candidates_numbered, n),
+                };
+                sqlx::query_scalar(AssertSqlSafe(explain(sql)))
+                    .bind(&selection.job_id)
+                    .bind(number)
+                    .bind(false)
+                    .bind(None::<i64>)
+                    .bind("")
+                    .bind(limit_of(POLL_PAGE))
+                    .fetch_one(&mut *tx)
+                    .await
+            }
         }
         .map_err(fail)?;
         tx.rollback().await.map_err(fail)?;
@@ -395,9 +397,24 @@ impl Statements {
         // name: only the column's order is the indexes' order.
         let order_old = format!("ORDER BY {t}.dt_job_submitted ASC NULLS LAST, {t}.request_id");
         let order_new = format!("ORDER BY {t}.dt_job_submitted DESC NULLS LAST, {t}.request_id");
+        // A page starts after the cursor's row in the poll's order: $3 is
+        // false for the first page; else the cursor's submission time (epoch
+        // ms, compared as the select writes it, so a row is never on two
+        // pages) is $4, null for rows without one, and its request id $5.
+        let epoch = format!("(EXTRACT(EPOCH FROM {t}.dt_job_submitted) * 1000)::bigint");
+        let after = format!(
+            "AND ($3::boolean IS FALSE
+                  OR ($4::bigint IS NOT NULL AND ({epoch} > $4
+                      OR ({epoch} = $4 AND {t}.request_id > $5)
+                      OR {t}.dt_job_submitted IS NULL))
+                  OR ($4::bigint IS NULL AND {t}.dt_job_submitted IS NULL AND {t}.request_id > $5))"
+        );
         Ok(Self {
-            candidates: format!("{select} WHERE {pending} {order_old}"),
-            candidates_numbered: format!("{select} WHERE {pending} AND batch_number = $2 {order_old}"),
+            candidates: format!("{select} WHERE {pending} {after} {order_old} LIMIT $6"),
+            candidates_numbered: format!(
+                "{select} WHERE {pending} AND batch_number = $2 {after} {order_old} LIMIT $6"
+            ),
+            count_by_status: format!("SELECT status, COUNT(*) FROM {t} GROUP BY status"),
             one: format!("{select} WHERE tag = $1 AND request_id = $2"),
             by_id: format!("{select} WHERE request_id = $1 {order_new}"),
             by_tag: format!("{select} WHERE tag = $1 {order_new} LIMIT $2"),
@@ -470,24 +487,46 @@ impl PgRequestStore {
 impl RequestStore for PgRequestStore {
     type Claim = PgClaim;
 
-    async fn candidates(&self, selection: &Selection) -> StoreResult<Vec<JobRequest>> {
-        let rows = match selection.batch_number {
-            None => {
-                sqlx::query(AssertSqlSafe(self.sql.candidates.clone()))
-                    .bind(&selection.job_id)
-                    .fetch_all(&self.pool)
-                    .await
-            }
-            Some(n) => {
-                sqlx::query(AssertSqlSafe(self.sql.candidates_numbered.clone()))
-                    .bind(&selection.job_id)
-                    .bind(n)
-                    .fetch_all(&self.pool)
-                    .await
-            }
-        }
-        .map_err(|e| db_error("listing pending requests", e))?;
+    async fn candidates(
+        &self,
+        selection: &Selection,
+        after: Option<&PollCursor>,
+        limit: usize,
+    ) -> StoreResult<Vec<JobRequest>> {
+        let (sql, number) = match selection.batch_number {
+            None => (&self.sql.candidates, 0),
+            Some(n) => (&self.sql.candidates_numbered, n),
+        };
+        // $2 is bound in both statements (unused in the first), so the
+        // parameters keep their places.
+        let rows = sqlx::query(AssertSqlSafe(sql.clone()))
+            .bind(&selection.job_id)
+            .bind(number)
+            .bind(after.is_some())
+            .bind(
+                after
+                    .and_then(|c| c.submitted)
+                    .map(|t| t.timestamp_millis()),
+            )
+            .bind(after.map_or("", |c| c.request_id.as_str()))
+            .bind(limit_of(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("listing pending requests", e))?;
         rows.iter().map(row_to_request).collect()
+    }
+
+    async fn count_by_status(&self) -> StoreResult<StatusCounts> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as(AssertSqlSafe(self.sql.count_by_status.clone()))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| db_error("counting requests", e))?;
+        let mut counts = StatusCounts::default();
+        for (status, n) in rows {
+            counts.add(&status, u64::try_from(n).unwrap_or(0));
+        }
+        Ok(counts)
     }
 
     async fn claim(

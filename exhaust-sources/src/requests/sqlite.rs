@@ -18,7 +18,8 @@ use super::{
 };
 use exhaust_core::request::{JobRequest, ProcessedBatch, RequestStatus, processed_json};
 use exhaust_core::store::{
-    Completion, RequestStore, Selection, StoreError, StoreResult, Submission,
+    Completion, POLL_PAGE, PollCursor, RequestStore, Selection, StatusCounts, StoreError,
+    StoreResult, Submission,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow};
 use sqlx::{Row, SqlitePool};
@@ -149,6 +150,10 @@ impl SqliteRequestStore {
                 sqlx::query(sqlx::AssertSqlSafe(explain(poll_sql())))
                     .bind(&selection.job_id)
                     .bind(selection.batch_number)
+                    .bind(0_i64)
+                    .bind(None::<i64>)
+                    .bind("")
+                    .bind(limit_of(POLL_PAGE))
                     .fetch_all(&self.pool)
                     .await
             }
@@ -218,13 +223,22 @@ fn list_sql() -> String {
     format!("{COLUMNS} WHERE tag = ?1 ORDER BY dt_job_submitted DESC, request_id LIMIT ?2")
 }
 
-/// The pending rows of a job (and batch number, when given), oldest first;
-/// the predicate is the pending index's, word for word.
+/// A page of the pending rows of a job (and batch number, when given),
+/// oldest first, rows without a submission time last; the predicate is the
+/// pending index's, word for word. `?3` is 0 for the first page; else the
+/// page starts after the row whose submission time (epoch ms, or null) is
+/// `?4` and request id `?5`. `?6` is the page's size.
 fn poll_sql() -> String {
     format!(
         "{COLUMNS} WHERE job_id = ?1 AND {PENDING_SQLITE}
            AND (?2 IS NULL OR batch_number = ?2)
-         ORDER BY dt_job_submitted IS NULL, dt_job_submitted, request_id"
+           AND (?3 = 0
+                OR (?4 IS NOT NULL AND (dt_job_submitted > ?4
+                    OR (dt_job_submitted = ?4 AND request_id > ?5)
+                    OR dt_job_submitted IS NULL))
+                OR (?4 IS NULL AND dt_job_submitted IS NULL AND request_id > ?5))
+         ORDER BY dt_job_submitted IS NULL, dt_job_submitted, request_id
+         LIMIT ?6"
     )
 }
 
@@ -251,14 +265,40 @@ fn urls_json(urls: &[String]) -> String {
 impl RequestStore for SqliteRequestStore {
     type Claim = SqliteClaim;
 
-    async fn candidates(&self, selection: &Selection) -> StoreResult<Vec<JobRequest>> {
+    async fn candidates(
+        &self,
+        selection: &Selection,
+        after: Option<&PollCursor>,
+        limit: usize,
+    ) -> StoreResult<Vec<JobRequest>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(poll_sql()))
             .bind(&selection.job_id)
             .bind(selection.batch_number)
+            .bind(i64::from(after.is_some()))
+            .bind(
+                after
+                    .and_then(|c| c.submitted)
+                    .map(|t| t.timestamp_millis()),
+            )
+            .bind(after.map_or("", |c| c.request_id.as_str()))
+            .bind(limit_of(limit))
             .fetch_all(&self.pool)
             .await
             .map_err(|e| db_error("listing pending requests", e))?;
         rows.iter().map(row_to_request).collect()
+    }
+
+    async fn count_by_status(&self) -> StoreResult<StatusCounts> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, COUNT(*) FROM job_request GROUP BY status")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| db_error("counting requests", e))?;
+        let mut counts = StatusCounts::default();
+        for (status, n) in rows {
+            counts.add(&status, u64::try_from(n).unwrap_or(0));
+        }
+        Ok(counts)
     }
 
     async fn claim(

@@ -9,7 +9,9 @@
 use crate::requests::{AnyClaim, AnyRequestStore, IndexNames, QueryPlan, Statement};
 use chrono::{TimeZone, Utc};
 use exhaust_core::request::{JobRequest, ProcessedBatch, RequestOutcome, RequestStatus};
-use exhaust_core::store::{Completion, RequestStore, Selection, Submission};
+use exhaust_core::store::{
+    Completion, PollCursor, RequestStore, Selection, StatusCounts, Submission,
+};
 use std::time::Duration;
 
 /// Claims `r` for the progress exhaust, which must be free: the claim and
@@ -20,6 +22,139 @@ pub async fn claim_free(store: &AnyRequestStore, r: &JobRequest) -> (AnyClaim, J
         .await
         .expect("claim")
         .expect("free")
+}
+
+/// Every pending row for `selection`, read a page of `page` rows at a
+/// time as the runner reads them.
+pub async fn all_candidates_paged(
+    store: &AnyRequestStore,
+    selection: &Selection,
+    page: usize,
+) -> Vec<JobRequest> {
+    let mut out: Vec<JobRequest> = Vec::new();
+    let mut after: Option<PollCursor> = None;
+    loop {
+        let rows = store
+            .candidates(selection, after.as_ref(), page)
+            .await
+            .expect("candidates");
+        assert!(rows.len() <= page, "a page of {page} held {}", rows.len());
+        let Some(last) = rows.last() else {
+            return out;
+        };
+        after = Some(PollCursor::after(last));
+        let full = rows.len() == page;
+        out.extend(rows);
+        if !full {
+            return out;
+        }
+    }
+}
+
+/// Every pending row for `selection`, in one page.
+pub async fn all_candidates(store: &AnyRequestStore, selection: &Selection) -> Vec<JobRequest> {
+    store
+        .candidates(selection, None, 100_000)
+        .await
+        .expect("candidates")
+}
+
+/// The poll reads pages in the poll's order (oldest submission first, rows
+/// without one last, then by request id) and every pending row comes
+/// exactly once, whatever the page size: ties on the submission time and
+/// rows without one included.
+pub async fn candidates_come_in_pages(store: AnyRequestStore) {
+    let mut expected = Vec::new();
+    for i in 0..12u32 {
+        // Minutes 0..=3: three rows share each submission time.
+        let mut r = request(
+            &format!("R{i:02}"),
+            serde_json::json!({"batchId": "b1"}),
+            i / 3,
+        );
+        r.tag = format!("do_{i}_b1:ch1");
+        store.submit(&r).await.expect("submit");
+        expected.push(r.request_id.clone());
+    }
+    // Two rows written by another program without a submission time.
+    for id in ["N1", "N0"] {
+        let r = request(id, serde_json::json!({"batchId": "b1"}), 0);
+        store.submit(&r).await.expect("submit");
+        clear_submitted(&store, &r).await;
+    }
+    expected.extend(["N0".to_string(), "N1".to_string()]);
+    let sel = Selection::progress_exhaust();
+    let whole: Vec<String> = all_candidates(&store, &sel)
+        .await
+        .into_iter()
+        .map(|r| r.request_id)
+        .collect();
+    assert_eq!(whole, expected, "the poll's order");
+    for page in [1, 2, 3, 5, 13, 14, 50] {
+        let paged: Vec<String> = all_candidates_paged(&store, &sel, page)
+            .await
+            .into_iter()
+            .map(|r| r.request_id)
+            .collect();
+        assert_eq!(paged, expected, "pages of {page}");
+    }
+}
+
+/// Sets a row's `dt_job_submitted` to null, as rows of other programs may be.
+async fn clear_submitted(store: &AnyRequestStore, r: &JobRequest) {
+    match store {
+        AnyRequestStore::Postgres(s) => sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {} SET dt_job_submitted = NULL WHERE tag = $1 AND request_id = $2",
+            s.table()
+        )))
+        .bind(&r.tag)
+        .bind(&r.request_id)
+        .execute(s.pool())
+        .await
+        .map(|_| ()),
+        AnyRequestStore::Sqlite(s) => sqlx::query(
+            "UPDATE job_request SET dt_job_submitted = NULL WHERE tag = ?1 AND request_id = ?2",
+        )
+        .bind(&r.tag)
+        .bind(&r.request_id)
+        .execute(s.pool())
+        .await
+        .map(|_| ()),
+    }
+    .expect("clear dt_job_submitted");
+}
+
+/// Requests by status come from one count per status, every job's.
+pub async fn counts_by_status(store: AnyRequestStore) {
+    assert_eq!(
+        store.count_by_status().await.expect("count"),
+        StatusCounts::default()
+    );
+    for i in 0..5 {
+        let mut r = request(&format!("R{i}"), serde_json::json!({"batchId": "b1"}), i);
+        if i == 4 {
+            r.job_id = "response-exhaust".into();
+        }
+        store.submit(&r).await.expect("submit");
+    }
+    let r0 = request("R0", serde_json::json!({"batchId": "b1"}), 0);
+    let (claim, _) = claim_free(&store, &r0).await;
+    store.finish(claim, &failed("boom")).await.expect("finish");
+    let r1 = request("R1", serde_json::json!({"batchId": "b1"}), 1);
+    let (mut claim, _) = claim_free(&store, &r1).await;
+    store.mark_processing(&mut claim).await.expect("processing");
+    let counts = store.count_by_status().await.expect("count");
+    assert_eq!(
+        counts,
+        StatusCounts {
+            submitted: 3,
+            processing: 1,
+            success: 0,
+            failed: 1,
+        }
+    );
+    assert_eq!(counts.get(RequestStatus::Submitted), 3);
+    store.release(claim).await.expect("release");
 }
 
 /// A `progress-exhaust` request of tag `do_1_b1:ch1`, submitted at
@@ -102,7 +237,7 @@ pub async fn submission_rules(store: AnyRequestStore) {
         .expect("row");
     assert_eq!((row.status, row.iteration), (RequestStatus::Failed, 3));
     assert_eq!(row.err_message.as_deref(), Some("boom 2"));
-    assert!(store.candidates(&sel).await.expect("candidates").is_empty());
+    assert!(all_candidates(&store, &sel).await.is_empty());
 
     let mut newer = r.clone();
     newer.request_data = serde_json::json!({"batchId": "b2"});
@@ -115,7 +250,7 @@ pub async fn submission_rules(store: AnyRequestStore) {
     assert_eq!(row.request_data, serde_json::json!({"batchId": "b2"}));
     assert_eq!(row.dt_job_submitted, newer.dt_job_submitted);
     assert_eq!(row.err_message, None);
-    assert_eq!(store.candidates(&sel).await.expect("candidates").len(), 1);
+    assert_eq!(all_candidates(&store, &sel).await.len(), 1);
 }
 
 /// A claim excludes every other worker until it is finished or released,
@@ -244,20 +379,18 @@ pub async fn selection_and_listing(store: AnyRequestStore) {
     for r in [&a, &b, &other] {
         store.submit(r).await.expect("submit");
     }
-    let all = store
-        .candidates(&Selection::progress_exhaust())
-        .await
-        .expect("candidates");
+    let all = all_candidates(&store, &Selection::progress_exhaust()).await;
     // Oldest first; other jobs' requests are not ours.
     let ids: Vec<&str> = all.iter().map(|r| r.request_id.as_str()).collect();
     assert_eq!(ids, ["B", "A"]);
-    let numbered = store
-        .candidates(&Selection {
+    let numbered = all_candidates(
+        &store,
+        &Selection {
             batch_number: Some(1),
             ..Selection::progress_exhaust()
-        })
-        .await
-        .expect("candidates");
+        },
+    )
+    .await;
     assert_eq!(numbered.len(), 1);
     assert_eq!(numbered[0].request_id, "A");
 
@@ -385,10 +518,7 @@ pub async fn indexes_serve_read_list_and_poll(store: AnyRequestStore) {
     let listed = store.list("do_3_b1:ch1", 3).await.expect("list");
     let ids: Vec<&str> = listed.iter().map(|r| r.request_id.as_str()).collect();
     assert_eq!(ids, ["R0324", "R0323", "R0322"]);
-    let pending = store
-        .candidates(&Selection::progress_exhaust())
-        .await
-        .expect("candidates");
+    let pending = all_candidates_paged(&store, &Selection::progress_exhaust(), 40).await;
     assert_eq!(pending.len(), 150);
 }
 
