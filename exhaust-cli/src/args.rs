@@ -32,6 +32,8 @@ pub enum Command {
     Snapshot(SnapshotArgs),
     /// Decrypt a TEXT_KEY or PUBLIC_KEY encrypted report back to its CSV.
     Decrypt(crate::decrypt::DecryptArgs),
+    /// Manage the API tokens of exhaust-server's `[auth] mode = "token"`.
+    Token(crate::token::TokenArgs),
 }
 
 /// The configuration file, shared by the request commands.

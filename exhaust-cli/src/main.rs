@@ -10,6 +10,7 @@ mod export;
 mod generate;
 mod report;
 mod requests;
+mod token;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -66,6 +67,7 @@ async fn run() -> ExitCode {
         args::Command::Status(a) => requests::status(a).await,
         args::Command::Snapshot(a) => export::run(a).await,
         args::Command::Decrypt(a) => decrypt::run(a),
+        args::Command::Token(a) => token::run(a, now).await,
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

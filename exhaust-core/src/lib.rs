@@ -6,7 +6,8 @@
 //! traits ([`source`]) and the build of a batch's rows from those sources
 //! ([`report`]), the request lifecycle ([`request`]) and its store trait
 //! ([`store`]), the data security levels ([`security`]), and the request
-//! flow itself ([`runner`]): the generic orchestration that claims requests,
+//! flow itself ([`runner`]), and who may call the API for which channel
+//! ([`auth`]): the generic orchestration that claims requests,
 //! builds their batches and records outcomes over traits (sources, store,
 //! preferences, output, clock, stop signal) that the other crates implement.
 //! The report's invariants are checks a test can run on any built report
@@ -34,6 +35,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod auth;
 pub mod cooperative;
 pub mod hierarchy;
 pub mod ids;

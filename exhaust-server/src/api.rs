@@ -7,12 +7,13 @@
 //! `encryptionKey` is taken from the body and handed to the store; it is
 //! never returned, logged or echoed in an error message.
 
+use crate::auth::Identity;
 use crate::download::object_key;
 use crate::envelope::{Envelope, Reply, ResponseCode, api_id};
 use crate::state::AppState;
 use axum::body::Bytes;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 use exhaust_core::request::{
@@ -28,9 +29,10 @@ use utoipa::{IntoParams, ToSchema};
 /// The list limit when none is given (`data_exhaust.list.limit`).
 pub const DEFAULT_LIST_LIMIT: usize = 100;
 
-/// The largest list limit: Sunbird's route reads `limit` as a Java `Int`,
-/// so a larger one never reaches its store.
-pub const MAX_LIST_LIMIT: u64 = i32::MAX as u64;
+/// The largest list limit: each listed request is read and its links
+/// signed, so one call's work stays bounded. (Sunbird's route reads any
+/// Java `Int`; a portal asks for its default of 100.)
+pub const MAX_LIST_LIMIT: u64 = 1000;
 
 /// The header naming the requesting org.
 pub const CHANNEL_HEADER: &str = "X-Channel-ID";
@@ -215,10 +217,9 @@ pub struct ReadQuery {
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// Most jobs returned (default 100): a whole number from 0 to
-    /// 2147483647, Sunbird's `Int` (400 otherwise). When repeated, the
-    /// first is used.
-    #[param(value_type = Option<i32>, minimum = 0, maximum = 2147483647)]
+    /// Most jobs returned (default 100): a whole number from 0 to 1000
+    /// (400 otherwise). When repeated, the first is used.
+    #[param(value_type = Option<i32>, minimum = 0, maximum = 1000)]
     pub limit: Option<String>,
 }
 
@@ -273,6 +274,21 @@ fn required_channel(
             SubmitError::MissingChannel.to_string(),
         )
     })
+}
+
+/// Authorises the caller for the call's channel (Sunbird's point: after
+/// validation, before the store): the envelope of the refusal otherwise.
+async fn authorised(
+    state: &AppState,
+    id: &'static str,
+    identity: &Identity,
+    channel: &str,
+) -> Result<(), Reply> {
+    state
+        .auth()
+        .authorize(state.store(), identity, channel)
+        .await
+        .map_err(|failure| crate::ops::auth_failed(state, id, &failure))
 }
 
 /// A path parameter that does not decode (not UTF-8 once unescaped): 400
@@ -434,17 +450,48 @@ fn parse_submit(body: &[u8], channel: Option<String>) -> Result<NewRequest, Stri
     ),
     responses(
         (status = 200, description = "The request, as stored", body = Envelope<JobResponse>),
-        (status = 400, description = "CLIENT_ERROR: `tag is empty`, `dataset is empty`, `datasetConfig is empty` (checked in that order, before the channel), a body that is not JSON, or a field of the wrong type", body = crate::envelope::ErrorEnvelope),
-        (status = 401, description = "UNAUTHORIZED: bearer token missing or wrong, when one is configured", body = crate::envelope::ErrorEnvelope,
+        (status = 400, description = "CLIENT_ERROR: `tag is empty`, `dataset is empty`, `datasetConfig is empty` (checked in that order, before the channel), a body that is not JSON, a field of the wrong type, a field longer than its cap (tag and requestedBy 256 characters, encryptionKey 1024, a batch id 256) or holding a NUL character", body = crate::envelope::ErrorEnvelope),
+        (status = 413, description = "PAYLOAD_TOO_LARGE: a body of more than 65536 bytes", body = crate::envelope::ErrorEnvelope),
+        (status = 401, description = "UNAUTHORIZED: no valid credentials: in `[auth]` mode `token` an API token missing, unknown or revoked; in mode `sunbird` a user token that does not verify", body = crate::envelope::ErrorEnvelope,
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 403, description = "FORBIDDEN: `X-Channel-ID is missing in request header`", body = crate::envelope::ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN: `X-Channel-ID is missing in request header`, or credentials that do not allow the channel (a token of another channel; Sunbird's `Given X-Consumer-ID=... are not authorized` or `You are not authorized.`)", body = crate::envelope::ErrorEnvelope),
+        (status = 408, description = "REQUEST_TIMEOUT: the call took longer than the server allows", body = crate::envelope::ErrorEnvelope),
+        (status = 503, description = "SERVICE_UNAVAILABLE: the server is at its limit of calls in flight", body = crate::envelope::ErrorEnvelope),
         (status = 500, description = "SERVER_ERROR: the store failed", body = crate::envelope::ErrorEnvelope),
     ),
-    security((), ("bearer" = []))
+    security((), ("bearer" = []), ("userToken" = []), ("consumer" = []))
 )]
-pub async fn submit(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Reply {
+pub async fn submit(
+    State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Reply {
     let id = api_id::SUBMIT;
     let now = state.now();
+    let body = match body {
+        Ok(b) => b,
+        Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+            return Reply::error(
+                id,
+                now,
+                ResponseCode::PayloadTooLarge,
+                format!(
+                    "the request body is larger than {} bytes",
+                    crate::MAX_BODY_BYTES
+                ),
+            );
+        }
+        Err(e) => {
+            tracing::info!(status = %e.status(), "submit body could not be read");
+            return Reply::error(
+                id,
+                now,
+                ResponseCode::ClientError,
+                "the request body could not be read",
+            );
+        }
+    };
     let new = match parse_submit(&body, channel(&headers)) {
         Ok(n) => n,
         Err(message) => return Reply::error(id, now, ResponseCode::ClientError, message),
@@ -456,6 +503,9 @@ pub async fn submit(State(state): State<AppState>, headers: HeaderMap, body: Byt
         }
         Err(e) => return Reply::error(id, now, ResponseCode::ClientError, e.to_string()),
     };
+    if let Err(reply) = authorised(&state, id, &identity, &row.requested_channel).await {
+        return reply;
+    }
     let submission = match state.store().submit(&row).await {
         Ok(s) => s,
         Err(e) => return store_failed(&state, id, now, &e),
@@ -495,16 +545,19 @@ pub async fn submit(State(state): State<AppState>, headers: HeaderMap, body: Byt
     responses(
         (status = 200, description = "The request; or, for an unknown one, params.status `failed`, params.err and responseCode `OK`, errmsg `no job available with the given request_id and tag` and no result", body = Envelope<JobResponse>),
         (status = 400, description = "CLIENT_ERROR: a path that does not decode as UTF-8", body = crate::envelope::ErrorEnvelope),
-        (status = 401, description = "UNAUTHORIZED: bearer token missing or wrong, when one is configured", body = crate::envelope::ErrorEnvelope,
+        (status = 401, description = "UNAUTHORIZED: no valid credentials: in `[auth]` mode `token` an API token missing, unknown or revoked; in mode `sunbird` a user token that does not verify", body = crate::envelope::ErrorEnvelope,
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 403, description = "FORBIDDEN: `X-Channel-ID is missing in request header`", body = crate::envelope::ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN: `X-Channel-ID is missing in request header`, or credentials that do not allow the channel (a token of another channel; Sunbird's `Given X-Consumer-ID=... are not authorized` or `You are not authorized.`)", body = crate::envelope::ErrorEnvelope),
+        (status = 408, description = "REQUEST_TIMEOUT: the call took longer than the server allows", body = crate::envelope::ErrorEnvelope),
+        (status = 503, description = "SERVICE_UNAVAILABLE: the server is at its limit of calls in flight", body = crate::envelope::ErrorEnvelope),
         (status = 404, description = "RESOURCE_NOT_FOUND: no route (an empty tag)", body = crate::envelope::ErrorEnvelope),
         (status = 500, description = "SERVER_ERROR: the store failed, or download links could not be made", body = crate::envelope::ErrorEnvelope),
     ),
-    security((), ("bearer" = []))
+    security((), ("bearer" = []), ("userToken" = []), ("consumer" = []))
 )]
 pub async fn read(
     State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
     tag: Result<Path<String>, PathRejection>,
     Query(pairs): Query<Vec<(String, String)>>,
     headers: HeaderMap,
@@ -520,6 +573,9 @@ pub async fn read(
         Ok(c) => c,
         Err(reply) => return reply,
     };
+    if let Err(reply) = authorised(&state, id, &identity, &channel).await {
+        return reply;
+    }
     let request_id = query.request_id.unwrap_or_default();
     let row = match state
         .store()
@@ -558,17 +614,20 @@ pub async fn read(
     ),
     responses(
         (status = 200, description = "`{count, jobs}`", body = Envelope<ListResult>),
-        (status = 400, description = "CLIENT_ERROR: `limit must be a whole number of 0 or more`, `limit must be at most 2147483647`, or a path that does not decode as UTF-8", body = crate::envelope::ErrorEnvelope),
-        (status = 401, description = "UNAUTHORIZED: bearer token missing or wrong, when one is configured", body = crate::envelope::ErrorEnvelope,
+        (status = 400, description = "CLIENT_ERROR: `limit must be a whole number of 0 or more`, `limit must be at most 1000`, or a path that does not decode as UTF-8", body = crate::envelope::ErrorEnvelope),
+        (status = 401, description = "UNAUTHORIZED: no valid credentials: in `[auth]` mode `token` an API token missing, unknown or revoked; in mode `sunbird` a user token that does not verify", body = crate::envelope::ErrorEnvelope,
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 403, description = "FORBIDDEN: `X-Channel-ID is missing in request header`", body = crate::envelope::ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN: `X-Channel-ID is missing in request header`, or credentials that do not allow the channel (a token of another channel; Sunbird's `Given X-Consumer-ID=... are not authorized` or `You are not authorized.`)", body = crate::envelope::ErrorEnvelope),
+        (status = 408, description = "REQUEST_TIMEOUT: the call took longer than the server allows", body = crate::envelope::ErrorEnvelope),
+        (status = 503, description = "SERVICE_UNAVAILABLE: the server is at its limit of calls in flight", body = crate::envelope::ErrorEnvelope),
         (status = 404, description = "RESOURCE_NOT_FOUND: no route (an empty tag)", body = crate::envelope::ErrorEnvelope),
         (status = 500, description = "SERVER_ERROR: the store failed, or download links could not be made", body = crate::envelope::ErrorEnvelope),
     ),
-    security((), ("bearer" = []))
+    security((), ("bearer" = []), ("userToken" = []), ("consumer" = []))
 )]
 pub async fn list(
     State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
     tag: Result<Path<String>, PathRejection>,
     Query(pairs): Query<Vec<(String, String)>>,
     headers: HeaderMap,
@@ -608,6 +667,9 @@ pub async fn list(
             }
         },
     };
+    if let Err(reply) = authorised(&state, id, &identity, &channel).await {
+        return reply;
+    }
     let rows = match state.store().list(&stored_tag(&tag, &channel), limit).await {
         Ok(r) => r,
         Err(e) => return store_failed(&state, id, now, &e),

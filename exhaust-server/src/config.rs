@@ -48,11 +48,22 @@ pub struct Args {
     /// Minutes a download link stays valid.
     #[arg(long, env = "EXHAUST_SERVER_URL_EXPIRY_MINUTES", default_value_t = 30)]
     pub url_expiry_minutes: u64,
-    /// Environment variable holding a bearer token the API routes then
-    /// require. Default: `EXHAUST_BEARER_TOKEN` when set, else no token
-    /// (the gateway's headers are trusted, as in Sunbird deployments).
+    /// Environment variable holding a bearer token accepted in `[auth]`
+    /// mode `token` as a token for the channel `System` (beside the tokens
+    /// of `exhaust token create`); setting one makes `token` the default
+    /// mode. Default: `EXHAUST_BEARER_TOKEN` when set, else none.
     #[arg(long, value_name = "VAR")]
     pub bearer_token_env: Option<String>,
+    /// Seconds a call may take to answer before it is cut with 408.
+    #[arg(
+        long,
+        env = "EXHAUST_SERVER_REQUEST_TIMEOUT_SECONDS",
+        default_value_t = 30
+    )]
+    pub request_timeout_seconds: u64,
+    /// Calls in flight at once; more are refused with 503.
+    #[arg(long, env = "EXHAUST_SERVER_MAX_IN_FLIGHT", default_value_t = 256)]
+    pub max_in_flight: usize,
     /// Process requests in this process too (else leave them to
     /// `exhaust run --watch` elsewhere).
     #[arg(long, env = "EXHAUST_SERVER_WORKER")]
@@ -80,8 +91,10 @@ pub struct ServerConfig {
     pub download_secret: Option<Secret>,
     /// How long links stay valid.
     pub url_expiry: Duration,
-    /// The bearer token the API requires, if any.
+    /// The configured bearer token (a `System` token of the `token` mode).
     pub bearer_token: Option<Secret>,
+    /// The limits on each call.
+    pub limits: crate::Limits,
     /// Whether to run the worker in this process.
     pub worker: bool,
     /// The worker's poll interval.
@@ -100,6 +113,7 @@ impl fmt::Debug for ServerConfig {
             .field("download_secret", &self.download_secret.is_some())
             .field("url_expiry", &self.url_expiry)
             .field("bearer_token", &self.bearer_token.is_some())
+            .field("limits", &self.limits)
             .field("worker", &self.worker)
             .field("poll", &self.poll)
             .field("grace", &self.grace)
@@ -120,6 +134,7 @@ impl ServerConfig {
             download_secret: None,
             url_expiry: Duration::from_secs(30 * 60),
             bearer_token: None,
+            limits: crate::Limits::default(),
             worker: false,
             poll,
             grace,
@@ -170,6 +185,16 @@ impl ServerConfig {
             DEFAULT_BEARER_TOKEN_ENV,
             "--bearer-token-env",
         )?;
+        if args.request_timeout_seconds == 0 {
+            bail!("--request-timeout-seconds must be at least 1");
+        }
+        if args.max_in_flight == 0 {
+            bail!("--max-in-flight must be at least 1");
+        }
+        config.limits = crate::Limits {
+            request_timeout: Duration::from_secs(args.request_timeout_seconds),
+            max_in_flight: args.max_in_flight,
+        };
         config.worker = args.worker;
         if let Some(p) = args.poll_seconds {
             if p == 0 {

@@ -34,15 +34,23 @@ pub enum ResponseCode {
     Ok,
     /// 400: the request is invalid.
     ClientError,
-    /// 401: the bearer token is missing or wrong (this server's; Sunbird
-    /// leaves authentication to its gateway).
+    /// 401: no valid credentials (an API token missing or wrong, a user
+    /// token that does not verify).
     Unauthorized,
-    /// 403: not allowed (no `X-Channel-ID`, a bad download link).
+    /// 403: not allowed (no `X-Channel-ID`, credentials that do not allow
+    /// the channel, a bad download link).
     Forbidden,
     /// 404.
     ResourceNotFound,
+    /// 408: the call took longer than the server allows (Sunbird's
+    /// `REQUEST_TIMEOUT`).
+    RequestTimeout,
+    /// 413: the body is larger than the server reads.
+    PayloadTooLarge,
     /// 500: a store or storage failed.
     ServerError,
+    /// 503: the server is at its limit of calls in flight.
+    ServiceUnavailable,
 }
 
 impl ResponseCode {
@@ -54,7 +62,10 @@ impl ResponseCode {
             Self::Unauthorized => "UNAUTHORIZED",
             Self::Forbidden => "FORBIDDEN",
             Self::ResourceNotFound => "RESOURCE_NOT_FOUND",
+            Self::RequestTimeout => "REQUEST_TIMEOUT",
+            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Self::ServerError => "SERVER_ERROR",
+            Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
         }
     }
 
@@ -66,7 +77,10 @@ impl ResponseCode {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::ResourceNotFound => StatusCode::NOT_FOUND,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }

@@ -37,6 +37,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod download;
 pub mod envelope;
@@ -51,6 +52,9 @@ pub use state::{AppState, Clock, StateConfig};
 pub use worker::Shutdown;
 
 use anyhow::Context;
+use auth::Authorizer;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::DefaultBodyLimit;
 use axum::{Extension, Router, middleware};
 use download::{Downloads, Secret};
 use health::{LiveCheck, RunnerSource, SnapshotFolder};
@@ -61,7 +65,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -81,14 +87,49 @@ struct BearerScheme;
 impl Modify for BearerScheme {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
+        // `[auth]` mode `token`.
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        // Mode `sunbird`: a user token, or a consumer the gateway names.
+        components.add_security_scheme(
+            "userToken",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new(
+                "x-authenticated-user-token",
+            ))),
+        );
+        components.add_security_scheme(
+            "consumer",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Consumer-ID"))),
+        );
     }
 }
 
-/// The Data Exhaust routes (behind the optional bearer token).
+/// The most bytes of a request body the server reads (a submit body is a
+/// few hundred bytes; Sunbird's largest, a search filter, a few KiB).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The server's limits on each call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// How long a call may take to answer (408 after): a download's bytes
+    /// stream after the answer starts and are not cut.
+    pub request_timeout: std::time::Duration,
+    /// How many calls may be in flight at once (503 beyond).
+    pub max_in_flight: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            request_timeout: std::time::Duration::from_secs(30),
+            max_in_flight: 256,
+        }
+    }
+}
+
+/// The Data Exhaust routes (behind authentication).
 fn exhaust_api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(api::submit))
@@ -96,7 +137,7 @@ fn exhaust_api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(api::list))
 }
 
-/// The other routes (never behind the bearer token).
+/// The other routes (no learner data: never behind authentication).
 fn open_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(ops::download))
@@ -110,13 +151,21 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     open_routes().merge(exhaust_api_routes()).into_openapi()
 }
 
-/// The application: every route over `state`.
+/// The application: every route over `state`, with the default
+/// [`Limits`].
 pub fn app(state: AppState) -> Router {
+    app_with(state, Limits::default())
+}
+
+/// The application with these limits: authentication on the Data Exhaust
+/// routes, a body limit of [`MAX_BODY_BYTES`], a timeout and a limit of
+/// calls in flight on every route, all answered in Sunbird's envelope.
+pub fn app_with(state: AppState, limits: Limits) -> Router {
     let (router, api) = open_routes()
         .merge(
             exhaust_api_routes().route_layer(middleware::from_fn_with_state(
                 state.clone(),
-                ops::require_bearer,
+                ops::authenticate,
             )),
         )
         .split_for_parts();
@@ -126,6 +175,19 @@ pub fn app(state: AppState) -> Router {
     router
         .fallback(ops::no_route)
         .layer(Extension(OpenApiJson(Arc::new(doc))))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(
+            // Outermost first: errors of the limits become envelopes; a call
+            // beyond the limit in flight is refused at once (not queued);
+            // the timeout counts the handler's time only.
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(ops::limit_reached))
+                .load_shed()
+                .layer(GlobalConcurrencyLimitLayer::new(
+                    limits.max_in_flight.max(1),
+                ))
+                .timeout(limits.request_timeout),
+        )
         .layer(middleware::from_fn_with_state(state.clone(), ops::observe))
         .with_state(state)
 }
@@ -228,6 +290,11 @@ pub async fn start_with(
         .context("reading the listener's address")?;
     let settings = &config.settings;
     let store = settings.open_store().await?;
+    // Before anything is served: a server that may not start (no
+    // authorisation off loopback) opens nothing more.
+    let auth = Authorizer::new(&settings.auth, config.bearer_token.clone(), addr, &store)
+        .await
+        .context("authorisation")?;
     let storage = worker::open_storage(settings)?;
     let public_url = config
         .public_url
@@ -260,19 +327,23 @@ pub async fn start_with(
         storage: storage.clone(),
         source,
         downloads: Downloads::new(secret, &public_url, config.url_expiry),
-        bearer_token: config.bearer_token.clone(),
+        auth: Arc::new(auth),
         metrics: metrics.clone(),
         clock: config.clock.clone(),
     });
     let worker = runner
         .map(|runner| tokio::spawn(worker::run_loop(runner, metrics, config.poll, stop.clone())));
-    let server = tokio::spawn(serve(listener, app(state.clone()), stop.clone().wait()));
+    let server = tokio::spawn(serve(
+        listener,
+        app_with(state.clone(), config.limits),
+        stop.clone().wait(),
+    ));
     tracing::info!(
         addr = %addr,
         store = store.kind(),
         storage = storage.describe(),
         worker = config.worker,
-        bearer_token = config.bearer_token.is_some(),
+        auth = state.auth().mode_name(),
         random_download_secret = random_secret,
         url_expiry_minutes = config.url_expiry.as_secs() / 60,
         "server listening"

@@ -1,8 +1,9 @@
 //! The routes around the API: signed downloads, health, metrics, the
-//! OpenAPI document, and the two middlewares (bearer token, call counts
-//! and access logs).
+//! OpenAPI document, and the middlewares (authentication, the server's
+//! limits, call counts and access logs).
 
 use crate::api::bad_path;
+use crate::auth::AuthFailure;
 use crate::download::{TokenError, file_name};
 use crate::envelope::{Reply, ResponseCode, api_id};
 use crate::health::{Health, part, summarise};
@@ -13,6 +14,7 @@ use axum::extract::{MatchedPath, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use exhaust_core::auth::Denied;
 use exhaust_core::request::RequestStatus;
 use exhaust_core::store::RequestStore;
 use exhaust_writer::StorageError;
@@ -254,30 +256,97 @@ fn api_id_of(path: &str) -> &'static str {
     }
 }
 
-/// Requires `Authorization: Bearer <token>` when a token is configured
-/// (on the Data Exhaust routes only): 401 in Sunbird's envelope otherwise.
-pub async fn require_bearer(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
-    if state.bearer_matches(given) {
-        return next.run(req).await;
+/// Authenticates every call of the Data Exhaust routes before its body is
+/// read or any store is asked for a request (see [`crate::auth`]): the
+/// caller's [`Identity`] goes into the request's extensions for the
+/// handler, which authorises it for the call's channel. No valid
+/// credentials: 401 in Sunbird's envelope (with `WWW-Authenticate: Bearer`
+/// in `token` mode).
+pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let id = api_id_of(req.uri().path());
+    match state
+        .auth()
+        .authenticate(state.store(), req.headers())
+        .await
+    {
+        Ok(identity) => {
+            req.extensions_mut().insert(identity);
+            next.run(req).await
+        }
+        Err(failure) => {
+            let reply = auth_failed(&state, id, &failure);
+            if state.auth().uses_bearer() && reply.status() == StatusCode::UNAUTHORIZED {
+                reply
+                    .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
+                    .into_response()
+            } else {
+                reply.into_response()
+            }
+        }
     }
-    tracing::info!(presented = given.is_some(), "bearer token refused");
-    Reply::error(
-        api_id_of(req.uri().path()),
-        state.now(),
-        ResponseCode::Unauthorized,
-        "a valid Authorization: Bearer token is required",
-    )
-    .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
-    .into_response()
+}
+
+/// The envelope of a refused or unverifiable call: 401 or 403 with the
+/// rule's message; 500 when what authorisation reads did not answer (the
+/// cause is logged, not returned).
+pub fn auth_failed(state: &AppState, id: &str, failure: &AuthFailure) -> Reply {
+    let now = state.now();
+    match failure {
+        AuthFailure::Denied(Denied::Unauthenticated(m)) => {
+            tracing::info!(api = id, "call refused: not authenticated");
+            Reply::error(id, now, ResponseCode::Unauthorized, m.clone())
+        }
+        AuthFailure::Denied(Denied::Forbidden(m)) => {
+            tracing::info!(api = id, "call refused: not authorised for the channel");
+            Reply::error(id, now, ResponseCode::Forbidden, m.clone())
+        }
+        AuthFailure::Unavailable(cause) => {
+            state.metrics().store_error();
+            tracing::error!(api = id, error = %cause, "authorisation could not be checked");
+            Reply::error(
+                id,
+                now,
+                ResponseCode::ServerError,
+                "authorisation could not be checked; try again later",
+            )
+        }
+    }
+}
+
+/// Answers a call that the server's limits stopped (see `crate::app`): 408
+/// when it took longer than the request timeout, 503 when the server was
+/// at its limit of calls in flight, in Sunbird's envelope.
+pub async fn limit_reached(uri: axum::http::Uri, error: tower::BoxError) -> Response {
+    let id = api_id_of(uri.path());
+    let now = chrono::Utc::now();
+    if error.is::<tower::timeout::error::Elapsed>() {
+        tracing::warn!(api = id, "call cut at the request timeout");
+        Reply::error(
+            id,
+            now,
+            ResponseCode::RequestTimeout,
+            "the call took longer than the server allows; try again later",
+        )
+        .into_response()
+    } else if error.is::<tower::load_shed::error::Overloaded>() {
+        tracing::warn!(api = id, "call refused: too many calls in flight");
+        Reply::error(
+            id,
+            now,
+            ResponseCode::ServiceUnavailable,
+            "the server is busy; try again later",
+        )
+        .into_response()
+    } else {
+        tracing::error!(api = id, error = %error, "call failed in the server's middleware");
+        Reply::error(
+            id,
+            now,
+            ResponseCode::ServerError,
+            "the call could not be served; try again later",
+        )
+        .into_response()
+    }
 }
 
 /// Counts each call by route template and status, and logs it (method,

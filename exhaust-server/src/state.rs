@@ -1,14 +1,13 @@
 //! What every handler shares: the request store, the storage, the source
-//! check, the download signer, the optional bearer token, the metrics and
-//! the clock.
+//! check, the download signer, the authoriser, the metrics and the clock.
 
-use crate::download::{Downloads, Secret};
+use crate::auth::Authorizer;
+use crate::download::Downloads;
 use crate::health::SourceCheck;
 use crate::metrics::Metrics;
 use chrono::{DateTime, Utc};
 use exhaust_sources::requests::AnyRequestStore;
 use exhaust_writer::Storage;
-use sha2::{Digest, Sha256};
 use std::fmt;
 use std::sync::Arc;
 
@@ -31,8 +30,8 @@ pub struct StateConfig {
     pub source: Arc<dyn SourceCheck>,
     /// Signs and checks download links.
     pub downloads: Downloads,
-    /// When set, the API routes require `Authorization: Bearer <token>`.
-    pub bearer_token: Option<Secret>,
+    /// Who may call the API for which channel.
+    pub auth: Arc<Authorizer>,
     /// The metrics (shared with the worker).
     pub metrics: Arc<Metrics>,
     /// The clock.
@@ -51,7 +50,7 @@ impl fmt::Debug for AppState {
             .field("store", &self.inner.store.kind())
             .field("storage", &self.inner.storage.describe())
             .field("public_url", &self.inner.downloads.public_url())
-            .field("bearer_token", &self.inner.bearer_token.is_some())
+            .field("auth", &self.inner.auth.mode_name())
             .finish_non_exhaustive()
     }
 }
@@ -94,26 +93,8 @@ impl AppState {
         &self.inner.metrics
     }
 
-    /// Whether API routes require a bearer token.
-    pub fn requires_bearer(&self) -> bool {
-        self.inner.bearer_token.is_some()
-    }
-
-    /// Whether `given` is the configured bearer token (true when none is
-    /// configured). Compared in constant time, through SHA-256 digests so
-    /// lengths do not leak either.
-    pub fn bearer_matches(&self, given: Option<&str>) -> bool {
-        let Some(expected) = &self.inner.bearer_token else {
-            return true;
-        };
-        let Some(given) = given else {
-            return false;
-        };
-        let a = Sha256::digest(given.as_bytes());
-        let b = Sha256::digest(expected.expose());
-        a.iter()
-            .zip(b.iter())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    /// The authoriser.
+    pub fn auth(&self) -> &Authorizer {
+        &self.inner.auth
     }
 }

@@ -4,354 +4,10 @@
 //! reports from snapshot folders and zips in a local storage folder. Every
 //! scenario runs on both stores.
 
-use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
-use exhaust_server::download::{Downloads, Secret};
-use exhaust_server::{Clock, Running, ServerConfig, start, worker};
-use exhaust_sources::requests::testing::{TestStore, test_pg_url as pg_url};
-use exhaust_sources::settings::Settings;
-use reqwest::StatusCode;
-use serde_json::{Value, json};
-use sqlx::{Connection, PgConnection};
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+#[macro_use]
+mod support;
 
-const CHANNEL: &str = "b00bc992ef25f1a9a8d63291e20efc8d";
-const BATCH: &str = "batch-001";
-const SAMPLE_CHANNEL: &str = "0166646273726135492";
-const SAMPLE_BATCH: &str = "0135742803756164562";
-
-fn conformance() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/sunbird-lern/snapshot")
-}
-
-fn sample() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sample-snapshot")
-}
-
-// ---------------------------------------------------------------------------
-// Log capture: the server's JSON logs go to one buffer for the whole test
-// binary, so tests can check what was (and was not) logged.
-
-#[derive(Clone)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for LogBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn logs() -> &'static LogBuffer {
-    static LOGS: OnceLock<LogBuffer> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buffer = LogBuffer(Arc::new(Mutex::new(Vec::new())));
-        let writer = buffer.clone();
-        let subscriber = exhaust_server::log_subscriber(move || writer.clone());
-        tracing::subscriber::set_global_default(subscriber).expect("one subscriber");
-        buffer
-    })
-}
-
-fn logged() -> String {
-    String::from_utf8_lossy(&logs().0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
-}
-
-// ---------------------------------------------------------------------------
-// The world of a scenario.
-
-/// A clock the test moves: `None` is the system clock.
-#[derive(Clone, Default)]
-struct TestClock(Arc<Mutex<Option<DateTime<Utc>>>>);
-
-impl TestClock {
-    fn set(&self, t: DateTime<Utc>) {
-        *self.0.lock().expect("clock") = Some(t);
-    }
-    fn advance(&self, by: ChronoDuration) {
-        let mut t = self.0.lock().expect("clock");
-        *t = Some(t.unwrap_or_else(Utc::now) + by);
-    }
-    fn clock(&self) -> Clock {
-        let me = self.clone();
-        Arc::new(move || me.0.lock().expect("clock").unwrap_or_else(Utc::now))
-    }
-}
-
-/// A scenario's request store (the store suite's [`TestStore`]: its
-/// folder holds the scenario's files too) and clock.
-struct World {
-    t: TestStore,
-    clock: TestClock,
-}
-
-impl World {
-    async fn sqlite() -> Self {
-        Self {
-            t: TestStore::sqlite(),
-            clock: TestClock::default(),
-        }
-    }
-
-    async fn postgres() -> Self {
-        Self {
-            t: TestStore::postgres("exhaust_s").await,
-            clock: TestClock::default(),
-        }
-    }
-
-    fn files(&self) -> PathBuf {
-        self.t.dir().join("files")
-    }
-
-    /// A copy of a snapshot folder that the scenario may delete.
-    fn snapshot_copy(&self, from: &Path) -> PathBuf {
-        let to = self.t.dir().join("snapshot");
-        std::fs::create_dir_all(&to).expect("snapshot folder");
-        for entry in std::fs::read_dir(from).expect("snapshot") {
-            let entry = entry.expect("entry");
-            if entry.file_type().expect("type").is_file() {
-                std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
-            }
-        }
-        to
-    }
-
-    fn settings(&self, snapshot: &Path) -> Settings {
-        let mut s = Settings::default();
-        s.store.url = self.t.url().to_string();
-        s.store.table = self.t.table().to_string();
-        s.storage.url = self.files().display().to_string();
-        s.source.snapshot = Some(snapshot.to_path_buf());
-        s.job.work_dir = Some(self.t.dir().to_path_buf());
-        s
-    }
-
-    fn config(&self, snapshot: &Path) -> ServerConfig {
-        let mut c = ServerConfig::new(self.settings(snapshot));
-        c.clock = self.clock.clock();
-        c
-    }
-
-    async fn start(&self, config: ServerConfig) -> Running {
-        logs();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("listener");
-        start(config, listener).await.expect("server starts")
-    }
-}
-
-/// Runs the library's runner once over the server's store and storage, as
-/// a worker process would, counting it in the server's metrics.
-async fn run_worker_once(
-    w: &World,
-    server: &Running,
-    snapshot: &Path,
-) -> exhaust_core::runner::RunSummary {
-    let state = server.state();
-    let runner = worker::compose(
-        &w.settings(snapshot),
-        state.store().clone(),
-        state.storage().clone(),
-    )
-    .await
-    .expect("runner");
-    worker::step(&runner, &AtomicBool::new(false), state.metrics())
-        .await
-        .expect("run")
-}
-
-/// A client of one server.
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    bearer: Option<String>,
-}
-
-/// A response: status, JSON body (Null when not JSON), raw text.
-struct Answer {
-    status: StatusCode,
-    json: Value,
-    text: String,
-    headers: reqwest::header::HeaderMap,
-}
-
-impl Api {
-    fn new(server: &Running) -> Self {
-        Self {
-            http: reqwest::Client::new(),
-            base: server.url(),
-            bearer: None,
-        }
-    }
-
-    fn with_bearer(mut self, token: &str) -> Self {
-        self.bearer = Some(token.into());
-        self
-    }
-
-    async fn send(&self, mut req: reqwest::RequestBuilder, channel: Option<&str>) -> Answer {
-        if let Some(c) = channel {
-            req = req.header("X-Channel-ID", c);
-        }
-        if let Some(t) = &self.bearer {
-            req = req.header("Authorization", format!("Bearer {t}"));
-        }
-        let res = req.send().await.expect("response");
-        let status = res.status();
-        let headers = res.headers().clone();
-        let text = res.text().await.expect("body");
-        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Answer {
-            status,
-            json,
-            text,
-            headers,
-        }
-    }
-
-    async fn submit_raw(&self, channel: Option<&str>, body: &str) -> Answer {
-        let req = self
-            .http
-            .post(format!("{}/dataset/v1/request/submit", self.base))
-            .header("Content-Type", "application/json")
-            .body(body.to_string());
-        self.send(req, channel).await
-    }
-
-    async fn submit(&self, channel: Option<&str>, body: &Value) -> Answer {
-        self.submit_raw(channel, &body.to_string()).await
-    }
-
-    async fn read(&self, tag: &str, request_id: &str, channel: Option<&str>) -> Answer {
-        let req = self.http.get(format!(
-            "{}/dataset/v1/request/read/{tag}?requestId={request_id}",
-            self.base
-        ));
-        self.send(req, channel).await
-    }
-
-    async fn list(&self, tag: &str, limit: Option<&str>, channel: Option<&str>) -> Answer {
-        let query = limit.map(|l| format!("?limit={l}")).unwrap_or_default();
-        let req = self.http.get(format!(
-            "{}/dataset/v1/request/list/{tag}{query}",
-            self.base
-        ));
-        self.send(req, channel).await
-    }
-
-    async fn get(&self, url: &str) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
-        let res = self.http.get(url).send().await.expect("response");
-        let status = res.status();
-        let headers = res.headers().clone();
-        (status, headers, res.bytes().await.expect("bytes").to_vec())
-    }
-}
-
-fn body(tag: &str, by: &str, config: Value, key: Option<&str>) -> Value {
-    let mut request = json!({
-        "tag": tag,
-        "requestedBy": by,
-        "dataset": "progress-exhaust",
-        "datasetConfig": config,
-        "outputFormat": "csv",
-    });
-    if let Some(k) = key {
-        request["encryptionKey"] = json!(k);
-    }
-    json!({
-        "id": "ekstep.analytics.dataset.request.submit",
-        "ver": "1.0",
-        "ts": "2024-01-15T10:00:00.000+00:00",
-        "params": {"msgid": "4406df37-cd54-4d8a-ab8d-3939e0223580"},
-        "request": request,
-    })
-}
-
-/// The one CSV inside zip bytes: (name, text).
-fn unzip(bytes: &[u8]) -> (String, String) {
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("archive");
-    assert_eq!(zip.len(), 1, "one CSV per zip");
-    let mut entry = zip.by_index(0).expect("entry");
-    let name = entry.name().expect("name").to_string();
-    let mut csv = String::new();
-    entry.read_to_string(&mut csv).expect("read");
-    (name, csv)
-}
-
-/// The values of one column of a CSV without quoted commas.
-fn column(csv: &str, header: &str) -> Vec<String> {
-    let mut lines = csv.lines();
-    let head: Vec<&str> = lines.next().expect("header").split(',').collect();
-    let i = head
-        .iter()
-        .position(|h| *h == header)
-        .unwrap_or_else(|| panic!("no column {header} in {head:?}"));
-    lines
-        .map(|l| l.split(',').nth(i).unwrap_or_default().to_string())
-        .collect()
-}
-
-/// Checks Sunbird's envelope around any response.
-fn assert_envelope(a: &Answer, id: &str, code: &str, status: &str) {
-    let j = &a.json;
-    assert_eq!(j["id"], id, "{}", a.text);
-    assert_eq!(j["ver"], "1.0");
-    let ts = j["ts"].as_str().expect("ts");
-    assert!(
-        DateTime::parse_from_str(ts, "%Y-%m-%dT%H:%M:%S%.3f%:z").is_ok() && ts.ends_with("+00:00"),
-        "ts {ts}"
-    );
-    let resmsgid = j["params"]["resmsgid"].as_str().expect("resmsgid");
-    assert_eq!(
-        uuid::Uuid::parse_str(resmsgid)
-            .expect("uuid")
-            .get_version_num(),
-        4
-    );
-    assert!(j["params"].get("msgid").is_none(), "null msgid is left out");
-    assert_eq!(j["params"]["status"], status);
-    assert_eq!(j["responseCode"], code);
-}
-
-fn assert_error(a: &Answer, http: u16, id: &str, code: &str, message: &str) {
-    assert_eq!(a.status.as_u16(), http, "{}", a.text);
-    assert_envelope(a, id, code, "failed");
-    assert_eq!(a.json["params"]["err"], code);
-    assert_eq!(a.json["params"]["errmsg"], message);
-    assert!(a.json.get("result").is_none(), "{}", a.text);
-}
-
-const SUBMIT: &str = "ekstep.analytics.dataset.request.submit";
-const READ: &str = "ekstep.analytics.dataset.request.info";
-const LIST: &str = "ekstep.analytics.dataset.request.list";
-
-macro_rules! on_both_stores {
-    ($name:ident, $body:ident) => {
-        mod $name {
-            use super::*;
-            #[tokio::test]
-            async fn sqlite() {
-                $body(World::sqlite().await).await;
-            }
-            #[tokio::test]
-            async fn postgres() {
-                $body(World::postgres().await).await;
-            }
-        }
-    };
-}
-
+use support::*;
 // ---------------------------------------------------------------------------
 // Scenarios.
 
@@ -930,8 +586,8 @@ fn url_key(url: &str) -> String {
     .expect("utf-8")
 }
 
-/// A configured bearer token guards the API routes, not the downloads nor
-/// the health check.
+/// A configured bearer token (a `System` token of the `token` mode)
+/// guards the API routes, not the downloads nor the health check.
 async fn bearer_token(w: World) {
     let token = "t0k3n-for-the-api";
     let mut config = w.config(&conformance());
@@ -943,7 +599,7 @@ async fn bearer_token(w: World) {
     let b = body("t", "u", json!({"batchId": BATCH}), None);
 
     for api in [&open, &wrong] {
-        let a = api.submit(Some(CHANNEL), &b).await;
+        let a = api.submit(Some("System"), &b).await;
         assert_error(
             &a,
             401,
@@ -969,14 +625,17 @@ async fn bearer_token(w: World) {
             "a valid Authorization: Bearer token is required",
         );
     }
+    // It acts for System only.
     let a = right.submit(Some(CHANNEL), &b).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.text);
+    let a = right.submit(Some("System"), &b).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     let id = a.json["result"]["requestId"]
         .as_str()
         .expect("id")
         .to_string();
     run_worker_once(&w, &server, &conformance()).await;
-    let a = right.read("t", &id, Some(CHANNEL)).await;
+    let a = right.read("t", &id, Some("System")).await;
     let url = a.json["result"]["downloadUrls"][0]
         .as_str()
         .expect("url")

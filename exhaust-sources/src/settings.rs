@@ -80,6 +80,8 @@ pub struct Settings {
     pub security: SecuritySettings,
     /// How requests are processed.
     pub job: JobSettings,
+    /// Who may call the API (`exhaust-server`) for which channel.
+    pub auth: AuthSettings,
 }
 
 /// `[store]`.
@@ -247,6 +249,99 @@ impl Default for JobSettings {
     }
 }
 
+/// How `exhaust-server` authorises calls (`[auth] mode`, `$EXHAUST_AUTH`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Trust the headers as they come: allowed only on a loopback address.
+    None,
+    /// API tokens bound to one channel each (`exhaust token create`).
+    Token,
+    /// Sunbird's rules: `consumer_channel_mapping`, or a verified user
+    /// token with an authorised role in the channel's root org.
+    Sunbird,
+}
+
+impl AuthMode {
+    /// The setting's text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Token => "token",
+            Self::Sunbird => "sunbird",
+        }
+    }
+}
+
+impl std::str::FromStr for AuthMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "none" => Ok(Self::None),
+            "token" => Ok(Self::Token),
+            "sunbird" => Ok(Self::Sunbird),
+            _ => Err(format!(
+                "authorisation mode {s:?} is not one of none, token, sunbird"
+            )),
+        }
+    }
+}
+
+/// `[auth]`: who may call the API for which channel.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// `none`, `token` or `sunbird` (`$EXHAUST_AUTH`). Unset: `token` when
+    /// the server has a bearer token (`EXHAUST_BEARER_TOKEN`), else `none`
+    /// (which the server accepts on a loopback address only).
+    #[serde(deserialize_with = "parsed_option")]
+    pub mode: Option<AuthMode>,
+    /// `[auth.sunbird]`: what the `sunbird` mode reads.
+    pub sunbird: SunbirdAuthSettings,
+}
+
+/// `[auth.sunbird]`: Sunbird's authorisation, as its analytics API does it
+/// (reference 1.5), with the user token verified here.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SunbirdAuthSettings {
+    /// The folder of Keycloak's RS256 public keys, one file per key named
+    /// by its key id (`kid`), PEM or bare base64 as Sunbird's services keep
+    /// them (`accesstoken.publickey.basepath`; `$EXHAUST_AUTH_PUBLIC_KEY_DIR`).
+    pub public_key_dir: Option<PathBuf>,
+    /// The tokens' issuer, `<sso url>/realms/<realm>` (`$EXHAUST_AUTH_ISSUER`).
+    pub issuer: Option<String>,
+    /// Sunbird's user read API, to which the user id is appended
+    /// (`user.profile.url`, e.g.
+    /// `http://learner-service:9000/private/user/v1/read/`;
+    /// `$EXHAUST_AUTH_USER_READ_URL`).
+    pub user_read_url: Option<String>,
+    /// The roles that may ask for exhausts (`ondemand.dataexhaust.roles`).
+    pub roles: Vec<String>,
+    /// Sunbird's consumer table in the request store's database
+    /// (`$EXHAUST_AUTH_CONSUMER_TABLE`; deployments use
+    /// `<env>_consumer_channel_mapping`).
+    pub consumer_table: String,
+    /// Seconds a consumer's mapping and a user's roles are remembered.
+    pub cache_seconds: u64,
+}
+
+impl Default for SunbirdAuthSettings {
+    fn default() -> Self {
+        Self {
+            public_key_dir: None,
+            issuer: None,
+            user_read_url: None,
+            roles: exhaust_core::auth::SUNBIRD_ROLES
+                .iter()
+                .map(|r| r.to_string())
+                .collect(),
+            consumer_table: crate::requests::CONSUMER_TABLE.into(),
+            cache_seconds: 60,
+        }
+    }
+}
+
 /// Where security levels come from: configuration or the services.
 #[derive(Debug)]
 // One per process: the size difference does not matter.
@@ -349,6 +444,22 @@ impl Settings {
         }
         if let Some(v) = env("EXHAUST_SUNBIRD_ENCRYPTION_KEY") {
             self.security.sunbird_encryption_key = v;
+        }
+        if let Some(v) = env("EXHAUST_AUTH") {
+            self.auth.mode = Some(v.parse().map_err(|e| anyhow!("EXHAUST_AUTH: {e}"))?);
+        }
+        let sunbird = &mut self.auth.sunbird;
+        if let Some(v) = env("EXHAUST_AUTH_PUBLIC_KEY_DIR") {
+            sunbird.public_key_dir = Some(v.into());
+        }
+        if let Some(v) = env("EXHAUST_AUTH_ISSUER") {
+            sunbird.issuer = Some(v);
+        }
+        if let Some(v) = env("EXHAUST_AUTH_USER_READ_URL") {
+            sunbird.user_read_url = Some(v);
+        }
+        if let Some(v) = env("EXHAUST_AUTH_CONSUMER_TABLE") {
+            sunbird.consumer_table = v;
         }
         Ok(())
     }
@@ -491,6 +602,16 @@ impl Settings {
             sunbird_encryption_key: self.security.sunbird_encryption_key.clone(),
         }
     }
+}
+
+/// An optional setting written as text, parsed as [`parsed`] does.
+fn parsed_option<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    parsed(d).map(Some)
 }
 
 /// A setting written as text, parsed at load by its type's own `FromStr`,

@@ -14,9 +14,11 @@
 mod postgres;
 mod sqlite;
 pub mod testing;
+mod tokens;
 
 pub use postgres::{PgClaim, PgRequestStore};
 pub use sqlite::{SqliteClaim, SqliteRequestStore};
+pub use tokens::{CONSUMER_TABLE, TOKEN_TABLE};
 
 use chrono::{DateTime, TimeZone, Utc};
 use exhaust_core::request::{JobRequest, ProcessedBatch, ProcessedBatches, RequestStatus};

@@ -66,7 +66,7 @@ struct Statements {
 
 /// Checks a table name (optionally `schema.table`) and quotes it; names are
 /// configuration, but they go into SQL text, so only plain identifiers pass.
-fn quoted_table(name: &str) -> StoreResult<(Option<String>, String, String)> {
+pub(crate) fn quoted_table(name: &str) -> StoreResult<(Option<String>, String, String)> {
     let parts: Vec<&str> = name.split('.').collect();
     let plain = |p: &str| {
         !p.is_empty()
