@@ -17,7 +17,8 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 use exhaust_core::request::{
-    JobRequest, NewRequest, RequestStatus, SubmitError, stored_tag, with_output_format,
+    JobRequest, MAX_CHANNEL_CHARS, NewRequest, RequestStatus, SubmitError, stored_tag,
+    with_output_format,
 };
 use exhaust_core::store::{RequestStore, StoreError, Submission};
 use exhaust_core::typed::OutputFormat;
@@ -139,25 +140,30 @@ pub struct SubmitBody {
 #[allow(dead_code)]
 pub struct SubmitRequest {
     /// The client's tag (stored as `<tag>:<X-Channel-ID>`): not empty or
-    /// white space only.
+    /// white space only, at most 256 characters, no NUL.
     #[schema(
         min_length = 1,
-        pattern = r"[^\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+        max_length = 256,
+        pattern = r"^[^\u0000]*[^\u0000\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$"
     )]
     tag: String,
-    /// The requesting user (absent or null: empty).
+    /// The requesting user (absent or null: empty): at most 256
+    /// characters, no NUL.
+    #[schema(max_length = 256, pattern = r"^[^\u0000]*$")]
     requested_by: Option<String>,
     /// `progress-exhaust` (any other dataset is stored for its own job):
-    /// not empty or white space only.
+    /// not empty or white space only, at most 64 characters, no NUL.
     #[schema(
         min_length = 1,
-        pattern = r"[^\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+        max_length = 64,
+        pattern = r"^[^\u0000]*[^\u0000\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$"
     )]
     dataset: String,
     /// What to build: at least one key.
     dataset_config: DatasetConfig,
-    /// The key protecting the files (as Sunbird's course service sends it).
-    /// Stored, never returned.
+    /// The key protecting the files (as Sunbird's course service sends it):
+    /// at most 1024 characters, no NUL. Stored, never returned.
+    #[schema(max_length = 1024, pattern = r"^[^\u0000]*$")]
     encryption_key: Option<String>,
     /// The file format (Sunbird accepts and ignores the field): `csv` when
     /// absent or null; `parquet`, `arrow` and `xlsx` too in builds with the
@@ -188,11 +194,13 @@ pub struct SubmitRequest {
 #[schema(rename_all = "camelCase", min_properties = 1)]
 #[allow(dead_code)]
 pub struct DatasetConfig {
-    /// One batch id.
-    #[schema(value_type = Option<Value>)]
+    /// One batch id: as a string, at most 256 characters and no NUL
+    /// (another type is stored, and refused when the request is built).
+    #[schema(schema_with = batch_id_schema)]
     batch_id: Option<Value>,
-    /// A list of batch ids.
-    #[schema(value_type = Option<Value>)]
+    /// A list of batch ids: at most 1000, each string at most 256
+    /// characters and no NUL.
+    #[schema(schema_with = batch_filter_schema)]
     batch_filter: Option<Value>,
     /// A full search body, `{"request": {"filters": ...}}`.
     #[schema(value_type = Option<Value>)]
@@ -200,6 +208,51 @@ pub struct DatasetConfig {
     /// A dataset sub-id: when a string, it is part of the request id.
     #[schema(value_type = Option<Value>, rename = "type")]
     kind: Option<Value>,
+}
+
+/// The schema of one id of `datasetConfig`: a string of at most 256
+/// characters without NUL, or any value of another type (which the job
+/// refuses when it builds the request, as Sunbird's does).
+fn batch_id_schema() -> utoipa::openapi::Schema {
+    batch_id_any_of().into()
+}
+
+fn batch_id_any_of() -> utoipa::openapi::schema::AnyOfBuilder {
+    use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, SchemaType, Type};
+    AnyOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(exhaust_core::request::MAX_BATCH_ID_CHARS))
+                .pattern(Some(r"^[^\u0000]*$")),
+        )
+        .item(ObjectBuilder::new().schema_type(SchemaType::from_iter([
+            Type::Number,
+            Type::Boolean,
+            Type::Object,
+            Type::Array,
+            Type::Null,
+        ])))
+}
+
+/// The schema of `batchFilter`: a list of at most 1000 ids (each as
+/// [`batch_id_schema`]), or any value of another type.
+fn batch_filter_schema() -> utoipa::openapi::Schema {
+    use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, ObjectBuilder, SchemaType, Type};
+    AnyOfBuilder::new()
+        .item(
+            ArrayBuilder::new()
+                .items(batch_id_any_of())
+                .max_items(Some(exhaust_core::request::MAX_BATCH_FILTER_IDS)),
+        )
+        .item(ObjectBuilder::new().schema_type(SchemaType::from_iter([
+            Type::Number,
+            Type::Boolean,
+            Type::Object,
+            Type::String,
+            Type::Null,
+        ])))
+        .into()
 }
 
 /// Query of read.
@@ -260,20 +313,34 @@ fn channel(headers: &HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The `X-Channel-ID` header, or Sunbird's 403 when it is missing.
+/// The `X-Channel-ID` header, or Sunbird's 403 when it is missing (400
+/// when it is longer than a channel may be).
 fn required_channel(
     headers: &HeaderMap,
     id: &'static str,
     now: DateTime<Utc>,
 ) -> Result<String, Reply> {
-    channel(headers).ok_or_else(|| {
+    let channel = channel(headers).ok_or_else(|| {
         Reply::error(
             id,
             now,
             ResponseCode::Forbidden,
             SubmitError::MissingChannel.to_string(),
         )
-    })
+    })?;
+    if channel.chars().count() > MAX_CHANNEL_CHARS {
+        return Err(Reply::error(
+            id,
+            now,
+            ResponseCode::ClientError,
+            SubmitError::TooLong {
+                field: "X-Channel-ID",
+                max: MAX_CHANNEL_CHARS,
+            }
+            .to_string(),
+        ));
+    }
+    Ok(channel)
 }
 
 /// Authorises the caller for the call's channel (Sunbird's point: after
@@ -446,7 +513,7 @@ fn parse_submit(body: &[u8], channel: Option<String>) -> Result<NewRequest, Stri
     tag = "Data Exhaust",
     request_body(content = SubmitBody, content_type = "application/json", description = "Sunbird's submit body"),
     params(
-        ("X-Channel-ID" = String, Header, description = "The requesting org (required; blank counts as missing: 403)", min_length = 1, pattern = r"^[\t\x20-\x7e]*[\x21-\x7e][\t\x20-\x7e]*$"),
+        ("X-Channel-ID" = String, Header, description = "The requesting org (required; blank counts as missing: 403): at most 256 characters", min_length = 1, max_length = 256, pattern = r"^[\t\x20-\x7e]*[\x21-\x7e][\t\x20-\x7e]*$"),
     ),
     responses(
         (status = 200, description = "The request, as stored", body = Envelope<JobResponse>),
@@ -540,11 +607,11 @@ pub async fn submit(
     params(
         ("tag" = String, Path, description = "The client's tag; the server appends `:<X-Channel-ID>`", min_length = 1),
         ReadQuery,
-        ("X-Channel-ID" = String, Header, description = "The requesting org (required; blank counts as missing: 403)", min_length = 1, pattern = r"^[\t\x20-\x7e]*[\x21-\x7e][\t\x20-\x7e]*$"),
+        ("X-Channel-ID" = String, Header, description = "The requesting org (required; blank counts as missing: 403): at most 256 characters", min_length = 1, max_length = 256, pattern = r"^[\t\x20-\x7e]*[\x21-\x7e][\t\x20-\x7e]*$"),
     ),
     responses(
         (status = 200, description = "The request; or, for an unknown one, params.status `failed`, params.err and responseCode `OK`, errmsg `no job available with the given request_id and tag` and no result", body = Envelope<JobResponse>),
-        (status = 400, description = "CLIENT_ERROR: a path that does not decode as UTF-8", body = crate::envelope::ErrorEnvelope),
+        (status = 400, description = "CLIENT_ERROR: a path that does not decode as UTF-8, or an X-Channel-ID longer than 256 characters", body = crate::envelope::ErrorEnvelope),
         (status = 401, description = "UNAUTHORIZED: no valid credentials: in `[auth]` mode `token` an API token missing, unknown or revoked; in mode `sunbird` a user token that does not verify", body = crate::envelope::ErrorEnvelope,
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 403, description = "FORBIDDEN: `X-Channel-ID is missing in request header`, or credentials that do not allow the channel (a token of another channel; Sunbird's `Given X-Consumer-ID=... are not authorized` or `You are not authorized.`)", body = crate::envelope::ErrorEnvelope),
@@ -610,11 +677,11 @@ pub async fn read(
     params(
         ("tag" = String, Path, description = "The client's tag; the server appends `:<X-Channel-ID>`", min_length = 1),
         ListQuery,
-        ("X-Channel-ID" = String, Header, description = "The requesting org (required; blank counts as missing: 403)", min_length = 1, pattern = r"^[\t\x20-\x7e]*[\x21-\x7e][\t\x20-\x7e]*$"),
+        ("X-Channel-ID" = String, Header, description = "The requesting org (required; blank counts as missing: 403): at most 256 characters", min_length = 1, max_length = 256, pattern = r"^[\t\x20-\x7e]*[\x21-\x7e][\t\x20-\x7e]*$"),
     ),
     responses(
         (status = 200, description = "`{count, jobs}`", body = Envelope<ListResult>),
-        (status = 400, description = "CLIENT_ERROR: `limit must be a whole number of 0 or more`, `limit must be at most 1000`, or a path that does not decode as UTF-8", body = crate::envelope::ErrorEnvelope),
+        (status = 400, description = "CLIENT_ERROR: `limit must be a whole number of 0 or more`, `limit must be at most 1000`, a path that does not decode as UTF-8, or an X-Channel-ID longer than 256 characters", body = crate::envelope::ErrorEnvelope),
         (status = 401, description = "UNAUTHORIZED: no valid credentials: in `[auth]` mode `token` an API token missing, unknown or revoked; in mode `sunbird` a user token that does not verify", body = crate::envelope::ErrorEnvelope,
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 403, description = "FORBIDDEN: `X-Channel-ID is missing in request header`, or credentials that do not allow the channel (a token of another channel; Sunbird's `Given X-Consumer-ID=... are not authorized` or `You are not authorized.`)", body = crate::envelope::ErrorEnvelope),

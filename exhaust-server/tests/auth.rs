@@ -632,7 +632,7 @@ async fn bounds(w: World) {
         ),
         (
             body("t", "u", json!({ "batchId": "b\u{0}" }), None),
-            "datasetConfig must not contain a NUL character",
+            "datasetConfig.batchId must not contain a NUL character",
         ),
         (
             body("t", "u", json!({ "batchId": BATCH }), Some("k\u{0}")),
