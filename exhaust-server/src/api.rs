@@ -106,6 +106,13 @@ pub struct ListResult {
 pub const NOT_BLANK: &str =
     r"[^\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]";
 
+/// The pattern of `tag` and `dataset`: no NUL anywhere, and at least one
+/// character that is neither NUL nor white space ([`NOT_BLANK`]'s class).
+pub const FIELD_PATTERN: &str = r"^[^\u0000]*[^\u0000\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$";
+
+/// The pattern of the other text fields: no NUL.
+pub const NO_NUL_PATTERN: &str = r"^[^\u0000]*$";
+
 /// The pattern of `X-Channel-ID`: visible ASCII, spaces and tabs (what an
 /// HTTP header value can hold as text), with at least one visible character.
 pub const CHANNEL_PATTERN: &str = r"^[\t\x20-\x7e]*[\x21-\x7e][\t\x20-\x7e]*$";

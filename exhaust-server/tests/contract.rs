@@ -53,11 +53,24 @@ fn submit_requires_a_non_blank_tag_dataset_and_channel() {
     assert_eq!(required(body), ["request"]);
     let request = resolve(&doc, &body["properties"]["request"]);
     assert_eq!(required(request), ["tag", "dataset", "datasetConfig"]);
-    for field in ["tag", "dataset"] {
+    use exhaust_server::api::{FIELD_PATTERN, NO_NUL_PATTERN, NOT_BLANK};
+    // The field pattern is the not-blank class with NUL added, and no NUL.
+    let class = &NOT_BLANK[2..NOT_BLANK.len() - 1];
+    assert_eq!(
+        FIELD_PATTERN,
+        format!("^[^\\u0000]*[^\\u0000{class}][^\\u0000]*$")
+    );
+    for (field, max) in [("tag", 256), ("dataset", 64)] {
         let s = &request["properties"][field];
         assert_eq!(s["type"], "string", "{field}");
         assert_eq!(s["minLength"], 1, "{field}");
-        assert_eq!(s["pattern"], exhaust_server::api::NOT_BLANK, "{field}");
+        assert_eq!(s["maxLength"], max, "{field}");
+        assert_eq!(s["pattern"], FIELD_PATTERN, "{field}");
+    }
+    for (field, max) in [("requestedBy", 256), ("encryptionKey", 1024)] {
+        let s = &request["properties"][field];
+        assert_eq!(s["maxLength"], max, "{field}");
+        assert_eq!(s["pattern"], NO_NUL_PATTERN, "{field}");
     }
     let config = resolve(&doc, &request["properties"]["datasetConfig"]);
     assert_eq!(config["type"], "object");
