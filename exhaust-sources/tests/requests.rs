@@ -155,6 +155,43 @@ async fn an_existing_sqlite_file_loses_group_and_other_access() {
     first.pool().close().await;
 }
 
+/// A PostgreSQL store's debug output never shows the password of its URL
+/// (the connect options' own `Debug` does), nor does its claim's.
+#[tokio::test]
+async fn the_postgres_password_is_not_in_debug_output() {
+    let url = pg_url();
+    let (scheme, rest) = url.split_once("://").expect("a URL");
+    let (userinfo, host) = rest.split_once('@').expect("a user in the test URL");
+    // The test server trusts local connections and ignores a password; one
+    // the URL already has is kept, and must not show either.
+    let (url, password) = match userinfo.split_once(':') {
+        Some((_, password)) => (url.clone(), password.to_string()),
+        None => (
+            format!("{scheme}://{userinfo}:pw-SECRET-1@{host}"),
+            "pw-SECRET-1".to_string(),
+        ),
+    };
+    let schema = fresh_schema(&pg_url(), "exhaust_t").await.expect("schema");
+    let table = format!("{schema}.job_request");
+    let store = PgRequestStore::connect(&url, &table)
+        .await
+        .expect("connect");
+    let store = AnyRequestStore::Postgres(store);
+    let r = request("R1", serde_json::json!({"batchId": "b1"}), 1);
+    store.submit(&r).await.expect("submit");
+    let (claim, _) = suite::claim_free(&store, &r).await;
+    for text in [
+        format!("{store:?}"),
+        format!("{store:#?}"),
+        format!("{claim:?}"),
+        format!("{claim:#?}"),
+    ] {
+        assert!(!text.contains(&password), "the password shows: {text}");
+    }
+    assert!(format!("{store:?}").contains(&table), "the table shows");
+    store.release(claim).await.expect("release");
+}
+
 /// The columns of `<schema>.dev_job_request`: names and types, in order.
 async fn sunbird_columns(conn: &mut PgConnection, schema: &str) -> Vec<(String, String)> {
     sqlx::query_as::<_, (String, String)>(
