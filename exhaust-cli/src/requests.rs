@@ -54,8 +54,8 @@ pub async fn submit(args: SubmitArgs, now: DateTime<Utc>) -> anyhow::Result<bool
         Submission::Resubmitted(r) => ("resubmitted (its attempts start again)", r),
         Submission::Existing(r) => ("already queued; returned as it is", r),
     };
-    println!("request {} {what}", row.request_id);
-    println!("  tag {}  status {}", row.tag, row.status);
+    println!("request {} {what}", printable(&row.request_id));
+    println!("  tag {}  status {}", printable(&row.tag), row.status);
     Ok(true)
 }
 
@@ -149,7 +149,7 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<bool> {
         Some(id) => {
             let rows = store.by_id(id).await.map_err(|e| anyhow!(e))?;
             if rows.is_empty() {
-                bail!("no request {id} in {}", store.kind());
+                bail!("no request {} in {}", printable(id), store.kind());
             }
             rows
         }
@@ -191,12 +191,36 @@ fn public_json(r: &JobRequest) -> serde_json::Value {
     })
 }
 
+/// `text` with its control characters (C0, DEL, C1) written as Rust
+/// escapes (`\u{1b}`, `\n`), so that a stored field (a tag or a dataset
+/// configuration sent to the API) cannot move the cursor, clear the screen
+/// or retitle the terminal of whoever runs `exhaust status`. Other text,
+/// backslashes included, is printed as it is.
+fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 fn print_request(r: &JobRequest) {
     println!(
         "{}  {}  attempts {}  tag {}",
-        r.request_id, r.status, r.iteration, r.tag
+        printable(&r.request_id),
+        r.status,
+        r.iteration,
+        printable(&r.tag)
     );
-    println!("  asks for {}", r.request_data);
+    // JSON text escapes C0 controls but not DEL or C1 ones.
+    println!("  asks for {}", printable(&r.request_data.to_string()));
     if let Some(t) = r.dt_job_submitted {
         print!("  submitted {}", t.format("%Y-%m-%d %H:%M:%S UTC"));
     }
@@ -208,9 +232,9 @@ fn print_request(r: &JobRequest) {
     }
     println!();
     if let Some(m) = r.err_message.as_deref().filter(|m| !m.is_empty()) {
-        println!("  message: {m}");
+        println!("  message: {}", printable(m));
     }
     for u in &r.download_urls {
-        println!("  file: {u}");
+        println!("  file: {}", printable(u));
     }
 }

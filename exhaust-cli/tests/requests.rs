@@ -168,6 +168,52 @@ fn a_failed_request_makes_run_exit_1_with_the_reason_in_status() {
     assert_eq!(row["attempts"], 1);
 }
 
+/// Stored text with terminal escapes (a tag sent to the API can carry any)
+/// is printed by `exhaust status` with its control characters escaped;
+/// `--json` keeps the text as stored, in JSON.
+#[test]
+fn status_escapes_control_characters_and_json_keeps_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // ESC (C0) clears the screen, CSI (C1) sets a colour, DEL, BEL ends a
+    // retitling sequence in the batch id.
+    let tag = "t\u{1b}[2J\u{9b}31m\u{7f}x";
+    let batch = "b\u{1b}]0;owned\u{7}\u{9b}1m";
+    let a = exhaust(dir.path())
+        .args(["submit", "--batch-id", batch, "--tag", tag])
+        .args(["--requested-by", "u-1", "--channel", SAMPLE_CHANNEL])
+        .assert()
+        .success();
+    let out = stdout(&a);
+    let id = submitted_id(&out);
+    exhaust(dir.path()).arg("run").assert().code(1);
+
+    for args in [vec!["status"], vec!["status", id.as_str()]] {
+        let a = exhaust(dir.path()).args(&args).assert().success();
+        let human = stdout(&a);
+        let controls: Vec<char> = human
+            .chars()
+            .filter(|c| c.is_control() && *c != '\n')
+            .collect();
+        assert!(controls.is_empty(), "{controls:?} in {human:?}");
+        assert!(human.contains("t\\u{1b}[2J\\u{9b}31m\\u{7f}x"), "{human}");
+        // The configuration is JSON text: JSON escapes C0 characters, and
+        // the C1 one left is escaped for the terminal.
+        assert!(
+            human.contains(r#"{"batchId":"b\u001b]0;owned\u0007\u{9b}1m"}"#),
+            "{human}"
+        );
+    }
+    // The submit's own lines too.
+    assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{out:?}");
+
+    let row = status_json(dir.path(), &[], &id);
+    assert!(
+        row["tag"].as_str().is_some_and(|t| t.starts_with(tag)),
+        "{row}"
+    );
+    assert_eq!(row["datasetConfig"]["batchId"], batch);
+}
+
 #[test]
 fn bad_usage_and_configuration_are_exit_2_with_a_message() {
     let dir = tempfile::tempdir().expect("tempdir");

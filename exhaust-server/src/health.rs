@@ -1,6 +1,13 @@
 //! `GET /health`: whether the request store, the storage and the report
 //! source answer. 200 when all do, 503 when any part is down, with the
 //! status of each part.
+//!
+//! The route is open, so its body names no host, bucket or path: each part
+//! is named by its kind (`postgres`, `sqlite`, `local folder`, `S3`,
+//! `snapshot`, `live`, ...) and a part that is down by a generic reason
+//! ([`CheckError::public`], a `&'static str`, so no text of a driver's
+//! error can reach it). The full error, which often names a host or a path,
+//! goes to the log.
 
 use crate::worker::ServerRunner;
 use exhaust_core::ContentId;
@@ -18,8 +25,46 @@ use utoipa::ToSchema;
 /// How long one part may take to answer.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Why a part is down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckError {
+    /// What the health body says: generic ("unreachable", "timed out",
+    /// "not found", ...), never a host, bucket or path.
+    pub public: &'static str,
+    /// The full error, for the log (it may name a host or a path, never a
+    /// password: the stores mask those out of their messages).
+    pub detail: String,
+}
+
+impl CheckError {
+    /// A reason for the body and the error behind it for the log.
+    pub fn new(public: &'static str, detail: impl std::fmt::Display) -> Self {
+        Self {
+            public,
+            detail: detail.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for CheckError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.public, self.detail)
+    }
+}
+
+/// What the body says of a source error: unreachable, or answering but
+/// not as expected.
+fn source_error(e: exhaust_core::source::SourceError) -> CheckError {
+    let public = if e.is_retryable() {
+        "unreachable"
+    } else {
+        "unexpected answer"
+    };
+    CheckError::new(public, e)
+}
+
 /// A boxed future of a check.
-pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = Result<(), CheckError>> + Send + 'a>>;
 
 /// Whether the report source can be read. The server holds one behind a
 /// trait object, so the API does not depend on which source the worker
@@ -46,12 +91,21 @@ impl SourceCheck for SnapshotFolder {
         let dir = self.0.clone();
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
-                std::fs::read_dir(&dir)
-                    .map(|_| ())
-                    .map_err(|e| format!("snapshot folder cannot be read: {}", e.kind()))
+                std::fs::read_dir(&dir).map(|_| ()).map_err(|e| {
+                    let public = match e.kind() {
+                        std::io::ErrorKind::NotFound => "not found",
+                        std::io::ErrorKind::NotADirectory => "not a folder",
+                        std::io::ErrorKind::PermissionDenied => "permission denied",
+                        _ => "cannot be read",
+                    };
+                    CheckError::new(
+                        public,
+                        format!("snapshot folder {} cannot be read: {e}", dir.display()),
+                    )
+                })
             })
             .await
-            .map_err(|e| format!("check did not finish: {e}"))?
+            .map_err(|e| CheckError::new("check failed", format!("check did not finish: {e}")))?
         })
     }
 }
@@ -59,13 +113,13 @@ impl SourceCheck for SnapshotFolder {
 /// Sunbird's live stores answer when one cheap read by key succeeds on each:
 /// the custodian org (Cassandra), an optional-nodes set (Redis) and a
 /// collection lookup (search).
-pub async fn probe_live(s: &LiveSources) -> Result<(), String> {
-    s.custodian_org().await.map_err(|e| e.to_string())?;
+pub async fn probe_live(s: &LiveSources) -> Result<(), CheckError> {
+    s.custodian_org().await.map_err(source_error)?;
     let probe = ContentId::new("exhaust-health-probe");
-    s.optional_nodes(&probe).await.map_err(|e| e.to_string())?;
+    s.optional_nodes(&probe).await.map_err(source_error)?;
     s.collections(std::slice::from_ref(&probe))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(source_error)?;
     Ok(())
 }
 
@@ -122,7 +176,7 @@ impl SourceCheck for LiveCheck {
                 .source
                 .get_or_try_init(|| self.settings.open_source())
                 .await
-                .map_err(|e| format!("{e:#}"))?;
+                .map_err(|e| CheckError::new("unreachable", format!("{e:#}")))?;
             check_opened(source, &self.folder).await
         })
     }
@@ -163,9 +217,11 @@ impl SourceCheck for RunnerSource {
 pub struct Part {
     /// `up` or `down`.
     pub status: String,
-    /// What the part is (`postgres`, `sqlite`, `local folder`, `S3`, `Azure`, `GCS`, `snapshot`).
+    /// What the part is (`postgres`, `sqlite`, `local folder`, `S3`, `Azure`, `GCS`, `snapshot`,
+    /// `live`).
     pub kind: String,
-    /// Why it is down.
+    /// Why it is down, in general terms (`unreachable`, `timed out`, `not
+    /// found`, ...): never a host, bucket or path. The log has the details.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -190,14 +246,19 @@ impl Health {
     }
 }
 
-/// Runs a check with [`CHECK_TIMEOUT`] and describes its outcome.
-pub async fn part<F>(kind: String, check: F) -> Part
+/// Runs the check of the part `name` (`store`, `storage`, `source`) with
+/// [`CHECK_TIMEOUT`] and describes its outcome; a failure's full error is
+/// logged, the part says only [`CheckError::public`].
+pub async fn part<F>(name: &'static str, kind: String, check: F) -> Part
 where
-    F: Future<Output = Result<(), String>>,
+    F: Future<Output = Result<(), CheckError>>,
 {
     let outcome = match tokio::time::timeout(CHECK_TIMEOUT, check).await {
         Ok(r) => r,
-        Err(_) => Err(format!("no answer within {}s", CHECK_TIMEOUT.as_secs())),
+        Err(_) => Err(CheckError::new(
+            "timed out",
+            format!("no answer within {}s", CHECK_TIMEOUT.as_secs()),
+        )),
     };
     match outcome {
         Ok(()) => Part {
@@ -205,11 +266,14 @@ where
             kind,
             error: None,
         },
-        Err(e) => Part {
-            status: "down".into(),
-            kind,
-            error: Some(e),
-        },
+        Err(e) => {
+            tracing::warn!(part = name, kind = %kind, error = %e.detail, "health check failed");
+            Part {
+                status: "down".into(),
+                kind,
+                error: Some(e.public.to_string()),
+            }
+        }
     }
 }
 
@@ -240,6 +304,25 @@ mod tests {
         let check = LiveCheck::new(settings);
         assert_eq!(check.describe(), "live");
         let err = check.check().await.expect_err("down");
-        assert!(err.contains("unavailable"), "{err}");
+        assert_eq!(err.public, "unreachable");
+        assert!(err.detail.contains("unavailable"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_part_says_only_its_kind_and_a_generic_reason() {
+        let p = part("storage", "local folder".into(), async {
+            Err(CheckError::new(
+                "unreachable",
+                "cannot list /srv/secret-place",
+            ))
+        })
+        .await;
+        assert_eq!(p.status, "down");
+        assert_eq!(p.kind, "local folder");
+        assert_eq!(p.error.as_deref(), Some("unreachable"));
+        let missing = SnapshotFolder(PathBuf::from("/no/such/exhaust-snapshot"));
+        let err = missing.check().await.expect_err("missing");
+        assert_eq!(err.public, "not found");
+        assert!(err.detail.contains("/no/such/exhaust-snapshot"), "{err}");
     }
 }

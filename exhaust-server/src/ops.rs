@@ -6,7 +6,7 @@ use crate::api::bad_path;
 use crate::auth::AuthFailure;
 use crate::download::{TokenError, file_name};
 use crate::envelope::{Reply, ResponseCode, api_id};
-use crate::health::{Health, part, summarise};
+use crate::health::{CheckError, Health, part, summarise};
 use crate::state::AppState;
 use axum::Extension;
 use axum::extract::rejection::PathRejection;
@@ -16,7 +16,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use exhaust_core::auth::Denied;
 use exhaust_core::request::RequestStatus;
-use exhaust_core::store::RequestStore;
+use exhaust_core::store::{RequestStore, StoreError};
 use exhaust_writer::StorageError;
 use std::sync::Arc;
 use std::time::Instant;
@@ -131,8 +131,14 @@ pub async fn download(
     )
 )]
 pub async fn health(State(state): State<AppState>) -> Response {
-    let store = part(state.store().kind().to_string(), async {
-        state.store().ping().await.map_err(|e| e.to_string())
+    let store = part("store", state.store().kind().to_string(), async {
+        state.store().ping().await.map_err(|e| {
+            let public = match e {
+                StoreError::Unavailable(_) => "unreachable",
+                StoreError::BadData(_) | StoreError::Refused(_) => "refused",
+            };
+            CheckError::new(public, e)
+        })
     });
     // Kinds only: this route is open, so no paths, buckets or hosts.
     let storage_kind = match state.storage().local_root() {
@@ -145,23 +151,32 @@ pub async fn health(State(state): State<AppState>) -> Response {
             .unwrap_or("cloud")
             .to_string(),
     };
-    let storage = part(storage_kind, async {
+    let storage = part("storage", storage_kind, async {
         // object_store lists a missing local folder as empty, so its ping
         // alone would call a deleted folder healthy.
         if let Some(root) = state.storage().local_root() {
             let root = root.to_path_buf();
+            let shown = root.display().to_string();
             let is_dir = tokio::task::spawn_blocking(move || root.is_dir())
                 .await
                 .unwrap_or(false);
             if !is_dir {
-                return Err("the storage folder is gone".to_string());
+                return Err(CheckError::new(
+                    "the storage folder is gone",
+                    format!("{shown} is not a folder"),
+                ));
             }
         }
-        state.storage().ping().await.map_err(|e| e.to_string())
+        state
+            .storage()
+            .ping()
+            .await
+            .map_err(|e| CheckError::new("unreachable", e))
     });
-    let source = part(state.source().describe(), state.source().check());
+    let source = part("source", state.source().describe(), state.source().check());
     let (store, storage, source) = tokio::join!(store, storage, source);
     let health = summarise(store, storage, source);
+    // Each failure was logged in full by `part`.
     for (name, p) in [
         ("store", &health.store),
         ("storage", &health.storage),
@@ -169,11 +184,6 @@ pub async fn health(State(state): State<AppState>) -> Response {
     ] {
         if p.status != "up" {
             state.metrics().health_failure(name);
-            tracing::warn!(
-                part = name,
-                error = p.error.as_deref().unwrap_or(""),
-                "health check failed"
-            );
         }
     }
     let code = if health.is_ok() {

@@ -730,6 +730,75 @@ async fn health(w: World) {
 }
 on_both_stores!(health_checks, health);
 
+/// /health is open: a part that is down says its kind and a generic reason,
+/// never the configured folders or hosts, which only the log has.
+async fn health_names_no_path_or_host(w: World) {
+    let get_health = |server: &Running| {
+        let url = format!("{}/health", server.url());
+        let api = Api::new(server);
+        async move {
+            let (status, _, bytes) = api.get(&url).await;
+            let text = String::from_utf8(bytes).expect("text");
+            let j: Value = serde_json::from_str(&text).expect("json");
+            (status, text, j)
+        }
+    };
+    let snapshot = w.snapshot_copy(&conformance());
+    let server = w.start(w.config(&snapshot)).await;
+    std::fs::remove_dir_all(&snapshot).expect("remove snapshot");
+    std::fs::remove_dir_all(w.files()).expect("remove storage");
+    let (status, text, j) = get_health(&server).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{j}");
+    assert_eq!(j["source"]["kind"], "snapshot");
+    assert_eq!(j["source"]["error"], "not found");
+    assert_eq!(j["storage"]["kind"], "local folder");
+    assert_eq!(j["storage"]["status"], "down");
+    for hidden in [&snapshot, &w.files(), &w.t.dir().to_path_buf()] {
+        let hidden = hidden.display().to_string();
+        assert!(!text.contains(&hidden), "{hidden} shows in {text}");
+    }
+    assert!(
+        logged().contains(&snapshot.display().to_string()),
+        "the log names the folder"
+    );
+    server.shutdown().await.expect("shutdown");
+
+    // The live stores, at hosts that do not resolve.
+    std::fs::create_dir_all(w.files()).expect("storage again");
+    let mut config = w.config(&conformance());
+    config.settings.source.live = Some(exhaust_sources::LiveConfig {
+        cassandra: exhaust_sources::CassandraConfig {
+            contact_points: vec!["cassandra-health-probe.invalid:9042".into()],
+            connect_timeout_ms: 300,
+            ..Default::default()
+        },
+        redis: exhaust_sources::RedisConfig {
+            url: "redis://redis-health-probe.invalid:6379".into(),
+            connect_timeout_ms: 300,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let server = w.start(config).await;
+    let (status, text, j) = get_health(&server).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{j}");
+    assert_eq!(j["source"]["kind"], "live");
+    assert_eq!(j["source"]["status"], "down");
+    assert!(
+        ["unreachable", "timed out"].contains(&j["source"]["error"].as_str().unwrap_or("")),
+        "{j}"
+    );
+    assert!(!text.contains("health-probe"), "a host shows in {text}");
+    assert!(!text.contains("127.0.0.1"), "a host shows in {text}");
+    // The driver's error names the host: the log has it, the body not.
+    assert!(
+        logged().contains("health-probe.invalid"),
+        "the log names the host"
+    );
+    server.shutdown().await.expect("shutdown");
+}
+on_both_stores!(health_privacy, health_names_no_path_or_host);
+
 /// `--worker`: the server builds requests itself; the metrics count the
 /// work; shutdown is graceful.
 async fn worker_mode(w: World) {

@@ -19,7 +19,7 @@
 //! Nothing here logs response bodies or key material; URLs appear without
 //! their query (a signed download URL carries a token there).
 
-use crate::counting::{Retry, transient_status};
+use crate::counting::{Retry, redact_url, transient_status};
 use exhaust_core::OrgId;
 use exhaust_core::security::{PreferenceSource, SecurityLevel, level_from_policy};
 use exhaust_core::source::{SourceError, SourceResult};
@@ -41,7 +41,7 @@ const MAX_PEM_BYTES: usize = 64 << 10;
 /// Where the preference and org services are, and how patiently to call
 /// them. Deserialized from the `[preferences]` configuration; every field
 /// has a default.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PreferenceConfig {
     /// Tenant preference read (`tenant.pref.read.private.api.url`).
@@ -68,6 +68,19 @@ impl Default for PreferenceConfig {
     }
 }
 
+// Written by hand: a URL may hold a password or a token.
+impl std::fmt::Debug for PreferenceConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreferenceConfig")
+            .field("preference_url", &redact_url(&self.preference_url))
+            .field("org_search_url", &redact_url(&self.org_search_url))
+            .field("timeout_ms", &self.timeout_ms)
+            .field("retries", &self.retries)
+            .field("retry_backoff_ms", &self.retry_backoff_ms)
+            .finish()
+    }
+}
+
 /// A [`PreferenceConfig`] that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum PreferenceConfigError {
@@ -76,7 +89,7 @@ pub enum PreferenceConfigError {
     InvalidUrl {
         /// The configuration field.
         field: &'static str,
-        /// Its value.
+        /// Its value, with any password, query and fragment masked.
         url: String,
     },
     /// The HTTP client could not be built.
@@ -86,13 +99,25 @@ pub enum PreferenceConfigError {
 
 /// Core's [`PreferenceSource`] over Sunbird's tenant preference and org
 /// search APIs. Cheap to clone (the HTTP client is shared).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HttpPreferences {
     client: Client,
     preference_url: Url,
     org_search_url: Url,
     retries: u32,
     backoff_ms: u64,
+}
+
+// Written by hand: a URL may hold a password or a token.
+impl std::fmt::Debug for HttpPreferences {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpPreferences")
+            .field("preference_url", &redact_url(self.preference_url.as_str()))
+            .field("org_search_url", &redact_url(self.org_search_url.as_str()))
+            .field("retries", &self.retries)
+            .field("backoff_ms", &self.backoff_ms)
+            .finish_non_exhaustive()
+    }
 }
 
 impl HttpPreferences {
@@ -107,7 +132,7 @@ impl HttpPreferences {
                 .filter(|u| matches!(u.scheme(), "http" | "https"))
                 .ok_or_else(|| PreferenceConfigError::InvalidUrl {
                     field,
-                    url: url.to_owned(),
+                    url: redact_url(url),
                 })
         };
         let timeout = Duration::from_millis(config.timeout_ms.max(1));

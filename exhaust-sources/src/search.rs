@@ -23,7 +23,7 @@ use std::time::Duration;
 const SOURCE: &str = "search";
 
 /// Where the content search API is and how to call it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SearchConfig {
     /// The service's base URL (default `http://127.0.0.1:9000`; Sunbird
@@ -57,6 +57,21 @@ impl Default for SearchConfig {
     }
 }
 
+// Written by hand: the base URL may hold a password or a token.
+impl std::fmt::Debug for SearchConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SearchConfig")
+            .field("base_url", &redact_url(&self.base_url))
+            .field("path", &self.path)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("retries", &self.retries)
+            .field("retry_backoff_ms", &self.retry_backoff_ms)
+            .field("page_limit", &self.page_limit)
+            .field("ids_per_request", &self.ids_per_request)
+            .finish()
+    }
+}
+
 impl SearchConfig {
     /// The URL requests are posted to.
     pub fn url(&self) -> String {
@@ -69,12 +84,22 @@ impl SearchConfig {
 }
 
 /// The content search API behind [`CollectionSource`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SearchSource {
     client: reqwest::Client,
     url: String,
     cfg: SearchConfig,
     counters: std::sync::Arc<Counters>,
+}
+
+// Written by hand: the URL may hold a password or a token.
+impl std::fmt::Debug for SearchSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SearchSource")
+            .field("url", &redact_url(&self.url))
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One failed search call: worth sending again, or final.

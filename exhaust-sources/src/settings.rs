@@ -45,6 +45,7 @@
 //! never logged or printed.
 
 use crate::any::AnySource;
+use crate::counting::{REDACTED, redact_url};
 use crate::preferences::{HttpPreferences, PreferenceConfig};
 use crate::requests::AnyRequestStore;
 use crate::{LiveConfig, LiveSources, Snapshot, SnapshotOptions};
@@ -85,7 +86,7 @@ pub struct Settings {
 }
 
 /// `[store]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreSettings {
     /// `postgres://...` for PostgreSQL, else the path of an SQLite file
@@ -102,6 +103,16 @@ impl Default for StoreSettings {
             url: "exhaust.db".into(),
             table: crate::requests::DEFAULT_TABLE.into(),
         }
+    }
+}
+
+// Written by hand: the URL may hold the database's password.
+impl std::fmt::Debug for StoreSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreSettings")
+            .field("url", &redact_url(&self.url))
+            .field("table", &self.table)
+            .finish()
     }
 }
 
@@ -123,7 +134,7 @@ pub struct SourceSettings {
 }
 
 /// `[storage]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageSettings {
     /// A folder, or a cloud URL (`$EXHAUST_STORAGE_URL`; default `exhaust-files`).
@@ -141,8 +152,26 @@ impl Default for StorageSettings {
     }
 }
 
+// Written by hand: options hold credentials (`aws_secret_access_key`,
+// `azure_storage_sas_token`, ...). Every option's value is hidden, not only
+// those whose names look secret: which options are set is what a reader of
+// debug output needs, and no list of secret names can be complete.
+impl std::fmt::Debug for StorageSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let options: BTreeMap<&str, &str> = self
+            .options
+            .keys()
+            .map(|k| (k.as_str(), REDACTED))
+            .collect();
+        f.debug_struct("StorageSettings")
+            .field("url", &redact_url(&self.url))
+            .field("options", &options)
+            .finish()
+    }
+}
+
 /// `[security]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SecuritySettings {
     /// The level used when no preference service is configured
@@ -165,6 +194,22 @@ impl Default for SecuritySettings {
             sunbird_encryption_key: String::new(),
             preferences: None,
         }
+    }
+}
+
+// Written by hand: Sunbird's key is a secret; only whether it is set shows.
+impl std::fmt::Debug for SecuritySettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let key = if self.sunbird_encryption_key.is_empty() {
+            ""
+        } else {
+            REDACTED
+        };
+        f.debug_struct("SecuritySettings")
+            .field("level", &self.level)
+            .field("sunbird_encryption_key", &key)
+            .field("preferences", &self.preferences)
+            .finish()
     }
 }
 
@@ -713,6 +758,92 @@ mod tests {
         let err =
             toml::from_str::<Settings>("[job]\nformat = \"pdf\"").expect_err("unknown format");
         assert!(err.to_string().contains("pdf"), "{err}");
+    }
+
+    /// Settings with a distinct secret in every field that can hold one.
+    const SECRETS_TOML: &str = r#"
+        [store]
+        url = "postgres://app:pw-SECRET-1@db:5432/analytics?password=pw-SECRET-2"
+        table = "dev_job_request"
+        [source.live.cassandra]
+        username = "cass"
+        password = "pw-SECRET-3"
+        [source.live.redis]
+        url = "redis://app:pw-SECRET-4@cache:6379?pass=pw-SECRET-5"
+        [source.live.search]
+        base_url = "http://search:pw-SECRET-6@search:9000/search?token=pw-SECRET-7"
+        [storage]
+        url = "s3://key:pw-SECRET-8@bucket"
+        [storage.options]
+        aws_secret_access_key = "pw-SECRET-9"
+        azure_storage_sas_token = "pw-SECRET-10"
+        [security]
+        sunbird_encryption_key = "pw-SECRET-11"
+        [security.preferences]
+        preference_url = "http://u:pw-SECRET-12@learner:9000/read?sig=pw-SECRET-13"
+        org_search_url = "https://u:pw-SECRET-14@learner/search#pw-SECRET-15"
+    "#;
+
+    /// Asserts that neither `{:?}` nor `{:#?}` of `value` shows a secret of
+    /// [`SECRETS_TOML`], and returns the `{:?}` text.
+    fn debug_without_secrets(what: &str, value: &impl std::fmt::Debug) -> String {
+        let plain = format!("{value:?}");
+        let pretty = format!("{value:#?}");
+        for text in [&plain, &pretty] {
+            assert!(!text.contains("pw-SECRET"), "{what} shows a secret: {text}");
+        }
+        plain
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_secret() {
+        let s: Settings = toml::from_str(SECRETS_TOML).expect("valid");
+        // Each secret was read into the settings.
+        for n in 1..=15 {
+            let secret = format!("pw-SECRET-{n}");
+            let held = [
+                &s.store.url,
+                &s.storage.url,
+                &s.security.sunbird_encryption_key,
+            ]
+            .iter()
+            .any(|v| v.contains(&secret))
+                || s.storage.options.values().any(|v| *v == secret)
+                || s.source.live.as_ref().is_some_and(|l| {
+                    l.cassandra.password.as_deref() == Some(secret.as_str())
+                        || l.redis.url.contains(&secret)
+                        || l.search.base_url.contains(&secret)
+                })
+                || s.security.preferences.as_ref().is_some_and(|p| {
+                    p.preference_url.contains(&secret) || p.org_search_url.contains(&secret)
+                });
+            assert!(held, "{secret} is in the settings");
+        }
+        let shown = debug_without_secrets("Settings", &s);
+        // What is not secret still shows.
+        for visible in [
+            "postgres://app:***@db:5432/analytics",
+            "dev_job_request",
+            "redis://app:***@cache:6379",
+            "http://search:***@search:9000/search",
+            "aws_secret_access_key",
+            "learner:9000/read",
+        ] {
+            assert!(shown.contains(visible), "{visible} missing from {shown}");
+        }
+
+        // What the settings open shows none either.
+        debug_without_secrets("preferences", &s.preferences().expect("preferences"));
+        let live = s.source.live.as_ref().expect("live");
+        let search = crate::SearchSource::new(&live.search).expect("search");
+        debug_without_secrets("SearchSource", &search);
+        let bad = PreferenceConfig {
+            preference_url: "ftp://u:pw-SECRET-16@learner/read?sig=pw-SECRET-17".into(),
+            ..PreferenceConfig::default()
+        };
+        let err = HttpPreferences::new(bad).expect_err("not http");
+        debug_without_secrets("PreferenceConfigError", &err);
+        assert!(!err.to_string().contains("pw-SECRET"), "{err}");
     }
 
     #[test]

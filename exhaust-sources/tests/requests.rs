@@ -82,6 +82,116 @@ async fn an_older_sqlite_file_gets_the_indexes() {
     assert_eq!(rows.len(), 1);
 }
 
+/// The permission bits of `path` (without the file type), in octal, as
+/// `ls` and `chmod` show them.
+fn mode_of(path: &std::path::Path) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode();
+    format!("{:04o}", mode & 0o7777)
+}
+
+/// The SQLite file holds keys and requesters: a new file, the `-wal` and
+/// `-shm` files SQLite makes beside it, the lock folder and its lock files
+/// are the owner's only.
+#[tokio::test]
+async fn a_new_sqlite_file_is_the_owners_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("exhaust.db");
+    let store = AnyRequestStore::Sqlite(SqliteRequestStore::open(&path).await.expect("open"));
+    let r = request("R1", serde_json::json!({"batchId": "b1"}), 1);
+    store.submit(&r).await.expect("submit");
+    // A claim makes a lock file; a write in WAL mode makes -wal and -shm.
+    let (claim, _) = suite::claim_free(&store, &r).await;
+    assert_eq!(mode_of(&path), "0600", "the database file");
+    for side in ["exhaust.db-wal", "exhaust.db-shm"] {
+        assert_eq!(mode_of(&dir.path().join(side)), "0600", "{side}");
+    }
+    let locks = dir.path().join("exhaust.db.locks");
+    assert_eq!(mode_of(&locks), "0700", "the lock folder");
+    let lock_files: Vec<_> = std::fs::read_dir(&locks)
+        .expect("lock folder")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(lock_files.len(), 1, "one claim, one lock file");
+    assert_eq!(mode_of(&lock_files[0]), "0600", "a lock file");
+    store.release(claim).await.expect("release");
+}
+
+/// An existing file, its `-wal` and `-shm` files and its lock folder,
+/// readable by group and others as an earlier version left them, lose those
+/// bits when the store opens the file, and the rows stay.
+#[tokio::test]
+async fn an_existing_sqlite_file_loses_group_and_other_access() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("exhaust.db");
+    let r = request("R1", serde_json::json!({"batchId": "b1"}), 1);
+    // The first store stays open, so its -wal and -shm files stay too.
+    let first = SqliteRequestStore::open(&path).await.expect("open");
+    first.submit(&r).await.expect("submit");
+    let locks = dir.path().join("exhaust.db.locks");
+    let wal = dir.path().join("exhaust.db-wal");
+    let shm = dir.path().join("exhaust.db-shm");
+    for (file, mode) in [
+        (&path, 0o644),
+        (&wal, 0o644),
+        (&shm, 0o644),
+        (&locks, 0o755),
+    ] {
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        assert_eq!(mode_of(file), format!("{mode:04o}"));
+    }
+
+    let store = AnyRequestStore::Sqlite(SqliteRequestStore::open(&path).await.expect("reopen"));
+    for file in [&path, &wal, &shm] {
+        assert_eq!(mode_of(file), "0600", "{}", file.display());
+    }
+    assert_eq!(mode_of(&locks), "0700", "the lock folder");
+    let row = store.get(&r.tag, &r.request_id).await.expect("read");
+    assert!(row.is_some(), "the rows stay");
+    first.pool().close().await;
+}
+
+/// A PostgreSQL store's debug output never shows the password of its URL
+/// (the connect options' own `Debug` does), nor does its claim's.
+#[tokio::test]
+async fn the_postgres_password_is_not_in_debug_output() {
+    let url = pg_url();
+    let (scheme, rest) = url.split_once("://").expect("a URL");
+    let (userinfo, host) = rest.split_once('@').expect("a user in the test URL");
+    // The test server trusts local connections and ignores a password; one
+    // the URL already has is kept, and must not show either.
+    let (url, password) = match userinfo.split_once(':') {
+        Some((_, password)) => (url.clone(), password.to_string()),
+        None => (
+            format!("{scheme}://{userinfo}:pw-SECRET-1@{host}"),
+            "pw-SECRET-1".to_string(),
+        ),
+    };
+    let schema = fresh_schema(&pg_url(), "exhaust_t").await.expect("schema");
+    let table = format!("{schema}.job_request");
+    let store = PgRequestStore::connect(&url, &table)
+        .await
+        .expect("connect");
+    let store = AnyRequestStore::Postgres(store);
+    let r = request("R1", serde_json::json!({"batchId": "b1"}), 1);
+    store.submit(&r).await.expect("submit");
+    let (claim, _) = suite::claim_free(&store, &r).await;
+    for text in [
+        format!("{store:?}"),
+        format!("{store:#?}"),
+        format!("{claim:?}"),
+        format!("{claim:#?}"),
+    ] {
+        assert!(!text.contains(&password), "the password shows: {text}");
+    }
+    assert!(format!("{store:?}").contains(&table), "the table shows");
+    store.release(claim).await.expect("release");
+}
+
 /// The columns of `<schema>.dev_job_request`: names and types, in order.
 async fn sunbird_columns(conn: &mut PgConnection, schema: &str) -> Vec<(String, String)> {
     sqlx::query_as::<_, (String, String)>(

@@ -12,17 +12,27 @@
 //! and renames it when complete. A failed upload is aborted and leaves
 //! nothing under the key.
 //!
+//! The local store's files are its owner's only (0600, folders it creates
+//! 0700: reports hold learners' names and contacts), and a file is on disk
+//! (fsynced, with its folder) before its upload returns, so a request row
+//! never records a file that a crash could lose. Its uploads are written by
+//! this module rather than `object_store` (see `write_private`); staging
+//! files are named so that a listing never shows them, and those a dead
+//! worker left are removed when the store is opened ([`STALE_STAGING`]).
+//!
 //! Errors name the store and the cause, never a secret: every configured
 //! credential is masked out of the stores' messages.
 
+use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
 #[cfg(any(feature = "s3", feature = "azure", feature = "gcs"))]
 use object_store::signer::Signer;
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
 use std::io::Read;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +69,8 @@ pub struct Storage {
     signer: Option<Signing>,
     describe: String,
     local_root: Option<std::path::PathBuf>,
+    /// The local store, whose uploads this module writes itself.
+    local: Option<Arc<LocalFileSystem>>,
     /// Credential values to mask out of error messages.
     secrets: Arc<Vec<String>>,
 }
@@ -110,24 +122,38 @@ const CHUNK: usize = 8 << 20;
 /// [`CHUNK`] bytes, so memory stays bounded by one part either way.
 pub const SINGLE_PUT_MAX: u64 = CHUNK as u64;
 
+/// How old a staging file of the local store must be to count as left by a
+/// dead worker: an upload of a report takes seconds, and other workers on
+/// the folder may be writing fresh ones while a store is opened.
+pub const STALE_STAGING: Duration = Duration::from_secs(3600);
+
 impl Storage {
-    /// A local folder (created when missing).
+    /// A local folder (created when missing, with mode 0700). Staging files
+    /// older than [`STALE_STAGING`], left by a worker that died during an
+    /// upload, are removed.
     pub fn local(dir: impl AsRef<Path>) -> Result<Self, StorageError> {
         let dir = dir.as_ref();
-        std::fs::create_dir_all(dir)
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
             .map_err(|e| StorageError::Config(format!("cannot create {}: {e}", dir.display())))?;
         let root = dir
             .canonicalize()
             .map_err(|e| StorageError::Config(format!("{}: {e}", dir.display())))?;
-        let store = object_store::local::LocalFileSystem::new_with_prefix(&root)
-            .map_err(|e| StorageError::Config(e.to_string()))?
-            // Removes the folders a deleted file leaves empty.
-            .with_automatic_cleanup(true);
+        let store = Arc::new(
+            LocalFileSystem::new_with_prefix(&root)
+                .map_err(|e| StorageError::Config(e.to_string()))?
+                // Removes the folders a deleted file leaves empty.
+                .with_automatic_cleanup(true),
+        );
+        remove_stale_staging(&root, SystemTime::now());
         Ok(Self {
-            store: Arc::new(store),
+            store: store.clone(),
             signer: None,
             describe: format!("local folder {}", root.display()),
             local_root: Some(root),
+            local: Some(store),
             secrets: Arc::default(),
         })
     }
@@ -207,6 +233,9 @@ impl Storage {
     /// left under `key` when the reader or the store fails part-way.
     pub async fn put_reader(&self, key: &str, mut reader: impl Read) -> Result<u64, StorageError> {
         let path = Self::key(key)?;
+        if let Some(local) = &self.local {
+            return self.put_local(local, key, &path, reader);
+        }
         let read_err =
             |e: std::io::Error| self.unavailable(format!("reading the file for {key}"), e);
         // The first part decides: a file that fits goes up in one request.
@@ -256,6 +285,31 @@ impl Storage {
             .await
             .map_err(|e| self.unavailable(format!("completing the upload of {key}"), e))?;
         Ok(size)
+    }
+
+    /// A local store's upload ([`write_private`]). It runs on the caller's
+    /// thread, as the reads of `reader` for a cloud upload do.
+    fn put_local(
+        &self,
+        local: &LocalFileSystem,
+        key: &str,
+        path: &StorePath,
+        reader: impl Read,
+    ) -> Result<u64, StorageError> {
+        // object_store's own check: it refuses a file name that a listing
+        // would take for a staging file (`<name>#<digits>`).
+        let dest = local
+            .path_to_filesystem(path)
+            .map_err(|e| StorageError::BadKey {
+                key: key.to_string(),
+                reason: e.to_string(),
+            })?;
+        let name = path.filename().ok_or_else(|| StorageError::BadKey {
+            key: key.to_string(),
+            reason: "no file name".into(),
+        })?;
+        write_private(&dest, name, reader)
+            .map_err(|e| self.unavailable(format!("uploading {key}"), e))
     }
 
     /// The bytes stored under `key`, or `None` when there is none.
@@ -369,6 +423,154 @@ impl Storage {
     }
 }
 
+/// Writes what `reader` gives to `dest` (whose key's file name is `name`)
+/// for the local store; returns its size.
+///
+/// `object_store`'s `LocalFileSystem` creates its staging file and folders
+/// with the process's umask (0644 and 0755 as a rule) and has no option for
+/// the mode, and chmod after its rename would leave a window in which a
+/// report is readable by every local user. So the local store writes its
+/// files itself, the way `LocalFileSystem` does with `with_fsync(true)` but
+/// private from the start: the staging file is created with mode 0600 (its
+/// name from [`staging_name`], beside `dest`), written, fsynced, renamed to
+/// `dest`, and `dest`'s folder fsynced; missing folders are created 0700
+/// and each new folder's parent fsynced. A failure removes the staging file
+/// (and `dest`, when the rename was done but not made durable).
+fn write_private(dest: &Path, name: &str, mut reader: impl Read) -> std::io::Result<u64> {
+    let dir = dest
+        .parent()
+        .ok_or_else(|| std::io::Error::other("a stored file needs a folder"))?;
+    create_private_dirs(dir)?;
+    let (mut file, staging) = create_staging(dir, name)?;
+    let mut renamed = false;
+    let written = (|| {
+        let size = std::io::copy(&mut reader, &mut file)?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&staging, dest)?;
+        renamed = true;
+        sync_dir(dir)?;
+        Ok(size)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&staging);
+        if renamed {
+            let _ = std::fs::remove_file(dest);
+        }
+    }
+    written
+}
+
+/// The staging file's name for a stored file named `name`: `<name>#<n>`,
+/// the form `object_store`'s listing hides, with any `#` in `name` replaced
+/// by `_`, since the listing hides a name only when everything after its
+/// first `#` is digits (a batch id may hold a `#`).
+fn staging_name(name: &str, n: u64) -> String {
+    format!("{}#{n}", name.replace('#', "_"))
+}
+
+/// Whether a file name is a staging file's (ends in `#<digits>`): never a
+/// stored file's, as `object_store` refuses such keys.
+fn is_staging_name(name: &std::ffi::OsStr) -> bool {
+    name.to_str()
+        .and_then(|n| n.rsplit_once('#'))
+        .is_some_and(|(_, digits)| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Creates a new staging file for `name` in `dir`, mode 0600, trying the
+/// next number when one is taken (another worker's upload of the same key).
+fn create_staging(dir: &Path, name: &str) -> std::io::Result<(std::fs::File, std::path::PathBuf)> {
+    let mut n = 1;
+    loop {
+        let path = dir.join(staging_name(name, n));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(file) => return Ok((file, path)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Creates `dir` and its missing parents with mode 0700, and fsyncs the
+/// parent of each folder created, so the new entries survive a crash.
+fn create_private_dirs(dir: &Path) -> std::io::Result<()> {
+    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    for created in missing {
+        if let Some(parent) = created.parent() {
+            sync_dir(parent)?;
+        }
+    }
+    Ok(())
+}
+
+/// Flushes a folder's entries to disk.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Removes the staging files under `root` last changed more than
+/// [`STALE_STAGING`] before `now`: a worker killed during an upload leaves
+/// its staging file behind. Fresh ones may be another worker's upload under
+/// way and stay (a listing hides them). Nothing here fails the store's
+/// opening: what cannot be read or removed is logged and left.
+fn remove_stale_staging(root: &Path, now: SystemTime) {
+    let mut folders = vec![root.to_path_buf()];
+    let mut removed = 0_usize;
+    while let Some(folder) = folders.pop() {
+        let entries = match std::fs::read_dir(&folder) {
+            Ok(entries) => entries,
+            Err(e) => {
+                tracing::warn!(folder = %folder.display(), error = %e, "cannot list a storage folder");
+                continue;
+            }
+        };
+        for entry in entries.flatten() {
+            // The entry's own type: a symbolic link is never followed.
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                folders.push(entry.path());
+                continue;
+            }
+            if !kind.is_file() || !is_staging_name(&entry.file_name()) {
+                continue;
+            }
+            let stale = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|changed| now.duration_since(changed).ok())
+                .is_some_and(|age| age > STALE_STAGING);
+            if stale {
+                match std::fs::remove_file(entry.path()) {
+                    Ok(()) => removed += 1,
+                    Err(e) => tracing::warn!(
+                        file = %entry.path().display(),
+                        error = %e,
+                        "cannot remove a stale staging file"
+                    ),
+                }
+            }
+        }
+    }
+    if removed > 0 {
+        tracing::info!(removed, "removed stale staging files of dead uploads");
+    }
+}
+
 #[cfg(any(feature = "s3", feature = "azure", feature = "gcs"))]
 fn prefixed<T: ObjectStore + Signer + Clone>(
     store: T,
@@ -386,6 +588,7 @@ fn prefixed<T: ObjectStore + Signer + Clone>(
         signer: Some(Arc::new(store)),
         describe,
         local_root: None,
+        local: None,
         secrets: Arc::new(secrets),
     })
 }
@@ -604,6 +807,131 @@ mod tests {
         assert_eq!(
             std::fs::read(root.join("progress-exhaust")).expect("untouched"),
             b"in the way"
+        );
+    }
+
+    /// The permission bits of `path`, in octal as `ls` shows them.
+    fn mode_of(path: &Path) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .permissions()
+            .mode();
+        format!("{:04o}", mode & 0o7777)
+    }
+
+    #[tokio::test]
+    async fn stored_files_and_created_folders_are_the_owners_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("store").join("reports");
+        let storage = Storage::local(&root).expect("store");
+        assert_eq!(
+            mode_of(&dir.path().join("store")),
+            "0700",
+            "a created parent"
+        );
+        assert_eq!(mode_of(&root), "0700", "the created root");
+        let src = dir.path().join("a.zip");
+        std::fs::write(&src, b"zip bytes").expect("write");
+        let key = "progress-exhaust/R1/b1_progress_20240115.zip";
+        assert_eq!(storage.put_file(key, &src).await.expect("put"), 9);
+        assert_eq!(std::fs::read(root.join(key)).expect("stored"), b"zip bytes");
+        assert_eq!(mode_of(&root.join(key)), "0600", "a stored file");
+        assert_eq!(mode_of(&root.join("progress-exhaust")), "0700");
+        assert_eq!(mode_of(&root.join("progress-exhaust/R1")), "0700");
+
+        // A file above the single-request size takes the same way, whole.
+        let big: Vec<u8> = (0..SINGLE_PUT_MAX + 1000)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let big_key = "progress-exhaust/R2/big.zip";
+        let size = storage.put_reader(big_key, &big[..]).await.expect("put");
+        assert_eq!(size, big.len() as u64);
+        assert_eq!(std::fs::read(root.join(big_key)).expect("stored"), big);
+        assert_eq!(mode_of(&root.join(big_key)), "0600");
+        assert_eq!(mode_of(&root.join("progress-exhaust/R2")), "0700");
+
+        // Overwriting keeps the mode; no staging file is left beside it.
+        std::fs::write(&src, b"again").expect("write");
+        storage.put_file(key, &src).await.expect("overwrite");
+        assert_eq!(
+            storage.get(key).await.expect("get").as_deref(),
+            Some(&b"again"[..])
+        );
+        assert_eq!(mode_of(&root.join(key)), "0600");
+        let mut names: Vec<String> = std::fs::read_dir(root.join("progress-exhaust/R1"))
+            .expect("folder")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["b1_progress_20240115.zip"]);
+    }
+
+    #[tokio::test]
+    async fn staging_names_are_refused_as_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::local(dir.path()).expect("store");
+        let err = storage
+            .put_reader("progress-exhaust/R1/a.zip#12", &b"x"[..])
+            .await
+            .expect_err("a staging name");
+        assert!(matches!(err, StorageError::BadKey { .. }), "{err}");
+    }
+
+    #[test]
+    fn staging_files_are_hidden_whatever_the_key() {
+        // A batch id may hold a `#`; the listing hides a name only when all
+        // after its first `#` is digits.
+        assert_eq!(
+            staging_name("b#1_progress_x.zip", 3),
+            "b_1_progress_x.zip#3"
+        );
+        assert_eq!(staging_name("b_progress_x.zip", 12), "b_progress_x.zip#12");
+        for name in ["b_1_progress_x.zip#3", "a.zip#12", "#1"] {
+            assert!(is_staging_name(std::ffi::OsStr::new(name)), "{name}");
+        }
+        for name in [
+            "a.zip",
+            "a.zip#",
+            "a#1.zip",
+            "a.zip#1x",
+            "b#1_progress_x.zip",
+        ] {
+            assert!(!is_staging_name(std::ffi::OsStr::new(name)), "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn stale_staging_files_go_at_open_and_fresh_ones_stay_hidden() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let folder = dir.path().join("progress-exhaust/R1");
+        std::fs::create_dir_all(&folder).expect("folder");
+        let two_hours_ago = SystemTime::now() - Duration::from_secs(7200);
+        let plant = |name: &str, changed: Option<SystemTime>| {
+            let path = folder.join(name);
+            let file = std::fs::File::create(&path).expect("plant");
+            std::io::Write::write_all(&mut &file, b"partial").expect("write");
+            if let Some(t) = changed {
+                file.set_modified(t).expect("mtime");
+            }
+            path
+        };
+        let stale = plant("a_progress_1.zip#1", Some(two_hours_ago));
+        let fresh = plant("b_progress_1.zip#2", None);
+        // An old report is a report, whatever its age.
+        let old_report = plant("c_progress_1.zip", Some(two_hours_ago));
+
+        let storage = Storage::local(dir.path()).expect("store");
+        assert!(!stale.exists(), "a stale staging file is removed");
+        assert!(fresh.exists(), "a fresh one may be another worker's");
+        assert!(old_report.exists());
+        let listed = storage.list(None).await.expect("list");
+        assert_eq!(
+            listed,
+            [StoredObject {
+                key: "progress-exhaust/R1/c_progress_1.zip".into(),
+                size: 7,
+            }]
         );
     }
 

@@ -27,13 +27,28 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The request store on PostgreSQL.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PgRequestStore {
     pool: PgPool,
     opts: PgConnectOptions,
     sql: Arc<Statements>,
     table: String,
     indexes: IndexNames,
+}
+
+// Written by hand: the connect options' own Debug shows the password.
+impl std::fmt::Debug for PgRequestStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgRequestStore")
+            .field("host", &self.opts.get_host())
+            .field("port", &self.opts.get_port())
+            .field("database", &self.opts.get_database())
+            .field("username", &self.opts.get_username())
+            .field("table", &self.table)
+            .field("indexes", &self.indexes)
+            .field("pool", &self.pool)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A request held by this worker: its own connection, holding the advisory

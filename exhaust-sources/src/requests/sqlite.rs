@@ -12,6 +12,13 @@
 //!
 //! The same two indexes as on PostgreSQL ([`IndexNames`]) are created when
 //! absent, on new files and on files written by earlier versions.
+//!
+//! The file holds requests' encryption keys and requesters, so only its
+//! owner may read it: it is created with mode 0600, and an existing file (or
+//! its `-wal`, `-shm` or `-journal` file, left by a crash) loses any group
+//! and other bits when the store opens it. SQLite creates its `-wal` and
+//! `-shm` files with the main file's permission bits. The lock folder is
+//! 0700 and its lock files 0600.
 
 use super::{
     CompletionColumns, DEFAULT_TABLE, IndexNames, PENDING_SQLITE, QueryPlan, Statement, db_error,
@@ -24,6 +31,7 @@ use exhaust_core::store::{
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow};
 use sqlx::{Row, SqlitePool};
 use std::fs::{File, OpenOptions, TryLockError};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,6 +93,7 @@ impl SqliteRequestStore {
                 StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
             })?;
         }
+        private_database_files(path)?;
         let opts = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -106,9 +115,14 @@ impl SqliteRequestStore {
         let mut locks = path.as_os_str().to_owned();
         locks.push(".locks");
         let locks = PathBuf::from(locks);
-        std::fs::create_dir_all(&locks).map_err(|e| {
-            StoreError::Unavailable(format!("cannot create {}: {e}", locks.display()))
-        })?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&locks)
+            .and_then(|()| owner_only(&locks))
+            .map_err(|e| {
+                StoreError::Unavailable(format!("cannot create {}: {e}", locks.display()))
+            })?;
         Ok(Self {
             pool,
             locks,
@@ -188,6 +202,50 @@ impl SqliteRequestStore {
         let name: String = d.iter().map(|b| format!("{b:02x}")).collect();
         self.locks.join(format!("{name}.lock"))
     }
+}
+
+/// Creates the database file at `path` with mode 0600 when it does not
+/// exist, before SQLite opens it (SQLite would create it with 0644 under the
+/// usual umask), and takes the group and other bits off the file and its
+/// `-wal`, `-shm` and `-journal` files when they exist, as an earlier
+/// version or another tool may have left them.
+fn private_database_files(path: &Path) -> StoreResult<()> {
+    let unavailable =
+        |e: std::io::Error| StoreError::Unavailable(format!("cannot open {}: {e}", path.display()));
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            owner_only(path).map_err(unavailable)?
+        }
+        Err(e) => return Err(unavailable(e)),
+    }
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut side = path.as_os_str().to_owned();
+        side.push(suffix);
+        match owner_only(Path::new(&side)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(unavailable(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Removes the group and other permission bits of `path` (a file or a
+/// folder), when it has any; the owner's bits stay as they are.
+fn owner_only(path: &Path) -> std::io::Result<()> {
+    // The mode holds the file type too; chmod takes only the permission
+    // and special bits.
+    let mode = std::fs::metadata(path)?.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o7700))?;
+    }
+    Ok(())
 }
 
 /// Creates the store's indexes when absent, on a new file and on one an
@@ -312,6 +370,7 @@ impl RequestStore for SqliteRequestStore {
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(&path)
             .map_err(|e| {
                 StoreError::Unavailable(format!("cannot open lock {}: {e}", path.display()))
