@@ -44,7 +44,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// The format version: bump it when the layout or any `Codec` changes.
-const MAGIC: &[u8; 8] = b"EXHDIG03";
+pub(crate) const MAGIC: &[u8; 8] = b"EXHDIG03";
 
 /// Bytes after the run index: its run count and the checksum.
 const TRAILER: u64 = 16;
@@ -822,21 +822,82 @@ fn read_digest(path: &Path, table: &TableFile, spec: &str) -> Result<Digest, Str
     let bad = |what: &str| format!("{}: {what}", path.display());
     let file_len = file.metadata().map_err(|e| bad(&e.to_string()))?.len();
     let expected = header(MAGIC, table, spec, None);
+    let index = parse_digest_index(&file, file_len, &expected).map_err(|e| bad(&e))?;
+    Ok(Digest {
+        file,
+        path: path.to_path_buf(),
+        index,
+    })
+}
+
+/// Reads bytes at a position: a file (`pread`), or bytes in memory (the
+/// fuzz targets).
+pub(crate) trait ReadAt {
+    /// Fills `buf` from `offset`; an error when there are fewer bytes.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()>;
+}
+
+impl ReadAt for File {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        FileExt::read_exact_at(self, buf, offset)
+    }
+}
+
+impl ReadAt for [u8] {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let bytes = start
+            .checked_add(buf.len())
+            .and_then(|end| self.get(start..end))
+            .ok_or(std::io::ErrorKind::UnexpectedEof)?;
+        buf.copy_from_slice(bytes);
+        Ok(())
+    }
+}
+
+/// A [`ReadAt`] read in order from `pos` to `end`.
+struct ReaderAt<'a, R: ?Sized> {
+    src: &'a R,
+    pos: u64,
+    end: u64,
+}
+
+impl<R: ReadAt + ?Sized> std::io::Read for ReaderAt<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = usize::try_from(self.end.saturating_sub(self.pos)).unwrap_or(usize::MAX);
+        let n = buf.len().min(left);
+        self.src.read_exact_at(&mut buf[..n], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// Reads a digest file of `file_len` bytes from `src` and checks all but
+/// its records: the header is `expected`, the trailer's run count fits
+/// the file, every run of the run index lies within the records and comes
+/// in order, and the checksum over the header and the index matches; the
+/// run index, then. Every byte may be anything (damage, another program's
+/// file, a file crafted with right checksums): `Err` says what was wrong;
+/// it never panics, and it allocates no more than `file_len`. (A run's
+/// records are checked when it is read: [`Digest::decode_run`].)
+pub(crate) fn parse_digest_index<R: ReadAt + ?Sized>(
+    src: &R,
+    file_len: u64,
+    expected: &[u8],
+) -> Result<KeyIndex, String> {
     let head_len = expected.len() as u64;
     if file_len < head_len + TRAILER {
-        return Err(bad("truncated"));
+        return Err("truncated".into());
     }
     let mut head = vec![0u8; expected.len()];
-    file.read_exact_at(&mut head, 0)
-        .map_err(|_| bad("truncated header"))?;
+    src.read_exact_at(&mut head, 0)
+        .map_err(|_| "truncated header")?;
     if head != expected {
-        return Err(bad(
-            "built from another version of the table, or another digest",
-        ));
+        return Err("built from another version of the table, or another digest".into());
     }
     let mut trailer = [0u8; TRAILER as usize];
-    file.read_exact_at(&mut trailer, file_len - TRAILER)
-        .map_err(|_| bad("truncated"))?;
+    src.read_exact_at(&mut trailer, file_len - TRAILER)
+        .map_err(|_| "truncated")?;
     let mut w8 = [0u8; 8];
     w8.copy_from_slice(&trailer[..8]);
     let count = u64::from_le_bytes(w8);
@@ -846,22 +907,26 @@ fn read_digest(path: &Path, table: &TableFile, spec: &str) -> Result<Digest, Str
         .checked_mul(RUN_BYTES as u64)
         .and_then(|b| (file_len - TRAILER).checked_sub(b))
         .filter(|start| *start >= head_len)
-        .ok_or_else(|| bad("truncated or overlong"))?;
+        .ok_or("truncated or overlong")?;
     let records = head_len..runs_start;
-    let mut r = BufReader::with_capacity(1 << 20, &file);
-    r.seek(std::io::SeekFrom::Start(runs_start))
-        .map_err(|e| bad(&e.to_string()))?;
+    let index_len = file_len - TRAILER - runs_start;
+    let mut r = BufReader::with_capacity(
+        usize::try_from(index_len)
+            .unwrap_or(usize::MAX)
+            .min(1 << 20),
+        ReaderAt {
+            src,
+            pos: runs_start,
+            end: file_len - TRAILER,
+        },
+    );
     let mut sum = Mixer::new(2);
     sum.write(&head);
-    let runs = read_runs(&mut r, count, &mut sum, records).map_err(bad)?;
+    let runs = read_runs(&mut r, count, &mut sum, records)?;
     if sum.finish() != checksum {
-        return Err(bad("checksum mismatch"));
+        return Err("checksum mismatch".into());
     }
-    Ok(Digest {
-        file,
-        path: path.to_path_buf(),
-        index: KeyIndex::from_sorted(runs),
-    })
+    Ok(KeyIndex::from_sorted(runs))
 }
 
 #[cfg(test)]

@@ -254,7 +254,7 @@ pub(crate) const INDEX_DIR: &str = ".exhaust-index";
 
 /// The file format's version: bump it when the layout, the hash or the
 /// key extraction changes, so older files are rebuilt.
-const MAGIC: &[u8; 8] = b"EXHIDX02";
+pub(crate) const MAGIC: &[u8; 8] = b"EXHIDX02";
 
 impl IndexStore {
     pub(crate) fn new(snapshot: &Path, cache_root: Option<&Path>, min_bytes: u64) -> Self {
@@ -451,34 +451,54 @@ fn read_index(path: &Path, table: &TableFile, spec: &str) -> Result<KeyIndex, St
     let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let bad = |what: &str| format!("{}: {what}", path.display());
     let file_len = file.metadata().map_err(|e| bad(&e.to_string()))?.len();
-    let mut r = BufReader::with_capacity(1 << 20, file);
+    let r = BufReader::with_capacity(1 << 20, file);
     let expected = header(MAGIC, table, spec, Some(0));
+    parse_index(r, file_len, &expected, || {
+        table.data_len().map_err(|e| e.to_string())
+    })
+    .map_err(|e| bad(&e))
+}
+
+/// Reads an index file of `file_len` bytes from `r` and checks it whole:
+/// its header is `expected` but for the run count (the last 8 bytes of
+/// `expected`), its length is what the count says, every run lies within
+/// the table's `data_len` bytes (asked only once the header matched: a
+/// gzip table is decompressed then) and comes in order, and the checksum
+/// matches. Every byte of the file may be anything (damage, another
+/// program's file, a file crafted with a right checksum): `Err` says what
+/// was wrong; it never panics, and it allocates no more than `file_len`.
+pub(crate) fn parse_index(
+    mut r: impl Read,
+    file_len: u64,
+    expected: &[u8],
+    data_len: impl FnOnce() -> Result<u64, String>,
+) -> Result<KeyIndex, String> {
     let head_len = expected.len();
+    let fixed = head_len
+        .checked_sub(8)
+        .ok_or("an index header holds its run count")?;
     let mut head = vec![0u8; head_len];
-    r.read_exact(&mut head)
-        .map_err(|_| bad("truncated header"))?;
+    r.read_exact(&mut head).map_err(|_| "truncated header")?;
     // Everything but the run count must match: format, stamp, spec.
-    if head[..head_len - 8] != expected[..head_len - 8] {
-        return Err(bad(
-            "built from another version of the table, or another index",
-        ));
+    if head[..fixed] != expected[..fixed] {
+        return Err("built from another version of the table, or another index".into());
     }
     let mut n = [0u8; 8];
-    n.copy_from_slice(&head[head_len - 8..]);
+    n.copy_from_slice(&head[fixed..]);
     let count = u64::from_le_bytes(n);
     let body = count
         .checked_mul(RUN_BYTES as u64)
         .and_then(|b| b.checked_add(head_len as u64 + 8));
     if body != Some(file_len) {
-        return Err(bad("truncated or overlong"));
+        return Err("truncated or overlong".into());
     }
     let mut sum = Mixer::new(2);
     sum.write(&head);
-    let data_len = table.data_len().map_err(|e| bad(&e.to_string()))?;
-    let runs = read_runs(&mut r, count, &mut sum, 0..data_len).map_err(bad)?;
-    r.read_exact(&mut n).map_err(|_| bad("truncated"))?;
+    let data_len = data_len()?;
+    let runs = read_runs(&mut r, count, &mut sum, 0..data_len)?;
+    r.read_exact(&mut n).map_err(|_| "truncated")?;
     if u64::from_le_bytes(n) != sum.finish() {
-        return Err(bad("checksum mismatch"));
+        return Err("checksum mismatch".into());
     }
     Ok(KeyIndex::from_sorted(runs))
 }

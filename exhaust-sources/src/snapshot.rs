@@ -669,13 +669,27 @@ fn reader_panicked() -> SourceError {
 
 /// Calls `f(line_number, item)` for each of a digest run's records, in
 /// order: its row, or (a line kept as JSON) the line read from the table.
-/// Stops at the first error.
+/// Stops at the first error. `Damaged`, with nothing handed on, when a
+/// line record lies past the table's end: a damaged or crafted digest,
+/// whose record would otherwise make the read allocate up to 4 GiB.
 fn hand_on<'x, C: Codec>(
     t: &TableFile,
     rows: Records<'x, C>,
     lines: &mut Vec<u8>,
     f: &mut impl for<'y> FnMut(&dyn Fn() -> usize, Item<'y, C::Row<'y>>) -> SourceResult<()>,
-) -> SourceResult<()> {
+) -> SourceResult<Result<(), Damaged>> {
+    // The table's length only when a line is to be read from it: a gzip
+    // table read through its digest is then decompressed, as the read
+    // would do anyway.
+    let line_end = |r: &Record<_>| match r {
+        Record::Line { offset, len } => Some(offset.saturating_add(u64::from(*len))),
+        Record::Row { .. } => None,
+    };
+    if let Some(end) = rows.iter().filter_map(line_end).max()
+        && end > t.data_len()?
+    {
+        return Ok(Err(Damaged("a line record lies past the end of the table")));
+    }
     for record in rows {
         match record {
             Record::Line { offset, len } => {
@@ -686,7 +700,7 @@ fn hand_on<'x, C: Codec>(
             Record::Row { offset, row } => f(&|| t.line_number_at(offset), Item::Row(row))?,
         }
     }
-    Ok(())
+    Ok(Ok(()))
 }
 
 /// Reads one run of lines and calls `f(line_number, line)` for each, in
@@ -945,7 +959,7 @@ impl Inner {
             Ok(rows) => rows,
             Err(damaged) => return Ok(Err(damaged)),
         };
-        hand_on::<C>(t, rows, lines, f).map(Ok)
+        hand_on::<C>(t, rows, lines, f)
     }
 
     /// Reads `runs` on up to `threads` threads (`read` fills a run's
@@ -1090,8 +1104,10 @@ impl Inner {
                     Ok(rows) => rows,
                     Err(damaged) => return Ok(Err(damaged)),
                 };
-                if let Err(e) = hand_on::<C>(t, rows, lines, &mut |at, item| f(i, at, item)) {
-                    failed = Some((i, e));
+                match hand_on::<C>(t, rows, lines, &mut |at, item| f(i, at, item)) {
+                    Ok(Ok(())) => {}
+                    Ok(Err(damaged)) => return Ok(Err(damaged)),
+                    Err(e) => failed = Some((i, e)),
                 }
             }
         }
@@ -1582,6 +1598,92 @@ mod tests {
         // Two keys with one hash share a run: it is listed twice.
         let runs = [(10, 40, ()), (10, 40, ()), (60, 5, ())];
         assert_eq!(spans(&runs), vec![(3, 10, 55)]);
+    }
+
+    /// A digest whose runs are crafted (right checksums) to hold a line
+    /// record past the table's end, `u32::MAX` bytes long: the lookups find
+    /// it damaged before reading anything (no 4 GiB buffer), read the
+    /// table's lines instead, and the report is the fresh one.
+    #[test]
+    fn a_line_record_past_the_table_is_damage_not_a_huge_read() {
+        use crate::generate::{GenParams, generate};
+        use exhaust_core::report::{ReportOptions, VecSink, build_report};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let params = GenParams {
+            batches: 1,
+            enrolments_per_batch: 6,
+            users: 8,
+            ..GenParams::default()
+        };
+        let summary = generate(dir.path(), &params).expect("generates");
+        let batch = exhaust_core::BatchId::new(summary.batch_ids[0].clone());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let report = |opts: SnapshotOptions| {
+            let snapshot = Snapshot::open(dir.path(), opts).expect("opens");
+            let mut sink = VecSink::default();
+            runtime
+                .block_on(build_report(
+                    &snapshot,
+                    &batch,
+                    None,
+                    &ReportOptions::default(),
+                    &mut sink,
+                ))
+                .map(|_| sink.rows)
+        };
+        let persisted = || SnapshotOptions {
+            persist_index_min_bytes: Some(0),
+            digest_min_percent: 0,
+            ..SnapshotOptions::default()
+        };
+        let fresh = report(SnapshotOptions {
+            persist_index_min_bytes: None,
+            ..SnapshotOptions::default()
+        })
+        .expect("builds");
+        assert_eq!(report(persisted()).expect("builds"), fresh);
+
+        let digest = std::fs::read_dir(dir.path().join(crate::index::INDEX_DIR))
+            .expect("index folder")
+            .map(|e| e.expect("entry").path())
+            .find(|p| {
+                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                name.starts_with("user_cache.jsonl.") && name.ends_with(".dig")
+            })
+            .expect("the user cache's digest");
+        let mut bytes = std::fs::read(&digest).expect("read");
+        // The run index: 16 bytes a run (hash, length, offset) before the
+        // 16-byte trailer (run count, checksum).
+        let word = |b: &[u8], at: usize, n: usize| {
+            let mut w = [0u8; 8];
+            w[..n].copy_from_slice(&b[at..at + n]);
+            u64::from_le_bytes(w)
+        };
+        let count = word(&bytes, bytes.len() - 16, 8) as usize;
+        let index_at = bytes.len() - 16 - 16 * count;
+        for r in 0..count {
+            let len = word(&bytes, index_at + 16 * r + 4, 4) as usize;
+            let offset = word(&bytes, index_at + 16 * r + 8, 8) as usize;
+            // Line records only: the first at offset 0 (its number padded
+            // with empty continuation bytes to fill the run exactly),
+            // `u32::MAX` bytes long; then empty lines; no text.
+            let fields = len - 8;
+            let pad = (fields - 7) % 3;
+            let mut run = (fields as u32).to_le_bytes().to_vec();
+            run.extend(std::iter::repeat_n(0x80, pad));
+            run.extend([0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0x0f]);
+            run.resize(4 + fields, 0);
+            let mut sum = crate::index::Mixer::new(3);
+            sum.write(&run);
+            run.extend_from_slice(&(sum.finish() as u32).to_le_bytes());
+            bytes[offset..offset + len].copy_from_slice(&run);
+        }
+        std::fs::write(&digest, &bytes).expect("write");
+
+        assert_eq!(report(persisted()).expect("builds from the lines"), fresh);
+        assert!(!digest.exists(), "the crafted digest is removed");
     }
 
     #[test]
