@@ -26,7 +26,7 @@ pub const TABLES: [&str; 8] = [
 pub fn decode_line(table: &str, line: &[u8]) -> Result<(), String> {
     let e = |e: serde_json::Error| e.to_string();
     let key = |field: &str| {
-        crate::jsonscan::top_level_str(line, field)
+        crate::snapshot::keyscan::top_level_str(line, field)
             .map(|_| ())
             .map_err(|e| e.0)
     };
@@ -146,14 +146,16 @@ pub fn index_file(data: &[u8]) -> Result<IndexRead, String> {
     if mode & 1 == 1
         && let Some(n) = file.len().checked_sub(8)
     {
-        let mut sum = crate::index::Mixer::new(2);
+        let mut sum = crate::snapshot::index::Mixer::new(2);
         sum.write(&file[..n]);
         file[n..].copy_from_slice(&sum.finish().to_le_bytes());
     }
-    let expected = own_header(&file, crate::index::MAGIC, 8);
+    let expected = own_header(&file, crate::snapshot::index::MAGIC, 8);
     let data_len = stamped_len(&expected);
     let index =
-        crate::index::parse_index(&file[..], file.len() as u64, &expected, || Ok(data_len))?;
+        crate::snapshot::index::parse_index(&file[..], file.len() as u64, &expected, || {
+            Ok(data_len)
+        })?;
     let found = LOOKUP_KEYS.iter().flat_map(|k| index.runs(k)).collect();
     Ok(IndexRead {
         data_len,
@@ -189,9 +191,9 @@ const MAX_DECODED_RUNS: usize = 64;
 /// decoded, as a file crafted on purpose would have them. `Err` carries
 /// the reader's message; a damaged run is counted; it never panics.
 pub fn digest_file(data: &[u8]) -> Result<DigestRead, String> {
-    use crate::digest::{Digest, MAGIC, Record, parse_digest_index};
-    use crate::index::Mixer;
-    use crate::rows::codec::{Activities, Attempts, Enrolments, Users};
+    use crate::snapshot::digest::tables::{Activities, Attempts, Enrolments, Users};
+    use crate::snapshot::digest::{Digest, MAGIC, Record, parse_digest_index};
+    use crate::snapshot::index::Mixer;
     let (&mode, file) = data.split_first().ok_or("no mode byte")?;
     let mut file = file.to_vec();
     let expected = own_header(&file, MAGIC, 0);

@@ -25,30 +25,21 @@
 #![deny(missing_docs)]
 
 pub mod any;
-pub mod cassandra;
-mod counting;
-mod digest;
 pub mod export;
 #[doc(hidden)]
 pub mod fuzzing;
 #[cfg(feature = "generate")]
 pub mod generate;
-mod index;
-mod jsonscan;
 pub mod live;
-pub mod preferences;
-pub mod redis_cache;
 pub mod requests;
 mod rows;
-pub mod search;
 pub mod settings;
 pub mod snapshot;
-mod table;
 
 pub use any::AnySource;
-pub use cassandra::{CassandraConfig, CassandraSource, ReadConsistency};
 pub use export::{ExportError, ExportOptions, ExportSummary, export_batch};
+pub use live::cassandra::{CassandraConfig, CassandraSource, ReadConsistency};
+pub use live::redis::{RedisConfig, RedisSource};
+pub use live::search::{SearchConfig, SearchSource};
 pub use live::{LiveConfig, LiveSources};
-pub use redis_cache::{RedisConfig, RedisSource};
-pub use search::{SearchConfig, SearchSource};
 pub use snapshot::{IndexStats, Snapshot, SnapshotOptions};

@@ -45,8 +45,8 @@
 //! never logged or printed.
 
 use crate::any::AnySource;
-use crate::counting::{REDACTED, redact_url};
-use crate::preferences::{HttpPreferences, PreferenceConfig};
+use crate::live::preferences::{HttpPreferences, PreferenceConfig};
+use crate::live::retry::{REDACTED, redact_url};
 use crate::requests::AnyRequestStore;
 use crate::{LiveConfig, LiveSources, Snapshot, SnapshotOptions};
 use anyhow::{Context, anyhow};

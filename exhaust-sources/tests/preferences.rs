@@ -4,7 +4,7 @@
 use exhaust_core::OrgId;
 use exhaust_core::security::{PreferenceSource, SecurityLevel};
 use exhaust_core::source::SourceError;
-use exhaust_sources::preferences::{HttpPreferences, PreferenceConfig};
+use exhaust_sources::live::preferences::{HttpPreferences, PreferenceConfig};
 use serde_json::{Value, json};
 use std::time::Duration;
 use wiremock::matchers::{body_json, method, path};

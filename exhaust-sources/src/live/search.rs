@@ -10,7 +10,7 @@
 //! or a body that is not the search response is [`SourceError::BadData`]
 //! (sending it again would not help).
 
-use crate::counting::{Counters, GaveUp, Retry, redact_url, transient_status};
+use crate::live::retry::{Counters, GaveUp, Retry, redact_url, transient_status};
 use crate::rows::ContentRow;
 use exhaust_core::ContentId;
 use exhaust_core::model::CollectionMeta;

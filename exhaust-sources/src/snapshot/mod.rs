@@ -23,12 +23,14 @@
 //! on a network, and a caller inside a multi-threaded runtime that needs the
 //! thread free can run the build on a blocking task.
 
-use crate::digest::{Codec, Damaged, Digest, LineKey, Record, Records};
-use crate::index::{IndexStore, KeyIndex};
-use crate::jsonscan::top_level_str;
-use crate::rows::codec::{Activities, Attempts, Enrolments, Users};
+pub(crate) mod digest;
+pub(crate) mod index;
+pub(crate) mod keyscan;
+pub(crate) mod table;
+
 use crate::rows::{BatchRow, CacheRow, ContentRow, EnrolmentRow, HierarchyRow};
-use crate::table::{SOURCE, TableFile, read_all, text_lines};
+use digest::tables::{Activities, Attempts, Enrolments, Users};
+use digest::{Codec, Damaged, Digest, LineKey, Record, Records};
 use exhaust_core::model::{
     ActivityAggregate, AssessmentAttempt, CollectionMeta, CourseBatch, EnrolmentRecord, UserEntry,
 };
@@ -38,6 +40,8 @@ use exhaust_core::source::{
     SourceError, SourceResult, UserSource,
 };
 use exhaust_core::{BatchId, ContentId, OrgId, UserId};
+use index::{IndexStore, KeyIndex};
+use keyscan::top_level_str;
 use rayon::prelude::*;
 use serde::Deserialize;
 use std::cell::RefCell;
@@ -45,6 +49,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use table::{SOURCE, TableFile, read_all, text_lines};
 
 /// Names and keys that deployments configure.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1645,7 +1650,7 @@ mod tests {
         .expect("builds");
         assert_eq!(report(persisted()).expect("builds"), fresh);
 
-        let digest = std::fs::read_dir(dir.path().join(crate::index::INDEX_DIR))
+        let digest = std::fs::read_dir(dir.path().join(crate::snapshot::index::INDEX_DIR))
             .expect("index folder")
             .map(|e| e.expect("entry").path())
             .find(|p| {
@@ -1675,7 +1680,7 @@ mod tests {
             run.extend(std::iter::repeat_n(0x80, pad));
             run.extend([0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0x0f]);
             run.resize(4 + fields, 0);
-            let mut sum = crate::index::Mixer::new(3);
+            let mut sum = crate::snapshot::index::Mixer::new(3);
             sum.write(&run);
             run.extend_from_slice(&(sum.finish() as u32).to_le_bytes());
             bytes[offset..offset + len].copy_from_slice(&run);

@@ -15,9 +15,6 @@ use std::collections::BTreeMap;
 /// The same tables' rows as the export and the generator write them.
 pub(crate) mod lines;
 
-/// The large tables' rows as a digest keeps them.
-pub(crate) mod codec;
-
 /// Why a row could not be converted.
 pub(crate) type RowError = String;
 
@@ -186,22 +183,22 @@ fn timestamp(
 /// `user_enrolments`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct EnrolmentRow {
-    userid: Option<String>,
-    courseid: Option<String>,
+    pub(crate) userid: Option<String>,
+    pub(crate) courseid: Option<String>,
     pub(crate) batchid: Option<String>,
     #[serde(default, deserialize_with = "lenient_bool")]
-    active: Option<bool>,
-    enrolleddate: Option<String>,
-    enrolled_date: Option<String>,
-    completedon: Option<String>,
+    pub(crate) active: Option<bool>,
+    pub(crate) enrolleddate: Option<String>,
+    pub(crate) enrolled_date: Option<String>,
+    pub(crate) completedon: Option<String>,
     #[serde(default, deserialize_with = "lenient_i32")]
-    status: Option<i32>,
+    pub(crate) status: Option<i32>,
     #[serde(default, deserialize_with = "content_status")]
-    contentstatus: ContentStatus,
+    pub(crate) contentstatus: ContentStatus,
     #[serde(default, deserialize_with = "list_len")]
-    certificates: usize,
+    pub(crate) certificates: usize,
     #[serde(default, deserialize_with = "list_len")]
-    issued_certificates: usize,
+    pub(crate) issued_certificates: usize,
 }
 
 impl EnrolmentRow {
@@ -225,16 +222,16 @@ impl EnrolmentRow {
 /// `course_batch`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct BatchRow {
-    batchid: Option<String>,
-    courseid: Option<String>,
-    name: Option<String>,
+    pub(crate) batchid: Option<String>,
+    pub(crate) courseid: Option<String>,
+    pub(crate) name: Option<String>,
     #[serde(default, deserialize_with = "lenient_i32")]
-    status: Option<i32>,
-    start_date: Option<String>,
-    startdate: Option<String>,
-    end_date: Option<String>,
-    enddate: Option<String>,
-    cert_templates: Option<BTreeMap<String, IgnoredAny>>,
+    pub(crate) status: Option<i32>,
+    pub(crate) start_date: Option<String>,
+    pub(crate) startdate: Option<String>,
+    pub(crate) end_date: Option<String>,
+    pub(crate) enddate: Option<String>,
+    pub(crate) cert_templates: Option<BTreeMap<String, IgnoredAny>>,
 }
 
 impl BatchRow {
@@ -263,18 +260,18 @@ pub(crate) struct AttemptRow<'a> {
     #[serde(borrow)]
     pub(crate) course_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    batch_id: Option<Cow<'a, str>>,
+    pub(crate) batch_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    content_id: Option<Cow<'a, str>>,
+    pub(crate) content_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    attempt_id: Option<Cow<'a, str>>,
+    pub(crate) attempt_id: Option<Cow<'a, str>>,
     #[serde(default, deserialize_with = "lenient_f64")]
-    total_score: Option<f64>,
+    pub(crate) total_score: Option<f64>,
     #[serde(default, deserialize_with = "lenient_f64")]
-    total_max_score: Option<f64>,
-    grand_total: Option<serde_json::Value>,
+    pub(crate) total_max_score: Option<f64>,
+    pub(crate) grand_total: Option<serde_json::Value>,
     #[serde(borrow)]
-    last_attempted_on: Option<Cow<'a, str>>,
+    pub(crate) last_attempted_on: Option<Cow<'a, str>>,
 }
 
 impl AttemptRow<'_> {
@@ -307,13 +304,13 @@ pub(crate) struct ActivityRow<'a> {
     #[serde(borrow)]
     pub(crate) activity_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    user_id: Option<Cow<'a, str>>,
+    pub(crate) user_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub(crate) context_id: Option<Cow<'a, str>>,
     #[serde(default, deserialize_with = "completed_count")]
-    agg: Option<f64>,
+    pub(crate) agg: Option<f64>,
     #[serde(default, deserialize_with = "completed_count")]
-    aggregates: Option<f64>,
+    pub(crate) aggregates: Option<f64>,
 }
 
 /// `completedCount` of a map of text to numbers (null: none); the last one
@@ -363,12 +360,12 @@ impl ActivityRow<'_> {
 /// `content.jsonl`: one search result entry.
 #[derive(Debug, Deserialize)]
 pub(crate) struct ContentRow {
-    identifier: Option<String>,
-    name: Option<String>,
-    channel: Option<String>,
-    status: Option<String>,
+    pub(crate) identifier: Option<String>,
+    pub(crate) name: Option<String>,
+    pub(crate) channel: Option<String>,
+    pub(crate) status: Option<String>,
     #[serde(rename = "userConsent")]
-    user_consent: Option<String>,
+    pub(crate) user_consent: Option<String>,
 }
 
 impl ContentRow {

@@ -3,8 +3,8 @@
 //! any conversion, so the conversions (and their errors) run on a row read
 //! from the digest exactly as on one parsed from its line.
 
-use super::{ActivityRow, AttemptRow, EnrolmentRow, UserCacheRow, UserHash};
-use crate::digest::{Codec, Damaged, Decoder, Encoder};
+use super::{Codec, Damaged, Decoder, Encoder};
+use crate::rows::{ActivityRow, AttemptRow, EnrolmentRow, UserCacheRow, UserHash};
 use exhaust_core::model::{ContentStatus, UserEntry, UserProfile};
 use std::borrow::Cow;
 

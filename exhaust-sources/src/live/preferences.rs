@@ -19,7 +19,7 @@
 //! Nothing here logs response bodies or key material; URLs appear without
 //! their query (a signed download URL carries a token there).
 
-use crate::counting::{Retry, redact_url, transient_status};
+use crate::live::retry::{Retry, redact_url, transient_status};
 use exhaust_core::OrgId;
 use exhaust_core::security::{PreferenceSource, SecurityLevel, level_from_policy};
 use exhaust_core::source::{SourceError, SourceResult};

@@ -5,10 +5,16 @@
 //! data, and reports each store's read counters, so a run summary can show
 //! that a batch read only what it needs.
 
-use crate::cassandra::{CassandraConfig, CassandraSource};
-use crate::redis_cache::{RedisConfig, RedisSource};
-use crate::search::{SearchConfig, SearchSource};
+pub mod cassandra;
+pub mod preferences;
+pub mod redis;
+pub(crate) mod retry;
+pub mod search;
+
+use cassandra::{CassandraConfig, CassandraSource};
 use exhaust_core::source::{ReadCounter, ReadStats, SourceResult};
+use redis::{RedisConfig, RedisSource};
+use search::{SearchConfig, SearchSource};
 use serde::{Deserialize, Serialize};
 
 /// The three stores' configurations; each part defaults to Sunbird's names.
@@ -126,7 +132,7 @@ mod tests {
         );
         assert_eq!(
             cfg.cassandra.consistency,
-            crate::cassandra::ReadConsistency::LocalQuorum
+            crate::live::cassandra::ReadConsistency::LocalQuorum
         );
         assert_eq!(cfg.cassandra.page_size, 5000);
         assert_eq!(cfg.redis.url, "redis://cache:6379");

@@ -23,7 +23,7 @@
 //!   one, never half of one; two processes building at once both write a
 //!   complete index and the last rename wins.
 
-use crate::table::TableFile;
+use crate::snapshot::table::TableFile;
 use exhaust_core::source::SourceError;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};

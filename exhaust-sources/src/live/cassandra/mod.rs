@@ -25,7 +25,7 @@
 //!   into [`CassandraConfig::scan_splits`] ranges, run concurrently) keeping
 //!   the batch's rows, which is what Sunbird's own job reads.
 
-use crate::counting::{Counters, Retry};
+use crate::live::retry::{Counters, Retry};
 use crate::rows::{ActivityRow, AttemptRow, BatchRow, EnrolmentRow, RowError};
 use exhaust_core::model::{ActivityAggregate, AssessmentAttempt, CourseBatch, EnrolmentRecord};
 use exhaust_core::source::{

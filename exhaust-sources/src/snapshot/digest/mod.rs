@@ -32,11 +32,13 @@
 //! file is then removed, so the next run rebuilds it (`snapshot.rs` decides
 //! what the current read does).
 
-use crate::index::{
+pub(crate) mod tables;
+
+use crate::snapshot::index::{
     IndexStore, KeyIndex, MAX_RUN, Mixer, RUN_BYTES, Run, header, key_hash, read_runs, run_bytes,
     temp_file,
 };
-use crate::table::{TableFile, read_into};
+use crate::snapshot::table::{TableFile, read_into};
 use exhaust_core::source::SourceError;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Seek, Write};
@@ -1014,13 +1016,13 @@ mod tests {
             .expect("opens")
             .expect("exists");
         let store = IndexStore::new(dir.path(), None, 0);
-        let digest = Digest::build::<crate::rows::codec::Activities>(
+        let digest = Digest::build::<crate::snapshot::digest::tables::Activities>(
             &store,
             &table,
             "spec",
             in_key_order,
             |line, _| {
-                let key = crate::jsonscan::top_level_str(line, "user_id")
+                let key = crate::snapshot::keyscan::top_level_str(line, "user_id")
                     .expect("key")
                     .expect("present");
                 Ok(Some(LineKey::new(key.as_bytes(), false)))
@@ -1038,7 +1040,7 @@ mod tests {
         let mut out = Vec::new();
         for (offset, len) in runs {
             let records = digest
-                .read_run::<crate::rows::codec::Activities>(offset, len, &mut buf)
+                .read_run::<crate::snapshot::digest::tables::Activities>(offset, len, &mut buf)
                 .expect("reads")
                 .expect("whole");
             for r in records {
