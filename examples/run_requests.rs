@@ -9,12 +9,12 @@
 
 use chrono::Utc;
 use exhaust_core::request::NewRequest;
-use exhaust_core::runner::{Runner, RunnerConfig};
+use exhaust_core::runner::RunnerConfig;
 use exhaust_core::security::FixedLevel;
 use exhaust_core::store::RequestStore;
 use exhaust_sources::requests::SqliteRequestStore;
 use exhaust_sources::{Snapshot, SnapshotOptions};
-use exhaust_writer::{PublishConfig, Publisher, Storage, TokioClock};
+use exhaust_writer::{PublishConfig, Storage, TokioClock, publishing_runner};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -38,15 +38,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let submitted = store.submit(&request).await?;
     println!("queued {}", submitted.request().request_id);
 
-    let runner = Runner::new(
+    // Reports are built in WORK_DIR, then stored as zips in WORK_DIR/files.
+    let runner = publishing_runner(
         Snapshot::open(snapshot, SnapshotOptions::default())?,
         store,
         FixedLevel::default(),
-        // Reports are built in WORK_DIR, then stored as zips in WORK_DIR/files.
-        Publisher::new(
-            Storage::local(work.join("files"))?,
-            PublishConfig::in_folder(work.clone()),
-        ),
+        Storage::local(work.join("files"))?,
+        PublishConfig::in_folder(work.clone()),
         TokioClock::system(),
         RunnerConfig::default(),
     );

@@ -6,7 +6,7 @@
 use crate::args::SnapshotArgs;
 use anyhow::anyhow;
 use exhaust_core::BatchId;
-use exhaust_sources::settings::Settings;
+use exhaust_server::app::Settings;
 use exhaust_sources::{ExportOptions, export_batch};
 
 /// Runs `exhaust snapshot`.

@@ -21,8 +21,8 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use exhaust_sources::AnySource;
-use exhaust_sources::settings::Settings;
+use exhaust_server::app::AnySource;
+use exhaust_server::app::Settings;
 
 /// Validated options of a report run.
 struct Plan {

@@ -7,8 +7,8 @@ use anyhow::{Context, anyhow, bail};
 use chrono::{DateTime, Utc};
 use exhaust_core::request::{JobRequest, NewRequest, RequestStatus};
 use exhaust_core::store::{RequestStore, Submission};
-use exhaust_sources::settings::Settings;
-use exhaust_writer::{Publisher, Shutdown, Storage, TokioClock};
+use exhaust_server::app::Settings;
+use exhaust_writer::Shutdown;
 use std::ops::ControlFlow;
 use std::time::Duration;
 
@@ -75,14 +75,7 @@ pub async fn run(args: RunArgs, stop: Shutdown) -> anyhow::Result<bool> {
     );
     // A stop while opening the stores and the source ends here: nothing is
     // claimed yet.
-    let open = async {
-        let store = settings.open_store().await?;
-        let storage = Storage::from_settings(&settings.storage.url, &settings.storage.options)
-            .map_err(|e| anyhow!(e))
-            .context("opening the storage")?;
-        let output = Publisher::new(storage, settings.publish_config());
-        settings.runner(store, output, TokioClock::system()).await
-    };
+    let open = async { settings.open_runner().await };
     let runner = tokio::select! {
         runner = open => runner?,
         () = stop.triggered() => return Ok(stopped(&stop, 0)),

@@ -9,7 +9,7 @@ use anyhow::anyhow;
 use chrono::{DateTime, TimeZone, Utc};
 use clap::{Args, Subcommand};
 use exhaust_core::auth::TOKEN_RANDOM_BYTES;
-use exhaust_sources::settings::Settings;
+use exhaust_server::app::Settings;
 
 /// `exhaust token`.
 #[derive(Debug, Args)]

@@ -43,6 +43,7 @@ pub mod invariants;
 pub mod layout;
 pub mod memory;
 pub mod model;
+pub mod redact;
 pub mod report;
 pub mod request;
 pub mod runner;

@@ -44,7 +44,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::ops::ControlFlow;
-use std::path::PathBuf;
+
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
@@ -154,45 +154,6 @@ pub struct Packaged {
     pub file_bytes: u64,
     /// The zip's size.
     pub zip_bytes: u64,
-}
-
-/// The configuration of a [`ReportOutput`] that builds on the local disk
-/// (`exhaust_writer::Publisher`): plain data, here so that the settings
-/// (`exhaust_sources::settings::Settings::publish_config`) give it without
-/// depending on the writer, and both frontends compose it with one call.
-/// Its `Debug` never shows `sunbird_encryption_key`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct PublishConfig {
-    /// Where report files and zips are written before they are stored.
-    pub work_dir: PathBuf,
-    /// Sunbird's `sunbird_encryption_key`: its length is the salt prefix
-    /// removed when decoding a request's `encryption_key`.
-    pub sunbird_encryption_key: String,
-}
-
-impl fmt::Debug for PublishConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PublishConfig")
-            .field("work_dir", &self.work_dir)
-            .field(
-                "sunbird_encryption_key",
-                &(!self.sunbird_encryption_key.is_empty()).then_some("<redacted>"),
-            )
-            .finish()
-    }
-}
-
-impl PublishConfig {
-    /// Building in `work_dir`, with no `sunbird_encryption_key` (stored keys
-    /// are decoded without a salt). No default folder here: the system's
-    /// temporary folder is read from the environment, which the core does
-    /// not do (the settings default to it).
-    pub fn in_folder(work_dir: impl Into<PathBuf>) -> Self {
-        Self {
-            work_dir: work_dir.into(),
-            sunbird_encryption_key: String::new(),
-        }
-    }
 }
 
 /// Where a built report goes: a file written through a [`RowSink`],
@@ -429,12 +390,6 @@ impl From<OutputError> for BatchError {
         }
     }
 }
-
-/// The grace period of a stop when none is configured: time for a typical
-/// batch to finish, and short enough that the process is gone before the
-/// kill that follows SIGTERM under Kubernetes (30 s by default) and systemd
-/// (90 s).
-pub const DEFAULT_GRACE: Duration = Duration::from_secs(25);
 
 /// How long a stopped run may still take after the grace deadline to write
 /// the request in hand back to `SUBMITTED` (a store write). Past it the run

@@ -30,7 +30,6 @@ use axum::http::HeaderMap;
 use chrono::Utc;
 use exhaust_core::auth::{Caller, Denied, NOT_AUTHORIZED, SYSTEM_CHANNEL, UserGrant, authorize};
 use exhaust_sources::requests::AnyRequestStore;
-use exhaust_sources::settings::{AuthMode, AuthSettings};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -38,8 +37,108 @@ use std::fmt;
 use std::hash::Hash;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// How `exhaust-server` authorises calls (`[auth] mode`, `$EXHAUST_AUTH`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Trust the headers as they come: allowed only on a loopback address.
+    None,
+    /// API tokens bound to one channel each (`exhaust token create`).
+    Token,
+    /// Sunbird's rules: `consumer_channel_mapping`, or a verified user
+    /// token with an authorised role in the channel's root org.
+    Sunbird,
+}
+
+impl AuthMode {
+    /// The setting's text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Token => "token",
+            Self::Sunbird => "sunbird",
+        }
+    }
+}
+
+impl std::str::FromStr for AuthMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "none" => Ok(Self::None),
+            "token" => Ok(Self::Token),
+            "sunbird" => Ok(Self::Sunbird),
+            _ => Err(format!(
+                "authorisation mode {s:?} is not one of none, token, sunbird"
+            )),
+        }
+    }
+}
+
+/// `[auth]`: who may call the API for which channel.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// `none`, `token` or `sunbird` (`$EXHAUST_AUTH`). Unset: `token` when
+    /// the server has a bearer token (`EXHAUST_BEARER_TOKEN`), else `none`
+    /// (which the server accepts on a loopback address only).
+    pub mode: Option<AuthMode>,
+    /// `[auth.sunbird]`: what the `sunbird` mode reads.
+    pub sunbird: SunbirdAuthSettings,
+}
+
+/// `[auth.sunbird]`: Sunbird's authorisation, as its analytics API does it
+/// (reference 1.5), with the user token verified here.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SunbirdAuthSettings {
+    /// The folder of Keycloak's RS256 public keys, one file per key named
+    /// by its key id (`kid`), PEM or bare base64 as Sunbird's services keep
+    /// them (`accesstoken.publickey.basepath`; `$EXHAUST_AUTH_PUBLIC_KEY_DIR`).
+    pub public_key_dir: Option<PathBuf>,
+    /// The tokens' issuer, `<sso url>/realms/<realm>` (`$EXHAUST_AUTH_ISSUER`).
+    pub issuer: Option<String>,
+    /// Sunbird's user read API, to which the user id is appended
+    /// (`user.profile.url`, e.g.
+    /// `http://learner-service:9000/private/user/v1/read/`;
+    /// `$EXHAUST_AUTH_USER_READ_URL`).
+    pub user_read_url: Option<String>,
+    /// The roles that may ask for exhausts (`ondemand.dataexhaust.roles`).
+    pub roles: Vec<String>,
+    /// Sunbird's consumer table in the request store's database
+    /// (`$EXHAUST_AUTH_CONSUMER_TABLE`; deployments use
+    /// `<env>_consumer_channel_mapping`).
+    pub consumer_table: String,
+    /// Seconds a consumer's mapping and a user's roles are remembered.
+    pub cache_seconds: u64,
+}
+
+impl Default for SunbirdAuthSettings {
+    fn default() -> Self {
+        Self {
+            public_key_dir: None,
+            issuer: None,
+            user_read_url: None,
+            roles: exhaust_core::auth::SUNBIRD_ROLES
+                .iter()
+                .map(|r| r.to_string())
+                .collect(),
+            consumer_table: exhaust_sources::requests::CONSUMER_TABLE.into(),
+            cache_seconds: 60,
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for AuthMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
 
 /// The header of Sunbird's user token.
 pub const USER_TOKEN_HEADER: &str = "x-authenticated-user-token";

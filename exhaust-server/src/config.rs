@@ -3,11 +3,11 @@
 //! server's own flags, each with an environment variable. Secrets come from
 //! environment variables only, named by flags, and are never logged.
 
+use crate::app::Settings;
 use crate::download::{MIN_SECRET_BYTES, Secret};
 use crate::state::{Clock, system_clock};
 use anyhow::{Context, bail};
 use clap::Parser;
-use exhaust_sources::settings::Settings;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -9,11 +9,11 @@
 //! error can reach it). The full error, which often names a host or a path,
 //! goes to the log.
 
+use crate::app::{AnySource, Settings};
 use crate::worker::ServerRunner;
 use exhaust_core::ContentId;
 use exhaust_core::source::{CollectionSource, CustodianOrgSource, OptionalNodeSource};
-use exhaust_sources::settings::Settings;
-use exhaust_sources::{AnySource, LiveSources};
+use exhaust_sources::LiveSources;
 use serde::Serialize;
 use std::future::Future;
 use std::path::PathBuf;

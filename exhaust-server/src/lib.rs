@@ -27,7 +27,7 @@
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
 //! use exhaust_server::{ServerConfig, start};
-//! let settings = exhaust_sources::settings::Settings::load(None)?;
+//! let settings = exhaust_server::app::Settings::load(None)?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! let running = start(ServerConfig::new(settings), listener).await?;
 //! println!("listening on {}", running.url());
@@ -37,6 +37,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod app;
 pub mod auth;
 pub mod config;
 pub mod download;
@@ -295,7 +296,7 @@ pub async fn start_with(
     let auth = Authorizer::new(&settings.auth, config.bearer_token.clone(), addr, &store)
         .await
         .context("authorisation")?;
-    let storage = worker::open_storage(settings)?;
+    let storage = settings.open_storage()?;
     let public_url = config
         .public_url
         .clone()
@@ -310,7 +311,7 @@ pub async fn start_with(
     // opening a second connection to the live stores.
     let runner = if config.worker {
         Some(Arc::new(
-            worker::compose(settings, store.clone(), storage.clone()).await?,
+            settings.runner(store.clone(), storage.clone()).await?,
         ))
     } else {
         None

@@ -3,14 +3,10 @@
 //! with ids and counts. Without `--worker`, `exhaust run --watch` processes
 //! elsewhere do this work against the same store.
 
+use crate::app::AppRunner;
 use crate::metrics::Metrics;
-use anyhow::{Context, anyhow};
 use exhaust_core::runner::RunSummary;
 use exhaust_core::store::StoreError;
-use exhaust_sources::AnySource;
-use exhaust_sources::requests::AnyRequestStore;
-use exhaust_sources::settings::{AnyPreferences, Settings};
-use exhaust_writer::{AppRunner, Publisher, Storage, TokioClock};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -20,26 +16,8 @@ use std::time::Duration;
 /// with its grace period).
 pub use exhaust_writer::Shutdown;
 
-/// The runner the server composes from its settings ([`compose`]).
-pub type ServerRunner = AppRunner<AnySource, AnyRequestStore, AnyPreferences>;
-
-/// Opens the storage of `[storage]`.
-pub fn open_storage(settings: &Settings) -> anyhow::Result<Storage> {
-    Storage::from_settings(&settings.storage.url, &settings.storage.options)
-        .map_err(|e| anyhow!(e))
-        .context("opening the storage")
-}
-
-/// The worker's runner ([`Settings::runner`], as `exhaust run`'s) with
-/// this store and storage, shared with the API.
-pub async fn compose(
-    settings: &Settings,
-    store: AnyRequestStore,
-    storage: Storage,
-) -> anyhow::Result<ServerRunner> {
-    let output = Publisher::new(storage, settings.publish_config());
-    settings.runner(store, output, TokioClock::system()).await
-}
+/// The runner the server composes from its settings.
+pub type ServerRunner = AppRunner;
 
 /// One pass over the pending requests, counted in `metrics` and logged.
 pub async fn step(

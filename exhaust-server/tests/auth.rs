@@ -9,8 +9,8 @@
 mod support;
 
 use exhaust_core::store::{RequestStore, StatusCounts};
+use exhaust_server::auth::AuthMode;
 use exhaust_sources::requests::AnyRequestStore;
-use exhaust_sources::settings::AuthMode;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use support::*;
 use wiremock::matchers::{header, method, path};

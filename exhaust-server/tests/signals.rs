@@ -8,8 +8,7 @@
 #[path = "../../exhaust-cli/tests/support/stop.rs"]
 mod stop;
 
-use exhaust_server::worker;
-use exhaust_sources::settings::Settings;
+use exhaust_server::app::Settings;
 use std::path::PathBuf;
 use std::time::Duration;
 use stop::{Bench, Rng};
@@ -46,11 +45,7 @@ fn server_stops_cleanly(signal: &str, worker: bool) {
     settings.job.work_dir = Some(bench.tmp());
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
-        let store = settings.open_store().await.expect("store");
-        let storage = worker::open_storage(&settings).expect("storage");
-        let runner = worker::compose(&settings, store, storage)
-            .await
-            .expect("runner");
+        let runner = settings.open_runner().await.expect("runner");
         for _ in 0..10 {
             let s = runner.run_once().await.expect("run");
             if s.total == 0 {

@@ -24,7 +24,6 @@
 //! thing in a snapshot and another in Cassandra.
 #![deny(missing_docs)]
 
-pub mod any;
 pub mod export;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -33,10 +32,8 @@ pub mod generate;
 pub mod live;
 pub mod requests;
 mod rows;
-pub mod settings;
 pub mod snapshot;
 
-pub use any::AnySource;
 pub use export::{ExportError, ExportOptions, ExportSummary, export_batch};
 pub use live::cassandra::{CassandraConfig, CassandraSource, ReadConsistency};
 pub use live::redis::{RedisConfig, RedisSource};

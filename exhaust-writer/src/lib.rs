@@ -59,7 +59,9 @@ pub use csv_sink::{CsvSink, CsvStats};
 pub use envelope::{EnvelopeError, Secret};
 pub use error::WriteError;
 pub use key::{decode_encryption_key, encode_encryption_key};
-pub use publish::{AppRunner, FileSink, PublishConfig, Publisher, Staged, TokioClock};
+pub use publish::{
+    AppRunner, FileSink, PublishConfig, Publisher, Staged, TokioClock, publishing_runner,
+};
 pub use report_sink::{ReportSink, ReportStats, check_format, format_available};
 pub use shutdown::{DEFAULT_GRACE, Shutdown, stop_on_signals};
-pub use storage::{Storage, StorageError, StoredFile, StoredObject};
+pub use storage::{Storage, StorageError, StorageSettings, StoredFile, StoredObject};

@@ -11,18 +11,53 @@ use crate::key::decode_encryption_key;
 use crate::report_sink::{ReportSink, check_format};
 use crate::storage::{Storage, StorageError};
 use chrono::{DateTime, Utc};
-use exhaust_core::runner::{Clock, OutputError, Packaged, Protection, ReportOutput, Runner};
+use exhaust_core::runner::{
+    Clock, OutputError, Packaged, Protection, ReportOutput, Runner, RunnerConfig,
+};
 use exhaust_core::typed::OutputFormat;
+use std::fmt;
 use std::fs::File;
 use std::future::Future;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Where a [`Publisher`] builds and how it decodes stored keys: plain
-/// data of the core's (the settings give it), re-exported here beside the
-/// publisher that takes it.
-pub use exhaust_core::runner::PublishConfig;
+/// The configuration of a [`Publisher`]: where it builds on the local disk
+/// and how it decodes stored keys.
+/// Its `Debug` never shows `sunbird_encryption_key`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PublishConfig {
+    /// Where report files and zips are written before they are stored.
+    pub work_dir: PathBuf,
+    /// Sunbird's `sunbird_encryption_key`: its length is the salt prefix
+    /// removed when decoding a request's `encryption_key`.
+    pub sunbird_encryption_key: String,
+}
+
+impl fmt::Debug for PublishConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PublishConfig")
+            .field("work_dir", &self.work_dir)
+            .field(
+                "sunbird_encryption_key",
+                &(!self.sunbird_encryption_key.is_empty()).then_some("<redacted>"),
+            )
+            .finish()
+    }
+}
+
+impl PublishConfig {
+    /// Building in `work_dir`, with no `sunbird_encryption_key` (stored keys
+    /// are decoded without a salt). No default folder here: the system's
+    /// temporary folder is read from the environment, which the core does
+    /// not do (the settings default to it).
+    pub fn in_folder(work_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            work_dir: work_dir.into(),
+            sunbird_encryption_key: String::new(),
+        }
+    }
+}
 
 /// Builds reports in work folders and stores their zips in a [`Storage`].
 #[derive(Debug, Clone)]
@@ -252,3 +287,30 @@ impl Clock for TokioClock {
 /// The runner of `exhaust run` and of the server's worker: the core's
 /// request flow over this crate's output and clock.
 pub type AppRunner<S, R, P> = Runner<S, R, P, Publisher, TokioClock>;
+
+/// A request runner whose output is a [`Publisher`] into `storage`: the one
+/// place a runner's output is composed (the frontends' composition root,
+/// `exhaust_server::app`, and embedders call it).
+pub fn publishing_runner<S, R, P>(
+    sources: S,
+    store: R,
+    prefs: P,
+    storage: Storage,
+    publish: PublishConfig,
+    clock: TokioClock,
+    config: RunnerConfig,
+) -> AppRunner<S, R, P>
+where
+    S: exhaust_core::source::ReportSource,
+    R: exhaust_core::store::RequestStore,
+    P: exhaust_core::security::PreferenceSource + Sync,
+{
+    Runner::new(
+        sources,
+        store,
+        prefs,
+        Publisher::new(storage, publish),
+        clock,
+        config,
+    )
+}

@@ -19,7 +19,11 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-pub use exhaust_core::runner::DEFAULT_GRACE;
+/// The grace period of a stop when none is configured: time for a typical
+/// batch to finish, and short enough that the process is gone before the
+/// kill that follows SIGTERM under Kubernetes (30 s by default) and systemd
+/// (90 s).
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(25);
 
 /// A stop signal with its grace period. Clones share the signal.
 #[derive(Debug, Clone)]

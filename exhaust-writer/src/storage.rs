@@ -62,6 +62,50 @@ pub enum StorageError {
     },
 }
 
+/// `[storage]`: where report files are stored.
+#[derive(Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSettings {
+    /// A folder, or a cloud URL (`$EXHAUST_STORAGE_URL`; default `exhaust-files`).
+    pub url: String,
+    /// Extra `object_store` options for cloud stores (region, endpoint...).
+    pub options: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        Self {
+            url: "exhaust-files".into(),
+            options: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+// Written by hand: options hold credentials (`aws_secret_access_key`,
+// `azure_storage_sas_token`, ...). Every option's value is hidden, not only
+// those whose names look secret: which options are set is what a reader of
+// debug output needs, and no list of secret names can be complete.
+impl std::fmt::Debug for StorageSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let options: std::collections::BTreeMap<&str, &str> = self
+            .options
+            .keys()
+            .map(|k| (k.as_str(), exhaust_core::redact::REDACTED))
+            .collect();
+        f.debug_struct("StorageSettings")
+            .field("url", &exhaust_core::redact::redact_url(&self.url))
+            .field("options", &options)
+            .finish()
+    }
+}
+
+impl StorageSettings {
+    /// Opens the storage these settings name ([`Storage::from_settings`]).
+    pub fn open(&self) -> Result<Storage, StorageError> {
+        Storage::from_settings(&self.url, &self.options)
+    }
+}
+
 /// Where files are stored.
 #[derive(Clone)]
 pub struct Storage {

@@ -6,10 +6,10 @@
 #![allow(dead_code, unused_imports)]
 
 pub use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
+pub use exhaust_server::app::Settings;
 pub use exhaust_server::download::{Downloads, Secret};
 pub use exhaust_server::{Clock, Running, ServerConfig, start, worker};
 pub use exhaust_sources::requests::testing::{TestStore, test_pg_url as pg_url};
-pub use exhaust_sources::settings::Settings;
 pub use reqwest::StatusCode;
 pub use serde_json::{Value, json};
 pub use sqlx::{Connection, PgConnection};
@@ -160,13 +160,11 @@ pub async fn run_worker_once(
     snapshot: &Path,
 ) -> exhaust_core::runner::RunSummary {
     let state = server.state();
-    let runner = worker::compose(
-        &w.settings(snapshot),
-        state.store().clone(),
-        state.storage().clone(),
-    )
-    .await
-    .expect("runner");
+    let runner = w
+        .settings(snapshot)
+        .runner(state.store().clone(), state.storage().clone())
+        .await
+        .expect("runner");
     worker::step(&runner, &AtomicBool::new(false), state.metrics())
         .await
         .expect("run")

@@ -19,8 +19,9 @@
 //! Nothing here logs response bodies or key material; URLs appear without
 //! their query (a signed download URL carries a token there).
 
-use crate::live::retry::{Retry, redact_url, transient_status};
+use crate::live::retry::{Retry, transient_status};
 use exhaust_core::OrgId;
+use exhaust_core::redact::redact_url;
 use exhaust_core::security::{PreferenceSource, SecurityLevel, level_from_policy};
 use exhaust_core::source::{SourceError, SourceResult};
 use reqwest::{Client, StatusCode, Url};

@@ -9,8 +9,9 @@
 //! back-off. Entries are decoded by the snapshot reader's rule (`rows.rs`),
 //! so a wrong-shaped entry is the same [`UserEntry::Malformed`] either way.
 
-use crate::live::retry::{Counters, Retry, redact_url};
+use crate::live::retry::{Counters, Retry};
 use exhaust_core::model::{UserEntry, UserProfile};
+use exhaust_core::redact::redact_url;
 use exhaust_core::source::{OptionalNodeSource, ReadStats, SourceError, SourceResult, UserSource};
 use exhaust_core::{ContentId, UserId};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};

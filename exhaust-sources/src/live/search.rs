@@ -10,10 +10,11 @@
 //! or a body that is not the search response is [`SourceError::BadData`]
 //! (sending it again would not help).
 
-use crate::live::retry::{Counters, GaveUp, Retry, redact_url, transient_status};
+use crate::live::retry::{Counters, GaveUp, Retry, transient_status};
 use crate::rows::ContentRow;
 use exhaust_core::ContentId;
 use exhaust_core::model::CollectionMeta;
+use exhaust_core::redact::redact_url;
 use exhaust_core::source::{CollectionSource, ReadStats, SourceError, SourceResult};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};

@@ -42,6 +42,44 @@ pub(crate) const PENDING_PG: &str =
 pub(crate) const PENDING_SQLITE: &str =
     "((status IN ('SUBMITTED', 'FAILED') AND iteration < 3) OR status = 'PROCESSING')";
 
+/// `[store]`: where `job_request` lives.
+#[derive(Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSettings {
+    /// `postgres://...` for PostgreSQL, else the path of an SQLite file
+    /// (`$EXHAUST_STORE_URL`; default `exhaust.db`).
+    pub url: String,
+    /// The table in PostgreSQL (`$EXHAUST_STORE_TABLE`; Sunbird deploys
+    /// `<env>_job_request`).
+    pub table: String,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            url: "exhaust.db".into(),
+            table: DEFAULT_TABLE.into(),
+        }
+    }
+}
+
+// Written by hand: the URL may hold the database's password.
+impl std::fmt::Debug for StoreSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreSettings")
+            .field("url", &exhaust_core::redact::redact_url(&self.url))
+            .field("table", &self.table)
+            .finish()
+    }
+}
+
+impl StoreSettings {
+    /// Opens the store these settings name ([`AnyRequestStore::open`]).
+    pub async fn open(&self) -> StoreResult<AnyRequestStore> {
+        AnyRequestStore::open(&self.url, &self.table).await
+    }
+}
+
 /// PostgreSQL cuts identifiers at 63 bytes: two index names cut to the
 /// same text would make the second `CREATE INDEX IF NOT EXISTS` a no-op.
 const MAX_IDENTIFIER: usize = 63;

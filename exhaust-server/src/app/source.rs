@@ -2,8 +2,8 @@
 //! default) or Sunbird's live stores. One type for both, so the runner, the
 //! report command and the server are not generic over the choice.
 
-use crate::{LiveSources, Snapshot};
 use exhaust_core::source::{ReadCounter, ReadStats};
+use exhaust_sources::{LiveSources, Snapshot};
 
 /// A snapshot folder or the live stores.
 #[derive(Debug)]

@@ -1,9 +1,10 @@
-//! Configuration of the request flow, shared by the `exhaust` command and
-//! `exhaust-server`, and its composition: what the settings open (the
-//! request store, the report source, the preference source) is opened here,
-//! once, for both frontends; the storage and the runner's output are
-//! `exhaust-writer`'s (`Storage::from_settings`, `Publisher`), handed to
-//! [`Settings::runner`].
+//! The settings of both frontends (the `exhaust` command and
+//! `exhaust-server`) and what they open: the request store, the storage,
+//! the report source, the preference source and the request runner, each
+//! opened here and nowhere else. Each section's type is the crate's that
+//! uses it (`[store]` the request stores', `[storage]` the writer's,
+//! `[auth]` the server's); this file reads them from one TOML file and the
+//! environment and composes what they open.
 //!
 //! The settings come from a TOML file (`--config`, else
 //! `$EXHAUST_CONFIG`, else `exhaust.toml` in the working folder when it
@@ -44,26 +45,23 @@
 //! Secrets (database passwords inside URLs, `sunbird_encryption_key`) are
 //! never logged or printed.
 
-use crate::any::AnySource;
-use crate::live::preferences::{HttpPreferences, PreferenceConfig};
-use crate::live::retry::{REDACTED, redact_url};
-use crate::requests::AnyRequestStore;
-use crate::{LiveConfig, LiveSources, Snapshot, SnapshotOptions};
+use super::{AnyPreferences, AnySource, AppRunner};
+use crate::auth::AuthSettings;
 use anyhow::{Context, anyhow};
-use exhaust_core::OrgId;
 use exhaust_core::layout::{Layout, parse_column_keys};
+use exhaust_core::redact::REDACTED;
 use exhaust_core::report::ReportOptions;
-use exhaust_core::runner::{
-    Clock, DEFAULT_GRACE, PublishConfig, ReportOutput, Runner, RunnerConfig,
-};
-use exhaust_core::security::{FixedLevel, PreferenceSource, SecurityLevel};
-use exhaust_core::source::SourceResult;
+use exhaust_core::runner::RunnerConfig;
+use exhaust_core::security::{FixedLevel, SecurityLevel};
 use exhaust_core::store::Selection;
 use exhaust_core::time::ReportTz;
 use exhaust_core::typed::OutputFormat;
 use exhaust_core::values::AttemptChoice;
+use exhaust_sources::live::preferences::{HttpPreferences, PreferenceConfig};
+use exhaust_sources::requests::{AnyRequestStore, StoreSettings};
+use exhaust_sources::{LiveConfig, LiveSources, Snapshot, SnapshotOptions};
+use exhaust_writer::{DEFAULT_GRACE, PublishConfig, Storage, StorageSettings, TokioClock};
 use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -85,37 +83,6 @@ pub struct Settings {
     pub auth: AuthSettings,
 }
 
-/// `[store]`.
-#[derive(Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct StoreSettings {
-    /// `postgres://...` for PostgreSQL, else the path of an SQLite file
-    /// (`$EXHAUST_STORE_URL`; default `exhaust.db`).
-    pub url: String,
-    /// The table in PostgreSQL (`$EXHAUST_STORE_TABLE`; Sunbird deploys
-    /// `<env>_job_request`).
-    pub table: String,
-}
-
-impl Default for StoreSettings {
-    fn default() -> Self {
-        Self {
-            url: "exhaust.db".into(),
-            table: crate::requests::DEFAULT_TABLE.into(),
-        }
-    }
-}
-
-// Written by hand: the URL may hold the database's password.
-impl std::fmt::Debug for StoreSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoreSettings")
-            .field("url", &redact_url(&self.url))
-            .field("table", &self.table)
-            .finish()
-    }
-}
-
 /// `[source]`: a snapshot folder, or Sunbird's live stores when
 /// `[source.live]` is present (`$EXHAUST_SNAPSHOT` forces a snapshot).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -131,43 +98,6 @@ pub struct SourceSettings {
     /// Cassandra, Redis and the search API (`[source.live.cassandra]`,
     /// `[source.live.redis]`, `[source.live.search]`).
     pub live: Option<LiveConfig>,
-}
-
-/// `[storage]`.
-#[derive(Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct StorageSettings {
-    /// A folder, or a cloud URL (`$EXHAUST_STORAGE_URL`; default `exhaust-files`).
-    pub url: String,
-    /// Extra `object_store` options for cloud stores (region, endpoint...).
-    pub options: BTreeMap<String, String>,
-}
-
-impl Default for StorageSettings {
-    fn default() -> Self {
-        Self {
-            url: "exhaust-files".into(),
-            options: BTreeMap::new(),
-        }
-    }
-}
-
-// Written by hand: options hold credentials (`aws_secret_access_key`,
-// `azure_storage_sas_token`, ...). Every option's value is hidden, not only
-// those whose names look secret: which options are set is what a reader of
-// debug output needs, and no list of secret names can be complete.
-impl std::fmt::Debug for StorageSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let options: BTreeMap<&str, &str> = self
-            .options
-            .keys()
-            .map(|k| (k.as_str(), REDACTED))
-            .collect();
-        f.debug_struct("StorageSettings")
-            .field("url", &redact_url(&self.url))
-            .field("options", &options)
-            .finish()
-    }
 }
 
 /// `[security]`.
@@ -294,126 +224,6 @@ impl Default for JobSettings {
     }
 }
 
-/// How `exhaust-server` authorises calls (`[auth] mode`, `$EXHAUST_AUTH`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthMode {
-    /// Trust the headers as they come: allowed only on a loopback address.
-    None,
-    /// API tokens bound to one channel each (`exhaust token create`).
-    Token,
-    /// Sunbird's rules: `consumer_channel_mapping`, or a verified user
-    /// token with an authorised role in the channel's root org.
-    Sunbird,
-}
-
-impl AuthMode {
-    /// The setting's text.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::Token => "token",
-            Self::Sunbird => "sunbird",
-        }
-    }
-}
-
-impl std::str::FromStr for AuthMode {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "none" => Ok(Self::None),
-            "token" => Ok(Self::Token),
-            "sunbird" => Ok(Self::Sunbird),
-            _ => Err(format!(
-                "authorisation mode {s:?} is not one of none, token, sunbird"
-            )),
-        }
-    }
-}
-
-/// `[auth]`: who may call the API for which channel.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AuthSettings {
-    /// `none`, `token` or `sunbird` (`$EXHAUST_AUTH`). Unset: `token` when
-    /// the server has a bearer token (`EXHAUST_BEARER_TOKEN`), else `none`
-    /// (which the server accepts on a loopback address only).
-    #[serde(deserialize_with = "parsed_option")]
-    pub mode: Option<AuthMode>,
-    /// `[auth.sunbird]`: what the `sunbird` mode reads.
-    pub sunbird: SunbirdAuthSettings,
-}
-
-/// `[auth.sunbird]`: Sunbird's authorisation, as its analytics API does it
-/// (reference 1.5), with the user token verified here.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SunbirdAuthSettings {
-    /// The folder of Keycloak's RS256 public keys, one file per key named
-    /// by its key id (`kid`), PEM or bare base64 as Sunbird's services keep
-    /// them (`accesstoken.publickey.basepath`; `$EXHAUST_AUTH_PUBLIC_KEY_DIR`).
-    pub public_key_dir: Option<PathBuf>,
-    /// The tokens' issuer, `<sso url>/realms/<realm>` (`$EXHAUST_AUTH_ISSUER`).
-    pub issuer: Option<String>,
-    /// Sunbird's user read API, to which the user id is appended
-    /// (`user.profile.url`, e.g.
-    /// `http://learner-service:9000/private/user/v1/read/`;
-    /// `$EXHAUST_AUTH_USER_READ_URL`).
-    pub user_read_url: Option<String>,
-    /// The roles that may ask for exhausts (`ondemand.dataexhaust.roles`).
-    pub roles: Vec<String>,
-    /// Sunbird's consumer table in the request store's database
-    /// (`$EXHAUST_AUTH_CONSUMER_TABLE`; deployments use
-    /// `<env>_consumer_channel_mapping`).
-    pub consumer_table: String,
-    /// Seconds a consumer's mapping and a user's roles are remembered.
-    pub cache_seconds: u64,
-}
-
-impl Default for SunbirdAuthSettings {
-    fn default() -> Self {
-        Self {
-            public_key_dir: None,
-            issuer: None,
-            user_read_url: None,
-            roles: exhaust_core::auth::SUNBIRD_ROLES
-                .iter()
-                .map(|r| r.to_string())
-                .collect(),
-            consumer_table: crate::requests::CONSUMER_TABLE.into(),
-            cache_seconds: 60,
-        }
-    }
-}
-
-/// Where security levels come from: configuration or the services.
-#[derive(Debug)]
-// One per process: the size difference does not matter.
-#[allow(clippy::large_enum_variant)]
-pub enum AnyPreferences {
-    /// One level for every org.
-    Fixed(FixedLevel),
-    /// The tenant preference and org search services.
-    Http(HttpPreferences),
-}
-
-impl PreferenceSource for AnyPreferences {
-    async fn security_level(&self, org: &OrgId, job_id: &str) -> SourceResult<SecurityLevel> {
-        match self {
-            Self::Fixed(f) => f.security_level(org, job_id).await,
-            Self::Http(h) => h.security_level(org, job_id).await,
-        }
-    }
-
-    async fn public_key(&self, org: &OrgId) -> SourceResult<Option<String>> {
-        match self {
-            Self::Fixed(f) => f.public_key(org).await,
-            Self::Http(h) => h.public_key(org).await,
-        }
-    }
-}
-
 /// The bundled sample snapshot, found from the source tree so that `cargo
 /// run` works from anywhere inside the repository.
 pub fn default_snapshot() -> PathBuf {
@@ -511,10 +321,19 @@ impl Settings {
 
     /// Opens the request store (creating the table or file when absent).
     pub async fn open_store(&self) -> anyhow::Result<AnyRequestStore> {
-        AnyRequestStore::open(&self.store.url, &self.store.table)
+        self.store
+            .open()
             .await
             .map_err(|e| anyhow!(e))
             .context("opening the request store")
+    }
+
+    /// Opens the storage of `[storage]`.
+    pub fn open_storage(&self) -> anyhow::Result<Storage> {
+        self.storage
+            .open()
+            .map_err(|e| anyhow!(e))
+            .context("opening the storage")
     }
 
     /// The snapshot folder the reports read.
@@ -539,24 +358,36 @@ impl Settings {
     }
 
     /// The request runner over the configured source, preferences and job
-    /// settings, with this store, output and clock: what `exhaust run` and
-    /// `exhaust-server --worker` run (the server shares the store and the
-    /// output's storage with its API). Refuses a `[job] format` the output
-    /// cannot write.
-    pub async fn runner<O: ReportOutput, C: Clock>(
+    /// settings, with this store and storage (the server shares both with
+    /// its API): what `exhaust run` and `exhaust-server --worker` run.
+    /// Refuses a `[job] format` this build cannot write.
+    pub async fn runner(
         &self,
         store: AnyRequestStore,
-        output: O,
-        clock: C,
-    ) -> anyhow::Result<Runner<AnySource, AnyRequestStore, AnyPreferences, O, C>> {
+        storage: Storage,
+    ) -> anyhow::Result<AppRunner> {
         let prefs = self.preferences()?;
         let config = self.runner_config()?;
-        output
-            .check_format(config.format)
-            .map_err(|e| anyhow!("[job] format: {e}"))?;
+        exhaust_writer::check_format(config.format).map_err(|e| anyhow!("[job] format: {e}"))?;
         let source = self.open_source().await?;
         tracing::info!(store = store.kind(), source = source.kind(), "runner ready");
-        Ok(Runner::new(source, store, prefs, output, clock, config))
+        Ok(exhaust_writer::publishing_runner(
+            source,
+            store,
+            prefs,
+            storage,
+            self.publish_config(),
+            TokioClock::system(),
+            config,
+        ))
+    }
+
+    /// [`Settings::runner`] over a store and a storage of its own: what
+    /// `exhaust run` runs.
+    pub async fn open_runner(&self) -> anyhow::Result<AppRunner> {
+        let store = self.open_store().await?;
+        let storage = self.open_storage()?;
+        self.runner(store, storage).await
     }
 
     /// Opens the snapshot.
@@ -639,24 +470,13 @@ impl Settings {
     }
 
     /// The output's configuration (`[job] work_dir`, `[security]
-    /// sunbird_encryption_key`): what a frontend gives
-    /// `exhaust_writer::Publisher` beside the storage.
+    /// sunbird_encryption_key`).
     pub fn publish_config(&self) -> PublishConfig {
         PublishConfig {
             work_dir: self.work_dir(),
             sunbird_encryption_key: self.security.sunbird_encryption_key.clone(),
         }
     }
-}
-
-/// An optional setting written as text, parsed as [`parsed`] does.
-fn parsed_option<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: std::str::FromStr,
-    T::Err: std::fmt::Display,
-{
-    parsed(d).map(Some)
 }
 
 /// A setting written as text, parsed at load by its type's own `FromStr`,
@@ -835,7 +655,7 @@ mod tests {
         // What the settings open shows none either.
         debug_without_secrets("preferences", &s.preferences().expect("preferences"));
         let live = s.source.live.as_ref().expect("live");
-        let search = crate::SearchSource::new(&live.search).expect("search");
+        let search = exhaust_sources::SearchSource::new(&live.search).expect("search");
         debug_without_secrets("SearchSource", &search);
         let bad = PreferenceConfig {
             preference_url: "ftp://u:pw-SECRET-16@learner/read?sig=pw-SECRET-17".into(),
