@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the seed corpora under fuzz/corpus/ from the repository's fixtures.
 Run from the repository root: python3 fuzz/make_seeds.py"""
-import hashlib, io, json, os, zipfile
+import hashlib, hmac, io, json, os, zipfile
 from pathlib import Path
 
 from cryptography.hazmat.primitives import padding, serialization
@@ -93,6 +93,25 @@ put("decrypt_zip", z([("b1_20240115.csv", "Batch ID,User ID\nb1,u1\n")], zipfile
 put("decrypt_zip", z([("b1_20240115.csv", "Batch ID,User ID\n" * 20)], zipfile.ZIP_DEFLATED))
 put("decrypt_zip", z([], zipfile.ZIP_STORED))
 put("decrypt_zip", z([("dir/", ""), ("a.csv", "x"), ("b.csv", "y")], zipfile.ZIP_DEFLATED))
+
+# download_token: tokens signed with the target's secret (a key, a dot, an
+# expiry in epoch seconds, a dot, the HMAC-SHA256 of "key\nexpiry", base64url
+# without padding): valid until 2030, expired, tampered; and stored
+# download_urls entries as object_key cuts them.
+def b64(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+def token(key, expires, secret=b"exhaust-fuzz-download-secret"):
+    sig = hmac.new(secret, f"{key}\n{expires}".encode(), hashlib.sha256).digest()
+    return f"{b64(key.encode())}.{expires}.{b64(sig)}"
+
+for key in ["progress-exhaust/0F3E5294071408051B40AD6802EA18ED/batch-001_progress_20240115.zip",
+            "progress-exhaust/b_progress_1.zip", "a"]:
+    put("download_token", token(key, 1893456000))
+put("download_token", token("progress-exhaust/R/b.zip", 1700000000))
+put("download_token", token("progress-exhaust/R/b.zip", 1893456000, b"another-secret-entirely"))
+put("download_token", "https://acct.blob.core.windows.net/reports/progress-exhaust/R/b.zip")
+put("download_token", "wasb://reports@acct.blob.core.windows.net/progress-exhaust/R/b x\"y\".zip")
 
 # Dictionaries (fuzz/dicts/<target>.dict, given to libFuzzer by fuzz/run):
 # every JSON key and short string value of the seeds, quoted as they appear,
