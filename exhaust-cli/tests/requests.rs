@@ -5,7 +5,7 @@
 mod common;
 
 use common::exhaust;
-use exhaust_sources::requests::testing::{fresh_schema, test_pg_url};
+use exhaust_sources::testing::{fresh_schema, test_pg_url};
 use std::path::Path;
 
 const SAMPLE_BATCH: &str = "0135742803756164562";

@@ -6,7 +6,7 @@ mod common;
 
 use common::exhaust;
 use exhaust_core::auth::{token_hash, token_id};
-use exhaust_sources::requests::testing::{fresh_schema, test_pg_url};
+use exhaust_sources::testing::{fresh_schema, test_pg_url};
 
 fn stdout(a: &assert_cmd::assert::Assert) -> String {
     String::from_utf8_lossy(&a.get_output().stdout).into_owned()

@@ -25,18 +25,29 @@
 #![deny(missing_docs)]
 
 pub mod export;
+#[cfg(feature = "snapshot")]
 #[doc(hidden)]
 pub mod fuzzing;
 #[cfg(feature = "generate")]
 pub mod generate;
+#[cfg(any(feature = "cassandra", feature = "redis", feature = "search"))]
 pub mod live;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub mod requests;
 mod rows;
+#[cfg(feature = "snapshot")]
 pub mod snapshot;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use export::{ExportError, ExportOptions, ExportSummary, export_batch};
+#[cfg(feature = "cassandra")]
 pub use live::cassandra::{CassandraConfig, CassandraSource, ReadConsistency};
+#[cfg(feature = "redis")]
 pub use live::redis::{RedisConfig, RedisSource};
+#[cfg(feature = "search")]
 pub use live::search::{SearchConfig, SearchSource};
+#[cfg(feature = "live")]
 pub use live::{LiveConfig, LiveSources};
+#[cfg(feature = "snapshot")]
 pub use snapshot::{IndexStats, Snapshot, SnapshotOptions};

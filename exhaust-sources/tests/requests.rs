@@ -2,7 +2,7 @@
 //! folders and the PostgreSQL server on 127.0.0.1:5432 (or
 //! `EXHAUST_TEST_PG_URL`), each test in a schema of its own so tests run in
 //! parallel. Every behaviour is checked on both stores by the same code: the
-//! suite of `exhaust_sources::requests::testing::suite`, plus what only one
+//! suite of `exhaust_sources::testing::suite`, plus what only one
 //! store has (an older SQLite file, Sunbird's PostgreSQL table).
 
 use chrono::{TimeZone, Utc};
@@ -11,8 +11,8 @@ use exhaust_core::store::{RequestStore, Selection, Submission};
 use exhaust_sources::requests::{AnyRequestStore, PgRequestStore, SqliteRequestStore};
 use sqlx::{Connection, PgConnection};
 
-use exhaust_sources::requests::testing::suite::{self, assert_indexes_serve, failed, request};
-use exhaust_sources::requests::testing::{TestStore, fresh_schema, test_pg_url as pg_url};
+use exhaust_sources::testing::suite::{self, assert_indexes_serve, failed, request};
+use exhaust_sources::testing::{TestStore, fresh_schema, test_pg_url as pg_url};
 
 /// Runs one scenario of the store suite on a fresh SQLite file and on a
 /// fresh PostgreSQL schema.

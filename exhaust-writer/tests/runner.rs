@@ -11,7 +11,7 @@ use exhaust_core::source::{ReadCounter, SourceError};
 use exhaust_core::store::{RequestStore, Submission};
 use exhaust_core::time::{ReportTz, file_date_stamp};
 use exhaust_sources::requests::AnyRequestStore;
-use exhaust_sources::requests::testing::{TestStore, suite};
+use exhaust_sources::testing::{TestStore, suite};
 use exhaust_sources::{Snapshot, SnapshotOptions};
 use exhaust_writer::{PublishConfig, Publisher, Storage, TokioClock};
 use std::io::Read;

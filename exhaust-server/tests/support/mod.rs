@@ -9,7 +9,7 @@ pub use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
 pub use exhaust_server::app::Settings;
 pub use exhaust_server::download::{Downloads, Secret};
 pub use exhaust_server::{Clock, Running, ServerConfig, start, worker};
-pub use exhaust_sources::requests::testing::{TestStore, test_pg_url as pg_url};
+pub use exhaust_sources::testing::{TestStore, test_pg_url as pg_url};
 pub use reqwest::StatusCode;
 pub use serde_json::{Value, json};
 pub use sqlx::{Connection, PgConnection};

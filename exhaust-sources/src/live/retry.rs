@@ -1,6 +1,10 @@
 //! What the live adapters share: read counters, the one retry loop with its
 //! back-off, and which HTTP answers are transient.
 
+// Each live adapter uses its part of these: a build with only some of them
+// leaves the rest unused.
+#![cfg_attr(not(feature = "live"), allow(dead_code))]
+
 use exhaust_core::source::ReadStats;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -112,6 +116,7 @@ impl Retry {
 
 /// Whether an HTTP answer is worth asking again: the service is failing,
 /// timed out or asks callers to slow down (5xx, 408, 429).
+#[cfg(feature = "search")]
 pub(crate) fn transient_status(status: reqwest::StatusCode) -> bool {
     status.is_server_error()
         || status == reqwest::StatusCode::REQUEST_TIMEOUT

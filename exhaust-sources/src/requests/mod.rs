@@ -11,12 +11,15 @@
 //!   worker dies.
 //! - [`AnyRequestStore`]: either, chosen by URL at run time.
 
+#[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "sqlite")]
 mod sqlite;
-pub mod testing;
 mod tokens;
 
+#[cfg(feature = "postgres")]
 pub use postgres::{PgClaim, PgRequestStore};
+#[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteClaim, SqliteRequestStore};
 pub use tokens::{CONSUMER_TABLE, TOKEN_TABLE};
 
@@ -33,12 +36,14 @@ pub const DEFAULT_TABLE: &str = "job_request";
 /// The rows the worker's poll may take (SPEC section 6) on PostgreSQL,
 /// where Sunbird's `iteration` may be null. The same text is the predicate
 /// of the poll's partial index, so the planner matches the two.
+#[cfg(feature = "postgres")]
 pub(crate) const PENDING_PG: &str =
     "((status IN ('SUBMITTED', 'FAILED') AND COALESCE(iteration, 0) < 3) OR status = 'PROCESSING')";
 
 /// [`PENDING_PG`] on SQLite, whose `iteration` is never null. SQLite uses a
 /// partial index only when the query holds the index's predicate as one of
 /// its terms, so the poll's query is built from this text too.
+#[cfg(feature = "sqlite")]
 pub(crate) const PENDING_SQLITE: &str =
     "((status IN ('SUBMITTED', 'FAILED') AND iteration < 3) OR status = 'PROCESSING')";
 
@@ -77,6 +82,31 @@ impl StoreSettings {
     /// Opens the store these settings name ([`AnyRequestStore::open`]).
     pub async fn open(&self) -> StoreResult<AnyRequestStore> {
         AnyRequestStore::open(&self.url, &self.table).await
+    }
+}
+
+/// Checks a table name (optionally `schema.table`) and quotes it; names are
+/// configuration, but they go into SQL text, so only plain identifiers pass.
+pub(crate) fn quoted_table(name: &str) -> StoreResult<(Option<String>, String, String)> {
+    let parts: Vec<&str> = name.split('.').collect();
+    let plain = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 63
+            && p.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    match parts.as_slice() {
+        [t] if plain(t) => Ok((None, t.to_string(), format!("\"{t}\""))),
+        [s, t] if plain(s) && plain(t) => Ok((
+            Some(s.to_string()),
+            t.to_string(),
+            format!("\"{s}\".\"{t}\""),
+        )),
+        _ => Err(StoreError::Refused(format!(
+            "table name {name:?} is not a plain identifier (letters, digits, _; optionally schema.table)"
+        ))),
     }
 }
 
@@ -175,8 +205,10 @@ pub struct QueryPlan {
 #[allow(clippy::large_enum_variant)]
 pub enum AnyRequestStore {
     /// PostgreSQL.
+    #[cfg(feature = "postgres")]
     Postgres(PgRequestStore),
     /// SQLite.
+    #[cfg(feature = "sqlite")]
     Sqlite(SqliteRequestStore),
 }
 
@@ -184,8 +216,10 @@ pub enum AnyRequestStore {
 #[derive(Debug)]
 pub enum AnyClaim {
     /// On PostgreSQL.
+    #[cfg(feature = "postgres")]
     Postgres(PgClaim),
     /// On SQLite.
+    #[cfg(feature = "sqlite")]
     Sqlite(SqliteClaim),
 }
 
@@ -194,17 +228,29 @@ impl AnyRequestStore {
     /// SQLite file always uses `job_request`).
     pub async fn open(url: &str, table: &str) -> StoreResult<Self> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Self::Postgres(PgRequestStore::connect(url, table).await?))
-        } else {
-            let path = url.strip_prefix("sqlite://").unwrap_or(url);
-            Ok(Self::Sqlite(SqliteRequestStore::open(path).await?))
+            #[cfg(feature = "postgres")]
+            return Ok(Self::Postgres(PgRequestStore::connect(url, table).await?));
+            #[cfg(not(feature = "postgres"))]
+            return Err(StoreError::Refused(
+                "a PostgreSQL store needs a build with the cargo feature postgres".into(),
+            ));
         }
+        let _ = table;
+        let path = url.strip_prefix("sqlite://").unwrap_or(url);
+        #[cfg(feature = "sqlite")]
+        return Ok(Self::Sqlite(SqliteRequestStore::open(path).await?));
+        #[cfg(not(feature = "sqlite"))]
+        return Err(StoreError::Refused(format!(
+            "{path:?} names an SQLite file, which needs a build with the cargo feature sqlite"
+        )));
     }
 
     /// Which kind of store, for logs.
     pub fn kind(&self) -> &'static str {
         match self {
+            #[cfg(feature = "postgres")]
             Self::Postgres(_) => "postgres",
+            #[cfg(feature = "sqlite")]
             Self::Sqlite(_) => "sqlite",
         }
     }
@@ -212,7 +258,9 @@ impl AnyRequestStore {
     /// The names of the indexes the store keeps on its table.
     pub fn indexes(&self) -> &IndexNames {
         match self {
+            #[cfg(feature = "postgres")]
             Self::Postgres(s) => s.indexes(),
+            #[cfg(feature = "sqlite")]
             Self::Sqlite(s) => s.indexes(),
         }
     }
@@ -221,7 +269,9 @@ impl AnyRequestStore {
     /// ([`PgRequestStore::explain`], [`SqliteRequestStore::explain`]).
     pub async fn explain(&self, statement: &Statement<'_>) -> StoreResult<QueryPlan> {
         match self {
+            #[cfg(feature = "postgres")]
             Self::Postgres(s) => s.explain(statement).await,
+            #[cfg(feature = "sqlite")]
             Self::Sqlite(s) => s.explain(statement).await,
         }
     }
@@ -241,14 +291,18 @@ impl RequestStore for AnyRequestStore {
         limit: usize,
     ) -> StoreResult<Vec<JobRequest>> {
         match self {
+            #[cfg(feature = "postgres")]
             Self::Postgres(s) => s.candidates(selection, after, limit).await,
+            #[cfg(feature = "sqlite")]
             Self::Sqlite(s) => s.candidates(selection, after, limit).await,
         }
     }
 
     async fn count_by_status(&self) -> StoreResult<StatusCounts> {
         match self {
+            #[cfg(feature = "postgres")]
             Self::Postgres(s) => s.count_by_status().await,
+            #[cfg(feature = "sqlite")]
             Self::Sqlite(s) => s.count_by_status().await,
         }
     }
@@ -260,10 +314,12 @@ impl RequestStore for AnyRequestStore {
         selection: &Selection,
     ) -> StoreResult<Option<(AnyClaim, JobRequest)>> {
         Ok(match self {
+            #[cfg(feature = "postgres")]
             Self::Postgres(s) => s
                 .claim(tag, request_id, selection)
                 .await?
                 .map(|(c, r)| (AnyClaim::Postgres(c), r)),
+            #[cfg(feature = "sqlite")]
             Self::Sqlite(s) => s
                 .claim(tag, request_id, selection)
                 .await?
@@ -273,8 +329,11 @@ impl RequestStore for AnyRequestStore {
 
     async fn mark_processing(&self, claim: &mut AnyClaim) -> StoreResult<()> {
         match (self, claim) {
+            #[cfg(feature = "postgres")]
             (Self::Postgres(s), AnyClaim::Postgres(c)) => s.mark_processing(c).await,
+            #[cfg(feature = "sqlite")]
             (Self::Sqlite(s), AnyClaim::Sqlite(c)) => s.mark_processing(c).await,
+            #[allow(unreachable_patterns)]
             _ => Err(wrong_claim()),
         }
     }
@@ -285,52 +344,69 @@ impl RequestStore for AnyRequestStore {
         processed: &[ProcessedBatch],
     ) -> StoreResult<()> {
         match (self, claim) {
+            #[cfg(feature = "postgres")]
             (Self::Postgres(s), AnyClaim::Postgres(c)) => s.record_processed(c, processed).await,
+            #[cfg(feature = "sqlite")]
             (Self::Sqlite(s), AnyClaim::Sqlite(c)) => s.record_processed(c, processed).await,
+            #[allow(unreachable_patterns)]
             _ => Err(wrong_claim()),
         }
     }
 
     async fn finish(&self, claim: AnyClaim, completion: &Completion) -> StoreResult<()> {
         match (self, claim) {
+            #[cfg(feature = "postgres")]
             (Self::Postgres(s), AnyClaim::Postgres(c)) => s.finish(c, completion).await,
+            #[cfg(feature = "sqlite")]
             (Self::Sqlite(s), AnyClaim::Sqlite(c)) => s.finish(c, completion).await,
+            #[allow(unreachable_patterns)]
             _ => Err(wrong_claim()),
         }
     }
 
     async fn release(&self, claim: AnyClaim) -> StoreResult<()> {
         match (self, claim) {
+            #[cfg(feature = "postgres")]
             (Self::Postgres(s), AnyClaim::Postgres(c)) => s.release(c).await,
+            #[cfg(feature = "sqlite")]
             (Self::Sqlite(s), AnyClaim::Sqlite(c)) => s.release(c).await,
+            #[allow(unreachable_patterns)]
             _ => Err(wrong_claim()),
         }
     }
 
     async fn submit(&self, request: &JobRequest) -> StoreResult<Submission> {
         match self {
+            #[cfg(feature = "postgres")]
             Self::Postgres(s) => s.submit(request).await,
+            #[cfg(feature = "sqlite")]
             Self::Sqlite(s) => s.submit(request).await,
         }
     }
 
     async fn get(&self, tag: &str, request_id: &str) -> StoreResult<Option<JobRequest>> {
         match self {
+            #[cfg(feature = "postgres")]
             Self::Postgres(s) => s.get(tag, request_id).await,
+            #[cfg(feature = "sqlite")]
             Self::Sqlite(s) => s.get(tag, request_id).await,
         }
     }
 
     async fn by_id(&self, request_id: &str) -> StoreResult<Vec<JobRequest>> {
         match self {
+            #[cfg(feature = "postgres")]
             Self::Postgres(s) => s.by_id(request_id).await,
+            #[cfg(feature = "sqlite")]
             Self::Sqlite(s) => s.by_id(request_id).await,
         }
     }
 
     async fn list(&self, tag: &str, limit: usize) -> StoreResult<Vec<JobRequest>> {
         match self {
+            #[cfg(feature = "postgres")]
             Self::Postgres(s) => s.list(tag, limit).await,
+            #[cfg(feature = "sqlite")]
             Self::Sqlite(s) => s.list(tag, limit).await,
         }
     }
@@ -341,14 +417,18 @@ impl RequestStore for AnyRequestStore {
         limit: usize,
     ) -> StoreResult<Vec<JobRequest>> {
         match self {
+            #[cfg(feature = "postgres")]
             Self::Postgres(s) => s.recent(status, limit).await,
+            #[cfg(feature = "sqlite")]
             Self::Sqlite(s) => s.recent(status, limit).await,
         }
     }
 
     async fn ping(&self) -> StoreResult<()> {
         match self {
+            #[cfg(feature = "postgres")]
             Self::Postgres(s) => s.ping().await,
+            #[cfg(feature = "sqlite")]
             Self::Sqlite(s) => s.ping().await,
         }
     }

@@ -14,7 +14,9 @@
 //! return rather than the whole table; an index adds nothing Sunbird's API
 //! or job would see.
 
-use super::{CompletionColumns, IndexNames, PENDING_PG, QueryPlan, Statement, db_error};
+use super::{
+    CompletionColumns, IndexNames, PENDING_PG, QueryPlan, Statement, db_error, quoted_table,
+};
 use exhaust_core::request::{JobRequest, ProcessedBatch, RequestStatus, processed_json};
 use exhaust_core::store::{
     Completion, POLL_PAGE, PollCursor, RequestStore, Selection, StatusCounts, StoreError,
@@ -77,31 +79,6 @@ struct Statements {
     finish: String,
     insert: String,
     resubmit: String,
-}
-
-/// Checks a table name (optionally `schema.table`) and quotes it; names are
-/// configuration, but they go into SQL text, so only plain identifiers pass.
-pub(crate) fn quoted_table(name: &str) -> StoreResult<(Option<String>, String, String)> {
-    let parts: Vec<&str> = name.split('.').collect();
-    let plain = |p: &str| {
-        !p.is_empty()
-            && p.len() <= 63
-            && p.chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-    };
-    match parts.as_slice() {
-        [t] if plain(t) => Ok((None, t.to_string(), format!("\"{t}\""))),
-        [s, t] if plain(s) && plain(t) => Ok((
-            Some(s.to_string()),
-            t.to_string(),
-            format!("\"{s}\".\"{t}\""),
-        )),
-        _ => Err(StoreError::Refused(format!(
-            "table name {name:?} is not a plain identifier (letters, digits, _; optionally schema.table)"
-        ))),
-    }
 }
 
 /// The advisory lock key of a request: 64 bits of an MD5 over the table,

@@ -9,8 +9,7 @@
 //! never as its text; the rules of who may act for which channel are
 //! `exhaust_core::auth`'s.
 
-use super::postgres::quoted_table;
-use super::{AnyRequestStore, db_error};
+use super::{AnyRequestStore, db_error, quoted_table};
 use exhaust_core::auth::{IssuedToken, TOKEN_RANDOM_BYTES, TokenRecord};
 use exhaust_core::request::MAX_CHANNEL_CHARS;
 use exhaust_core::store::{StoreError, StoreResult};
@@ -95,6 +94,7 @@ impl AnyRequestStore {
     /// schema (quoted), on SQLite plain.
     fn token_table(&self) -> StoreResult<String> {
         match self {
+            #[cfg(feature = "postgres")]
             Self::Postgres(s) => {
                 let (schema, _, _) = quoted_table(s.table())?;
                 Ok(match schema {
@@ -102,6 +102,7 @@ impl AnyRequestStore {
                     None => format!("\"{TOKEN_TABLE}\""),
                 })
             }
+            #[cfg(feature = "sqlite")]
             Self::Sqlite(_) => Ok(TOKEN_TABLE.to_string()),
         }
     }
@@ -120,10 +121,12 @@ impl AnyRequestStore {
                 revoked_ms bigint)"
         );
         let result = match self {
+            #[cfg(feature = "postgres")]
             Self::Postgres(s) => sqlx::query(sqlx::AssertSqlSafe(ddl))
                 .execute(s.pool())
                 .await
                 .map(|_| ()),
+            #[cfg(feature = "sqlite")]
             Self::Sqlite(s) => sqlx::query(sqlx::AssertSqlSafe(ddl))
                 .execute(s.pool())
                 .await
@@ -136,6 +139,7 @@ impl AnyRequestStore {
     pub async fn insert_token(&self, record: &TokenRecord) -> StoreResult<()> {
         let t = self.token_table()?;
         let result = match self {
+            #[cfg(feature = "postgres")]
             Self::Postgres(s) => sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO {t} ({TOKEN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
             )))
@@ -148,6 +152,7 @@ impl AnyRequestStore {
             .execute(s.pool())
             .await
             .map(|_| ()),
+            #[cfg(feature = "sqlite")]
             Self::Sqlite(s) => sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO {t} ({TOKEN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
             )))
@@ -169,6 +174,7 @@ impl AnyRequestStore {
         let t = self.token_table()?;
         let sql = format!("SELECT {TOKEN_COLUMNS} FROM {t} ORDER BY created_ms, id");
         match self {
+            #[cfg(feature = "postgres")]
             Self::Postgres(s) => {
                 let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                     .fetch_all(s.pool())
@@ -176,6 +182,7 @@ impl AnyRequestStore {
                     .map_err(|e| db_error("listing API tokens", e))?;
                 rows.iter().map(record_of).collect()
             }
+            #[cfg(feature = "sqlite")]
             Self::Sqlite(s) => {
                 let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                     .fetch_all(s.pool())
@@ -190,6 +197,7 @@ impl AnyRequestStore {
     pub async fn token(&self, id: &str) -> StoreResult<Option<TokenRecord>> {
         let t = self.token_table()?;
         match self {
+            #[cfg(feature = "postgres")]
             Self::Postgres(s) => {
                 let row = sqlx::query(sqlx::AssertSqlSafe(format!(
                     "SELECT {TOKEN_COLUMNS} FROM {t} WHERE id = $1"
@@ -200,6 +208,7 @@ impl AnyRequestStore {
                 .map_err(|e| db_error("reading an API token", e))?;
                 row.as_ref().map(record_of).transpose()
             }
+            #[cfg(feature = "sqlite")]
             Self::Sqlite(s) => {
                 let row = sqlx::query(sqlx::AssertSqlSafe(format!(
                     "SELECT {TOKEN_COLUMNS} FROM {t} WHERE id = ?1"
@@ -219,6 +228,7 @@ impl AnyRequestStore {
     pub async fn revoke_token(&self, id: &str, now_ms: i64) -> StoreResult<bool> {
         let t = self.token_table()?;
         let done = match self {
+            #[cfg(feature = "postgres")]
             Self::Postgres(s) => sqlx::query(sqlx::AssertSqlSafe(format!(
                 "UPDATE {t} SET revoked_ms = $2 WHERE id = $1 AND revoked_ms IS NULL"
             )))
@@ -227,6 +237,7 @@ impl AnyRequestStore {
             .execute(s.pool())
             .await
             .map(|r| r.rows_affected()),
+            #[cfg(feature = "sqlite")]
             Self::Sqlite(s) => sqlx::query(sqlx::AssertSqlSafe(format!(
                 "UPDATE {t} SET revoked_ms = ?2 WHERE id = ?1 AND revoked_ms IS NULL"
             )))
@@ -254,6 +265,7 @@ impl AnyRequestStore {
     ) -> StoreResult<Option<i32>> {
         let (_, _, quoted) = quoted_table(table)?;
         let status: Option<i64> = match self {
+            #[cfg(feature = "postgres")]
             Self::Postgres(s) => {
                 sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
                     "SELECT MIN(COALESCE(status, 0))::bigint FROM {quoted} \
@@ -264,6 +276,7 @@ impl AnyRequestStore {
                 .fetch_one(s.pool())
                 .await
             }
+            #[cfg(feature = "sqlite")]
             Self::Sqlite(s) => {
                 sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
                     "SELECT MIN(COALESCE(status, 0)) FROM {quoted} \

@@ -1,6 +1,13 @@
 //! The snapshot's row shapes (dsbulk JSON of the Cassandra tables, the Redis
 //! caches as JSON) and their one-time conversion into core types.
 
+// Every reader shares these rows (the snapshot, Cassandra, the search API,
+// the export): a build with only some readers leaves parts of them unused.
+#![cfg_attr(
+    not(all(feature = "snapshot", feature = "cassandra", feature = "search")),
+    allow(dead_code)
+)]
+
 use exhaust_core::model::{
     ActivityAggregate, AssessmentAttempt, CollectionMeta, ContentStatus, CourseBatch,
     EnrolmentRecord, UserEntry, UserProfile,
@@ -572,6 +579,7 @@ pub(crate) fn iso_timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
 
 /// [`iso_timestamp`] of a CQL timestamp (milliseconds since the epoch);
 /// `None` when it is out of chrono's range.
+#[cfg(feature = "cassandra")]
 pub(crate) fn iso_millis(ms: i64) -> Option<String> {
     chrono::DateTime::from_timestamp_millis(ms).map(iso_timestamp)
 }

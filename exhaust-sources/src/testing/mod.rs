@@ -2,7 +2,7 @@
 //! schema no other test uses, so tests run in parallel on one server and
 //! leave each other alone.
 
-use super::db_error;
+use crate::requests::db_error;
 use exhaust_core::store::StoreResult;
 use sqlx::{Connection, PgConnection};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -39,7 +39,7 @@ pub async fn fresh_schema(url: &str, prefix: &str) -> StoreResult<String> {
 
 pub mod suite;
 
-use super::{AnyRequestStore, PgRequestStore, SqliteRequestStore};
+use crate::requests::{AnyRequestStore, PgRequestStore, SqliteRequestStore};
 
 /// A request store of a test's own: an SQLite file in a temporary folder, or
 /// a fresh schema on the test PostgreSQL server ([`test_pg_url`]). The
@@ -59,7 +59,7 @@ impl TestStore {
         Self {
             dir,
             url,
-            table: super::DEFAULT_TABLE.into(),
+            table: crate::requests::DEFAULT_TABLE.into(),
         }
     }
 
