@@ -15,9 +15,12 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn exhaust() -> Command {
-    let mut cmd = Command::cargo_bin("exhaust").expect("binary");
-    cmd.env_remove("EXHAUST_SNAPSHOT").arg("decrypt");
+mod common;
+
+/// `exhaust decrypt`, with none of the developer's settings.
+fn decrypt() -> Command {
+    let mut cmd = common::command();
+    cmd.arg("decrypt");
     cmd
 }
 
@@ -64,7 +67,7 @@ fn stderr_of(out: &std::process::Output) -> String {
 fn a_text_key_report_decrypts_to_stdout() {
     let dir = tempfile::tempdir().expect("tempdir");
     let envelope = text_envelope(dir.path());
-    let out = exhaust()
+    let out = decrypt()
         .arg(&envelope)
         .args(["--key-env", "REPORT_KEY"])
         .env("REPORT_KEY", KEY)
@@ -76,7 +79,7 @@ fn a_text_key_report_decrypts_to_stdout() {
     // The same from the report zip, with --key and --out.
     let zip = zipped(&envelope);
     let dest = dir.path().join("plain.csv");
-    let out = exhaust()
+    let out = decrypt()
         .arg(&zip)
         .args(["--key", KEY, "--out"])
         .arg(&dest)
@@ -95,7 +98,7 @@ fn a_public_key_report_decrypts_with_the_private_key() {
         "test-only-org-private.pem",
         "test-only-org-private-pkcs1.pem",
     ] {
-        let out = exhaust()
+        let out = decrypt()
             .arg(&zip)
             .arg("--private-key")
             .arg(fixture(private))
@@ -111,7 +114,7 @@ fn a_wrong_key_is_rejected_and_nothing_is_written() {
     let dir = tempfile::tempdir().expect("tempdir");
     let text = zipped(&text_envelope(dir.path()));
     let dest = dir.path().join("plain.csv");
-    let out = exhaust()
+    let out = decrypt()
         .arg(&text)
         .args(["--key", "not-the-key", "--out"])
         .arg(&dest)
@@ -134,7 +137,7 @@ fn a_wrong_key_is_rejected_and_nothing_is_written() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 
     let public = public_envelope(dir.path());
-    let out = exhaust()
+    let out = decrypt()
         .arg(&public)
         .arg("--private-key")
         .arg(fixture("test-only-other-org-private.pem"))
@@ -145,7 +148,7 @@ fn a_wrong_key_is_rejected_and_nothing_is_written() {
     assert!(stderr_of(&out).contains("wrong key"), "{}", stderr_of(&out));
 
     // A text key for a public-key report says what is needed.
-    let out = exhaust()
+    let out = decrypt()
         .arg(&public)
         .args(["--key", KEY])
         .output()
@@ -168,7 +171,7 @@ fn damaged_and_plain_files_are_rejected() {
     let plain = dir.path().join("plain.csv");
     std::fs::write(&plain, csv()).expect("write");
     for (file, says) in [(&cut, "damaged"), (&plain, "not an encrypted report")] {
-        let out = exhaust()
+        let out = decrypt()
             .arg(file)
             .args(["--key", KEY])
             .output()
@@ -190,7 +193,7 @@ fn bad_usage_exits_2() {
         &["--key-env", "EXHAUST_TEST_UNSET_VARIABLE"],
     ];
     for args in cases {
-        let out = exhaust()
+        let out = decrypt()
             .arg(&envelope)
             .args(args)
             .env_remove("EXHAUST_TEST_UNSET_VARIABLE")
@@ -198,7 +201,7 @@ fn bad_usage_exits_2() {
             .expect("run");
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr_of(&out));
     }
-    let out = exhaust()
+    let out = decrypt()
         .arg(dir.path().join("missing.zip"))
         .args(["--key", KEY])
         .output()

@@ -1,20 +1,14 @@
 //! `exhaust report` end to end: output paths, file contents, errors and exit codes.
 
-use assert_cmd::Command;
 use chrono::Utc;
 use exhaust_core::time::{ReportTz, file_date_stamp};
 use expect_test::expect;
 use std::path::{Path, PathBuf};
 
-fn conformance() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/sunbird-lern/snapshot")
-}
+use exhaust_sources::testing::conformance_snapshot as conformance;
 
-fn exhaust() -> Command {
-    let mut cmd = Command::cargo_bin("exhaust").expect("binary");
-    cmd.env_remove("EXHAUST_SNAPSHOT");
-    cmd
-}
+mod common;
+use common::command as exhaust;
 
 /// The stamp a run started now uses (retried around midnight in India).
 fn stamps() -> Vec<String> {

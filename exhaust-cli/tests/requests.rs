@@ -265,7 +265,7 @@ fn killed_worker(env: &[(&str, &str)]) {
         .success();
     let id = submitted_id(&stdout(&a));
 
-    let bin = assert_cmd::cargo::cargo_bin("exhaust");
+    let bin = common::exhaust_bin();
     let mut worker = std::process::Command::new(bin);
     worker.current_dir(dir.path()).arg("run");
     for (k, v) in &env {

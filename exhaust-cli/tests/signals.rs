@@ -4,18 +4,16 @@
 //! build longer than the grace period is abandoned at the deadline.
 #![cfg(target_os = "linux")]
 
-mod support;
+use exhaust_sources::testing::signals as stop;
 
-use std::path::PathBuf;
 use std::time::Duration;
-use support::stop::{Bench, Rng, send, wait_bounded, wait_for_handlers};
+use stop::{Bench, Rng, send, wait_bounded, wait_for_handlers};
 
 /// Starts per signal: each start meets a few new requests.
 const ITERATIONS: usize = 24;
 
-fn exhaust() -> PathBuf {
-    assert_cmd::cargo::cargo_bin("exhaust")
-}
+mod common;
+use common::exhaust_bin as exhaust;
 
 fn watch_stops_cleanly(signal: &str) {
     let mut rng = Rng::from_env_or_clock(&format!("exhaust run --watch, SIG{signal}"));
@@ -67,7 +65,7 @@ fn a_build_longer_than_the_grace_period_is_abandoned_and_released() {
     assert!(generated.status.success());
     let big = bench.path().join("big");
     bench.own.push("big".into());
-    bench.submit_batch(support::stop::SAMPLE_BATCHES[0]);
+    bench.submit_batch(stop::SAMPLE_BATCHES[0]);
     let mut cmd = bench.command(&exhaust());
     cmd.env("EXHAUST_SNAPSHOT", &big).args([
         "run",
@@ -81,7 +79,7 @@ fn a_build_longer_than_the_grace_period_is_abandoned_and_released() {
     wait_for_handlers(&mut child, "");
     bench.wait_for_processing(&mut child);
     send("TERM", child.id());
-    let status = wait_bounded(&mut child, support::stop::EXIT_BOUND)
+    let status = wait_bounded(&mut child, stop::EXIT_BOUND)
         .unwrap_or_else(|| panic!("not stopped in time\n{}", bench.log(0)));
     assert_eq!(status.code(), Some(0), "{}", bench.log(0));
     let log = bench.log(0);

@@ -52,6 +52,8 @@ pub mod source;
 pub mod store;
 #[cfg(feature = "proptest")]
 pub mod strategies;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod time;
 pub mod typed;
 pub mod values;

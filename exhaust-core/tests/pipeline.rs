@@ -2,14 +2,12 @@
 //! reads and rows, and which failure is reported when both a read and a
 //! write fail.
 
-mod common;
-
-use common::*;
 use exhaust_core::BatchId;
 use exhaust_core::UserId;
 use exhaust_core::memory::MemorySource;
 use exhaust_core::report::{BuildError, ReportOptions, RowSink, build_report};
 use exhaust_core::source::{ReadCounter, SourceError};
+use exhaust_core::testing::*;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};

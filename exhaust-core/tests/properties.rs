@@ -1,15 +1,13 @@
 //! Properties of whole reports over generated inputs (proptest), with the
 //! public strategies and invariant checks an embedder would use.
 
-mod common;
-
-use common::block_on;
 use exhaust_core::hierarchy::{AssessmentRules, Hierarchy};
 use exhaust_core::invariants::{check_identical, check_report};
 use exhaust_core::layout::Layout;
 use exhaust_core::memory::MemorySource;
 use exhaust_core::report::{BatchPlan, ReportOptions, VecSink, build_rows, plan_batch};
 use exhaust_core::strategies::{BatchData, batch_source, course, shuffled};
+use exhaust_core::testing::block_on;
 use exhaust_core::values::AttemptChoice;
 use exhaust_core::{BatchId, OrgId};
 use proptest::prelude::*;

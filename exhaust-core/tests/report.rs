@@ -1,10 +1,8 @@
 //! Whole reports of a hand-checked fixture, both layouts.
 
-mod common;
-
-use common::*;
 use exhaust_core::layout::{ColumnKey, Layout};
 use exhaust_core::report::{BuildError, ReportOptions};
+use exhaust_core::testing::*;
 use expect_test::expect;
 
 #[test]

@@ -4,7 +4,6 @@
 //! reports from snapshot folders and zips in a local storage folder. Every
 //! scenario runs on both stores.
 
-#[macro_use]
 mod support;
 
 use support::*;
@@ -132,7 +131,7 @@ async fn submit_build_read_download(w: World) {
     assert!(!logs.contains(&key), "the logs never hold the key");
     server.shutdown().await.expect("shutdown");
 }
-on_both_stores!(flow, submit_build_read_download);
+on_both_stores!(flow, World, submit_build_read_download);
 
 /// `outputFormat` chooses the file inside the zip (csv when absent, and
 /// Sunbird's "csv" keeps the request as Sunbird stores it); an unknown
@@ -205,7 +204,7 @@ async fn output_formats(w: World) {
     }
     server.shutdown().await.expect("shutdown");
 }
-on_both_stores!(formats, output_formats);
+on_both_stores!(formats, World, output_formats);
 
 /// List: newest first, limited, scoped by channel; a bad limit is refused.
 async fn listing(w: World) {
@@ -261,7 +260,7 @@ async fn listing(w: World) {
     );
     server.shutdown().await.expect("shutdown");
 }
-on_both_stores!(list, listing);
+on_both_stores!(list, World, listing);
 
 /// Every validation and authorisation error, with Sunbird's code and text.
 async fn errors(w: World) {
@@ -401,7 +400,7 @@ async fn errors(w: World) {
     assert_eq!(a.json["result"]["requestId"], id.as_str());
     server.shutdown().await.expect("shutdown");
 }
-on_both_stores!(validation_and_authorisation, errors);
+on_both_stores!(validation_and_authorisation, World, errors);
 
 /// Same inputs the same day: the request as it is. FAILED: queued again
 /// with its attempts starting again. Another day: a new request.
@@ -472,7 +471,7 @@ async fn resubmission(w: World) {
     assert_eq!(a.json["result"]["status"], "SUBMITTED");
     server.shutdown().await.expect("shutdown");
 }
-on_both_stores!(resubmissions, resubmission);
+on_both_stores!(resubmissions, World, resubmission);
 
 /// Links are refused when tampered with, expired or signed with another
 /// secret; a configured secret keeps links valid across restarts.
@@ -572,7 +571,7 @@ async fn download_tokens(w: World) {
     assert_eq!(refused(&a), "the download link has expired");
     restarted.shutdown().await.expect("shutdown");
 }
-on_both_stores!(downloads, download_tokens);
+on_both_stores!(downloads, World, download_tokens);
 
 fn url_key(url: &str) -> String {
     use base64::Engine;
@@ -652,7 +651,7 @@ async fn bearer_token(w: World) {
     assert!(!logged().contains(token), "the token is never logged");
     server.shutdown().await.expect("shutdown");
 }
-on_both_stores!(bearer, bearer_token);
+on_both_stores!(bearer, World, bearer_token);
 
 /// The request id of the reference's worked example (1.3), through the API.
 async fn reference_request_id(w: World) {
@@ -677,7 +676,7 @@ async fn reference_request_id(w: World) {
     assert_eq!(r["expiresAt"], 1_705_314_600_000_i64);
     server.shutdown().await.expect("shutdown");
 }
-on_both_stores!(request_id, reference_request_id);
+on_both_stores!(request_id, World, reference_request_id);
 
 /// /health: 200 when every part answers, 503 naming the part that does not.
 async fn health(w: World) {
@@ -728,7 +727,7 @@ async fn health(w: World) {
     );
     server.shutdown().await.expect("shutdown");
 }
-on_both_stores!(health_checks, health);
+on_both_stores!(health_checks, World, health);
 
 /// /health is open: a part that is down says its kind and a generic reason,
 /// never the configured folders or hosts, which only the log has.
@@ -797,7 +796,7 @@ async fn health_names_no_path_or_host(w: World) {
     );
     server.shutdown().await.expect("shutdown");
 }
-on_both_stores!(health_privacy, health_names_no_path_or_host);
+on_both_stores!(health_privacy, World, health_names_no_path_or_host);
 
 /// `--worker`: the server builds requests itself; the metrics count the
 /// work; shutdown is graceful.
@@ -868,7 +867,7 @@ async fn worker_mode(w: World) {
         "no longer accepting"
     );
 }
-on_both_stores!(in_process_worker, worker_mode);
+on_both_stores!(in_process_worker, World, worker_mode);
 
 #[tokio::test]
 async fn openapi_documents_every_route() {

@@ -5,7 +5,6 @@
 //! wiremock; no org ever receives another org's learners; bodies, fields
 //! and lists bounded. Every scenario runs on SQLite and on PostgreSQL.
 
-#[macro_use]
 mod support;
 
 use exhaust_core::store::{RequestStore, StatusCounts};
@@ -149,7 +148,7 @@ async fn tokens(w: World) {
     }
     server.shutdown().await.expect("shutdown");
 }
-on_both_stores!(api_tokens, tokens);
+on_both_stores!(api_tokens, World, tokens);
 
 /// Org A and `System` ask for the same batch through the API: two files,
 /// System's with all 38 learners, A's with only A's six.
@@ -194,7 +193,7 @@ async fn one_file_per_org(w: World) {
     assert_eq!(counts, [38, 6]);
     server.shutdown().await.expect("shutdown");
 }
-on_both_stores!(no_file_crosses_orgs, one_file_per_org);
+on_both_stores!(no_file_crosses_orgs, World, one_file_per_org);
 
 /// `none` trusts the headers, so it is refused on any address but
 /// loopback, naming the setting; so is a `sunbird` mode without its keys.
@@ -231,7 +230,7 @@ async fn refusals_at_start(w: World) {
         .expect("token mode starts anywhere");
     server.shutdown().await.expect("shutdown");
 }
-on_both_stores!(start_refusals, refusals_at_start);
+on_both_stores!(start_refusals, World, refusals_at_start);
 
 // ---------------------------------------------------------------------------
 // The `sunbird` mode.
@@ -457,7 +456,7 @@ async fn consumers(w: World) {
     );
     server.shutdown().await.expect("shutdown");
 }
-on_both_stores!(sunbird_consumers, consumers);
+on_both_stores!(sunbird_consumers, World, consumers);
 
 /// With a user token: verified here (signature by a configured key,
 /// expiry, issuer, the gateway's user id), then the user's roles and root
@@ -548,7 +547,7 @@ async fn user_tokens(w: World) {
     assert!(!log.contains(&good), "a user token was logged");
     server.shutdown().await.expect("shutdown");
 }
-on_both_stores!(sunbird_users, user_tokens);
+on_both_stores!(sunbird_users, World, user_tokens);
 
 /// The user read API slower than the request timeout: 408 in the
 /// envelope; beyond the calls in flight: 503.
@@ -596,7 +595,7 @@ async fn limits(w: World) {
     nothing_stored(&w.t.open().await).await;
     server.shutdown().await.expect("shutdown");
 }
-on_both_stores!(call_limits, limits);
+on_both_stores!(call_limits, World, limits);
 
 // ---------------------------------------------------------------------------
 // Bounds (any mode).
@@ -664,4 +663,4 @@ async fn bounds(w: World) {
     );
     server.shutdown().await.expect("shutdown");
 }
-on_both_stores!(body_and_field_bounds, bounds);
+on_both_stores!(body_and_field_bounds, World, bounds);

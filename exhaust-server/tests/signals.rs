@@ -1,12 +1,11 @@
 //! SIGINT and SIGTERM stop `exhaust-server --worker` cleanly at any moment:
 //! many starts, each signalled at a random moment (starting up, idle,
 //! claiming, building, uploading), each checked by the checks shared with
-//! `exhaust run --watch` (exhaust-cli/tests/support/stop.rs). The last
+//! `exhaust run --watch` (`exhaust_sources::testing::signals`). The last
 //! check runs the library's runner over what the stops released.
 #![cfg(target_os = "linux")]
 
-#[path = "../../exhaust-cli/tests/support/stop.rs"]
-mod stop;
+use exhaust_sources::testing::signals as stop;
 
 use exhaust_server::app::Settings;
 use std::path::PathBuf;

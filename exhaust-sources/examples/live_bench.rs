@@ -27,8 +27,7 @@
 //! folder (the exit status is non-zero otherwise).
 
 #[allow(dead_code)]
-#[path = "../tests/support/mod.rs"]
-mod support;
+use exhaust_sources::testing::live as support;
 
 use anyhow::{Context, bail};
 use exhaust_core::BatchId;

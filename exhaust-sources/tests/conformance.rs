@@ -9,8 +9,7 @@ use exhaust_sources::{Snapshot, SnapshotOptions};
 use std::path::PathBuf;
 
 fn fixture_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/conformance/sunbird-lern/snapshot");
+    let dir = exhaust_sources::testing::conformance_snapshot();
     assert!(
         dir.is_dir(),
         "the conformance fixture is expected at {} (shared/ beside the repository)",

@@ -10,7 +10,7 @@
 
 // Only the live fixture is used here.
 #[allow(dead_code)]
-mod support;
+use exhaust_sources::testing::live as support;
 
 use exhaust_core::OrgId;
 use exhaust_core::invariants::{check_identical, check_report};

@@ -5,7 +5,7 @@
 //! bytes included, through the snapshot reader, the live sources, and a
 //! snapshot exported from the live sources.
 
-mod support;
+use exhaust_sources::testing::live as support;
 
 use exhaust_core::model::UserEntry;
 use exhaust_core::report::{BuildError, ReportOptions, VecSink, build_report};

@@ -11,37 +11,26 @@ use exhaust_core::store::{RequestStore, Selection, Submission};
 use exhaust_sources::requests::{AnyRequestStore, PgRequestStore, SqliteRequestStore};
 use sqlx::{Connection, PgConnection};
 
+use exhaust_sources::on_both_stores;
 use exhaust_sources::testing::suite::{self, assert_indexes_serve, failed, request};
-use exhaust_sources::testing::{TestStore, fresh_schema, test_pg_url as pg_url};
+use exhaust_sources::testing::{StoreWorld, TestStore, fresh_schema, test_pg_url as pg_url};
 
-/// Runs one scenario of the store suite on a fresh SQLite file and on a
-/// fresh PostgreSQL schema.
-macro_rules! on_both_stores {
-    ($name:ident, $body:ident) => {
-        mod $name {
-            use super::*;
-            #[tokio::test]
-            async fn sqlite() {
-                let t = TestStore::sqlite();
-                suite::$body(t.open().await).await;
-            }
-            #[tokio::test]
-            async fn postgres() {
-                let t = TestStore::postgres("exhaust_t").await;
-                suite::$body(t.open().await).await;
-            }
-        }
-    };
-}
-
-on_both_stores!(submission, submission_rules);
-on_both_stores!(claiming, claims_are_exclusive);
-on_both_stores!(dead_worker, a_dead_workers_request_is_taken_again);
-on_both_stores!(selection, selection_and_listing);
-on_both_stores!(indexes, indexes_serve_read_list_and_poll);
-on_both_stores!(processed_text, processed_batches_keep_sunbird_text);
-on_both_stores!(paging, candidates_come_in_pages);
-on_both_stores!(counts, counts_by_status);
+on_both_stores!(submission, StoreWorld, suite::submission_rules);
+on_both_stores!(claiming, StoreWorld, suite::claims_are_exclusive);
+on_both_stores!(
+    dead_worker,
+    StoreWorld,
+    suite::a_dead_workers_request_is_taken_again
+);
+on_both_stores!(selection, StoreWorld, suite::selection_and_listing);
+on_both_stores!(indexes, StoreWorld, suite::indexes_serve_read_list_and_poll);
+on_both_stores!(
+    processed_text,
+    StoreWorld,
+    suite::processed_batches_keep_sunbird_text
+);
+on_both_stores!(paging, StoreWorld, suite::candidates_come_in_pages);
+on_both_stores!(counts, StoreWorld, suite::counts_by_status);
 
 /// An SQLite file written before the indexes existed gets them when opened.
 #[tokio::test]
@@ -335,7 +324,11 @@ async fn an_existing_sunbird_table_is_used_as_it_is() {
     ));
 
     // Its json column keeps Sunbird's processed_batches text byte for byte.
-    suite::processed_batches_keep_sunbird_text(AnyRequestStore::Postgres(store)).await;
+    suite::processed_batches_keep_sunbird_text(StoreWorld {
+        t: TestStore::existing(&pg_url(), &table),
+        store: AnyRequestStore::Postgres(store),
+    })
+    .await;
 }
 
 #[tokio::test]

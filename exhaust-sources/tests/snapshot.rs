@@ -6,11 +6,9 @@ use exhaust_core::source::{AttemptSource, HierarchySource, UserSource};
 use exhaust_core::{BatchId, ContentId, UserId};
 use exhaust_sources::{Snapshot, SnapshotOptions};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-fn conformance() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/sunbird-lern/snapshot")
-}
+use exhaust_sources::testing::conformance_snapshot as conformance;
 
 /// Copies the conformance snapshot into a temporary folder, gzipping the
 /// tables named in `gzip`.

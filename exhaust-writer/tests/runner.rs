@@ -10,8 +10,9 @@ use exhaust_core::security::{FixedLevel, SecurityLevel};
 use exhaust_core::source::{ReadCounter, SourceError};
 use exhaust_core::store::{RequestStore, Submission};
 use exhaust_core::time::{ReportTz, file_date_stamp};
+use exhaust_sources::on_both_stores;
 use exhaust_sources::requests::AnyRequestStore;
-use exhaust_sources::testing::{TestStore, suite};
+use exhaust_sources::testing::{TestStore, TestWorld, suite};
 use exhaust_sources::{Snapshot, SnapshotOptions};
 use exhaust_writer::{PublishConfig, Publisher, Storage, TokioClock};
 use std::io::Read;
@@ -21,13 +22,7 @@ use std::sync::atomic::AtomicBool;
 const CHANNEL: &str = "b00bc992ef25f1a9a8d63291e20efc8d";
 const SAMPLE_CHANNEL: &str = "0166646273726135492";
 
-fn conformance() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/sunbird-lern/snapshot")
-}
-
-fn sample() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sample-snapshot")
-}
+use exhaust_sources::testing::{conformance_snapshot as conformance, sample_snapshot as sample};
 
 fn snapshot(dir: &Path) -> Snapshot {
     Snapshot::open(dir, SnapshotOptions::default()).expect("snapshot")
@@ -39,7 +34,7 @@ struct World {
     t: TestStore,
 }
 
-impl World {
+impl exhaust_sources::testing::TestWorld for World {
     async fn sqlite() -> Self {
         Self {
             t: TestStore::sqlite(),
@@ -51,7 +46,9 @@ impl World {
             t: TestStore::postgres("exhaust_r").await,
         }
     }
+}
 
+impl World {
     /// A new handle on the store, as another worker process would open it.
     async fn store(&self) -> AnyRequestStore {
         self.t.open().await
@@ -156,22 +153,6 @@ fn unzip(path: &Path, password: Option<&str>) -> (String, String) {
     (name, csv)
 }
 
-macro_rules! on_both_stores {
-    ($name:ident, $body:ident) => {
-        mod $name {
-            use super::*;
-            #[tokio::test]
-            async fn sqlite() {
-                $body(World::sqlite().await).await;
-            }
-            #[tokio::test]
-            async fn postgres() {
-                $body(World::postgres().await).await;
-            }
-        }
-    };
-}
-
 /// Sunbird's own test: EXPECTED.md's request-level expectations.
 async fn sunbird_request_expectations(w: World) {
     let runner = w
@@ -244,7 +225,7 @@ async fn sunbird_request_expectations(w: World) {
     assert_eq!(row.iteration, 1);
     assert!(row.download_urls.is_empty());
 }
-on_both_stores!(sunbird_expectations, sunbird_request_expectations);
+on_both_stores!(sunbird_expectations, World, sunbird_request_expectations);
 
 /// Every refusal of SPEC section 6 steps 2 and 3, with Sunbird's messages.
 async fn refusals(w: World) {
@@ -309,7 +290,7 @@ async fn refusals(w: World) {
         "no file for a refused request"
     );
 }
-on_both_stores!(refused, refusals);
+on_both_stores!(refused, World, refusals);
 
 /// Duplicates: the first is processed, the other gets its outcome.
 async fn duplicates(w: World) {
@@ -336,7 +317,7 @@ async fn duplicates(w: World) {
     assert!(a.download_urls[0].contains(&first.request_id));
     assert_eq!(reread(store, &other).await.status, RequestStatus::Success);
 }
-on_both_stores!(duplicate_requests, duplicates);
+on_both_stores!(duplicate_requests, World, duplicates);
 
 /// The sample's batch and the org of six of its learners.
 const SAMPLE_BATCH: &str = "0135742803756164562";
@@ -404,7 +385,11 @@ async fn duplicates_stay_within_a_channel(w: World) {
         "only the org's own learners"
     );
 }
-on_both_stores!(no_file_crosses_channels, duplicates_stay_within_a_channel);
+on_both_stores!(
+    no_file_crosses_channels,
+    World,
+    duplicates_stay_within_a_channel
+);
 
 /// A key that decodes to an empty password fails the request at once,
 /// counting an attempt, before anything is built; so does password
@@ -467,7 +452,7 @@ async fn unusable_keys_fail(w: World) {
     let (_, csv) = unzip(&w.files().join(&row.download_urls[0]), Some("pw-1"));
     assert_eq!(users_of(&csv).len(), 38);
 }
-on_both_stores!(unusable_keys, unusable_keys_fail);
+on_both_stores!(unusable_keys, World, unusable_keys_fail);
 
 /// A backlog larger than a page is read page by page, and every request is
 /// handled once in the run.
@@ -496,7 +481,7 @@ async fn backlog_in_pages(w: World) {
     let counts = store.count_by_status().await.expect("count");
     assert_eq!(counts.failed, n as u64);
 }
-on_both_stores!(backlog_pages, backlog_in_pages);
+on_both_stores!(backlog_pages, World, backlog_in_pages);
 
 /// A search filter that matches more than `search_max_batches` fails with
 /// a message naming the setting; within it, it builds.
@@ -524,7 +509,7 @@ async fn broad_searches_fail(w: World) {
     );
     assert!(summary.batches.is_empty());
 }
-on_both_stores!(broad_searches, broad_searches_fail);
+on_both_stores!(broad_searches, World, broad_searches_fail);
 
 /// A channel limit reached: back to SUBMITTED with the built batch kept;
 /// the next run builds only what is left.
@@ -578,7 +563,7 @@ async fn limits_then_resume(w: World) {
         assert!(w.files().join(key).is_file(), "{key}");
     }
 }
-on_both_stores!(channel_limits, limits_then_resume);
+on_both_stores!(channel_limits, World, limits_then_resume);
 
 /// Two workers race for the same requests: each is processed once.
 async fn two_workers(w: World) {
@@ -612,7 +597,7 @@ async fn two_workers(w: World) {
         assert_eq!(reread(a.store(), r).await.status, RequestStatus::Success);
     }
 }
-on_both_stores!(racing_workers, two_workers);
+on_both_stores!(racing_workers, World, two_workers);
 
 /// A worker dies holding a request: another completes it.
 async fn dead_worker(w: World) {
@@ -656,7 +641,7 @@ async fn dead_worker(w: World) {
         RequestStatus::Success
     );
 }
-on_both_stores!(dead_workers, dead_worker);
+on_both_stores!(dead_workers, World, dead_worker);
 
 /// PASSWORD_PROTECTED_DATASET: a ZipCrypto zip that opens with the key.
 async fn password_zip(w: World) {
@@ -700,7 +685,7 @@ async fn password_zip(w: World) {
     assert!(out.status.success());
     assert_eq!(out.stdout, csv.as_bytes());
 }
-on_both_stores!(password_protected, password_zip);
+on_both_stores!(password_protected, World, password_zip);
 
 /// A storage write that fails leaves the request retryable, and the next
 /// run completes it.
@@ -736,7 +721,7 @@ async fn storage_failure(w: World) {
     assert_eq!(row.status, RequestStatus::Success);
     assert_eq!(row.err_message, None);
 }
-on_both_stores!(storage_failures, storage_failure);
+on_both_stores!(storage_failures, World, storage_failure);
 
 /// A source that is down for the users: the request goes back to SUBMITTED
 /// without using an attempt, and other requests go on.
@@ -787,7 +772,7 @@ async fn source_down(w: World) {
     assert!(msg.contains("redis is unavailable"), "{msg}");
     assert!(!w.files().join("progress-exhaust").exists());
 }
-on_both_stores!(sources_down, source_down);
+on_both_stores!(sources_down, World, source_down);
 
 /// A stopped run starts nothing new.
 #[tokio::test]

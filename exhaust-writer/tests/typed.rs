@@ -5,8 +5,7 @@
 //! and a generated snapshot; the files are written atomically.
 #![cfg(all(feature = "arrow", feature = "parquet"))]
 
-#[path = "../../exhaust-core/tests/common/mod.rs"]
-mod common;
+use exhaust_core::testing as common;
 mod typed_support;
 
 use chrono::{DateTime, Utc};
@@ -135,7 +134,7 @@ fn the_bundled_sample() {
 
 #[test]
 fn the_sunbird_lern_conformance_fixture() {
-    let path = repo("../shared/conformance/sunbird-lern/snapshot");
+    let path = exhaust_sources::testing::conformance_snapshot();
     assert!(path.is_dir(), "{} is missing", path.display());
     let snap = Snapshot::open(&path, SnapshotOptions::default()).expect("fixture");
     let dir = tempfile::tempdir().expect("dir");

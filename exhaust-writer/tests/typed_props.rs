@@ -3,8 +3,7 @@
 //! Arrow IPC files read back in Rust, render to the same cells (proptest).
 #![cfg(all(feature = "arrow", feature = "parquet"))]
 
-#[path = "../../exhaust-core/tests/common/mod.rs"]
-mod common;
+use exhaust_core::testing as common;
 mod typed_support;
 
 use common::{block_on, ts};

@@ -5,8 +5,7 @@
 //! arbitrary batches from the public strategies, the same table as the CSV.
 #![cfg(feature = "xlsx")]
 
-#[path = "../../exhaust-core/tests/common/mod.rs"]
-mod common;
+use exhaust_core::testing as common;
 mod typed_support;
 
 use exhaust_core::layout::Layout;

@@ -1,4 +1,6 @@
-//! What the CLI's test files share.
+//! What the CLI's test files share: the one way to run `exhaust`.
+// Each test file uses some of it.
+#![allow(dead_code)]
 
 use assert_cmd::Command;
 use std::path::Path;
@@ -7,7 +9,7 @@ use std::path::Path;
 /// `EXHAUST_*` variable (a configuration, a store, a snapshot, a key) is
 /// removed, so a test sees only what it sets itself.
 pub fn exhaust(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("exhaust").expect("binary");
+    let mut cmd = Command::new(exhaust_bin());
     cmd.current_dir(dir);
     for (name, _) in std::env::vars() {
         if name.starts_with("EXHAUST_") {
@@ -15,4 +17,14 @@ pub fn exhaust(dir: &Path) -> Command {
         }
     }
     cmd
+}
+
+/// [`exhaust`] in this crate's folder.
+pub fn command() -> Command {
+    exhaust(Path::new(env!("CARGO_MANIFEST_DIR")))
+}
+
+/// The `exhaust` binary, for tests that drive the process themselves.
+pub fn exhaust_bin() -> std::path::PathBuf {
+    assert_cmd::cargo::cargo_bin("exhaust")
 }

@@ -1,7 +1,7 @@
 //! What the server's test files share: the scenario's world (a store of
 //! its own, a clock, a snapshot), a client of the API, the envelope
-//! checks, and `on_both_stores!`, which runs a scenario on SQLite and on
-//! PostgreSQL.
+//! checks; `on_both_stores!` (exhaust-sources' test support) runs each
+//! scenario on SQLite and on PostgreSQL over this [`World`].
 // Each test file uses some of it; the imports are re-exported for them.
 #![allow(dead_code, unused_imports)]
 
@@ -24,13 +24,9 @@ pub const BATCH: &str = "batch-001";
 pub const SAMPLE_CHANNEL: &str = "0166646273726135492";
 pub const SAMPLE_BATCH: &str = "0135742803756164562";
 
-pub fn conformance() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/sunbird-lern/snapshot")
-}
-
-pub fn sample() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sample-snapshot")
-}
+pub use exhaust_sources::testing::{
+    conformance_snapshot as conformance, sample_snapshot as sample,
+};
 
 // ---------------------------------------------------------------------------
 // Log capture: the server's JSON logs go to one buffer for the whole test
@@ -95,21 +91,23 @@ pub struct World {
     pub clock: TestClock,
 }
 
-impl World {
-    pub async fn sqlite() -> Self {
+impl exhaust_sources::testing::TestWorld for World {
+    async fn sqlite() -> Self {
         Self {
             t: TestStore::sqlite(),
             clock: TestClock::default(),
         }
     }
 
-    pub async fn postgres() -> Self {
+    async fn postgres() -> Self {
         Self {
             t: TestStore::postgres("exhaust_s").await,
             clock: TestClock::default(),
         }
     }
+}
 
+impl World {
     pub fn files(&self) -> PathBuf {
         self.t.dir().join("files")
     }
@@ -347,18 +345,5 @@ pub const SUBMIT: &str = "ekstep.analytics.dataset.request.submit";
 pub const READ: &str = "ekstep.analytics.dataset.request.info";
 pub const LIST: &str = "ekstep.analytics.dataset.request.list";
 
-macro_rules! on_both_stores {
-    ($name:ident, $body:ident) => {
-        mod $name {
-            use super::*;
-            #[tokio::test]
-            async fn sqlite() {
-                $body(World::sqlite().await).await;
-            }
-            #[tokio::test]
-            async fn postgres() {
-                $body(World::postgres().await).await;
-            }
-        }
-    };
-}
+pub use exhaust_sources::on_both_stores;
+pub use exhaust_sources::testing::TestWorld;

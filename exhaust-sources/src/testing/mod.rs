@@ -1,10 +1,22 @@
-//! PostgreSQL for tests, this workspace's and embedders': every call gets a
-//! schema no other test uses, so tests run in parallel on one server and
-//! leave each other alone.
+//! Test support (cargo feature `testing`), for this workspace's tests and
+//! embedders': never in a production build.
+//!
+//! - [`TestStore`]: a request store of a test's own (an SQLite file in a
+//!   temporary folder, or a fresh schema on the test PostgreSQL server, so
+//!   tests run in parallel on one server and leave each other alone), and
+//!   [`suite`], the request-store suite every store's tests run;
+//! - [`TestWorld`] and [`on_both_stores!`](crate::on_both_stores): one
+//!   scenario, run once on SQLite and once on PostgreSQL;
+//! - [`conformance_snapshot`] and [`sample_snapshot`]: the fixtures;
+//! - [`live`]: the live stores loaded from a snapshot folder (the CQL server
+//!   in process, the local Redis, the search API faked);
+//! - [`signals`]: a worker process signalled at random moments.
 
 use crate::requests::db_error;
 use exhaust_core::store::StoreResult;
 use sqlx::{Connection, PgConnection};
+use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The server tests use: `$EXHAUST_TEST_PG_URL`, else the standard local
@@ -37,6 +49,79 @@ pub async fn fresh_schema(url: &str, prefix: &str) -> StoreResult<String> {
     Ok(name)
 }
 
+/// Sunbird's own test fixture as a snapshot folder
+/// (`shared/conformance/sunbird-lern/snapshot`, beside the clone).
+pub fn conformance_snapshot() -> PathBuf {
+    workspace_dir().join("../shared/conformance/sunbird-lern/snapshot")
+}
+
+/// The bundled sample snapshot (`examples/sample-snapshot`).
+pub fn sample_snapshot() -> PathBuf {
+    workspace_dir().join("examples/sample-snapshot")
+}
+
+/// The workspace's folder (this crate's parent).
+pub fn workspace_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// What a scenario runs in, made once on each store by
+/// [`on_both_stores!`](crate::on_both_stores): each test crate's world (a
+/// store of its own and whatever else the scenario needs) implements it.
+pub trait TestWorld: Sized {
+    /// The world over a new SQLite file.
+    fn sqlite() -> impl Future<Output = Self>;
+    /// The world over a new PostgreSQL schema.
+    fn postgres() -> impl Future<Output = Self>;
+}
+
+/// A request store of a test's own, opened: the store and the folder that
+/// keeps it. The [`suite`]'s scenarios take it.
+pub struct StoreWorld {
+    /// What keeps the store (its folder, its schema's name).
+    pub t: TestStore,
+    /// The store.
+    pub store: AnyRequestStore,
+}
+
+impl TestWorld for StoreWorld {
+    async fn sqlite() -> Self {
+        let t = TestStore::sqlite();
+        let store = t.open().await;
+        Self { t, store }
+    }
+
+    async fn postgres() -> Self {
+        let t = TestStore::postgres("exhaust_t").await;
+        let store = t.open().await;
+        Self { t, store }
+    }
+}
+
+/// Runs a scenario on both stores: `on_both_stores!(name, World, body)`
+/// makes the module `name` with the tests `sqlite` and `postgres`, each
+/// calling `body(world)` with a world made by [`TestWorld`].
+#[macro_export]
+macro_rules! on_both_stores {
+    ($name:ident, $world:ty, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test]
+            async fn sqlite() {
+                let world = <$world as $crate::testing::TestWorld>::sqlite().await;
+                ($body)(world).await;
+            }
+            #[tokio::test]
+            async fn postgres() {
+                let world = <$world as $crate::testing::TestWorld>::postgres().await;
+                ($body)(world).await;
+            }
+        }
+    };
+}
+
+pub mod live;
+pub mod signals;
 pub mod suite;
 
 use crate::requests::{AnyRequestStore, PgRequestStore, SqliteRequestStore};
@@ -74,6 +159,16 @@ impl TestStore {
             dir: tempfile::tempdir().expect("a temporary folder"),
             url,
             table: format!("{schema}.job_request"),
+        }
+    }
+
+    /// A store at `url` with `table`, made by the test itself (a table of
+    /// Sunbird's own DDL, say).
+    pub fn existing(url: &str, table: &str) -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("a temporary folder"),
+            url: url.to_string(),
+            table: table.to_string(),
         }
     }
 

@@ -6,6 +6,7 @@
 //!
 //! [`TestStore`]: super::TestStore
 
+use super::StoreWorld;
 use crate::requests::{AnyClaim, AnyRequestStore, IndexNames, QueryPlan, Statement};
 use chrono::{TimeZone, Utc};
 use exhaust_core::request::{JobRequest, ProcessedBatch, RequestOutcome, RequestStatus};
@@ -63,7 +64,9 @@ pub async fn all_candidates(store: &AnyRequestStore, selection: &Selection) -> V
 /// without one last, then by request id) and every pending row comes
 /// exactly once, whatever the page size: ties on the submission time and
 /// rows without one included.
-pub async fn candidates_come_in_pages(store: AnyRequestStore) {
+pub async fn candidates_come_in_pages(w: StoreWorld) {
+    // The folder keeps the store until the scenario ends.
+    let StoreWorld { t: _kept, store } = w;
     let mut expected = Vec::new();
     for i in 0..12u32 {
         // Minutes 0..=3: three rows share each submission time.
@@ -125,7 +128,9 @@ async fn clear_submitted(store: &AnyRequestStore, r: &JobRequest) {
 }
 
 /// Requests by status come from one count per status, every job's.
-pub async fn counts_by_status(store: AnyRequestStore) {
+pub async fn counts_by_status(w: StoreWorld) {
+    // The folder keeps the store until the scenario ends.
+    let StoreWorld { t: _kept, store } = w;
     assert_eq!(
         store.count_by_status().await.expect("count"),
         StatusCounts::default()
@@ -201,7 +206,9 @@ pub fn failed(msg: &str) -> Completion {
 
 /// Sunbird's submission rules: a new request is created, a repeat is
 /// returned as it is, a FAILED one is queued again with its attempts reset.
-pub async fn submission_rules(store: AnyRequestStore) {
+pub async fn submission_rules(w: StoreWorld) {
+    // The folder keeps the store until the scenario ends.
+    let StoreWorld { t: _kept, store } = w;
     let r = request("R1", serde_json::json!({"batchId": "b1"}), 0);
     let created = store.submit(&r).await.expect("submit");
     let Submission::Created(row) = created else {
@@ -255,7 +262,9 @@ pub async fn submission_rules(store: AnyRequestStore) {
 
 /// A claim excludes every other worker until it is finished or released,
 /// and a finished request is written as the core's completion says.
-pub async fn claims_are_exclusive(store: AnyRequestStore) {
+pub async fn claims_are_exclusive(w: StoreWorld) {
+    // The folder keeps the store until the scenario ends.
+    let StoreWorld { t: _kept, store } = w;
     let r = request("R1", serde_json::json!({"batchId": "b1"}), 0);
     store.submit(&r).await.expect("submit");
     let sel = Selection::progress_exhaust();
@@ -344,7 +353,9 @@ pub async fn claims_are_exclusive(store: AnyRequestStore) {
 
 /// A request whose worker died (its claim dropped without a word) is
 /// claimed again.
-pub async fn a_dead_workers_request_is_taken_again(store: AnyRequestStore) {
+pub async fn a_dead_workers_request_is_taken_again(w: StoreWorld) {
+    // The folder keeps the store until the scenario ends.
+    let StoreWorld { t: _kept, store } = w;
     let r = request("R1", serde_json::json!({"batchId": "b1"}), 0);
     store.submit(&r).await.expect("submit");
     let sel = Selection::progress_exhaust();
@@ -369,7 +380,9 @@ pub async fn a_dead_workers_request_is_taken_again(store: AnyRequestStore) {
 }
 
 /// Which rows a run takes, and the API's read, list and recent.
-pub async fn selection_and_listing(store: AnyRequestStore) {
+pub async fn selection_and_listing(w: StoreWorld) {
+    // The folder keeps the store until the scenario ends.
+    let StoreWorld { t: _kept, store } = w;
     let mut a = request("A", serde_json::json!({"batchId": "b1"}), 5);
     a.batch_number = Some(1);
     let mut b = request("B", serde_json::json!({"batchId": "b2"}), 1);
@@ -501,7 +514,9 @@ pub async fn assert_indexes_serve(store: &AnyRequestStore, tag: &str) {
 }
 
 /// Rows over many tags, most of them finished, then the plans.
-pub async fn indexes_serve_read_list_and_poll(store: AnyRequestStore) {
+pub async fn indexes_serve_read_list_and_poll(w: StoreWorld) {
+    // The folder keeps the store until the scenario ends.
+    let StoreWorld { t: _kept, store } = w;
     for t in 0..6 {
         for i in 0..25 {
             let mut r = request(
@@ -619,7 +634,9 @@ async fn processed_text(
 /// is not a list of batches keeps the row readable, with the reason, and a
 /// completion that leaves it (the core's `RequestOutcome::unreadable`)
 /// leaves the text exactly as stored.
-pub async fn processed_batches_keep_sunbird_text(store: AnyRequestStore) {
+pub async fn processed_batches_keep_sunbird_text(w: StoreWorld) {
+    // The folder keeps the store until the scenario ends.
+    let StoreWorld { t: _kept, store } = w;
     let r = request("R1", serde_json::json!({"batchFilter": ["b1", "b2"]}), 0);
     store.submit(&r).await.expect("submit");
     assert_eq!(stored_processed(&store, &r).await, None);

@@ -42,6 +42,12 @@ pub struct RedisData {
     connections: Vec<(i64, redis::aio::MultiplexedConnection)>,
 }
 
+impl Default for RedisData {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl RedisData {
     /// An empty set of keys under a fresh prefix.
     pub fn new() -> Self {
@@ -153,6 +159,11 @@ impl RedisData {
     #[allow(dead_code)] // The live benchmark's, not every test's.
     pub fn len(&self) -> usize {
         self.keys.len()
+    }
+
+    /// Whether nothing was loaded.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     async fn send(&mut self, db: i64, key: &str, cmd: &mut redis::Cmd) {

@@ -16,10 +16,10 @@
 
 #![allow(dead_code)]
 
+use crate::requests::AnyRequestStore;
 use chrono::Utc;
 use exhaust_core::request::{NewRequest, RequestStatus};
 use exhaust_core::store::RequestStore;
-use exhaust_sources::requests::AnyRequestStore;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -30,6 +30,7 @@ pub const SAMPLE_BATCHES: [&str; 3] = [
     "0126303835330566836",
     "0178931785531734509",
 ];
+/// The channel of the sample's collections.
 pub const SAMPLE_CHANNEL: &str = "0166646273726135492";
 
 /// The grace period given to the workers: far above a sample batch's build,
@@ -46,6 +47,8 @@ pub const EXIT_BOUND: Duration = Duration::from_secs(GRACE_SECONDS + 10);
 pub struct Rng(u64);
 
 impl Rng {
+    /// Seeded from `STOP_TEST_SEED` when set, else the clock; the seed
+    /// is printed under `label`, so a failing run can be replayed.
     pub fn from_env_or_clock(label: &str) -> Self {
         let seed = std::env::var("STOP_TEST_SEED")
             .ok()
@@ -61,20 +64,22 @@ impl Rng {
     }
 
     /// xorshift64*.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
+    /// A number below `n`.
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
 }
 
 /// A working folder with the defaults, as an operator's would be.
 pub struct Bench {
+    /// The folder (removed with the bench).
     pub dir: tempfile::TempDir,
     /// Where the signals landed, as the workers' logs tell: (starting up,
     /// with a request in hand, otherwise: idle or between requests).
@@ -86,7 +91,14 @@ pub struct Bench {
     submitted: usize,
 }
 
+impl Default for Bench {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Bench {
+    /// A new bench in a temporary folder.
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir(dir.path().join("tmp")).expect("tmp");
@@ -104,6 +116,7 @@ impl Bench {
         }
     }
 
+    /// The folder's path.
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -220,6 +233,7 @@ impl Bench {
             .expect("the worker starts")
     }
 
+    /// The log of the worker of `iteration`.
     pub fn log(&self, iteration: usize) -> String {
         std::fs::read_to_string(self.path().join("logs").join(format!("{iteration}.log")))
             .unwrap_or_default()

@@ -6,8 +6,8 @@
 //! `assessment_aggregator.question` (a list of a user-defined type) is left
 //! out: the report never reads it and kassandra has no user-defined types.
 
+use crate::CassandraConfig;
 use exhaust_core::time::parse_sunbird_timestamp;
-use exhaust_sources::CassandraConfig;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;

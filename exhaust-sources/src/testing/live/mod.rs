@@ -7,28 +7,20 @@ pub mod fake_search;
 pub mod redis_data;
 pub mod schema;
 
+use crate::{
+    CassandraConfig, CassandraSource, LiveConfig, LiveSources, RedisConfig, RedisSource,
+    SearchConfig, SearchSource,
+};
 use cql_server::CqlServer;
 use exhaust_core::layout::Layout;
 use exhaust_core::report::{BatchSummary, BuildError, ReportOptions, VecSink, build_report};
 use exhaust_core::source::ReportSource;
 use exhaust_core::{BatchId, OrgId};
-use exhaust_sources::{
-    CassandraConfig, CassandraSource, LiveConfig, LiveSources, RedisConfig, RedisSource,
-    SearchConfig, SearchSource,
-};
 use fake_search::FakeSearch;
 use redis_data::RedisData;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// Sunbird's own test fixture.
-pub fn conformance_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/sunbird-lern/snapshot")
-}
-
-/// The bundled sample snapshot.
-pub fn sample_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/sample-snapshot")
-}
+pub use super::{conformance_snapshot as conformance_dir, sample_snapshot as sample_dir};
 
 /// A snapshot folder's rows in live stores, and the live sources over them.
 pub struct LiveFixture {

@@ -1,16 +1,14 @@
-//! Shared helpers of the core's integration tests: the hand-checked fixture
-//! and a runner over the in-memory source.
-#![allow(
-    dead_code,
-    missing_docs,
-    clippy::too_many_arguments,
-    clippy::vec_init_then_push
-)]
+//! Test support (cargo feature `testing`): the hand-checked fixture of the
+//! core's tests (a small course with nested units, assessments and
+//! learners whose report was worked out by hand) in a [`MemorySource`], a
+//! runner over it, and a `block_on` that needs no runtime. The core's own
+//! tests and the writer's use it.
+#![allow(missing_docs, clippy::too_many_arguments, clippy::vec_init_then_push)]
 
-use exhaust_core::memory::MemorySource;
-use exhaust_core::model::*;
-use exhaust_core::report::{BatchSummary, BuildError, ReportOptions, VecSink, build_report};
-use exhaust_core::{BatchId, ContentId, OrgId, UserId};
+use crate::memory::MemorySource;
+use crate::model::*;
+use crate::report::{BatchSummary, BuildError, ReportOptions, VecSink, build_report};
+use crate::{BatchId, ContentId, OrgId, UserId};
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};

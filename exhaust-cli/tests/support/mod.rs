@@ -1,3 +1,0 @@
-//! Helpers shared by the test files of this folder.
-
-pub mod stop;
