@@ -48,6 +48,7 @@ pub mod publish;
 mod report_sink;
 pub mod shutdown;
 pub mod storage;
+#[cfg(feature = "testing")]
 pub mod testing;
 #[cfg(feature = "xlsx")]
 pub mod xlsx;
