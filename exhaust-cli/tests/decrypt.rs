@@ -54,6 +54,7 @@ fn zipped(envelope: &Path) -> PathBuf {
         File::create(&zip).expect("create"),
         &name,
         None,
+        chrono::Utc::now(),
     )
     .expect("zip");
     zip

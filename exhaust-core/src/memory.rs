@@ -61,14 +61,12 @@ impl BatchSource for MemorySource {
 
 impl CollectionBatchSource for MemorySource {
     async fn batches_of(&self, collections: &[ContentId]) -> SourceResult<Vec<CourseBatch>> {
-        let mut out: Vec<_> = self
+        Ok(self
             .batches
             .values()
             .filter(|b| collections.contains(&b.course_id))
             .cloned()
-            .collect();
-        out.sort_by(|a, b| a.batch_id.cmp(&b.batch_id));
-        Ok(out)
+            .collect())
     }
 }
 

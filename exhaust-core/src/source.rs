@@ -159,7 +159,9 @@ pub trait CollectionSource {
 
 /// Course batches by collection, for requests that name collections.
 pub trait CollectionBatchSource {
-    /// Every batch of these collections.
+    /// Every batch of these collections, in any order (the one caller that
+    /// needs an order, `request::resolve_batches`, sorts them and drops
+    /// repeats, so no adapter has to).
     fn batches_of(
         &self,
         collections: &[ContentId],

@@ -173,23 +173,10 @@ pub struct SubmitRequest {
     #[schema(max_length = 1024, pattern = r"^[^\u0000]*$")]
     encryption_key: Option<String>,
     /// The file format (Sunbird accepts and ignores the field): `csv` when
-    /// absent or null; `parquet`, `arrow` and `xlsx` too in builds with the
-    /// feature `typed`. Any case, white space around it ignored; any other
-    /// value: 400.
-    #[cfg_attr(
-        feature = "typed",
-        schema(
-            nullable,
-            pattern = r"^[\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([cC][sS][vV]|[pP][aA][rR][qQ][uU][eE][tT]|[aA][rR][rR][oO][wW]|[xX][lL][sS][xX])[\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
-        )
-    )]
-    #[cfg_attr(
-        not(feature = "typed"),
-        schema(
-            nullable,
-            pattern = r"^[\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[cC][sS][vV][\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
-        )
-    )]
+    /// absent or null; `parquet`, `arrow` and `xlsx` too in builds that
+    /// write them (`exhaust_writer::format_available`). Any case, white
+    /// space around it ignored; any other value: 400.
+    #[schema(schema_with = output_format_schema)]
     output_format: Option<String>,
 }
 
@@ -215,6 +202,30 @@ pub struct DatasetConfig {
     /// A dataset sub-id: when a string, it is part of the request id.
     #[schema(value_type = Option<Value>, rename = "type")]
     kind: Option<Value>,
+}
+
+/// The schema of `outputFormat`: null, or the name of a format this build
+/// writes, in any case, with white space around it. The formats come from
+/// the writer's one list (`exhaust_writer::format_available`).
+fn output_format_schema() -> utoipa::openapi::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    const WS: &str =
+        r"[\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*";
+    // Each name as a case-insensitive pattern: `csv` is `[cC][sS][vV]`.
+    let names: Vec<String> = OutputFormat::ALL
+        .iter()
+        .filter(|f| exhaust_writer::format_available(**f))
+        .map(|f| {
+            f.as_str()
+                .chars()
+                .map(|c| format!("[{}{}]", c.to_ascii_lowercase(), c.to_ascii_uppercase()))
+                .collect()
+        })
+        .collect();
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .pattern(Some(format!("^{WS}({}){WS}$", names.join("|"))))
+        .into()
 }
 
 /// The schema of one id of `datasetConfig`: a string of at most 256

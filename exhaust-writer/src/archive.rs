@@ -5,7 +5,6 @@ use crate::error::WriteError;
 use std::fs::File;
 use std::io::{BufWriter, ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 use zip::unstable::write::FileOptionsExt;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipArchive, ZipWriter};
@@ -27,10 +26,10 @@ pub(crate) struct EntrySettings {
 }
 
 impl EntrySettings {
-    fn now(large: bool) -> Self {
+    fn at(large: bool, modified: chrono::DateTime<chrono::Utc>) -> Self {
         Self {
             large,
-            modified: dos_now(),
+            modified: dos_from_unix(u64::try_from(modified.timestamp()).unwrap_or(0)),
         }
     }
 }
@@ -38,6 +37,8 @@ impl EntrySettings {
 /// Zips the CSV read from `csv` into `out` as one deflated entry named
 /// `entry_name`, encrypted with ZipCrypto when `password` is given, and
 /// returns the size of the zip in bytes (from `out`'s position on entry).
+/// The entry's time is `modified` (in UTC: zip has no time zone), given by
+/// the caller: this crate reads no clock for it.
 ///
 /// ZipCrypto is weak, but it is what Sunbird's reports use and what every
 /// desktop unzip tool opens. The CSV is streamed, never held in memory.
@@ -53,12 +54,19 @@ pub fn write_zip<R, W>(
     out: W,
     entry_name: &str,
     password: Option<&str>,
+    modified: chrono::DateTime<chrono::Utc>,
 ) -> Result<u64, WriteError>
 where
     R: Read + ?Sized,
     W: Write + Seek,
 {
-    write_zip_with(csv, out, entry_name, password, EntrySettings::now(false))
+    write_zip_with(
+        csv,
+        out,
+        entry_name,
+        password,
+        EntrySettings::at(false, modified),
+    )
 }
 
 pub(crate) fn write_zip_with<R, W>(
@@ -118,6 +126,7 @@ pub fn zip_file(
     zip_path: &Path,
     entry_name: &str,
     password: Option<&str>,
+    modified: chrono::DateTime<chrono::Utc>,
 ) -> Result<u64, WriteError> {
     check_args(entry_name, password)?;
     let mut csv = File::open(csv_path)
@@ -132,7 +141,7 @@ pub fn zip_file(
         &mut dest,
         entry_name,
         password,
-        EntrySettings::now(size >= ZIP64_THRESHOLD),
+        EntrySettings::at(size >= ZIP64_THRESHOLD, modified),
     )?;
     dest.commit()?;
     Ok(bytes)
@@ -208,16 +217,9 @@ fn copy<R: Read + ?Sized, W: Write>(
     }
 }
 
-/// The current time in UTC as a zip timestamp. Zip has no time zone; UTC
-/// keeps reports from different servers comparable. Falls back to the zip
-/// epoch (1980-01-01) if the clock is outside zip's range.
-fn dos_now() -> DateTime {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    dos_from_unix(secs)
-}
-
+/// A time in UTC as a zip timestamp. Zip has no time zone; UTC keeps
+/// reports from different servers comparable. Falls back to the zip epoch
+/// (1980-01-01) when the time is outside zip's range.
 fn dos_from_unix(secs: u64) -> DateTime {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;

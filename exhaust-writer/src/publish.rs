@@ -92,6 +92,8 @@ pub struct Staged {
     file_name: String,
     file_path: PathBuf,
     zip_path: Option<PathBuf>,
+    /// When the report was built: its zip entry's time (the runner's clock).
+    built_at: DateTime<Utc>,
 }
 
 /// The sink a [`Publisher`] writes a report through.
@@ -165,6 +167,7 @@ impl ReportOutput for Publisher {
             file_name: file_name.to_string(),
             file_path,
             zip_path: None,
+            built_at,
         };
         Ok((staged, sink))
     }
@@ -183,18 +186,20 @@ impl ReportOutput for Publisher {
         let zip_path = staged.work.path().join(zip_name);
         let (file, entry) = (&staged.file_path, staged.file_name.as_str());
         let zip_bytes = match protection {
-            Protection::Plain => zip_file(file, &zip_path, entry, None).map_err(local)?,
+            Protection::Plain => {
+                zip_file(file, &zip_path, entry, None, staged.built_at).map_err(local)?
+            }
             Protection::Password(key) => {
                 let password = self.decode_key(key);
-                zip_file(file, &zip_path, entry, Some(&password)).map_err(local)?
+                zip_file(file, &zip_path, entry, Some(&password), staged.built_at).map_err(local)?
             }
             Protection::TextKey(key) => {
                 let key = self.decode_key(key);
-                seal(file, &zip_path, entry, |i, o| {
+                seal(file, &zip_path, entry, staged.built_at, |i, o| {
                     envelope::encrypt_text_key(i, o, &key)
                 })?
             }
-            Protection::PublicKey(pem) => seal(file, &zip_path, entry, |i, o| {
+            Protection::PublicKey(pem) => seal(file, &zip_path, entry, staged.built_at, |i, o| {
                 envelope::encrypt_public_key(i, o, pem)
             })?,
         };
@@ -219,7 +224,13 @@ impl ReportOutput for Publisher {
 
 /// Encrypts the report into Sunbird's envelope and puts it in a plain zip
 /// under the report's name, as Sunbird's stage A then stage B do.
-fn seal<F>(file: &Path, zip: &Path, entry: &str, encrypt: F) -> Result<u64, OutputError>
+fn seal<F>(
+    file: &Path,
+    zip: &Path,
+    entry: &str,
+    built_at: DateTime<Utc>,
+    encrypt: F,
+) -> Result<u64, OutputError>
 where
     F: FnOnce(
         std::io::BufReader<File>,
@@ -243,7 +254,7 @@ where
             e.into_error(),
         ))
     })?;
-    zip_file(&sealed, zip, entry, None).map_err(local)
+    zip_file(&sealed, zip, entry, None, built_at).map_err(local)
 }
 
 /// The core's [`Clock`] over tokio: the system's wall clock (or a pinned

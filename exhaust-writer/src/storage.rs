@@ -191,7 +191,6 @@ impl Storage {
                 // Removes the folders a deleted file leaves empty.
                 .with_automatic_cleanup(true),
         );
-        remove_stale_staging(&root, SystemTime::now());
         Ok(Self {
             store: store.clone(),
             signer: None,
@@ -246,6 +245,19 @@ impl Storage {
     /// What the store is, for logs (never credentials).
     pub fn describe(&self) -> &str {
         &self.describe
+    }
+
+    /// Removes the staging files of a local store that were last changed
+    /// more than an hour before `now`: a worker killed during an upload
+    /// leaves its staging file behind (hidden from listings). Fresh ones may
+    /// be another worker's upload under way and stay. Nothing here fails:
+    /// what cannot be read or removed is logged and left. The time is the
+    /// caller's (the composition root's clock); a cloud store has nothing
+    /// to remove (its uploads are all-or-nothing).
+    pub fn remove_stale_staging(&self, now: SystemTime) {
+        if let Some(root) = &self.local_root {
+            remove_stale_staging(root, now);
+        }
     }
 
     /// The folder of a local store.
@@ -565,10 +577,7 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Removes the staging files under `root` last changed more than
-/// [`STALE_STAGING`] before `now`: a worker killed during an upload leaves
-/// its staging file behind. Fresh ones may be another worker's upload under
-/// way and stay (a listing hides them). Nothing here fails the store's
-/// opening: what cannot be read or removed is logged and left.
+/// [`STALE_STAGING`] before `now` (see [`Storage::remove_stale_staging`]).
 fn remove_stale_staging(root: &Path, now: SystemTime) {
     let mut folders = vec![root.to_path_buf()];
     let mut removed = 0_usize;
@@ -966,6 +975,7 @@ mod tests {
         let old_report = plant("c_progress_1.zip", Some(two_hours_ago));
 
         let storage = Storage::local(dir.path()).expect("store");
+        storage.remove_stale_staging(SystemTime::now());
         assert!(!stale.exists(), "a stale staging file is removed");
         assert!(fresh.exists(), "a fresh one may be another worker's");
         assert!(old_report.exists());

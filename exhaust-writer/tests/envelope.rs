@@ -266,6 +266,7 @@ fn an_envelope_in_a_report_zip_reads_back() {
         &mut zip,
         "b1_progress_20240305.csv",
         None,
+        chrono::Utc::now(),
     )
     .expect("zip");
     zip.set_position(0);

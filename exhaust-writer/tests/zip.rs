@@ -19,10 +19,36 @@ fn sample_csv() -> Vec<u8> {
 
 fn zip_to_vec(csv: &[u8], password: Option<&str>) -> Vec<u8> {
     let mut out = Cursor::new(Vec::new());
-    let size = write_zip(&mut &csv[..], &mut out, ENTRY, password).expect("write_zip");
+    let size = write_zip(&mut &csv[..], &mut out, ENTRY, password, at()).expect("write_zip");
     let bytes = out.into_inner();
     assert_eq!(size, bytes.len() as u64, "returned size is the zip's size");
     bytes
+}
+
+/// The time the tests give their zips' entries: 10:20:30 UTC, 5 March 2024.
+fn at() -> chrono::DateTime<chrono::Utc> {
+    chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2024, 3, 5, 10, 20, 30)
+        .single()
+        .expect("time")
+}
+
+#[test]
+fn the_entry_time_is_the_one_given() {
+    let zip = zip_to_vec(b"a\r\n", None);
+    let mut archive = ZipArchive::new(Cursor::new(&zip)).expect("archive");
+    let entry = archive.by_index(0).expect("entry");
+    let t = entry.last_modified().expect("a time");
+    assert_eq!(
+        (
+            t.year(),
+            t.month(),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        (2024, 3, 5, 10, 20, 30)
+    );
 }
 
 /// Bit 0 of the first local header's general purpose flags.
@@ -94,7 +120,7 @@ fn wrong_password_fails() {
 #[test]
 fn empty_password_is_refused() {
     let mut out = Cursor::new(Vec::new());
-    let err = write_zip(&mut &b"a\r\n"[..], &mut out, ENTRY, Some("")).expect_err("empty");
+    let err = write_zip(&mut &b"a\r\n"[..], &mut out, ENTRY, Some(""), at()).expect_err("empty");
     assert!(matches!(err, WriteError::EmptyPassword));
     assert!(out.into_inner().is_empty(), "nothing written");
 
@@ -102,7 +128,7 @@ fn empty_password_is_refused() {
     let csv_path = dir.path().join("r.csv");
     std::fs::write(&csv_path, b"a\r\n").expect("write");
     let zip_path = dir.path().join("r.zip");
-    let err = zip_file(&csv_path, &zip_path, ENTRY, Some("")).expect_err("empty");
+    let err = zip_file(&csv_path, &zip_path, ENTRY, Some(""), at()).expect_err("empty");
     assert!(matches!(err, WriteError::EmptyPassword));
     assert_eq!(dir_entries(dir.path()), vec!["r.csv".to_owned()]);
 }
@@ -110,7 +136,7 @@ fn empty_password_is_refused() {
 #[test]
 fn empty_entry_name_is_refused() {
     let mut out = Cursor::new(Vec::new());
-    let err = write_zip(&mut &b"a\r\n"[..], &mut out, "", None).expect_err("empty name");
+    let err = write_zip(&mut &b"a\r\n"[..], &mut out, "", None, at()).expect_err("empty name");
     assert!(matches!(err, WriteError::EmptyEntryName));
 }
 
@@ -165,7 +191,7 @@ impl Read for FailingReader {
 #[test]
 fn read_failure_says_it_was_the_csv() {
     let mut out = Cursor::new(Vec::new());
-    let err = write_zip(&mut FailingReader, &mut out, ENTRY, None).expect_err("fails");
+    let err = write_zip(&mut FailingReader, &mut out, ENTRY, None, at()).expect_err("fails");
     let msg = err.to_string();
     assert!(msg.contains("reading the CSV"), "{msg}");
     assert!(msg.contains("source vanished"), "{msg}");
@@ -188,7 +214,7 @@ fn zip_file_writes_atomically() {
     std::fs::write(&csv_path, &csv).expect("write");
     let zip_path = dir.path().join("out").join("report.zip");
 
-    let size = zip_file(&csv_path, &zip_path, ENTRY, Some("pw")).expect("zip_file");
+    let size = zip_file(&csv_path, &zip_path, ENTRY, Some("pw"), at()).expect("zip_file");
     assert_eq!(std::fs::metadata(&zip_path).expect("metadata").len(), size);
     assert_eq!(
         dir_entries(&dir.path().join("out")),
@@ -214,6 +240,7 @@ fn zip_file_of_missing_csv_leaves_nothing() {
         &dir.path().join("report.zip"),
         ENTRY,
         None,
+        at(),
     )
     .expect_err("missing");
     assert!(matches!(err, WriteError::Io { .. }));
@@ -251,7 +278,7 @@ fn unzip_command_opens_our_zips() {
     std::fs::write(&csv_path, &csv).expect("write");
 
     let plain = dir.path().join("plain.zip");
-    zip_file(&csv_path, &plain, ENTRY, None).expect("zip");
+    zip_file(&csv_path, &plain, ENTRY, None, at()).expect("zip");
     let out = Command::new("unzip")
         .arg("-p")
         .arg(&plain)
@@ -265,7 +292,7 @@ fn unzip_command_opens_our_zips() {
     assert!(out.stdout == csv, "plain: unzip gave different bytes");
 
     let secret = dir.path().join("secret.zip");
-    zip_file(&csv_path, &secret, ENTRY, Some("p@ss w0rd")).expect("zip");
+    zip_file(&csv_path, &secret, ENTRY, Some("p@ss w0rd"), at()).expect("zip");
     let out = Command::new("unzip")
         .args(["-P", "p@ss w0rd", "-p"])
         .arg(&secret)

@@ -330,10 +330,14 @@ impl Settings {
 
     /// Opens the storage of `[storage]`.
     pub fn open_storage(&self) -> anyhow::Result<Storage> {
-        self.storage
+        let storage = self
+            .storage
             .open()
             .map_err(|e| anyhow!(e))
-            .context("opening the storage")
+            .context("opening the storage")?;
+        // What workers killed during an upload left behind.
+        storage.remove_stale_staging(std::time::SystemTime::now());
+        Ok(storage)
     }
 
     /// The snapshot folder the reports read.

@@ -17,15 +17,13 @@ impl BatchSource for Snapshot {
 impl CollectionBatchSource for Snapshot {
     async fn batches_of(&self, collections: &[ContentId]) -> SourceResult<Vec<CourseBatch>> {
         let wanted: HashSet<&str> = collections.iter().map(ContentId::as_str).collect();
-        let mut out: Vec<CourseBatch> = self
+        Ok(self
             .inner
             .batches()?
             .values()
             .filter(|b| wanted.contains(b.course_id.as_str()))
             .cloned()
-            .collect();
-        out.sort_by(|a, b| a.batch_id.cmp(&b.batch_id));
-        Ok(out)
+            .collect())
     }
 }
 

@@ -456,28 +456,24 @@ impl BatchSource for CassandraSource {
 impl CollectionBatchSource for CassandraSource {
     async fn batches_of(&self, collections: &[ContentId]) -> SourceResult<Vec<CourseBatch>> {
         let table = self.cfg.table("course_batch");
-        let mut out = self
-            .concurrently(collections.len(), |i| {
-                let (course, table) = (&collections[i], table.as_str());
-                Box::pin(async move {
-                    let ctx = Ctx {
-                        table,
-                        key: format!("(courseid={course})"),
-                    };
-                    self.collect(
-                        &self.stmts.batches_of,
-                        &(course.as_str(),),
-                        &ctx,
-                        &BATCH_COLUMNS,
-                        decode_batch,
-                    )
-                    .await
-                })
+        self.concurrently(collections.len(), |i| {
+            let (course, table) = (&collections[i], table.as_str());
+            Box::pin(async move {
+                let ctx = Ctx {
+                    table,
+                    key: format!("(courseid={course})"),
+                };
+                self.collect(
+                    &self.stmts.batches_of,
+                    &(course.as_str(),),
+                    &ctx,
+                    &BATCH_COLUMNS,
+                    decode_batch,
+                )
+                .await
             })
-            .await?;
-        out.sort_by(|a, b| a.batch_id.cmp(&b.batch_id));
-        out.dedup_by(|a, b| a.batch_id == b.batch_id);
-        Ok(out)
+        })
+        .await
     }
 }
 
