@@ -273,6 +273,38 @@ fn batch_filter_schema() -> utoipa::openapi::Schema {
         .into()
 }
 
+/// The refusals every Data Exhaust route shares (authentication,
+/// authorisation and the server's limits), for the OpenAPI document.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum Refusals {
+    /// No valid credentials.
+    #[response(
+        status = 401,
+        description = "UNAUTHORIZED: no valid credentials: in `[auth]` mode `token` an API token missing, unknown or revoked; in mode `sunbird` a user token that does not verify",
+        headers(("WWW-Authenticate" = String, description = "`Bearer`"))
+    )]
+    Unauthorized(crate::envelope::ErrorEnvelope),
+    /// Not allowed for the channel.
+    #[response(
+        status = 403,
+        description = "FORBIDDEN: `X-Channel-ID is missing in request header`, or credentials that do not allow the channel (a token of another channel; Sunbird's `Given X-Consumer-ID=... are not authorized` or `You are not authorized.`)"
+    )]
+    Forbidden(crate::envelope::ErrorEnvelope),
+    /// Too slow.
+    #[response(
+        status = 408,
+        description = "REQUEST_TIMEOUT: the call took longer than the server allows"
+    )]
+    Timeout(crate::envelope::ErrorEnvelope),
+    /// Too many calls in flight.
+    #[response(
+        status = 503,
+        description = "SERVICE_UNAVAILABLE: the server is at its limit of calls in flight"
+    )]
+    Busy(crate::envelope::ErrorEnvelope),
+}
+
 /// Query of read.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -374,6 +406,22 @@ async fn authorised(
         .authorize(state.store(), identity, channel)
         .await
         .map_err(|failure| crate::ops::auth_failed(state, id, &failure))
+}
+
+/// What read and list check first, in Sunbird's order: the path's tag
+/// (400 when it does not decode), then the channel header (403 when
+/// missing): the client's tag and the channel.
+fn tag_and_channel(
+    tag: Result<Path<String>, PathRejection>,
+    headers: &HeaderMap,
+    id: &'static str,
+    now: DateTime<Utc>,
+) -> Result<(String, String), Reply> {
+    let tag = match tag {
+        Ok(Path(t)) => t,
+        Err(e) => return Err(bad_path(id, now, &e)),
+    };
+    Ok((tag, required_channel(headers, id, now)?))
 }
 
 /// A path parameter that does not decode (not UTF-8 once unescaped): 400
@@ -537,11 +585,7 @@ fn parse_submit(body: &[u8], channel: Option<String>) -> Result<NewRequest, Stri
         (status = 200, description = "The request, as stored", body = Envelope<JobResponse>),
         (status = 400, description = "CLIENT_ERROR: `tag is empty`, `dataset is empty`, `datasetConfig is empty` (checked in that order, before the channel), a body that is not JSON, a field of the wrong type, a field longer than its cap (tag and requestedBy 256 characters, encryptionKey 1024, a batch id 256) or holding a NUL character", body = crate::envelope::ErrorEnvelope),
         (status = 413, description = "PAYLOAD_TOO_LARGE: a body of more than 65536 bytes", body = crate::envelope::ErrorEnvelope),
-        (status = 401, description = "UNAUTHORIZED: no valid credentials: in `[auth]` mode `token` an API token missing, unknown or revoked; in mode `sunbird` a user token that does not verify", body = crate::envelope::ErrorEnvelope,
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 403, description = "FORBIDDEN: `X-Channel-ID is missing in request header`, or credentials that do not allow the channel (a token of another channel; Sunbird's `Given X-Consumer-ID=... are not authorized` or `You are not authorized.`)", body = crate::envelope::ErrorEnvelope),
-        (status = 408, description = "REQUEST_TIMEOUT: the call took longer than the server allows", body = crate::envelope::ErrorEnvelope),
-        (status = 503, description = "SERVICE_UNAVAILABLE: the server is at its limit of calls in flight", body = crate::envelope::ErrorEnvelope),
+        Refusals,
         (status = 500, description = "SERVER_ERROR: the store failed", body = crate::envelope::ErrorEnvelope),
     ),
     security((), ("bearer" = []), ("userToken" = []), ("consumer" = []))
@@ -630,11 +674,7 @@ pub async fn submit(
     responses(
         (status = 200, description = "The request; or, for an unknown one, params.status `failed`, params.err and responseCode `OK`, errmsg `no job available with the given request_id and tag` and no result", body = Envelope<JobResponse>),
         (status = 400, description = "CLIENT_ERROR: a path that does not decode as UTF-8, or an X-Channel-ID longer than 256 characters", body = crate::envelope::ErrorEnvelope),
-        (status = 401, description = "UNAUTHORIZED: no valid credentials: in `[auth]` mode `token` an API token missing, unknown or revoked; in mode `sunbird` a user token that does not verify", body = crate::envelope::ErrorEnvelope,
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 403, description = "FORBIDDEN: `X-Channel-ID is missing in request header`, or credentials that do not allow the channel (a token of another channel; Sunbird's `Given X-Consumer-ID=... are not authorized` or `You are not authorized.`)", body = crate::envelope::ErrorEnvelope),
-        (status = 408, description = "REQUEST_TIMEOUT: the call took longer than the server allows", body = crate::envelope::ErrorEnvelope),
-        (status = 503, description = "SERVICE_UNAVAILABLE: the server is at its limit of calls in flight", body = crate::envelope::ErrorEnvelope),
+        Refusals,
         (status = 404, description = "RESOURCE_NOT_FOUND: no route (an empty tag)", body = crate::envelope::ErrorEnvelope),
         (status = 500, description = "SERVER_ERROR: the store failed, or download links could not be made", body = crate::envelope::ErrorEnvelope),
     ),
@@ -649,15 +689,11 @@ pub async fn read(
 ) -> Reply {
     let id = api_id::READ;
     let now = state.now();
-    let tag = match tag {
-        Ok(Path(t)) => t,
-        Err(e) => return bad_path(id, now, &e),
-    };
-    let query = ReadQuery::from_pairs(&pairs);
-    let channel = match required_channel(&headers, id, now) {
-        Ok(c) => c,
+    let (tag, channel) = match tag_and_channel(tag, &headers, id, now) {
+        Ok(t) => t,
         Err(reply) => return reply,
     };
+    let query = ReadQuery::from_pairs(&pairs);
     if let Err(reply) = authorised(&state, id, &identity, &channel).await {
         return reply;
     }
@@ -700,11 +736,7 @@ pub async fn read(
     responses(
         (status = 200, description = "`{count, jobs}`", body = Envelope<ListResult>),
         (status = 400, description = "CLIENT_ERROR: `limit must be a whole number of 0 or more`, `limit must be at most 1000`, a path that does not decode as UTF-8, or an X-Channel-ID longer than 256 characters", body = crate::envelope::ErrorEnvelope),
-        (status = 401, description = "UNAUTHORIZED: no valid credentials: in `[auth]` mode `token` an API token missing, unknown or revoked; in mode `sunbird` a user token that does not verify", body = crate::envelope::ErrorEnvelope,
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 403, description = "FORBIDDEN: `X-Channel-ID is missing in request header`, or credentials that do not allow the channel (a token of another channel; Sunbird's `Given X-Consumer-ID=... are not authorized` or `You are not authorized.`)", body = crate::envelope::ErrorEnvelope),
-        (status = 408, description = "REQUEST_TIMEOUT: the call took longer than the server allows", body = crate::envelope::ErrorEnvelope),
-        (status = 503, description = "SERVICE_UNAVAILABLE: the server is at its limit of calls in flight", body = crate::envelope::ErrorEnvelope),
+        Refusals,
         (status = 404, description = "RESOURCE_NOT_FOUND: no route (an empty tag)", body = crate::envelope::ErrorEnvelope),
         (status = 500, description = "SERVER_ERROR: the store failed, or download links could not be made", body = crate::envelope::ErrorEnvelope),
     ),
@@ -719,15 +751,11 @@ pub async fn list(
 ) -> Reply {
     let id = api_id::LIST;
     let now = state.now();
-    let tag = match tag {
-        Ok(Path(t)) => t,
-        Err(e) => return bad_path(id, now, &e),
-    };
-    let query = ListQuery::from_pairs(&pairs);
-    let channel = match required_channel(&headers, id, now) {
-        Ok(c) => c,
+    let (tag, channel) = match tag_and_channel(tag, &headers, id, now) {
+        Ok(t) => t,
         Err(reply) => return reply,
     };
+    let query = ListQuery::from_pairs(&pairs);
     // Absent: the default. Present, it must be a number, as Sunbird's route
     // binds it to an `Int` (an empty `limit=` is not one).
     let limit = match query.limit.as_deref() {

@@ -434,6 +434,15 @@ impl RequestStore for AnyRequestStore {
     }
 }
 
+/// What a `SELECT status, COUNT(*) ... GROUP BY status` gives.
+pub(crate) fn status_counts(rows: Vec<(String, i64)>) -> StatusCounts {
+    let mut counts = StatusCounts::default();
+    for (status, n) in rows {
+        counts.add(&status, u64::try_from(n).unwrap_or(0));
+    }
+    counts
+}
+
 /// Maps a driver error: connection-level failures are retryable, the rest
 /// is a refusal that names the operation.
 pub(crate) fn db_error(what: &str, e: sqlx::Error) -> StoreError {

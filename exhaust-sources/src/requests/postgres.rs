@@ -514,11 +514,7 @@ impl RequestStore for PgRequestStore {
                 .fetch_all(&self.pool)
                 .await
                 .map_err(|e| db_error("counting requests", e))?;
-        let mut counts = StatusCounts::default();
-        for (status, n) in rows {
-            counts.add(&status, u64::try_from(n).unwrap_or(0));
-        }
-        Ok(counts)
+        Ok(super::status_counts(rows))
     }
 
     async fn claim(

@@ -43,6 +43,26 @@ where
     })
 }
 
+/// Runs `body` with `pool` bound to the store's connection pool, whichever
+/// database it is: one statement text for both (`$1` markers, which SQLite
+/// reads as its numbered parameters too), one body, typed per database.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            #[cfg(feature = "postgres")]
+            AnyRequestStore::Postgres(s) => {
+                let $pool = s.pool();
+                $body
+            }
+            #[cfg(feature = "sqlite")]
+            AnyRequestStore::Sqlite(s) => {
+                let $pool = s.pool();
+                $body
+            }
+        }
+    };
+}
+
 /// The most characters of a token's name.
 pub const MAX_TOKEN_NAME_CHARS: usize = 256;
 
@@ -120,133 +140,77 @@ impl AnyRequestStore {
                 created_ms bigint NOT NULL,
                 revoked_ms bigint)"
         );
-        let result = match self {
-            #[cfg(feature = "postgres")]
-            Self::Postgres(s) => sqlx::query(sqlx::AssertSqlSafe(ddl))
-                .execute(s.pool())
-                .await
-                .map(|_| ()),
-            #[cfg(feature = "sqlite")]
-            Self::Sqlite(s) => sqlx::query(sqlx::AssertSqlSafe(ddl))
-                .execute(s.pool())
-                .await
-                .map(|_| ()),
-        };
-        result.map_err(|e| db_error("creating the API token table", e))
+        on_pool!(self, pool => sqlx::query(sqlx::AssertSqlSafe(ddl))
+            .execute(pool)
+            .await
+            .map(|_| ()))
+        .map_err(|e| db_error("creating the API token table", e))
     }
 
     /// Stores a new token's record (its hash, never the token).
     pub async fn insert_token(&self, record: &TokenRecord) -> StoreResult<()> {
-        let t = self.token_table()?;
-        let result = match self {
-            #[cfg(feature = "postgres")]
-            Self::Postgres(s) => sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO {t} ({TOKEN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
-            )))
+        let sql = format!(
+            "INSERT INTO {} ({TOKEN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)",
+            self.token_table()?
+        );
+        on_pool!(self, pool => sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(&record.id)
             .bind(&record.name)
             .bind(&record.channel)
             .bind(&record.hash)
             .bind(record.created_ms)
             .bind(record.revoked_ms)
-            .execute(s.pool())
+            .execute(pool)
             .await
-            .map(|_| ()),
-            #[cfg(feature = "sqlite")]
-            Self::Sqlite(s) => sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO {t} ({TOKEN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
-            )))
-            .bind(&record.id)
-            .bind(&record.name)
-            .bind(&record.channel)
-            .bind(&record.hash)
-            .bind(record.created_ms)
-            .bind(record.revoked_ms)
-            .execute(s.pool())
-            .await
-            .map(|_| ()),
-        };
-        result.map_err(|e| db_error("storing an API token", e))
+            .map(|_| ()))
+        .map_err(|e| db_error("storing an API token", e))
     }
 
     /// Every token record, oldest first.
     pub async fn tokens(&self) -> StoreResult<Vec<TokenRecord>> {
-        let t = self.token_table()?;
-        let sql = format!("SELECT {TOKEN_COLUMNS} FROM {t} ORDER BY created_ms, id");
-        match self {
-            #[cfg(feature = "postgres")]
-            Self::Postgres(s) => {
-                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .fetch_all(s.pool())
-                    .await
-                    .map_err(|e| db_error("listing API tokens", e))?;
-                rows.iter().map(record_of).collect()
-            }
-            #[cfg(feature = "sqlite")]
-            Self::Sqlite(s) => {
-                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .fetch_all(s.pool())
-                    .await
-                    .map_err(|e| db_error("listing API tokens", e))?;
-                rows.iter().map(record_of).collect()
-            }
-        }
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS} FROM {} ORDER BY created_ms, id",
+            self.token_table()?
+        );
+        on_pool!(self, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .fetch_all(pool)
+                .await
+                .map_err(|e| db_error("listing API tokens", e))?;
+            rows.iter().map(record_of).collect()
+        })
     }
 
     /// The record of token `id`, revoked or not.
     pub async fn token(&self, id: &str) -> StoreResult<Option<TokenRecord>> {
-        let t = self.token_table()?;
-        match self {
-            #[cfg(feature = "postgres")]
-            Self::Postgres(s) => {
-                let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT {TOKEN_COLUMNS} FROM {t} WHERE id = $1"
-                )))
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS} FROM {} WHERE id = $1",
+            self.token_table()?
+        );
+        on_pool!(self, pool => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(id)
-                .fetch_optional(s.pool())
+                .fetch_optional(pool)
                 .await
                 .map_err(|e| db_error("reading an API token", e))?;
-                row.as_ref().map(record_of).transpose()
-            }
-            #[cfg(feature = "sqlite")]
-            Self::Sqlite(s) => {
-                let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT {TOKEN_COLUMNS} FROM {t} WHERE id = ?1"
-                )))
-                .bind(id)
-                .fetch_optional(s.pool())
-                .await
-                .map_err(|e| db_error("reading an API token", e))?;
-                row.as_ref().map(record_of).transpose()
-            }
-        }
+            row.as_ref().map(record_of).transpose()
+        })
     }
 
     /// Revokes token `id` at `now_ms`: `true` when it was active, `false`
     /// when it is unknown or was revoked before (its first revocation time
     /// is kept).
     pub async fn revoke_token(&self, id: &str, now_ms: i64) -> StoreResult<bool> {
-        let t = self.token_table()?;
-        let done = match self {
-            #[cfg(feature = "postgres")]
-            Self::Postgres(s) => sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE {t} SET revoked_ms = $2 WHERE id = $1 AND revoked_ms IS NULL"
-            )))
+        let sql = format!(
+            "UPDATE {} SET revoked_ms = $2 WHERE id = $1 AND revoked_ms IS NULL",
+            self.token_table()?
+        );
+        let done = on_pool!(self, pool => sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id)
             .bind(now_ms)
-            .execute(s.pool())
+            .execute(pool)
             .await
-            .map(|r| r.rows_affected()),
-            #[cfg(feature = "sqlite")]
-            Self::Sqlite(s) => sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE {t} SET revoked_ms = ?2 WHERE id = ?1 AND revoked_ms IS NULL"
-            )))
-            .bind(id)
-            .bind(now_ms)
-            .execute(s.pool())
-            .await
-            .map(|r| r.rows_affected()),
-        }
+            .map(|r| r.rows_affected()))
         .map_err(|e| db_error("revoking an API token", e))?;
         Ok(done > 0)
     }
@@ -264,31 +228,17 @@ impl AnyRequestStore {
         channel: &str,
     ) -> StoreResult<Option<i32>> {
         let (_, _, quoted) = quoted_table(table)?;
-        let status: Option<i64> = match self {
-            #[cfg(feature = "postgres")]
-            Self::Postgres(s) => {
-                sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                    "SELECT MIN(COALESCE(status, 0))::bigint FROM {quoted} \
-                 WHERE consumer_id = $1 AND channel = $2"
-                )))
-                .bind(consumer_id)
-                .bind(channel)
-                .fetch_one(s.pool())
-                .await
-            }
-            #[cfg(feature = "sqlite")]
-            Self::Sqlite(s) => {
-                sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                    "SELECT MIN(COALESCE(status, 0)) FROM {quoted} \
-                 WHERE consumer_id = ?1 AND channel = ?2"
-                )))
-                .bind(consumer_id)
-                .bind(channel)
-                .fetch_one(s.pool())
-                .await
-            }
-        }
-        .map_err(|e| db_error("reading the consumer-channel mapping", e))?;
+        let sql = format!(
+            "SELECT CAST(MIN(COALESCE(status, 0)) AS bigint) FROM {quoted} \
+             WHERE consumer_id = $1 AND channel = $2"
+        );
+        let status: Option<i64> =
+            on_pool!(self, pool => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(consumer_id)
+            .bind(channel)
+            .fetch_one(pool)
+            .await)
+            .map_err(|e| db_error("reading the consumer-channel mapping", e))?;
         Ok(status.and_then(|s| i32::try_from(s).ok()))
     }
 }
