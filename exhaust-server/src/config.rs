@@ -3,7 +3,7 @@
 //! server's own flags, each with an environment variable. Secrets come from
 //! environment variables only, named by flags, and are never logged.
 
-use crate::app::Settings;
+use crate::app::{Settings, variable};
 use crate::download::{MIN_SECRET_BYTES, Secret};
 use crate::state::{Clock, system_clock};
 use anyhow::{Context, bail};
@@ -217,13 +217,12 @@ fn secret_from_env(
     default_var: &str,
     flag: &str,
 ) -> anyhow::Result<Option<Secret>> {
+    // Either variable may also be given as a file, `<VAR>_FILE`.
     let value = match named {
-        Some(var) => Some(
-            env(var)
-                .filter(|v| !v.is_empty())
-                .with_context(|| format!("environment variable {var} ({flag}) is not set"))?,
-        ),
-        None => env(default_var).filter(|v| !v.is_empty()),
+        Some(var) => Some(variable(env, var)?.with_context(|| {
+            format!("environment variable {var} or {var}_FILE ({flag}) is not set")
+        })?),
+        None => variable(env, default_var)?,
     };
     Ok(value.map(|v| Secret::new(v.into_bytes())))
 }
@@ -273,6 +272,47 @@ mod tests {
         assert!(
             !shown.contains("0123456789abcdef") && !shown.contains("tok\""),
             "{shown}"
+        );
+    }
+
+    #[test]
+    fn secrets_come_from_files_too() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secret = dir.path().join("download-secret");
+        std::fs::write(&secret, "0123456789abcdef-from-a-file\n").expect("write");
+        let token = dir.path().join("token");
+        std::fs::write(&token, "tok-from-file").expect("write");
+        let (secret, token) = (secret.display().to_string(), token.display().to_string());
+        let env = |name: &str| match name {
+            "EXHAUST_DOWNLOAD_SECRET_FILE" => Some(secret.clone()),
+            "EXHAUST_BEARER_TOKEN_FILE" => Some(token.clone()),
+            _ => None,
+        };
+        let c = ServerConfig::from_args_with(args(&[]), env).expect("config");
+        // The file's trailing line end is not part of the secret.
+        assert_eq!(
+            c.download_secret.as_ref().map(|s| s.expose().to_vec()),
+            Some(b"0123456789abcdef-from-a-file".to_vec())
+        );
+        assert_eq!(
+            c.bearer_token.as_ref().map(|s| s.expose().to_vec()),
+            Some(b"tok-from-file".to_vec())
+        );
+        // Both forms at once are refused, naming them.
+        let both = |name: &str| match name {
+            "EXHAUST_BEARER_TOKEN" | "EXHAUST_BEARER_TOKEN_FILE" => Some("x".to_string()),
+            _ => None,
+        };
+        let e = ServerConfig::from_args_with(args(&[]), both).expect_err("both");
+        assert!(e.to_string().contains("EXHAUST_BEARER_TOKEN_FILE"), "{e}");
+        // A file that cannot be read is named by its variable, not its path.
+        let missing = |name: &str| {
+            (name == "EXHAUST_DOWNLOAD_SECRET_FILE").then(|| "/nonexistent/secret".to_string())
+        };
+        let e = ServerConfig::from_args_with(args(&[]), missing).expect_err("missing");
+        assert!(
+            format!("{e:#}").contains("EXHAUST_DOWNLOAD_SECRET_FILE"),
+            "{e:#}"
         );
     }
 

@@ -240,8 +240,38 @@ fn switch(name: &str, value: &str) -> anyhow::Result<bool> {
     }
 }
 
+/// The value of variable `name` in `vars`, or, when unset, the content of
+/// the file named by `<name>_FILE` (as Kubernetes mounts Secrets; one
+/// trailing line end removed). Both set: refused, so a value is never
+/// silently ignored. An empty value counts as unset.
+pub fn variable(
+    vars: &dyn Fn(&str) -> Option<String>,
+    name: &str,
+) -> anyhow::Result<Option<String>> {
+    let direct = vars(name).filter(|v| !v.is_empty());
+    let file_var = format!("{name}_FILE");
+    let Some(path) = vars(&file_var).filter(|v| !v.is_empty()) else {
+        return Ok(direct);
+    };
+    if direct.is_some() {
+        anyhow::bail!("{name} and {file_var} are both set: set one");
+    }
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{file_var} names a file that cannot be read"))?;
+    let text = text
+        .strip_suffix('\n')
+        .map(|t| t.strip_suffix('\r').unwrap_or(t))
+        .unwrap_or(&text);
+    Ok(Some(text.to_string()).filter(|v| !v.is_empty()))
+}
+
+/// The process's environment, as [`variable`] reads it.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
 fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
+    process_env(name).filter(|v| !v.is_empty())
 }
 
 impl Settings {
@@ -263,7 +293,7 @@ impl Settings {
             }
             None => Settings::default(),
         };
-        s.apply_env()?;
+        s.apply_env_with(&process_env)?;
         // A number, so read here where a bad value can be refused.
         if let Some(v) = env("EXHAUST_GRACE_SECONDS") {
             s.job.grace_seconds = v.trim().parse().map_err(|_| {
@@ -274,46 +304,77 @@ impl Settings {
     }
 
     /// Applies the `EXHAUST_*` variables over the file's values; a value
-    /// that does not parse is refused, naming the variable.
+    /// that does not parse is refused, naming the variable. Every variable
+    /// can also be given as `<NAME>_FILE`, a file holding the value
+    /// ([`variable`]): that is how secrets are best given.
     pub fn apply_env(&mut self) -> anyhow::Result<()> {
-        if let Some(v) = env("EXHAUST_STORE_URL") {
+        self.apply_env_with(&process_env)
+    }
+
+    /// [`Settings::apply_env`] over the variables `vars` gives.
+    pub fn apply_env_with(&mut self, vars: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        let var = |name: &str| variable(vars, name);
+        if let Some(v) = var("EXHAUST_STORE_URL")? {
             self.store.url = v;
         }
-        if let Some(v) = env("EXHAUST_STORE_TABLE") {
+        if let Some(v) = var("EXHAUST_STORE_TABLE")? {
             self.store.table = v;
         }
-        if let Some(v) = env("EXHAUST_SNAPSHOT") {
+        if let Some(v) = var("EXHAUST_SNAPSHOT")? {
             self.source.snapshot = Some(v.into());
             self.source.live = None;
         }
-        if let Some(v) = env("EXHAUST_SNAPSHOT_DIGEST") {
+        if let Some(v) = var("EXHAUST_SNAPSHOT_DIGEST")? {
             self.source.digest = Some(switch("EXHAUST_SNAPSHOT_DIGEST", &v)?);
         }
-        if let Some(v) = env("EXHAUST_STORAGE_URL") {
+        if let Some(live) = &mut self.source.live {
+            if let Some(v) = var("EXHAUST_CASSANDRA_USERNAME")? {
+                live.cassandra.username = Some(v);
+            }
+            if let Some(v) = var("EXHAUST_CASSANDRA_PASSWORD")? {
+                live.cassandra.password = Some(v);
+            }
+            if let Some(v) = var("EXHAUST_REDIS_URL")? {
+                live.redis.url = v;
+            }
+        }
+        if let Some(v) = var("EXHAUST_STORAGE_URL")? {
             self.storage.url = v;
         }
-        if let Some(v) = env("EXHAUST_SECURITY_LEVEL") {
+        // Any storage option (`aws_secret_access_key`, ...) as
+        // EXHAUST_STORAGE_OPTION_<NAME>, the name in capitals.
+        for (key, _) in std::env::vars() {
+            if let Some(name) = key
+                .strip_prefix("EXHAUST_STORAGE_OPTION_")
+                .map(|n| n.strip_suffix("_FILE").unwrap_or(n))
+                && !name.is_empty()
+                && let Some(v) = var(&format!("EXHAUST_STORAGE_OPTION_{name}"))?
+            {
+                self.storage.options.insert(name.to_ascii_lowercase(), v);
+            }
+        }
+        if let Some(v) = var("EXHAUST_SECURITY_LEVEL")? {
             self.security.level = v
                 .parse()
                 .map_err(|e| anyhow!("EXHAUST_SECURITY_LEVEL: {e}"))?;
         }
-        if let Some(v) = env("EXHAUST_SUNBIRD_ENCRYPTION_KEY") {
+        if let Some(v) = var("EXHAUST_SUNBIRD_ENCRYPTION_KEY")? {
             self.security.sunbird_encryption_key = v;
         }
-        if let Some(v) = env("EXHAUST_AUTH") {
+        if let Some(v) = var("EXHAUST_AUTH")? {
             self.auth.mode = Some(v.parse().map_err(|e| anyhow!("EXHAUST_AUTH: {e}"))?);
         }
         let sunbird = &mut self.auth.sunbird;
-        if let Some(v) = env("EXHAUST_AUTH_PUBLIC_KEY_DIR") {
+        if let Some(v) = var("EXHAUST_AUTH_PUBLIC_KEY_DIR")? {
             sunbird.public_key_dir = Some(v.into());
         }
-        if let Some(v) = env("EXHAUST_AUTH_ISSUER") {
+        if let Some(v) = var("EXHAUST_AUTH_ISSUER")? {
             sunbird.issuer = Some(v);
         }
-        if let Some(v) = env("EXHAUST_AUTH_USER_READ_URL") {
+        if let Some(v) = var("EXHAUST_AUTH_USER_READ_URL")? {
             sunbird.user_read_url = Some(v);
         }
-        if let Some(v) = env("EXHAUST_AUTH_CONSUMER_TABLE") {
+        if let Some(v) = var("EXHAUST_AUTH_CONSUMER_TABLE")? {
             sunbird.consumer_table = v;
         }
         Ok(())
@@ -568,6 +629,35 @@ mod tests {
         }
         let err = switch("EXHAUST_SNAPSHOT_DIGEST", "maybe").expect_err("refused");
         assert!(err.to_string().contains("EXHAUST_SNAPSHOT_DIGEST"), "{err}");
+    }
+
+    #[test]
+    fn variables_come_from_files_too() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = dir.path().join("store-url");
+        std::fs::write(&url, "postgres://app:pw@db/analytics\r\n").expect("write");
+        let password = dir.path().join("cassandra-password");
+        std::fs::write(&password, "cass-pw").expect("write");
+        let (url, password) = (url.display().to_string(), password.display().to_string());
+        let vars = |name: &str| match name {
+            "EXHAUST_STORE_URL_FILE" => Some(url.clone()),
+            "EXHAUST_CASSANDRA_PASSWORD_FILE" => Some(password.clone()),
+            "EXHAUST_SUNBIRD_ENCRYPTION_KEY" => Some("salt".to_string()),
+            _ => None,
+        };
+        let mut s: Settings =
+            toml::from_str("[source.live.cassandra]\nusername = \"u\"").expect("valid");
+        s.apply_env_with(&vars).expect("applies");
+        assert_eq!(s.store.url, "postgres://app:pw@db/analytics");
+        let live = s.source.live.as_ref().expect("live");
+        assert_eq!(live.cassandra.password.as_deref(), Some("cass-pw"));
+        assert_eq!(s.security.sunbird_encryption_key, "salt");
+        let both = |name: &str| match name {
+            "EXHAUST_STORE_URL" | "EXHAUST_STORE_URL_FILE" => Some("x".to_string()),
+            _ => None,
+        };
+        let e = Settings::default().apply_env_with(&both).expect_err("both");
+        assert!(e.to_string().contains("set one"), "{e}");
     }
 
     #[test]
