@@ -1,13 +1,17 @@
 //! Command-line arguments, as parsed: turned into validated options in
 //! `report.rs` before anything runs.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use exhaust_core::layout::Layout;
+use exhaust_core::request::RequestStatus;
+use exhaust_core::typed::OutputFormat;
+use exhaust_core::values::AttemptChoice;
 use std::path::PathBuf;
 
 /// The progress exhaust: per-batch course progress reports, from a snapshot
 /// folder or Sunbird's live stores.
 #[derive(Debug, Parser)]
-#[command(name = "exhaust", version, about)]
+#[command(name = "exhaust", version = exhaust_server::version(), about)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -34,6 +38,17 @@ pub enum Command {
     Decrypt(crate::decrypt::DecryptArgs),
     /// Manage the API tokens of exhaust-server's `[auth] mode = "token"`.
     Token(crate::token::TokenArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish or
+    /// powershell): e.g. `exhaust completions bash > /etc/bash_completion.d/exhaust`.
+    Completions(CompletionsArgs),
+}
+
+/// `exhaust completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// The configuration file, shared by the request commands.
@@ -114,9 +129,9 @@ pub struct StatusArgs {
     pub config: ConfigArg,
     /// One request, by id.
     pub request_id: Option<String>,
-    /// Only requests with this status (SUBMITTED, PROCESSING, SUCCESS, FAILED).
-    #[arg(long)]
-    pub status: Option<String>,
+    /// Only requests with this status.
+    #[arg(long, value_enum, ignore_case = true)]
+    pub status: Option<StatusArg>,
     /// Most requests shown.
     #[arg(long, default_value_t = 20)]
     pub limit: usize,
@@ -179,9 +194,9 @@ pub struct ReportArgs {
     #[arg(long, value_name = "JSON")]
     pub search_filter: Option<String>,
 
-    /// Value formats and default columns: seed or lern.
-    #[arg(long, default_value = "seed")]
-    pub layout: String,
+    /// Value formats and default columns.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = LayoutArg::Seed)]
+    pub layout: LayoutArg,
 
     /// Static columns by Sunbird csvColumns keys, comma-separated
     /// (replaces the layout's list; dynamic columns still follow).
@@ -202,9 +217,9 @@ pub struct ReportArgs {
     #[arg(long, value_name = "ORG_ID")]
     pub requested_org: Option<String>,
 
-    /// Which attempt of an assessment counts: best (highest score) or latest.
-    #[arg(long, default_value = "best")]
-    pub attempt: String,
+    /// Which attempt of an assessment counts.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = AttemptArg::Best)]
+    pub attempt: AttemptArg,
 
     /// Output folder; files go to OUT/progress-exhaust/.
     #[arg(long, default_value = ".")]
@@ -214,10 +229,10 @@ pub struct ReportArgs {
     #[arg(long, default_value_t = exhaust_core::report::ReportOptions::default().chunk_size)]
     pub chunk_size: usize,
 
-    /// File format: csv (Sunbird's), parquet, arrow (IPC file) or xlsx.
-    /// The typed formats need a build with the `typed` feature.
-    #[arg(long, default_value = "csv")]
-    pub format: String,
+    /// File format. The typed formats need a build with the `typed` (or
+    /// `full`) feature; `exhaust --version` lists what a build writes.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = FormatArg::Csv)]
+    pub format: FormatArg,
 
     /// Read the --snapshot folder through offset indexes of its JSON lines
     /// only: neither write nor read the digests of its large tables (a
@@ -238,4 +253,134 @@ pub struct SnapshotArgs {
     /// The folder to write (created; must not hold a snapshot already).
     #[arg(long)]
     pub out: PathBuf,
+}
+
+// The closed choices as clap value enums, so that `--help` and the shell
+// completions list them. They mirror the core's types (which know nothing
+// of clap); `the_choices_mirror_the_core` keeps the names in step.
+
+/// `--layout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LayoutArg {
+    /// Sunbird's Spark job's columns and value formats.
+    Seed,
+    /// Sunbird-Lern's columns and value formats.
+    Lern,
+}
+
+impl From<LayoutArg> for Layout {
+    fn from(a: LayoutArg) -> Self {
+        match a {
+            LayoutArg::Seed => Self::Seed,
+            LayoutArg::Lern => Self::Lern,
+        }
+    }
+}
+
+/// `--attempt`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AttemptArg {
+    /// The highest score (ties: the latest).
+    Best,
+    /// The latest attempt (ties: the highest score).
+    Latest,
+}
+
+impl From<AttemptArg> for AttemptChoice {
+    fn from(a: AttemptArg) -> Self {
+        match a {
+            AttemptArg::Best => Self::BestScore,
+            AttemptArg::Latest => Self::Latest,
+        }
+    }
+}
+
+/// `--format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// Sunbird's CSV.
+    Csv,
+    /// Apache Parquet.
+    Parquet,
+    /// An Arrow IPC file.
+    Arrow,
+    /// An Excel workbook.
+    Xlsx,
+}
+
+impl From<FormatArg> for OutputFormat {
+    fn from(a: FormatArg) -> Self {
+        match a {
+            FormatArg::Csv => Self::Csv,
+            FormatArg::Parquet => Self::Parquet,
+            FormatArg::Arrow => Self::Arrow,
+            FormatArg::Xlsx => Self::Xlsx,
+        }
+    }
+}
+
+/// `--status`, spelt as the request store spells it (any case accepted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StatusArg {
+    /// Waiting for a worker.
+    Submitted,
+    /// A worker is on it.
+    Processing,
+    /// Built; the files are listed.
+    Success,
+    /// Failed (retried while attempts remain).
+    Failed,
+}
+
+impl From<StatusArg> for RequestStatus {
+    fn from(a: StatusArg) -> Self {
+        match a {
+            StatusArg::Submitted => Self::Submitted,
+            StatusArg::Processing => Self::Processing,
+            StatusArg::Success => Self::Success,
+            StatusArg::Failed => Self::Failed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each choice's name is the core's own spelling of the value it
+    /// becomes, and every value of the core's closed types has a choice.
+    #[test]
+    fn the_choices_mirror_the_core() {
+        fn names<T: ValueEnum>() -> Vec<String> {
+            T::value_variants()
+                .iter()
+                .filter_map(|v| v.to_possible_value())
+                .map(|p| p.get_name().to_string())
+                .collect()
+        }
+        let layouts: Vec<String> = LayoutArg::value_variants()
+            .iter()
+            .map(|v| Layout::from(*v).to_string())
+            .collect();
+        assert_eq!(names::<LayoutArg>(), layouts);
+        for v in AttemptArg::value_variants() {
+            let name = v.to_possible_value().expect("named").get_name().to_string();
+            assert_eq!(name.parse::<AttemptChoice>(), Ok(AttemptChoice::from(*v)));
+        }
+        let formats: Vec<String> = OutputFormat::ALL
+            .iter()
+            .map(|f| f.as_str().into())
+            .collect();
+        assert_eq!(names::<FormatArg>(), formats);
+        for v in FormatArg::value_variants() {
+            let name = v.to_possible_value().expect("named").get_name().to_string();
+            assert_eq!(OutputFormat::from(*v).as_str(), name);
+        }
+        for v in StatusArg::value_variants() {
+            let name = v.to_possible_value().expect("named").get_name().to_string();
+            assert_eq!(RequestStatus::parse(&name), Some(RequestStatus::from(*v)));
+        }
+        assert_eq!(names::<StatusArg>().len(), 4);
+    }
 }

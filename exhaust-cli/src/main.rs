@@ -12,7 +12,7 @@ mod report;
 mod requests;
 mod token;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use std::process::ExitCode;
 
 // Reports parse and drop millions of small strings; mimalloc handles that
@@ -68,6 +68,10 @@ async fn run() -> ExitCode {
         args::Command::Snapshot(a) => export::run(a).await,
         args::Command::Decrypt(a) => decrypt::run(a),
         args::Command::Token(a) => token::run(a, now).await,
+        args::Command::Completions(a) => {
+            completions(a.shell);
+            Ok(true)
+        }
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,
@@ -77,4 +81,10 @@ async fn run() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `exhaust completions SHELL`: the script on standard output.
+fn completions(shell: clap_complete::Shell) {
+    let mut command = args::Cli::command();
+    clap_complete::generate(shell, &mut command, "exhaust", &mut std::io::stdout());
 }

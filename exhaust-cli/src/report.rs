@@ -41,7 +41,7 @@ struct Plan {
 }
 
 fn validate(args: ReportArgs) -> anyhow::Result<Plan> {
-    let layout: Layout = args.layout.parse().map_err(|e: String| anyhow!(e))?;
+    let layout = Layout::from(args.layout);
     let columns = args
         .columns
         .as_deref()
@@ -50,7 +50,7 @@ fn validate(args: ReportArgs) -> anyhow::Result<Plan> {
         .map_err(|e| anyhow!(e))?;
     let timezone: ReportTz = args.timezone.parse()?;
     let file_tz: ReportTz = args.file_timezone.parse()?;
-    let attempt_choice: AttemptChoice = args.attempt.parse().map_err(|e: String| anyhow!(e))?;
+    let attempt_choice = AttemptChoice::from(args.attempt);
     if args.batch_ids.is_empty() && args.search_filter.is_none() {
         bail!("name at least one batch with --batch-id, or give --search-filter");
     }
@@ -63,7 +63,7 @@ fn validate(args: ReportArgs) -> anyhow::Result<Plan> {
     if args.chunk_size == 0 {
         bail!("--chunk-size must be at least 1");
     }
-    let format: OutputFormat = args.format.parse()?;
+    let format = OutputFormat::from(args.format);
     check_format(format)?;
     Ok(Plan {
         snapshot: args.snapshot,

@@ -129,15 +129,7 @@ fn stopped(stop: &Shutdown, released: usize) -> bool {
 pub async fn status(args: StatusArgs) -> anyhow::Result<bool> {
     let settings = Settings::load(args.config.config.as_deref())?;
     let store = settings.open_store().await?;
-    let status = args
-        .status
-        .as_deref()
-        .map(|s| {
-            RequestStatus::parse(&s.to_ascii_uppercase()).ok_or_else(|| {
-                anyhow!("unknown status {s:?}: use SUBMITTED, PROCESSING, SUCCESS or FAILED")
-            })
-        })
-        .transpose()?;
+    let status = args.status.map(RequestStatus::from);
     let rows = match &args.request_id {
         Some(id) => {
             let rows = store.by_id(id).await.map_err(|e| anyhow!(e))?;

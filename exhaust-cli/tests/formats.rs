@@ -62,7 +62,8 @@ fn an_unknown_format_is_refused_by_name() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("unknown output format \"pdf\": use csv, parquet, arrow or xlsx"),
+        err.contains("invalid value 'pdf' for '--format <FORMAT>'")
+            && err.contains("[possible values: csv, parquet, arrow, xlsx]"),
         "{err}"
     );
 }

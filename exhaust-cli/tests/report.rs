@@ -252,7 +252,7 @@ fn bad_usage_exits_2_with_a_message() {
     for (args, message) in [
         (
             vec!["report", "--batch-id", "b", "--layout", "wide"],
-            "unknown layout \"wide\": use seed or lern",
+            "invalid value 'wide' for '--layout <LAYOUT>'\n  [possible values: seed, lern]",
         ),
         (
             vec!["report", "--batch-id", "b", "--columns", "userid,nope"],
@@ -324,6 +324,109 @@ fn the_sample_snapshot_is_the_default_and_its_reports_are_stable() {
         expect_test::expect_file![format!("expected/sample-{SAMPLE_BATCH}-{layout}.csv")]
             .assert_eq(&csv.replace("\r\n", "\n"));
     }
+}
+
+/// The binary carries the sample: a copy of it alone, run from an empty
+/// folder on a machine without the repository (no snapshot configured,
+/// a fresh home), builds the sample report from `--batch-id` alone.
+#[test]
+fn a_copied_binary_builds_the_sample_with_only_a_batch_id() {
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let bin = elsewhere.path().join("bin/exhaust");
+    std::fs::create_dir_all(bin.parent().expect("bin")).expect("mkdir");
+    std::fs::copy(common::exhaust_bin(), &bin).expect("copy the binary");
+    let home = elsewhere.path().join("home");
+    let work = elsewhere.path().join("work");
+    for dir in [&home, &work] {
+        std::fs::create_dir(dir).expect("mkdir");
+    }
+    for run in 0..2 {
+        let mut cmd = assert_cmd::Command::new(&bin);
+        cmd.current_dir(&work).env_clear().env("HOME", &home).args([
+            "report",
+            "--batch-id",
+            SAMPLE_BATCH,
+        ]);
+        let assert = cmd.assert().success();
+        let stdout = String::from_utf8_lossy(&assert.get_output().stdout).into_owned();
+        assert!(
+            stdout.contains(&format!("batch {SAMPLE_BATCH}: 38 rows")),
+            "run {run}: {stdout}"
+        );
+        let csv = std::fs::read_to_string(output_file(&work, SAMPLE_BATCH)).expect("report");
+        expect_test::expect_file![format!("expected/sample-{SAMPLE_BATCH}-seed.csv")]
+            .assert_eq(&csv.replace("\r\n", "\n"));
+        std::fs::remove_dir_all(work.join("progress-exhaust")).expect("clean");
+    }
+    // The tables went to the user's cache, nowhere near the build machine's tree.
+    let cache: Vec<String> = std::fs::read_dir(home.join(".cache/exhaust"))
+        .expect("the sample in the user's cache")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(cache.iter().any(|n| n.starts_with("sample-")), "{cache:?}");
+}
+
+/// `--version` names the commit and what the build writes; `--help` lists
+/// the closed choices; completions come for each shell.
+#[test]
+fn version_help_and_completions() {
+    let out = exhaust().arg("--version").output().expect("runs");
+    assert!(out.status.success());
+    let version = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(version, format!("exhaust {}\n", exhaust_server::version()));
+    let info = exhaust_server::build_info();
+    assert!(
+        version.starts_with(&format!("exhaust {} (commit ", env!("CARGO_PKG_VERSION"))),
+        "{version}"
+    );
+    assert!(info.features.split(',').any(|f| f == "csv"), "{info:?}");
+    // In a git checkout, the commit is the one checked out (the build
+    // script runs `git rev-parse`); elsewhere `unknown` or $EXHAUST_GIT_HASH.
+    if let Ok(git) = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        && git.status.success()
+        && std::env::var("EXHAUST_GIT_HASH").is_err()
+    {
+        let head = String::from_utf8_lossy(&git.stdout).trim().to_string();
+        assert_eq!(info.git_hash, head);
+    }
+
+    let help = exhaust().args(["report", "--help"]).output().expect("runs");
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    for listed in [
+        "seed", "lern", "best", "latest", "csv", "parquet", "arrow", "xlsx",
+    ] {
+        assert!(help.contains(listed), "{listed} not in {help}");
+    }
+    let help = exhaust().args(["status", "--help"]).output().expect("runs");
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    assert!(
+        help.contains("SUBMITTED") && help.contains("FAILED"),
+        "{help}"
+    );
+
+    for (shell, mark) in [
+        ("bash", "_exhaust()"),
+        ("zsh", "#compdef exhaust"),
+        ("fish", "complete -c exhaust"),
+    ] {
+        let out = exhaust()
+            .args(["completions", shell])
+            .output()
+            .expect("runs");
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(script.contains(mark), "{shell}: {script}");
+        assert!(script.contains("gen-snapshot"), "{shell}");
+    }
+    let out = exhaust()
+        .args(["completions", "bash"])
+        .output()
+        .expect("runs");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("seed lern"));
+    exhaust().args(["completions", "tcsh"]).assert().code(2);
 }
 
 #[test]

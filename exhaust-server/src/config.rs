@@ -25,7 +25,7 @@ pub const DEFAULT_BEARER_TOKEN_ENV: &str = "EXHAUST_BEARER_TOKEN";
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "exhaust-server",
-    version,
+    version = crate::version(),
     about = "Sunbird's Data Exhaust API for the progress exhaust: submit, read, list, download; health, metrics, OpenAPI."
 )]
 pub struct Args {

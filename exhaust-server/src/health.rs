@@ -126,10 +126,13 @@ pub async fn probe_live(s: &LiveSources) -> Result<(), CheckError> {
 /// Whether an opened source answers: live stores by [`probe_live`] over
 /// its own connections, a snapshot by listing its folder (as
 /// [`SnapshotFolder`] does).
-fn check_opened<'a>(source: &'a AnySource, folder: &'a SnapshotFolder) -> CheckFuture<'a> {
+fn check_opened(source: &AnySource) -> CheckFuture<'_> {
     match source {
         AnySource::Live(live) => Box::pin(probe_live(live)),
-        AnySource::Snapshot(_) => folder.check(),
+        AnySource::Snapshot(snapshot) => {
+            let folder = SnapshotFolder(snapshot.dir().to_path_buf());
+            Box::pin(async move { folder.check().await })
+        }
     }
 }
 
@@ -141,7 +144,6 @@ fn check_opened<'a>(source: &'a AnySource, folder: &'a SnapshotFolder) -> CheckF
 /// asks the worker's source instead: there is never a second connection.
 pub struct LiveCheck {
     settings: Settings,
-    folder: SnapshotFolder,
     source: tokio::sync::OnceCell<AnySource>,
 }
 
@@ -149,7 +151,6 @@ impl LiveCheck {
     /// A check of the source of `settings` (given `[source.live]`).
     pub fn new(settings: Settings) -> Self {
         Self {
-            folder: SnapshotFolder(settings.snapshot_dir()),
             settings,
             source: tokio::sync::OnceCell::new(),
         }
@@ -177,7 +178,7 @@ impl SourceCheck for LiveCheck {
                 .get_or_try_init(|| self.settings.open_source())
                 .await
                 .map_err(|e| CheckError::new("unreachable", format!("{e:#}")))?;
-            check_opened(source, &self.folder).await
+            check_opened(source).await
         })
     }
 }
@@ -188,17 +189,12 @@ impl SourceCheck for LiveCheck {
 #[derive(Debug)]
 pub struct RunnerSource {
     runner: Arc<ServerRunner>,
-    folder: SnapshotFolder,
 }
 
 impl RunnerSource {
-    /// A check of `runner`'s source; `snapshot_dir` is its folder when it
-    /// reads a snapshot.
-    pub fn new(runner: Arc<ServerRunner>, snapshot_dir: PathBuf) -> Self {
-        Self {
-            runner,
-            folder: SnapshotFolder(snapshot_dir),
-        }
+    /// A check of `runner`'s source.
+    pub fn new(runner: Arc<ServerRunner>) -> Self {
+        Self { runner }
     }
 }
 
@@ -208,7 +204,7 @@ impl SourceCheck for RunnerSource {
     }
 
     fn check(&self) -> CheckFuture<'_> {
-        check_opened(self.runner.sources(), &self.folder)
+        check_opened(self.runner.sources())
     }
 }
 

@@ -73,6 +73,54 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+/// What a build is: its version, the commit it was built from (`git
+/// rev-parse` at build time, or `$EXHAUST_GIT_HASH`), and what it can do
+/// beyond the CSV and a local folder (the typed formats and cloud stores
+/// compiled in). `exhaust --version`, `exhaust-server --version` and the
+/// `exhaust_build_info` metric show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildInfo {
+    /// The package version.
+    pub version: &'static str,
+    /// The commit.
+    pub git_hash: &'static str,
+    /// The formats and stores compiled in, comma-separated.
+    pub features: String,
+}
+
+/// This build's [`BuildInfo`].
+pub fn build_info() -> BuildInfo {
+    let mut features: Vec<&str> = exhaust_core::typed::OutputFormat::ALL
+        .iter()
+        .filter(|f| exhaust_writer::format_available(**f))
+        .map(|f| f.as_str())
+        .collect();
+    features.extend(exhaust_writer::cloud_stores());
+    BuildInfo {
+        version: env!("CARGO_PKG_VERSION"),
+        git_hash: env!("EXHAUST_GIT_HASH"),
+        features: features.join(","),
+    }
+}
+
+/// What `exhaust --version` and `exhaust-server --version` print after the
+/// name: [`BuildInfo::version_text`] of this build.
+pub fn version() -> &'static str {
+    static VERSION: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| build_info().version_text());
+    &VERSION
+}
+
+impl BuildInfo {
+    /// `0.1.0 (commit 1a2b3c4d5e6f; csv,parquet,s3)`: what `--version` prints.
+    pub fn version_text(&self) -> String {
+        format!(
+            "{} (commit {}; {})",
+            self.version, self.git_hash, self.features
+        )
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -142,6 +190,8 @@ fn exhaust_api_routes() -> OpenApiRouter<AppState> {
 fn open_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(ops::download))
+        .routes(routes!(ops::livez))
+        .routes(routes!(ops::readyz))
         .routes(routes!(ops::health))
         .routes(routes!(ops::metrics))
         .routes(routes!(ops::openapi_json))
@@ -317,11 +367,11 @@ pub async fn start_with(
         None
     };
     let source: Arc<dyn health::SourceCheck> = match (&runner, &settings.source.live) {
-        (Some(r), _) => Arc::new(RunnerSource::new(r.clone(), settings.snapshot_dir())),
+        (Some(r), _) => Arc::new(RunnerSource::new(r.clone())),
         // Without a worker the server holds no source: the check opens
         // its own (see `LiveCheck`).
         (None, Some(_)) => Arc::new(LiveCheck::new(settings.clone())),
-        (None, None) => Arc::new(SnapshotFolder(settings.snapshot_dir())),
+        (None, None) => Arc::new(SnapshotFolder(settings.snapshot_dir()?)),
     };
     let state = AppState::new(StateConfig {
         store: store.clone(),

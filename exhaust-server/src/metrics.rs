@@ -63,6 +63,42 @@ pub struct Metrics {
     store_errors: Counter,
     source_errors: Counter,
     health_failures: Family<PartLabel, Counter>,
+    call_seconds: Family<RouteLabel, Histogram, fn() -> Histogram>,
+    process: ProcessMetrics,
+}
+
+/// The label of call latencies.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    /// The route template, never the actual path.
+    pub route: String,
+}
+
+/// The labels of `exhaust_build_info`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    /// The package version.
+    pub version: String,
+    /// The commit.
+    pub git_hash: String,
+    /// The formats and cloud stores compiled in.
+    pub features: String,
+}
+
+/// The process's own figures, read from `/proc` when metrics are scraped.
+#[derive(Debug, Default)]
+struct ProcessMetrics {
+    resident_bytes: Gauge,
+    virtual_bytes: Gauge,
+    open_fds: Gauge,
+    threads: Gauge,
+    cpu_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    start_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+}
+
+fn call_histogram() -> Histogram {
+    // 1 ms to about 65 s: an API call, a download's start, a health check.
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
 }
 
 impl Default for Metrics {
@@ -133,8 +169,64 @@ impl Metrics {
             "Health checks that found a part down (store, storage, source)",
             health_failures.clone(),
         );
+        let call_seconds: Family<RouteLabel, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(call_histogram);
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP call, by route template (a download's bytes stream after)",
+            call_seconds.clone(),
+        );
+        let build = Family::<BuildLabels, Gauge>::default();
+        let info = crate::build_info();
+        build
+            .get_or_create(&BuildLabels {
+                version: info.version.into(),
+                git_hash: info.git_hash.into(),
+                features: info.features,
+            })
+            .set(1);
+        registry.register(
+            "build_info",
+            "The build: version, commit, formats and stores compiled in (always 1)",
+            build,
+        );
+        let process = ProcessMetrics::default();
+        for (name, help, gauge) in [
+            (
+                "process_resident_memory_bytes",
+                "Resident memory",
+                &process.resident_bytes,
+            ),
+            (
+                "process_virtual_memory_bytes",
+                "Virtual memory",
+                &process.virtual_bytes,
+            ),
+            (
+                "process_open_fds",
+                "Open file descriptors",
+                &process.open_fds,
+            ),
+            ("process_threads", "Threads", &process.threads),
+        ] {
+            // `exhaust_process_*`: Prometheus' process collectors' names,
+            // under this registry's prefix.
+            registry.register(name, help, gauge.clone());
+        }
+        registry.register(
+            "process_cpu_seconds",
+            "User and system CPU time",
+            process.cpu_seconds.clone(),
+        );
+        registry.register(
+            "process_start_time_seconds",
+            "When the process started, seconds since the epoch",
+            process.start_seconds.clone(),
+        );
         Self {
             registry,
+            call_seconds,
+            process,
             api_calls,
             requests_by_status,
             runs,
@@ -157,6 +249,38 @@ impl Metrics {
                 code,
             })
             .inc();
+    }
+
+    /// Records how long a call to `route` took.
+    pub fn call_duration(&self, route: &str, seconds: f64) {
+        self.call_seconds
+            .get_or_create(&RouteLabel {
+                route: route.into(),
+            })
+            .observe(seconds);
+    }
+
+    /// Reads the process's figures from `/proc` (Linux; elsewhere they stay
+    /// 0): called before each scrape.
+    pub fn refresh_process(&self) {
+        let p = &self.process;
+        let page = 4096_i64;
+        if let Ok(statm) = std::fs::read_to_string("/proc/self/statm") {
+            let mut fields = statm
+                .split_whitespace()
+                .map(|f| f.parse::<i64>().unwrap_or(0));
+            p.virtual_bytes.set(fields.next().unwrap_or(0) * page);
+            p.resident_bytes.set(fields.next().unwrap_or(0) * page);
+        }
+        if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+            p.open_fds
+                .set(i64::try_from(fds.count()).unwrap_or(i64::MAX));
+        }
+        if let Some(stat) = read_stat() {
+            p.threads.set(stat.threads);
+            p.cpu_seconds.set(stat.cpu_seconds);
+            p.start_seconds.set(stat.start_seconds);
+        }
     }
 
     /// Counts a store failure.
@@ -218,11 +342,72 @@ impl Metrics {
     }
 }
 
+/// What `/proc/self/stat` tells: threads, CPU time, start time.
+struct Stat {
+    threads: i64,
+    cpu_seconds: f64,
+    start_seconds: f64,
+}
+
+/// Reads `/proc/self/stat` (fields after the command's closing parenthesis:
+/// 14 utime, 15 stime, 20 num_threads, 22 starttime, in clock ticks of 100
+/// per second, as Linux reports them to user space) and the boot time from
+/// `/proc/stat`.
+fn read_stat() -> Option<Stat> {
+    const TICKS: f64 = 100.0;
+    let text = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &text[text.rfind(')')? + 2..];
+    // `rest` starts at field 3 (state).
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| f.get(n - 3).and_then(|v| v.parse::<f64>().ok());
+    let boot = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .and_then(|v| v.trim().parse::<f64>().ok())?;
+    Some(Stat {
+        threads: field(20)? as i64,
+        cpu_seconds: (field(14)? + field(15)?) / TICKS,
+        start_seconds: boot + field(22)? / TICKS,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use exhaust_core::runner::BuiltBatch;
     use std::time::Duration;
+
+    #[test]
+    fn latencies_build_and_process_are_reported() {
+        let m = Metrics::new();
+        m.call_duration("/health", 0.003);
+        m.refresh_process();
+        let text = m.encode();
+        assert!(
+            text.contains("exhaust_http_request_duration_seconds_count{route=\"/health\"} 1"),
+            "{text}"
+        );
+        let info = crate::build_info();
+        assert!(
+            text.contains(&format!(
+                "exhaust_build_info{{version=\"{}\",git_hash=\"{}\",features=\"{}\"}} 1",
+                info.version, info.git_hash, info.features
+            )),
+            "{text}"
+        );
+        assert!(!info.git_hash.is_empty() && info.features.starts_with("csv"));
+        let resident: i64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("exhaust_process_resident_memory_bytes "))
+            .and_then(|v| v.parse().ok())
+            .expect("resident memory");
+        assert!(resident > 1 << 20, "{resident}");
+        assert!(
+            text.contains("exhaust_process_start_time_seconds "),
+            "{text}"
+        );
+    }
 
     #[test]
     fn a_run_summary_moves_the_counters() {

@@ -120,7 +120,42 @@ pub async fn download(
     }
 }
 
-/// Whether the request store, the storage and the report source answer.
+/// Liveness: the process serves HTTP. Nothing else is asked (a database
+/// outage must not restart every pod): 200 `{"status":"up"}` whenever the
+/// server can answer at all.
+#[utoipa::path(
+    get,
+    path = "/livez",
+    tag = "Operations",
+    responses((status = 200, description = "The process serves", content_type = "application/json", body = Object))
+)]
+pub async fn livez() -> Response {
+    (
+        StatusCode::OK,
+        axum::Json(serde_json::json!({ "status": "up" })),
+    )
+        .into_response()
+}
+
+/// Readiness: whether the request store, the storage and the report source
+/// answer, as `/health` says it (each part by its kind); 503 naming the
+/// part that is down.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "Operations",
+    responses(
+        (status = 200, description = "Every part is up", content_type = "application/json", body = Health),
+        (status = 503, description = "Some part is down, named by its kind", content_type = "application/json", body = Health),
+    )
+)]
+pub async fn readyz(state: State<AppState>) -> Response {
+    health(state).await
+}
+
+/// Whether the request store, the storage and the report source answer
+/// (Sunbird's callers use this path; orchestrators use `/livez` and
+/// `/readyz`).
 #[utoipa::path(
     get,
     path = "/health",
@@ -202,6 +237,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
     responses((status = 200, description = "Metrics in the OpenMetrics text format", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String))
 )]
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    state.metrics().refresh_process();
     // One COUNT ... GROUP BY, whatever the table's size.
     match state.store().count_by_status().await {
         Ok(counts) => {
@@ -372,6 +408,9 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
     let response = next.run(req).await;
     let code = response.status().as_u16();
     state.metrics().api_call(&route, code);
+    state
+        .metrics()
+        .call_duration(&route, started.elapsed().as_secs_f64());
     tracing::info!(
         method = %method,
         route = %route,

@@ -263,6 +263,110 @@ async fn health(w: World) {
 }
 on_both_stores!(health_checks, World, health);
 
+/// A TCP relay to PostgreSQL that the test can cut and mend: what a
+/// database outage looks like from the server.
+struct Relay {
+    port: u16,
+    accept: tokio::task::JoinHandle<()>,
+    links: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Relay {
+    async fn start(port: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("relay port");
+        let port = listener.local_addr().expect("addr").port();
+        let links = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let held = links.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let link = tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect("127.0.0.1:5432").await
+                    else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                });
+                held.lock().expect("links").push(link);
+            }
+        });
+        Self {
+            port,
+            accept,
+            links,
+        }
+    }
+
+    /// The port closed and every relayed connection dropped, before this
+    /// returns: aborting a task only asks, awaiting it is what waits for
+    /// its sockets to be closed.
+    async fn cut(self) -> u16 {
+        self.accept.abort();
+        let _ = self.accept.await;
+        let links = std::mem::take(&mut *self.links.lock().expect("links"));
+        for link in links {
+            link.abort();
+            let _ = link.await;
+        }
+        self.port
+    }
+}
+
+/// Liveness does not depend on the store; readiness does: while
+/// PostgreSQL cannot be reached, `/livez` is 200 and `/readyz` 503 naming
+/// the store; when it answers again, both are 200.
+#[tokio::test]
+async fn liveness_and_readiness() {
+    let w = World::postgres().await;
+    let relay = Relay::start(0).await;
+    let mut config = w.config(&conformance());
+    let url = pg_url().replacen("127.0.0.1:5432", &format!("127.0.0.1:{}", relay.port), 1);
+    assert_ne!(url, pg_url(), "the test URL names 127.0.0.1:5432");
+    config.settings.store.url = url;
+    let server = w.start(config).await;
+    let api = Api::new(&server);
+    let probe = |path: &str| {
+        let url = format!("{}{path}", server.url());
+        let api = &api;
+        async move {
+            let (status, _, body) = api.get(&url).await;
+            (
+                status,
+                serde_json::from_slice::<Value>(&body).expect("json"),
+            )
+        }
+    };
+    assert_eq!(probe("/livez").await.0, StatusCode::OK);
+    assert_eq!(probe("/readyz").await.0, StatusCode::OK);
+
+    let port = relay.cut().await;
+    let (status, body) = probe("/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["store"]["status"], "down", "{body}");
+    assert_eq!(body["store"]["kind"], "postgres", "{body}");
+    let (status, body) = probe("/livez").await;
+    assert_eq!((status, &body["status"]), (StatusCode::OK, &json!("up")));
+
+    let _relay = Relay::start(port).await;
+    let mut ready = None;
+    for _ in 0..50 {
+        let (status, _) = probe("/readyz").await;
+        if status == StatusCode::OK {
+            ready = Some(status);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        ready,
+        Some(StatusCode::OK),
+        "ready again once the store answers"
+    );
+    assert_eq!(probe("/livez").await.0, StatusCode::OK);
+    server.shutdown().await.expect("shutdown");
+}
+
 /// /health is open: a part that is down says its kind and a generic reason,
 /// never the configured folders or hosts, which only the log has.
 async fn health_names_no_path_or_host(w: World) {
@@ -418,6 +522,8 @@ async fn openapi_documents_every_route() {
         ("/dataset/v1/request/read/{tag}", "get"),
         ("/dataset/v1/request/list/{tag}", "get"),
         ("/dataset/v1/download/{token}", "get"),
+        ("/livez", "get"),
+        ("/readyz", "get"),
         ("/health", "get"),
         ("/metrics", "get"),
         ("/openapi.json", "get"),

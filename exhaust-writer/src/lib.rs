@@ -65,4 +65,4 @@ pub use publish::{
 };
 pub use report_sink::{ReportSink, ReportStats, check_format, format_available};
 pub use shutdown::{DEFAULT_GRACE, Shutdown, stop_on_signals};
-pub use storage::{Storage, StorageError, StorageSettings, StoredFile, StoredObject};
+pub use storage::{Storage, StorageError, StorageSettings, StoredFile, StoredObject, cloud_stores};

@@ -106,6 +106,22 @@ impl StorageSettings {
     }
 }
 
+/// The cloud stores this build can open (cargo features `s3`, `azure`,
+/// `gcs`); a local folder always works.
+pub fn cloud_stores() -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if cfg!(feature = "s3") {
+        out.push("s3");
+    }
+    if cfg!(feature = "azure") {
+        out.push("azure");
+    }
+    if cfg!(feature = "gcs") {
+        out.push("gcs");
+    }
+    out
+}
+
 /// Where files are stored.
 #[derive(Clone)]
 pub struct Storage {

@@ -11,9 +11,11 @@
 //! both frontends already depend on (ARCHITECTURE.md, *The composition
 //! root*).
 
+mod sample;
 mod settings;
 mod source;
 
+pub use sample::{sample_snapshot, sample_snapshot_under};
 pub use settings::*;
 pub use source::AnySource;
 

@@ -224,12 +224,6 @@ impl Default for JobSettings {
     }
 }
 
-/// The bundled sample snapshot, found from the source tree so that `cargo
-/// run` works from anywhere inside the repository.
-pub fn default_snapshot() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sample-snapshot")
-}
-
 /// An on/off variable's value: true, false, 1, 0, yes, no, on or off (any
 /// case); anything else is refused, naming the variable.
 fn switch(name: &str, value: &str) -> anyhow::Result<bool> {
@@ -401,12 +395,14 @@ impl Settings {
         Ok(storage)
     }
 
-    /// The snapshot folder the reports read.
-    pub fn snapshot_dir(&self) -> PathBuf {
-        self.source
-            .snapshot
-            .clone()
-            .unwrap_or_else(default_snapshot)
+    /// The snapshot folder the reports read: the configured one, else the
+    /// bundled sample, which the binary carries (written to the user's
+    /// cache at the first use; [`super::sample_snapshot`]).
+    pub fn snapshot_dir(&self) -> anyhow::Result<PathBuf> {
+        match &self.source.snapshot {
+            Some(dir) => Ok(dir.clone()),
+            None => super::sample_snapshot(),
+        }
     }
 
     /// Opens the configured source: the live stores when `[source.live]` is
@@ -457,7 +453,7 @@ impl Settings {
 
     /// Opens the snapshot.
     pub fn open_snapshot(&self) -> anyhow::Result<Snapshot> {
-        let dir = self.snapshot_dir();
+        let dir = self.snapshot_dir()?;
         if !dir.is_dir() {
             anyhow::bail!(
                 "snapshot folder {} not found: set [source] snapshot or EXHAUST_SNAPSHOT",
