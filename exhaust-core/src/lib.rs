@@ -51,6 +51,7 @@ pub mod source;
 pub mod store;
 #[cfg(feature = "proptest")]
 pub mod strategies;
+pub mod summary;
 pub mod time;
 pub mod typed;
 pub mod values;
