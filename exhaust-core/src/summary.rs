@@ -1038,7 +1038,14 @@ impl BatchSummary {
                     .units
                     .iter()
                     .min_by_key(|u| u.completed)
-                    .map(|u| format!(" Fewest completed {}: {} of {}.", u.label(), u.completed, n))
+                    .map(|u| {
+                        format!(
+                            " The unit fewest completed: {} ({} of {}).",
+                            u.label(),
+                            u.completed,
+                            n
+                        )
+                    })
                     .unwrap_or_default();
                 format!(
                     "How many of the {} learners completed, started or did not start each of the {} units, in course order.{lowest}",
