@@ -42,6 +42,7 @@ on_both_stores!(indexes, indexes_serve_read_list_and_poll);
 on_both_stores!(processed_text, processed_batches_keep_sunbird_text);
 on_both_stores!(paging, candidates_come_in_pages);
 on_both_stores!(counts, counts_by_status);
+on_both_stores!(channels, channel_pages);
 
 /// An SQLite file written before the indexes existed gets them when opened.
 #[tokio::test]
