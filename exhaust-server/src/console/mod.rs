@@ -331,17 +331,33 @@ impl Viewer {
 /// A form post is the console's own: not from another site, and with the
 /// session's CSRF token.
 fn form_allowed(state: &AppState, headers: &HeaderMap, session: &Session, csrf: &str) -> bool {
-    if header_text(headers, "sec-fetch-site") == Some("cross-site") {
+    // Browsers say where a form comes from; `same-site` is another
+    // origin of the same site, which is not this console either.
+    if let Some(site) = header_text(headers, "sec-fetch-site")
+        && site != "same-origin"
+        && site != "none"
+    {
+        tracing::info!(site, "console: a form refused: sent from another origin");
         return false;
     }
+    // Under `Referrer-Policy: no-referrer` a browser sends `Origin: null`
+    // for the console's own forms: only a named origin is compared.
     if let (Some(origin), Some(host)) = (
-        header_text(headers, header::ORIGIN.as_str()),
+        header_text(headers, header::ORIGIN.as_str()).filter(|o| *o != "null"),
         header_text(headers, header::HOST.as_str()),
     ) && origin.split_once("://").map(|(_, h)| h) != Some(host)
     {
+        tracing::info!("console: a form refused: its origin is another host");
         return false;
     }
-    Keys::new(state.downloads()).csrf_ok(session, csrf)
+    let ok = Keys::new(state.downloads()).csrf_ok(session, csrf);
+    if !ok {
+        tracing::info!(
+            given = !csrf.is_empty(),
+            "console: a form refused: not the session's CSRF token"
+        );
+    }
+    ok
 }
 
 fn csrf_refused() -> Response {
@@ -427,7 +443,16 @@ async fn row_of(
         message: r.err_message.clone().unwrap_or_default(),
         downloads,
         batches,
+        expected: expected_batches(&r.request_data),
     })
+}
+
+/// How many batches a request names (`batchFilter`'s length, else 1).
+fn expected_batches(data: &serde_json::Value) -> usize {
+    data.get("batchFilter")
+        .and_then(serde_json::Value::as_array)
+        .map_or(1, Vec::len)
+        .max(1)
 }
 
 /// The page of requests the filters ask for, and whether older ones follow.

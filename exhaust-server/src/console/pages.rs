@@ -158,6 +158,10 @@ pub struct RequestRow {
     pub downloads: Vec<(String, String)>,
     /// (batch id, link to its page) per built batch.
     pub batches: Vec<(String, String)>,
+    /// How many batches the request names (at least 1; a search counts
+    /// as 1): the files cell keeps room for each one's two links from the
+    /// start, so the row keeps its height when they come.
+    pub expected: usize,
 }
 
 impl RequestRow {
@@ -202,15 +206,16 @@ pub fn request_rows(rows: &[RequestRow]) -> Markup {
                 td data-label="Completed" { (time(r.completed)) }
                 td data-label="Attempts" class="num" { (r.attempts) }
                 td data-label="Files" class="files" {
-                    @if r.downloads.is_empty() && r.batches.is_empty() {
-                        span class="none" { @if r.pending() { "Building…" } @else { "—" } }
-                    }
-                    ul class="plain" {
+                    @let slots = format!("plain slots-{}", r.expected.clamp(1, 5));
+                    ul class=(slots) {
+                        @if r.downloads.is_empty() && r.batches.is_empty() {
+                            li class="none" { @if r.pending() { "Building…" } @else { "—" } }
+                        }
                         @for (name, url) in &r.downloads {
-                            li { a href=(url) rel="noreferrer" download { "Download " span class="file" { (name) } } }
+                            li { a href=(url) rel="noreferrer" download { "Download ZIP" span class="visually-hidden" { " " (name) } } }
                         }
                         @for (batch, url) in &r.batches {
-                            li { a href=(url) { "Batch " (batch) " at a glance" } }
+                            li { a href=(url) { "At a glance" span class="visually-hidden" { ": batch " (batch) } } }
                         }
                     }
                 }
