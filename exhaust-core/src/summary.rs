@@ -1075,7 +1075,7 @@ impl BatchSummary {
                         "In progress",
                         "Not started",
                         "Blank",
-                        "Completed share",
+                        "Share completed",
                     ]
                     .iter()
                     .map(|s| s.to_string())

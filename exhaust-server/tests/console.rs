@@ -199,10 +199,14 @@ async fn width(c: &Client, w: u32) {
 /// A screenshot of the whole page at width `w`, saved as `name`.
 async fn screenshot(c: &Client, dir: &Path, name: &str, w: u32) {
     width(c, w).await;
-    let h = js(c, "return document.documentElement.scrollHeight")
-        .await
-        .as_u64()
-        .unwrap_or(900);
+    // The window's height includes the browser's own frame (in headless
+    // mode too): the page's full height plus that frame.
+    let sizes = js(
+        c,
+        "return [document.documentElement.scrollHeight, window.outerHeight - window.innerHeight]",
+    )
+    .await;
+    let h = sizes[0].as_u64().unwrap_or(900) + sizes[1].as_u64().unwrap_or(0);
     let h = u32::try_from(h).unwrap_or(900).clamp(400, 12_000);
     c.set_window_size(w, h).await.expect("window size");
     // No page may be wider than the screen: text would be cut or need a

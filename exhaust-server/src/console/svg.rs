@@ -15,11 +15,11 @@ use exhaust_core::summary::{Chart, Figure};
 use std::fmt::Write;
 
 /// The view box's width.
-const WIDTH: f64 = 480.0;
+const WIDTH: f64 = 360.0;
 /// Space right of the longest bar, for its value.
-const VALUE_ROOM: f64 = 64.0;
+const VALUE_ROOM: f64 = 52.0;
 /// The most characters of a label line.
-const LABEL_CHARS: usize = 46;
+const LABEL_CHARS: usize = 40;
 /// Series colours: blue 700, amber 700, grey 600 (each at least 4.5:1 on white).
 pub const COLOURS: [&str; 3] = ["#1d4ed8", "#b45309", "#4b5563"];
 
@@ -161,7 +161,7 @@ fn stacked(categories: &[String], series: &[String], values: &[Vec<u64>]) -> (f6
         .max()
         .unwrap_or(0)
         .max(1) as f64;
-    let span = WIDTH - VALUE_ROOM - 40.0;
+    let span = WIDTH - VALUE_ROOM - 48.0;
     let row = 46.0;
     for (i, (label, parts)) in categories.iter().zip(values).enumerate() {
         let y = top + row * i as f64;
@@ -206,7 +206,7 @@ fn lines(periods: &[String], series: &[String], values: &[Vec<u64>]) -> (f64, St
         return (h, out);
     }
     let top = legend(series, &mut out, true) + 8.0;
-    let (left, right, plot_h) = (48.0, WIDTH - 12.0, 180.0);
+    let (left, right, plot_h) = (44.0, WIDTH - 8.0, 160.0);
     let bottom = top + plot_h;
     let max = values
         .iter()
