@@ -13,13 +13,15 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use exhaust_core::BatchId;
-use exhaust_core::report::{ReportOptions, build_report};
-use exhaust_core::summary::SummarySink;
+use exhaust_core::report::{ReportOptions, RowSink, build_report};
+use exhaust_core::summary::{SummaryBuilder, SummarySink};
+use exhaust_core::typed::{ReportSchema, Value};
 use exhaust_sources::generate::{GenParams, generate};
 use exhaust_sources::{Snapshot, SnapshotOptions};
 use exhaust_writer::CsvSink;
+use std::hint::black_box;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The benchmark snapshot of `n` enrolments, generated when missing.
 fn snapshot(n: usize) -> (PathBuf, BatchId) {
@@ -81,12 +83,103 @@ fn summary(c: &mut Criterion) {
     // The first build writes the digests: not timed.
     assert_eq!(plain(), summarised(), "the same CSV either way");
 
+    // Both builds in turn (ABBA, so neither always comes first), so that
+    // the load of a shared machine falls on both alike: the medians of
+    // the wall time and of the process's CPU time (its reader threads
+    // included), which scheduling delays disturb less.
+    let mut wall: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let mut cpu: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    for round in 0..10 {
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for which in order {
+            let (t, c0) = (Instant::now(), cpu_seconds());
+            if which == 0 {
+                black_box(plain());
+            } else {
+                black_box(summarised());
+            }
+            wall[which].push(t.elapsed().as_secs_f64());
+            cpu[which].push(cpu_seconds() - c0);
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+    };
+    for (what, times) in [("wall", &mut wall), ("cpu", &mut cpu)] {
+        let (a, b) = (median(&mut times[0]), median(&mut times[1]));
+        eprintln!(
+            "interleaved, 10 each, {what}: csv {a:.3} s, csv and summary {b:.3} s (medians): {:+.1}%",
+            (b / a - 1.0) * 100.0
+        );
+    }
+
     let mut group = c.benchmark_group(format!("report_{n}"));
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(20));
     group.bench_function("csv", |b| b.iter(plain));
     group.bench_function("csv_and_summary", |b| b.iter(summarised));
     group.finish();
+
+    // The summary's own work: counting the batch's typed rows, already built.
+    let mut rows = Collect::default();
+    rt.block_on(build_report(&source, &batch, None, &opts, &mut rows))
+        .expect("builds");
+    let schema = rows.schema.take().expect("schema");
+    let mut group = c.benchmark_group(format!("summary_{n}"));
+    group.sample_size(20);
+    group.bench_function("count_typed_rows", |b| {
+        b.iter(|| {
+            let mut s = SummaryBuilder::new(&schema);
+            for r in &rows.rows {
+                s.observe(r);
+            }
+            black_box(s.finish())
+        })
+    });
+    group.finish();
+}
+
+/// User and system CPU seconds of this process so far, every thread's
+/// (`/proc/self/stat`, clock ticks of 1/100 s).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command's closing parenthesis; utime and stime are
+    // the 14th and 15th of the line, the 12th and 13th after it.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<f64> = rest
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0.0))
+        .collect();
+    (fields.get(11).copied().unwrap_or(0.0) + fields.get(12).copied().unwrap_or(0.0)) / 100.0
+}
+
+/// Keeps the typed rows (for the counting alone).
+#[derive(Default)]
+struct Collect {
+    schema: Option<ReportSchema>,
+    rows: Vec<Vec<Value>>,
+}
+
+impl RowSink for Collect {
+    type Error = std::convert::Infallible;
+    fn begin(&mut self, _: &[String], _: usize) -> Result<(), Self::Error> {
+        Ok(())
+    }
+    fn row(&mut self, _: &[String]) -> Result<(), Self::Error> {
+        Ok(())
+    }
+    fn begin_typed(&mut self, schema: &ReportSchema, _: usize) -> Result<(), Self::Error> {
+        self.schema = Some(schema.clone());
+        Ok(())
+    }
+    fn wants_typed_rows(&self) -> bool {
+        true
+    }
+    fn typed_row(&mut self, values: &[Value]) -> Result<(), Self::Error> {
+        self.rows.push(values.to_vec());
+        Ok(())
+    }
 }
 
 criterion_group!(benches, summary);
