@@ -54,16 +54,17 @@ pub async fn load(state: &AppState, row: &JobRequest, batch_id: &str) -> Result<
     }
 }
 
-/// The query of the summary route.
+/// The query of the summary route (for the OpenAPI document; the handler
+/// reads the pairs itself, the first of a repeated one).
 #[derive(Debug, Clone, Default, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SummaryQuery {
-    /// The request id.
+    /// The request id (required: 400 without it).
     #[param(rename = "requestId")]
-    pub request_id: Option<String>,
-    /// The batch, one the request built.
+    pub request_id: String,
+    /// The batch, one the request built (required: 400 without it).
     #[param(rename = "batchId")]
-    pub batch_id: Option<String>,
+    pub batch_id: String,
 }
 
 /// The result of the summary route.

@@ -947,3 +947,75 @@ async fn forms_and_channels(w: World) {
     server.shutdown().await.expect("stops");
 }
 on_both_stores!(forms, forms_and_channels);
+
+/// The summary route of `api` for `channel`, with this query.
+async fn get_summary(api: &Api, channel: &str, query: String) -> Answer {
+    let req = api.http.get(format!(
+        "{}/dataset/v1/request/summary/glance?{query}",
+        api.base
+    ));
+    api.send(req, Some(channel)).await
+}
+
+/// `GET /dataset/v1/request/summary/{tag}`: a built batch's summary as
+/// JSON, to the request's channel only.
+async fn summary_json(w: World) {
+    let server = w.start(w.config(&sample())).await;
+    let api = Api::new(&server);
+    let a = api
+        .submit(
+            Some(SAMPLE_CHANNEL),
+            &body("glance", "u", json!({"batchId": SAMPLE_BATCH}), None),
+        )
+        .await;
+    let rid = a.json["result"]["requestId"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let q = format!("requestId={rid}&batchId={SAMPLE_BATCH}");
+    // Not built yet.
+    let a = get_summary(&api, SAMPLE_CHANNEL, q.clone()).await;
+    assert_error(
+        &a,
+        404,
+        "exhaust.dataset.request.summary",
+        "RESOURCE_NOT_FOUND",
+        "the request has not built this batch",
+    );
+    let run = run_worker_once(&w, &server, &sample()).await;
+    assert_eq!(run.succeeded, 1, "{run}");
+    let a = get_summary(&api, SAMPLE_CHANNEL, q.clone()).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_envelope(&a, "exhaust.dataset.request.summary", "OK", "successful");
+    let s = &a.json["result"]["summary"];
+    assert_eq!(s["learners"], 38);
+    assert_eq!(s["batchId"], SAMPLE_BATCH);
+    assert_eq!(s["progress"].as_array().map(Vec::len), Some(6));
+    assert!(!a.text.contains("\"userid\"") && !a.text.contains("User UUID"));
+    // Another channel: not its request.
+    let a = get_summary(&api, "another-org", q.clone()).await;
+    assert_error(
+        &a,
+        404,
+        "exhaust.dataset.request.summary",
+        "RESOURCE_NOT_FOUND",
+        "no job available with the given request_id and tag",
+    );
+    let a = get_summary(&api, SAMPLE_CHANNEL, format!("requestId={rid}")).await;
+    assert_error(
+        &a,
+        400,
+        "exhaust.dataset.request.summary",
+        "CLIENT_ERROR",
+        "requestId and batchId are required",
+    );
+    let a = get_summary(
+        &api,
+        SAMPLE_CHANNEL,
+        format!("requestId={rid}&batchId=other"),
+    )
+    .await;
+    assert_eq!(a.status.as_u16(), 404, "{}", a.text);
+    server.shutdown().await.expect("stops");
+}
+on_both_stores!(summary_route, summary_json);
