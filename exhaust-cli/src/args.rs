@@ -240,6 +240,13 @@ pub struct ReportArgs {
     /// writes it slower; BENCHMARKS.md).
     #[arg(long)]
     pub no_digest: bool,
+
+    /// After each batch, print the batch at a glance (learners by progress
+    /// band, each unit's completion, each assessment's scores, enrolments
+    /// and completions over time, certificates): the tables the server's
+    /// console shows, counted while the report is written.
+    #[arg(long)]
+    pub summary: bool,
 }
 
 /// `exhaust snapshot`.

@@ -10,6 +10,7 @@ use exhaust_core::request::{
     RequestData, RequestError, ResolveError, report_file_name_as, resolve_batches,
 };
 use exhaust_core::source::{ReadCounter, reads_between};
+use exhaust_core::summary::{SummarySink, summary_text};
 use exhaust_core::time::{ReportTz, file_date_stamp};
 use exhaust_core::typed::{OutputFormat, ReportSchema, Value};
 use exhaust_core::values::AttemptChoice;
@@ -38,6 +39,8 @@ struct Plan {
     requested_org: Option<OrgId>,
     out: PathBuf,
     format: OutputFormat,
+    /// Print each batch's summary (`--summary`).
+    summary: bool,
 }
 
 fn validate(args: ReportArgs) -> anyhow::Result<Plan> {
@@ -86,6 +89,7 @@ fn validate(args: ReportArgs) -> anyhow::Result<Plan> {
         requested_org: args.requested_org.map(OrgId::new),
         out: args.out,
         format,
+        summary: args.summary,
     })
 }
 
@@ -125,8 +129,12 @@ pub async fn run(args: ReportArgs, now: DateTime<Utc>) -> anyhow::Result<bool> {
         let started = Instant::now();
         let before = snapshot.read_counts();
         match build_one(&snapshot, &plan, batch, &dir, &stamp, now).await {
-            Ok((summary, path, bytes)) => {
+            Ok((summary, glance, path, bytes)) => {
                 print_summary(&summary, &path, bytes, started);
+                if let Some(glance) = glance {
+                    println!();
+                    print!("{}", summary_text(&glance));
+                }
                 // What each live store read for this batch (none for a snapshot).
                 for (store, r) in reads_between(&before, &snapshot.read_counts()) {
                     println!(
@@ -181,7 +189,12 @@ async fn build_one(
     dir: &Path,
     stamp: &str,
     now: DateTime<Utc>,
-) -> anyhow::Result<(BatchSummary, PathBuf, u64)> {
+) -> anyhow::Result<(
+    BatchSummary,
+    Option<exhaust_core::summary::BatchSummary>,
+    PathBuf,
+    u64,
+)> {
     // A batch id goes into a file name, so it must not be able to leave the
     // output folder.
     let name = report_file_name_as(batch, stamp, plan.format).ok_or_else(|| {
@@ -194,18 +207,26 @@ async fn build_one(
     let path = dir.join(name);
     let file =
         AtomicFile::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    let inner = ReportSink::new(plan.format, BufWriter::with_capacity(1 << 20, file), now)?;
+    // The summary is counted from the rows as they are written.
+    let inner = if plan.summary {
+        SummarySink::new(inner)
+    } else {
+        SummarySink::disabled(inner)
+    };
     let mut sink = ProgressSink {
-        inner: ReportSink::new(plan.format, BufWriter::with_capacity(1 << 20, file), now)?,
+        inner,
         bar: progress_bar(batch),
     };
     // On any error the temporary file is dropped, so no partial report is
     // left under the final name.
     let summary = build_rows(snapshot, &batch_plan, &plan.opts, &mut sink).await?;
     sink.bar.finish_and_clear();
-    let (writer, stats) = sink.inner.finish()?;
+    let (inner, glance) = sink.inner.into_parts();
+    let (writer, stats) = inner.finish()?;
     let file = writer.into_inner().map_err(|e| e.into_error())?;
     let path = file.commit()?;
-    Ok((summary, path, stats.bytes))
+    Ok((summary, glance, path, stats.bytes))
 }
 
 fn progress_bar(batch: &BatchId) -> ProgressBar {

@@ -490,3 +490,52 @@ fn gen_snapshot_is_deterministic_and_checks_its_parameters() {
     let stderr = stderr_of(&assert);
     assert!(stderr.contains("error: generating"), "{stderr}");
 }
+
+/// `--summary` prints the batch at a glance after the batch's line, its
+/// numbers those of the report just written.
+#[test]
+fn summary_prints_the_batch_at_a_glance() {
+    let sample = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/sample-snapshot");
+    let out = tempfile::tempdir().expect("tempdir");
+    let batch = "0135742803756164562";
+    let assert = report(&sample, out.path(), &["--batch-id", batch, "--summary"]).success();
+    let stdout = String::from_utf8_lossy(&assert.get_output().stdout).into_owned();
+    let csv = std::fs::read_to_string(output_file(out.path(), batch)).expect("report");
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let at = |name: &str| header.iter().position(|h| *h == name).expect("column");
+    // The sample's fields hold no commas.
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let completed = rows.iter().filter(|r| r[at("Progress")] == "100").count();
+    let issued = rows
+        .iter()
+        .filter(|r| r[at("Certificate Status")] == "Issued")
+        .count();
+    for title in [
+        "Learners by progress",
+        "Completion of each unit",
+        "Scores in ",
+        "Enrolments and completions over time",
+        "Certificate status",
+    ] {
+        assert!(stdout.contains(title), "{title} missing:\n{stdout}");
+    }
+    let pct = |n: usize| (n as f64 * 100.0 / rows.len() as f64).round();
+    assert!(
+        stdout.contains(&format!(
+            "{} learners in the batch: {completed} ({}%) completed the course",
+            rows.len(),
+            pct(completed)
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("Issued                    {issued:>2}")),
+        "{stdout}"
+    );
+    // Without the flag, no summary.
+    let again = tempfile::tempdir().expect("tempdir");
+    let plain = report(&sample, again.path(), &["--batch-id", batch]).success();
+    let stdout = String::from_utf8_lossy(&plain.get_output().stdout).into_owned();
+    assert!(!stdout.contains("Learners by progress"), "{stdout}");
+}

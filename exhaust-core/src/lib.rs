@@ -52,6 +52,7 @@ pub mod source;
 pub mod store;
 #[cfg(feature = "proptest")]
 pub mod strategies;
+pub mod summary;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod time;

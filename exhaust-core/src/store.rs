@@ -211,6 +211,36 @@ impl StatusCounts {
     }
 }
 
+/// A page of one channel's requests (the console's list): newest
+/// submission first (rows without a submission time last, then by request
+/// id), optionally of one status and one stored tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelQuery {
+    /// The requesting org: only its requests (`requested_channel`).
+    pub channel: String,
+    /// Only requests in this status.
+    pub status: Option<RequestStatus>,
+    /// Only requests of this stored tag (`<tag>:<channel>`).
+    pub tag: Option<String>,
+    /// Rows skipped before the page.
+    pub offset: usize,
+    /// Most rows returned.
+    pub limit: usize,
+}
+
+impl ChannelQuery {
+    /// The first `limit` requests of `channel`, of any status and tag.
+    pub fn new(channel: impl Into<String>, limit: usize) -> Self {
+        Self {
+            channel: channel.into(),
+            status: None,
+            tag: None,
+            offset: 0,
+            limit,
+        }
+    }
+}
+
 /// Where `job_request` rows live.
 pub trait RequestStore: Send + Sync {
     /// A held request: the lock, and whatever the store needs to write
@@ -289,6 +319,13 @@ pub trait RequestStore: Send + Sync {
         &self,
         tag: &str,
         limit: usize,
+    ) -> impl Future<Output = StoreResult<Vec<JobRequest>>> + Send;
+
+    /// A page of one channel's requests ([`ChannelQuery`]): never a row
+    /// of another channel, whatever the tag asked for.
+    fn list_channel(
+        &self,
+        query: &ChannelQuery,
     ) -> impl Future<Output = StoreResult<Vec<JobRequest>>> + Send;
 
     /// Requests by status, for `exhaust status` and metrics: every request

@@ -365,7 +365,7 @@ fn channel(headers: &HeaderMap) -> Option<String> {
 
 /// The `X-Channel-ID` header, or Sunbird's 403 when it is missing (400
 /// when it is longer than a channel may be).
-fn required_channel(
+pub fn required_channel(
     headers: &HeaderMap,
     id: &'static str,
     now: DateTime<Utc>,

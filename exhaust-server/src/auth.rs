@@ -366,6 +366,30 @@ impl Authorizer {
         matches!(self.mode, Mode::Token { .. })
     }
 
+    /// Whether the API token `id`, bound to `channel`, is still one the
+    /// server accepts (`token` mode): known, not revoked, of that channel;
+    /// the configured bearer token while it is configured. The console
+    /// checks its sessions with it on every page, so a revoked token's
+    /// session stops at once.
+    pub async fn token_still_valid(
+        &self,
+        store: &AnyRequestStore,
+        id: &str,
+        channel: &str,
+    ) -> Result<bool, AuthFailure> {
+        let Mode::Token { fixed } = &self.mode else {
+            return Ok(false);
+        };
+        if id == STATIC_TOKEN_ID {
+            return Ok(fixed.is_some() && channel == SYSTEM_CHANNEL);
+        }
+        let record = store
+            .token(id)
+            .await
+            .map_err(|e| AuthFailure::Unavailable(format!("reading an API token: {e}")))?;
+        Ok(record.is_some_and(|r| r.revoked_ms.is_none() && r.channel == channel))
+    }
+
     /// Who is calling, from the headers: 401 (`Denied::Unauthenticated`)
     /// when the mode's credentials are missing or not valid. No network
     /// call: in `token` mode one read of the token's row.

@@ -104,6 +104,16 @@ impl Downloads {
         &self.public_url
     }
 
+    /// A key of its own for another use of the server's secret (the
+    /// console's sessions): HMAC-SHA256 of `purpose` under the secret, so
+    /// neither key tells anything of the other or of the secret.
+    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        let mut mac = <HmacSha256 as KeyInit>::new_from_slice(self.secret.expose())
+            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     fn mac(&self, key: &str, expires: i64) -> HmacSha256 {
         // HMAC takes keys of any length, so this cannot fail.
         let mut mac = <HmacSha256 as KeyInit>::new_from_slice(self.secret.expose())

@@ -23,6 +23,9 @@ pub mod api_id {
     pub const DOWNLOAD: &str = "exhaust.dataset.download";
     /// A path no route serves (this server's 404).
     pub const NO_ROUTE: &str = "exhaust.route.unknown";
+    /// `GET /dataset/v1/request/summary/{tag}` (this server's: a built
+    /// batch at a glance).
+    pub const SUMMARY: &str = "exhaust.dataset.request.summary";
 }
 
 /// Sunbird's response codes, and the HTTP status each maps to

@@ -9,6 +9,8 @@
 //! | `POST /dataset/v1/request/submit` | queue a request (Sunbird's body, `X-Channel-ID`) |
 //! | `GET /dataset/v1/request/read/{tag}?requestId=` | one request, with signed download links |
 //! | `GET /dataset/v1/request/list/{tag}?limit=` | a tag's requests, newest first (default 100) |
+//! | `GET /dataset/v1/request/summary/{tag}?requestId=&batchId=` | a built batch at a glance (JSON) |
+//! | `GET /console` | the console: pages for people (see [`console`]) |
 //! | `GET /dataset/v1/download/{token}` | a file of the local storage, through a signed, expiring link |
 //! | `GET /health` | store, storage and source: 200, or 503 when one is down |
 //! | `GET /metrics` | Prometheus metrics |
@@ -40,12 +42,14 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod download;
 pub mod envelope;
 pub mod health;
 pub mod metrics;
 pub mod ops;
 pub mod state;
+pub mod summary;
 pub mod worker;
 
 pub use config::{Args, ServerConfig};
@@ -184,6 +188,7 @@ fn exhaust_api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(api::submit))
         .routes(routes!(api::read))
         .routes(routes!(api::list))
+        .routes(routes!(summary::summary))
 }
 
 /// The other routes (no learner data: never behind authentication).
@@ -220,6 +225,8 @@ pub fn app_with(state: AppState, limits: Limits) -> Router {
             )),
         )
         .split_for_parts();
+    // The console's pages authenticate themselves, as the API does.
+    let router = router.merge(console::routes());
     let doc = api.to_pretty_json().unwrap_or_else(|e| {
         format!("{{\"error\": \"the OpenAPI document could not be written: {e}\"}}")
     });

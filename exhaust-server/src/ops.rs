@@ -297,6 +297,8 @@ fn api_id_of(path: &str) -> &'static str {
         api_id::READ
     } else if path.contains("/request/list/") {
         api_id::LIST
+    } else if path.contains("/request/summary/") {
+        api_id::SUMMARY
     } else {
         api_id::SUBMIT
     }

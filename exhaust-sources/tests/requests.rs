@@ -31,6 +31,7 @@ on_both_stores!(
 );
 on_both_stores!(paging, StoreWorld, suite::candidates_come_in_pages);
 on_both_stores!(counts, StoreWorld, suite::counts_by_status);
+on_both_stores!(channels, StoreWorld, suite::channel_pages);
 
 /// An SQLite file written before the indexes existed gets them when opened.
 #[tokio::test]

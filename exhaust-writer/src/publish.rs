@@ -220,6 +220,14 @@ impl ReportOutput for Publisher {
         drop(staged);
         Ok(())
     }
+
+    async fn store_summary(&self, key: &str, json: Vec<u8>) -> Result<(), OutputError> {
+        self.storage
+            .put_reader(key, std::io::Cursor::new(json))
+            .await
+            .map(|_| ())
+            .map_err(storage)
+    }
 }
 
 /// Encrypts the report into Sunbird's envelope and puts it in a plain zip

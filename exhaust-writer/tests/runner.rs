@@ -798,3 +798,78 @@ async fn a_stopped_run_starts_no_request() {
         RequestStatus::Submitted
     );
 }
+
+/// A plain file's summary is stored beside its zip, counted from the rows
+/// the zip holds; a protected file gets none.
+async fn summaries_beside_plain_files(w: World) {
+    use exhaust_core::summary::{BatchSummary, summary_key};
+    let runner = w
+        .runner(snapshot(&conformance()), RunnerConfig::default())
+        .await;
+    let r = new_request(
+        "t",
+        "user-002",
+        CHANNEL,
+        serde_json::json!({"batchId": "batch-001"}),
+    );
+    submit(runner.store(), &r).await;
+    runner.run_once().await.expect("run");
+    let row = reread(runner.store(), &r).await;
+    assert_eq!(row.status, RequestStatus::Success, "{:?}", row.err_message);
+    let zip = &row.download_urls[0];
+    let key = summary_key(zip);
+    assert_eq!(
+        key,
+        format!(
+            "progress-exhaust/{}/batch-001_summary_{}.json",
+            r.request_id,
+            stamp()
+        )
+    );
+    let bytes = std::fs::read(w.files().join(&key)).expect("the summary is stored");
+    let summary = BatchSummary::from_json(&bytes).expect("a summary");
+    let (_, csv) = unzip(&w.files().join(zip), None);
+    let header: Vec<&str> = csv.lines().next().expect("header").split(',').collect();
+    let i = header
+        .iter()
+        .position(|h| *h == "Progress")
+        .expect("Progress");
+    let progress: Vec<u64> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(i).expect("cell").parse().expect("number"))
+        .collect();
+    assert_eq!(summary.learners, progress.len() as u64);
+    assert_eq!(summary.batch_id, "batch-001");
+    let bands = summary.progress.expect("bands");
+    for b in &bands {
+        let n = progress
+            .iter()
+            .filter(|p| (u64::from(b.min)..=u64::from(b.max)).contains(p))
+            .count() as u64;
+        assert_eq!(b.learners, n, "{}", b.label);
+    }
+
+    // A protected file: its zip is stored, no summary beside it.
+    let protected = w
+        .runner_with(
+            snapshot(&conformance()),
+            RunnerConfig::default(),
+            FixedLevel(SecurityLevel::PasswordProtected),
+        )
+        .await;
+    let mut p = new_request(
+        "p",
+        "user-002",
+        CHANNEL,
+        serde_json::json!({"batchId": "batch-001"}),
+    );
+    p.encryption_key = Some("s3cret-Key".into());
+    submit(protected.store(), &p).await;
+    protected.run_once().await.expect("run");
+    let row = reread(protected.store(), &p).await;
+    assert_eq!(row.status, RequestStatus::Success, "{:?}", row.err_message);
+    assert!(w.files().join(&row.download_urls[0]).is_file());
+    assert!(!w.files().join(summary_key(&row.download_urls[0])).exists());
+}
+on_both_stores!(summaries, World, summaries_beside_plain_files);

@@ -162,6 +162,17 @@ impl World {
                         todo.push(p);
                     } else if name.ends_with(".zip") && !name.contains('#') {
                         zips.push(name);
+                    } else if name.contains("_summary_")
+                        && name.ends_with(".json")
+                        && p.starts_with(self.files())
+                        && std::path::Path::new(
+                            &name
+                                .replace("_summary_", "_progress_")
+                                .replace(".json", ".zip"),
+                        )
+                        .is_file()
+                    {
+                        // A plain file's summary, stored just before its zip.
                     } else {
                         other.push(name);
                     }

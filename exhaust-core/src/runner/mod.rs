@@ -37,6 +37,7 @@ use crate::request::{
 use crate::security::{PreferenceSource, SecurityLevel};
 use crate::source::{ReadStats, ReportSource, reads_between};
 use crate::store::{Completion, POLL_PAGE, PollCursor, RequestStore, Selection, StoreError};
+use crate::summary::{SummarySink, summary_key};
 use crate::time::{ReportTz, file_date_stamp};
 use crate::typed::OutputFormat;
 use chrono::{DateTime, Utc};
@@ -145,6 +146,8 @@ async fn first<A: Future, B: Future>(a: A, b: B) -> Either<A::Output, B::Output>
 struct Built<T> {
     /// Its files; removed when dropped.
     staged: T,
+    /// Its summary's key and JSON, stored before the zip (plain files only).
+    summary: Option<(String, Vec<u8>)>,
     built: BuiltBatch,
     entry: ProcessedBatch,
     started: Instant,
@@ -680,8 +683,18 @@ where
         .await?;
 
         let csv_name = csv_key.rsplit('/').next().unwrap_or(&csv_key).to_string();
-        let (mut staged, mut sink) = self.output.begin(&csv_name, format, self.clock.now())?;
+        let (mut staged, sink) = self.output.begin(&csv_name, format, self.clock.now())?;
+        // The summary is counted while the rows are written. Only beside a
+        // plain file: a summary is stored as it is, and an org whose files
+        // are protected gets none of its learners' figures in the clear.
+        let mut sink = if matches!(protection, Protection::Plain) {
+            SummarySink::new(sink)
+        } else {
+            SummarySink::disabled(sink)
+        };
         let report = build_rows(&sources, &plan, &self.config.report, &mut sink).await?;
+        let (sink, summary) = sink.into_parts();
+        let summary = summary.map(|s| (summary_key(&csv_key), s.to_json()));
         let key = zip_key(&csv_key);
         let zip_name = key.rsplit('/').next().unwrap_or(&key);
         let sizes = self
@@ -708,6 +721,7 @@ where
         };
         Ok(Built {
             staged,
+            summary,
             built,
             entry,
             started,
@@ -721,10 +735,15 @@ where
     ) -> Result<(BuiltBatch, ProcessedBatch), BatchError> {
         let Built {
             staged,
+            summary,
             mut built,
             entry,
             started,
         } = b;
+        // The summary first: a stored (and recorded) zip has its summary.
+        if let Some((key, json)) = summary {
+            self.output.store_summary(&key, json).await?;
+        }
         self.output.store(staged, &built.key).await?;
         built.elapsed = self.clock.instant().duration_since(started);
         Ok((built, entry))

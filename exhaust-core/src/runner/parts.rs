@@ -159,4 +159,17 @@ pub trait ReportOutput: Sync {
         staged: Self::Staged,
         key: &str,
     ) -> impl Future<Output = Result<(), OutputError>> + Send;
+
+    /// Stores a report's [`BatchSummary`](crate::summary::BatchSummary)
+    /// (its JSON) under `key`, beside the report, before the report's zip
+    /// is stored. The default stores nothing (an output without a place
+    /// for summaries).
+    fn store_summary(
+        &self,
+        key: &str,
+        json: Vec<u8>,
+    ) -> impl Future<Output = Result<(), OutputError>> + Send {
+        let _ = (key, json);
+        std::future::ready(Ok(()))
+    }
 }

@@ -26,8 +26,8 @@ pub use tokens::{CONSUMER_TABLE, TOKEN_TABLE};
 use chrono::{DateTime, TimeZone, Utc};
 use exhaust_core::request::{JobRequest, ProcessedBatch, ProcessedBatches, RequestStatus};
 use exhaust_core::store::{
-    Completion, PollCursor, RequestStore, Selection, StatusCounts, StoreError, StoreResult,
-    Submission,
+    ChannelQuery, Completion, PollCursor, RequestStore, Selection, StatusCounts, StoreError,
+    StoreResult, Submission,
 };
 
 /// The table name Sunbird's test setups use; deployments use `<env>_job_request`.
@@ -147,6 +147,10 @@ pub struct IndexNames {
     /// ([`PENDING_PG`]): the worker's poll reads pending rows, not the
     /// history of finished ones.
     pub pending: String,
+    /// `(requested_channel, dt_job_submitted DESC, request_id)`: the
+    /// console's list of a channel's requests, newest first, a page at a
+    /// time, reads the channel's rows in order and nothing else.
+    pub by_channel: String,
 }
 
 impl IndexNames {
@@ -155,6 +159,7 @@ impl IndexNames {
         Self {
             by_tag: index_name(table, "tag_submitted"),
             pending: index_name(table, "pending"),
+            by_channel: index_name(table, "channel_submitted"),
         }
     }
 }
@@ -180,6 +185,8 @@ pub enum Statement<'a> {
     },
     /// [`RequestStore::candidates`].
     Poll(&'a Selection),
+    /// [`RequestStore::list_channel`].
+    Channel(&'a ChannelQuery),
 }
 
 /// What a database plans for a [`Statement`], reduced to what matters for
@@ -411,6 +418,13 @@ impl RequestStore for AnyRequestStore {
         }
     }
 
+    async fn list_channel(&self, query: &ChannelQuery) -> StoreResult<Vec<JobRequest>> {
+        match self {
+            Self::Postgres(s) => s.list_channel(query).await,
+            Self::Sqlite(s) => s.list_channel(query).await,
+        }
+    }
+
     async fn recent(
         &self,
         status: Option<RequestStatus>,
@@ -566,6 +580,7 @@ mod tests {
             IndexNames {
                 by_tag: "dev_job_request_tag_submitted_idx".into(),
                 pending: "dev_job_request_pending_idx".into(),
+                by_channel: "dev_job_request_channel_submitted_idx".into(),
             }
         );
         let long_a = format!("{}a", "t".repeat(62));

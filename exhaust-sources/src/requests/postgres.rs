@@ -19,8 +19,8 @@ use super::{
 };
 use exhaust_core::request::{JobRequest, ProcessedBatch, RequestStatus, processed_json};
 use exhaust_core::store::{
-    Completion, POLL_PAGE, PollCursor, RequestStore, Selection, StatusCounts, StoreError,
-    StoreResult, Submission,
+    ChannelQuery, Completion, POLL_PAGE, PollCursor, RequestStore, Selection, StatusCounts,
+    StoreError, StoreResult, Submission,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool, Row};
@@ -72,6 +72,8 @@ struct Statements {
     one: String,
     by_id: String,
     by_tag: String,
+    by_channel: String,
+    by_channel_tag: String,
     recent: String,
     recent_by_status: String,
     mark_processing: String,
@@ -172,6 +174,12 @@ impl PgRequestStore {
                     .fetch_one(&mut *tx)
                     .await
             }
+            Statement::Channel(q) => {
+                let sql = self.sql.channel(q.tag.is_some());
+                bind_channel(sqlx::query_scalar(AssertSqlSafe(explain(sql))), q)
+                    .fetch_one(&mut *tx)
+                    .await
+            }
         }
         .map_err(fail)?;
         tx.rollback().await.map_err(fail)?;
@@ -262,6 +270,11 @@ async fn ensure_indexes(pool: &PgPool, quoted: &str, names: &IndexNames) -> Stor
             "CREATE INDEX IF NOT EXISTS \"{}\" ON {quoted}
                 (job_id, dt_job_submitted, request_id) WHERE {PENDING_PG}",
             names.pending
+        ),
+        format!(
+            "CREATE INDEX IF NOT EXISTS \"{}\" ON {quoted}
+                (requested_channel, dt_job_submitted DESC NULLS LAST, request_id)",
+            names.by_channel
         ),
     ];
     for stmt in statements {
@@ -410,6 +423,20 @@ impl Statements {
             one: format!("{select} WHERE tag = $1 AND request_id = $2"),
             by_id: format!("{select} WHERE request_id = $1 {order_new}"),
             by_tag: format!("{select} WHERE tag = $1 {order_new} LIMIT $2"),
+            // A channel's page: with a tag the tag's index serves it (its
+            // rows are few), else the channel's. $3 is bound in both. With
+            // a tag the channel is compared as an expression, which no
+            // index serves, so the planner reads the tag's index whatever
+            // its statistics say.
+            by_channel: format!(
+                "{select} WHERE requested_channel = $1 AND ($2::text IS NULL OR status = $2)
+                 AND $3::text IS NULL {order_new} LIMIT $4 OFFSET $5"
+            ),
+            by_channel_tag: format!(
+                "{select} WHERE (requested_channel || '') = $1
+                 AND ($2::text IS NULL OR status = $2)
+                 AND tag = $3 {order_new} LIMIT $4 OFFSET $5"
+            ),
             recent: format!("{select} {order_new} LIMIT $1"),
             recent_by_status: format!("{select} WHERE status = $1 {order_new} LIMIT $2"),
             mark_processing: format!(
@@ -446,6 +473,29 @@ impl Statements {
             ),
         })
     }
+}
+
+impl Statements {
+    /// The statement of a channel's page, with or without a tag.
+    fn channel(&self, with_tag: bool) -> &str {
+        if with_tag {
+            &self.by_channel_tag
+        } else {
+            &self.by_channel
+        }
+    }
+}
+
+/// Binds a [`ChannelQuery`] to the channel statements' parameters.
+fn bind_channel<'q, O>(
+    q: sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    query: &'q ChannelQuery,
+) -> sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+    q.bind(&query.channel)
+        .bind(query.status.map(RequestStatus::as_str))
+        .bind(query.tag.as_deref())
+        .bind(limit_of(query.limit))
+        .bind(limit_of(query.offset))
 }
 
 fn row_to_request(r: &PgRow) -> StoreResult<JobRequest> {
@@ -691,6 +741,21 @@ impl RequestStore for PgRequestStore {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| db_error("listing requests", e))?;
+        rows.iter().map(row_to_request).collect()
+    }
+
+    async fn list_channel(&self, query: &ChannelQuery) -> StoreResult<Vec<JobRequest>> {
+        let rows = sqlx::query(AssertSqlSafe(
+            self.sql.channel(query.tag.is_some()).to_owned(),
+        ))
+        .bind(&query.channel)
+        .bind(query.status.map(RequestStatus::as_str))
+        .bind(query.tag.as_deref())
+        .bind(limit_of(query.limit))
+        .bind(limit_of(query.offset))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db_error("listing a channel's requests", e))?;
         rows.iter().map(row_to_request).collect()
     }
 

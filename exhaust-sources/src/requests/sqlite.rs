@@ -25,8 +25,8 @@ use super::{
 };
 use exhaust_core::request::{JobRequest, ProcessedBatch, RequestStatus, processed_json};
 use exhaust_core::store::{
-    Completion, POLL_PAGE, PollCursor, RequestStore, Selection, StatusCounts, StoreError,
-    StoreResult, Submission,
+    ChannelQuery, Completion, POLL_PAGE, PollCursor, RequestStore, Selection, StatusCounts,
+    StoreError, StoreResult, Submission,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow};
 use sqlx::{Row, SqlitePool};
@@ -171,6 +171,14 @@ impl SqliteRequestStore {
                     .fetch_all(&self.pool)
                     .await
             }
+            Statement::Channel(q) => {
+                bind_channel(
+                    sqlx::query(sqlx::AssertSqlSafe(explain(channel_sql(q.tag.is_some())))),
+                    q,
+                )
+                .fetch_all(&self.pool)
+                .await
+            }
         }
         .map_err(|e| db_error("explaining a statement", e))?;
         let mut plan = QueryPlan::default();
@@ -262,6 +270,11 @@ async fn ensure_indexes(pool: &SqlitePool, names: &IndexNames) -> StoreResult<()
                 (job_id, dt_job_submitted, request_id) WHERE {PENDING_SQLITE}",
             names.pending
         ),
+        format!(
+            "CREATE INDEX IF NOT EXISTS \"{}\" ON job_request
+                (requested_channel, dt_job_submitted DESC, request_id)",
+            names.by_channel
+        ),
     ] {
         sqlx::query(sqlx::AssertSqlSafe(stmt))
             .execute(pool)
@@ -279,6 +292,36 @@ fn read_sql() -> String {
 /// PostgreSQL. The by-tag index has this order.
 fn list_sql() -> String {
     format!("{COLUMNS} WHERE tag = ?1 ORDER BY dt_job_submitted DESC, request_id LIMIT ?2")
+}
+
+/// A page of a channel's requests, newest first (nulls last, as list);
+/// with a tag, the tag's index serves it (its rows are few), else the
+/// channel's. `?1` channel, `?2` status or null, `?3` the stored tag (only
+/// in the statement with a tag), `?4` limit, `?5` offset.
+fn channel_sql(with_tag: bool) -> String {
+    // With a tag, `+requested_channel` keeps the channel's index out of the
+    // planner's choice (SQLite's idiom), so the tag's index reads the
+    // tag's rows only, however many the channel holds.
+    let (channel, tag) = if with_tag {
+        ("+requested_channel", "AND tag = ?3")
+    } else {
+        ("requested_channel", "AND ?3 IS NULL")
+    };
+    format!(
+        "{COLUMNS} WHERE {channel} = ?1 AND (?2 IS NULL OR status = ?2) {tag}
+         ORDER BY dt_job_submitted DESC, request_id LIMIT ?4 OFFSET ?5"
+    )
+}
+
+fn bind_channel<'q>(
+    q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    query: &'q ChannelQuery,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    q.bind(&query.channel)
+        .bind(query.status.map(RequestStatus::as_str))
+        .bind(query.tag.as_deref())
+        .bind(limit_of(query.limit))
+        .bind(limit_of(query.offset))
 }
 
 /// A page of the pending rows of a job (and batch number, when given),
@@ -551,6 +594,17 @@ impl RequestStore for SqliteRequestStore {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| db_error("listing requests", e))?;
+        rows.iter().map(row_to_request).collect()
+    }
+
+    async fn list_channel(&self, query: &ChannelQuery) -> StoreResult<Vec<JobRequest>> {
+        let rows = bind_channel(
+            sqlx::query(sqlx::AssertSqlSafe(channel_sql(query.tag.is_some()))),
+            query,
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db_error("listing a channel's requests", e))?;
         rows.iter().map(row_to_request).collect()
     }
 

@@ -331,11 +331,23 @@ impl Bench {
                 || (name.starts_with("logs/") && name.ends_with(".log"))
                 || (name.starts_with("exhaust-files/progress-exhaust/")
                     && name.ends_with(".zip")
+                    && !name.contains('#'))
+                // A plain file's summary, stored just before its zip.
+                || (name.starts_with("exhaust-files/progress-exhaust/")
+                    && name.contains("_summary_")
+                    && name.ends_with(".json")
                     && !name.contains('#'));
             assert!(
                 allowed,
                 "a temporary or partial file was left: {name}\n{context}"
             );
+            if name.ends_with(".json") {
+                let bytes = std::fs::read(&f).expect("summary");
+                assert!(
+                    exhaust_core::summary::BatchSummary::from_json(&bytes).is_ok(),
+                    "{name} is not a whole summary\n{context}"
+                );
+            }
             if name.ends_with(".zip") {
                 let t = Command::new("unzip")
                     .arg("-tq")

@@ -11,7 +11,7 @@ use crate::requests::{AnyClaim, AnyRequestStore, IndexNames, QueryPlan, Statemen
 use chrono::{TimeZone, Utc};
 use exhaust_core::request::{JobRequest, ProcessedBatch, RequestOutcome, RequestStatus};
 use exhaust_core::store::{
-    Completion, PollCursor, RequestStore, Selection, StatusCounts, Submission,
+    ChannelQuery, Completion, PollCursor, RequestStore, Selection, StatusCounts, Submission,
 };
 use std::time::Duration;
 
@@ -458,7 +458,7 @@ pub async fn index_names_in_db(store: &AnyRequestStore) -> Vec<String> {
 pub async fn assert_indexes_serve(store: &AnyRequestStore, tag: &str) {
     let names: IndexNames = store.indexes().clone();
     let present = index_names_in_db(store).await;
-    for name in [&names.by_tag, &names.pending] {
+    for name in [&names.by_tag, &names.pending, &names.by_channel] {
         assert!(present.contains(name), "{name} missing from {present:?}");
     }
     let plan = |p: &QueryPlan| p.text.clone();
@@ -511,6 +511,142 @@ pub async fn assert_indexes_serve(store: &AnyRequestStore, tag: &str) {
             plan(&poll)
         );
     }
+
+    // A channel's page (the console) reads the channel's index in order.
+    let channel = tag.rsplit(':').next().unwrap_or(tag);
+    let page = ChannelQuery::new(channel, 25);
+    let listed = store
+        .explain(&Statement::Channel(&page))
+        .await
+        .expect("explain a channel's page");
+    assert_eq!(
+        listed.indexes,
+        std::slice::from_ref(&names.by_channel),
+        "{}",
+        plan(&listed)
+    );
+    assert!(
+        !listed.full_scan && !listed.sorts,
+        "a channel's page scans or sorts:\n{}",
+        plan(&listed)
+    );
+    // With a tag, the tag's index.
+    let tagged = ChannelQuery {
+        tag: Some(tag.to_string()),
+        ..page
+    };
+    let listed = store
+        .explain(&Statement::Channel(&tagged))
+        .await
+        .expect("explain a tag's page");
+    assert_eq!(
+        listed.indexes,
+        std::slice::from_ref(&names.by_tag),
+        "{}",
+        plan(&listed)
+    );
+    assert!(
+        !listed.full_scan && !listed.sorts,
+        "a tag's page scans or sorts:\n{}",
+        plan(&listed)
+    );
+}
+
+/// A channel's requests a page at a time, newest first, by status and by
+/// tag, and never another channel's (the console's list).
+pub async fn channel_pages(w: StoreWorld) {
+    // The folder keeps the store until the scenario ends.
+    let StoreWorld { t: _kept, store } = w;
+    let mut expected = Vec::new();
+    for i in 0..9u32 {
+        let mut r = request(&format!("R{i}"), serde_json::json!({"batchId": "b1"}), i);
+        r.tag = format!("do_{}_b1:ch1", i % 2);
+        store.submit(&r).await.expect("submit");
+        expected.push(r);
+    }
+    // Another channel's rows, one of them under a tag text that names ch1.
+    for i in 0..3u32 {
+        let mut r = request(
+            &format!("X{i}"),
+            serde_json::json!({"batchId": "b1"}),
+            30 + i,
+        );
+        r.requested_channel = "ch2".into();
+        r.tag = if i == 0 {
+            "do_0_b1:ch1".into()
+        } else {
+            format!("do_{i}_b1:ch2")
+        };
+        if i == 0 {
+            // The same stored tag as ch1's rows, a different request id.
+            r.request_id = "X0".into();
+        }
+        store.submit(&r).await.expect("submit");
+    }
+    // R3 failed.
+    let (claim, _) = claim_free(&store, &expected[3]).await;
+    store.finish(claim, &failed("boom")).await.expect("finish");
+
+    let ids = |rows: &[JobRequest]| {
+        rows.iter()
+            .map(|r| r.request_id.clone())
+            .collect::<Vec<_>>()
+    };
+    let all = store
+        .list_channel(&ChannelQuery::new("ch1", 100))
+        .await
+        .expect("a channel's requests");
+    assert_eq!(
+        ids(&all),
+        ["R8", "R7", "R6", "R5", "R4", "R3", "R2", "R1", "R0"],
+        "newest first, only ch1's"
+    );
+    // Pages of 4.
+    let mut paged = Vec::new();
+    for page in 0..3 {
+        let rows = store
+            .list_channel(&ChannelQuery {
+                offset: page * 4,
+                ..ChannelQuery::new("ch1", 4)
+            })
+            .await
+            .expect("a page");
+        assert!(rows.len() <= 4);
+        paged.extend(ids(&rows));
+    }
+    assert_eq!(paged, ids(&all));
+    let failed_only = store
+        .list_channel(&ChannelQuery {
+            status: Some(RequestStatus::Failed),
+            ..ChannelQuery::new("ch1", 100)
+        })
+        .await
+        .expect("by status");
+    assert_eq!(ids(&failed_only), ["R3"]);
+    let tagged = store
+        .list_channel(&ChannelQuery {
+            tag: Some("do_0_b1:ch1".into()),
+            ..ChannelQuery::new("ch1", 100)
+        })
+        .await
+        .expect("by tag");
+    assert_eq!(
+        ids(&tagged),
+        ["R8", "R6", "R4", "R2", "R0"],
+        "the tag's rows of ch1 only: ch2's row under that tag text stays out"
+    );
+    let theirs = store
+        .list_channel(&ChannelQuery::new("ch2", 100))
+        .await
+        .expect("ch2");
+    assert_eq!(ids(&theirs), ["X2", "X1", "X0"]);
+    assert!(
+        store
+            .list_channel(&ChannelQuery::new("ch3", 100))
+            .await
+            .expect("none")
+            .is_empty()
+    );
 }
 
 /// Rows over many tags, most of them finished, then the plans.
