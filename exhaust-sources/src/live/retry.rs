@@ -58,8 +58,17 @@ pub(crate) fn backoff(base_ms: u64, attempt: u32) -> Duration {
     Duration::from_millis(base_ms.saturating_mul(factor).min(30_000))
 }
 
+/// `delay` spread over its upper half: `unit` (in `[0, 1)`) picks the point.
+/// Workers that met the same outage at the same moment then retry at
+/// different moments instead of in lock-step, while each still waits at
+/// least half the back-off (a store coming back is not hit at once).
+pub(crate) fn jittered(delay: Duration, unit: f64) -> Duration {
+    let half = delay / 2;
+    half + half.mul_f64(unit.clamp(0.0, 1.0))
+}
+
 /// How an adapter retries: `retries` more tries after the first, waiting
-/// [`backoff`]`(base_ms, n)` before retry `n`.
+/// [`backoff`]`(base_ms, n)`, [`jittered`], before retry `n`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Retry {
     /// Tries after the first.
@@ -98,7 +107,7 @@ impl Retry {
             match op().await {
                 Ok(v) => return Ok(v),
                 Err(e) if transient(&e) && attempts <= self.retries => {
-                    let delay = backoff(self.base_ms, attempts);
+                    let delay = jittered(backoff(self.base_ms, attempts), rand::random::<f64>());
                     tracing::debug!(what, attempt = attempts, ?delay, error = %e, "retrying");
                     tokio::time::sleep(delay).await;
                 }
@@ -126,6 +135,22 @@ pub(crate) fn transient_status(status: reqwest::StatusCode) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waits_are_spread_over_the_upper_half_of_the_back_off() {
+        let d = Duration::from_millis(800);
+        assert_eq!(jittered(d, 0.0), Duration::from_millis(400));
+        assert_eq!(jittered(d, 0.5), Duration::from_millis(600));
+        assert_eq!(jittered(d, 1.0), d);
+        assert_eq!(jittered(d, 7.0), d, "out of range is clamped");
+        // Drawn as the retry loop draws them: within bounds, and not all
+        // the same (lock-step is what jitter is for).
+        let draws: std::collections::BTreeSet<Duration> = (0..64)
+            .map(|_| jittered(d, rand::random::<f64>()))
+            .collect();
+        assert!(draws.iter().all(|w| *w >= d / 2 && *w <= d), "{draws:?}");
+        assert!(draws.len() > 32, "{} distinct waits of 64", draws.len());
+    }
 
     #[tokio::test]
     async fn retries_transient_failures_until_spent() {
