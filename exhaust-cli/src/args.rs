@@ -38,6 +38,9 @@ pub enum Command {
     Decrypt(crate::decrypt::DecryptArgs),
     /// Manage the API tokens of exhaust-server's `[auth] mode = "token"`.
     Token(crate::token::TokenArgs),
+    /// Print the PostgreSQL tables' SQL for a DBA to apply (then run with
+    /// `[store] manage_schema = false`).
+    Schema(crate::schema::SchemaArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish or
     /// powershell): e.g. `exhaust completions bash > /etc/bash_completion.d/exhaust`.
     Completions(CompletionsArgs),

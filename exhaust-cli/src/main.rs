@@ -10,6 +10,7 @@ mod export;
 mod generate;
 mod report;
 mod requests;
+mod schema;
 mod token;
 
 use clap::{CommandFactory, Parser};
@@ -68,6 +69,7 @@ async fn run() -> ExitCode {
         args::Command::Snapshot(a) => export::run(a).await,
         args::Command::Decrypt(a) => decrypt::run(a),
         args::Command::Token(a) => token::run(a, now).await,
+        args::Command::Schema(a) => schema::run(a),
         args::Command::Completions(a) => {
             completions(a.shell);
             Ok(true)

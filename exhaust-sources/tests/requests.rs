@@ -33,6 +33,188 @@ on_both_stores!(paging, StoreWorld, suite::candidates_come_in_pages);
 on_both_stores!(counts, StoreWorld, suite::counts_by_status);
 on_both_stores!(channels, StoreWorld, suite::channel_pages);
 
+/// The whole suite again on tables a DBA made from the shipped SQL
+/// (`deploy/sql/`), opened with `manage_schema = false` by a role that may
+/// only read and write rows: the store needs no DDL once the SQL is applied.
+macro_rules! on_dba_tables {
+    ($($name:ident => $body:path),* $(,)?) => {
+        mod by_dba {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    $body(StoreWorld::postgres_by_dba().await).await;
+                }
+            )*
+        }
+    };
+}
+
+on_dba_tables!(
+    submission => suite::submission_rules,
+    claiming => suite::claims_are_exclusive,
+    dead_worker => suite::a_dead_workers_request_is_taken_again,
+    selection => suite::selection_and_listing,
+    indexes => suite::indexes_serve_read_list_and_poll,
+    processed_text => suite::processed_batches_keep_sunbird_text,
+    paging => suite::candidates_come_in_pages,
+    counts => suite::counts_by_status,
+    channels => suite::channel_pages,
+);
+
+/// The SQL shipped for a DBA is the DDL the stores run themselves.
+#[test]
+fn the_shipped_sql_is_what_the_stores_run() {
+    let [request, token] = exhaust_sources::requests::schema_scripts("job_request").expect("sql");
+    let dir = exhaust_sources::testing::workspace_dir().join("deploy/sql");
+    for (file, text) in [
+        ("job_request.sql", &request),
+        ("exhaust_api_token.sql", &token),
+    ] {
+        let shipped = std::fs::read_to_string(dir.join(file)).expect("shipped");
+        assert_eq!(
+            &shipped, text,
+            "deploy/sql/{file} differs from the stores' DDL: write it again from \
+             `exhaust schema --table job_request`"
+        );
+    }
+}
+
+/// `manage_schema = false` runs no DDL: a missing table, column, index or
+/// key is named (all of them at once) and left missing.
+#[tokio::test]
+async fn a_checked_postgres_schema_names_what_is_missing() {
+    use exhaust_sources::requests::Schema;
+    let url = pg_url();
+    let schema = fresh_schema(&url, "exhaust_chk").await.expect("schema");
+    let table = format!("{schema}.job_request");
+    let err = PgRequestStore::connect_with(&url, &table, Schema::Check)
+        .await
+        .expect_err("no table");
+    assert!(
+        err.to_string()
+            .contains(&format!("the table {table} does not exist")),
+        "{err}"
+    );
+
+    let mut conn = PgConnection::connect(&url).await.expect("PostgreSQL");
+    let [request, token] = exhaust_sources::requests::schema_scripts(&table).expect("sql");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(request))
+        .execute(&mut conn)
+        .await
+        .expect("applies");
+    for stmt in [
+        format!("DROP INDEX {schema}.job_request_pending_idx"),
+        format!("ALTER TABLE {table} DROP COLUMN processed_batches"),
+        format!("ALTER TABLE {table} DROP CONSTRAINT job_request_pkey"),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(stmt))
+            .execute(&mut conn)
+            .await
+            .expect("drop");
+    }
+    let err = PgRequestStore::connect_with(&url, &table, Schema::Check)
+        .await
+        .expect_err("gaps");
+    let message = err.to_string();
+    for named in [
+        "column processed_batches",
+        "its primary key",
+        "index job_request_pending_idx",
+        "manage_schema is false",
+        "deploy/sql/job_request.sql",
+    ] {
+        assert!(message.contains(named), "{named} not in {message}");
+    }
+    // Nothing was added back.
+    let columns: Vec<String> = sqlx::query_scalar(
+        "SELECT column_name::text FROM information_schema.columns
+         WHERE table_schema = $1 AND table_name = 'job_request'",
+    )
+    .bind(&schema)
+    .fetch_all(&mut conn)
+    .await
+    .expect("columns");
+    assert!(!columns.iter().any(|c| c == "processed_batches"));
+    let (indexes,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND tablename = 'job_request'",
+    )
+    .bind(&schema)
+    .fetch_one(&mut conn)
+    .await
+    .expect("indexes");
+    assert_eq!(indexes, 2, "the two indexes left, no key, none created");
+
+    // With the table whole again, the token table is checked, not made.
+    let mut fixed = String::new();
+    fixed.push_str(&format!(
+        "ALTER TABLE {table} ADD PRIMARY KEY (tag, request_id);"
+    ));
+    let [request, _] = exhaust_sources::requests::schema_scripts(&table).expect("sql");
+    fixed.push_str(&request);
+    sqlx::raw_sql(sqlx::AssertSqlSafe(fixed))
+        .execute(&mut conn)
+        .await
+        .expect("fixed");
+    let store = AnyRequestStore::Postgres(
+        PgRequestStore::connect_with(&url, &table, Schema::Check)
+            .await
+            .expect("whole again"),
+    );
+    let err = store
+        .create_token("org", "t", 0, &[7; exhaust_core::auth::TOKEN_RANDOM_BYTES])
+        .await
+        .expect_err("no token table");
+    assert!(
+        err.to_string().contains("exhaust_api_token") && err.to_string().contains("does not exist"),
+        "{err}"
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(token))
+        .execute(&mut conn)
+        .await
+        .expect("token table");
+    store
+        .create_token("org", "t", 0, &[7; exhaust_core::auth::TOKEN_RANDOM_BYTES])
+        .await
+        .expect("a token once the table is there");
+}
+
+/// The same check on SQLite: a missing file is refused (not created), a
+/// missing index named and not made.
+#[tokio::test]
+async fn a_checked_sqlite_file_names_what_is_missing() {
+    use exhaust_sources::requests::Schema;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("exhaust.db");
+    let err = SqliteRequestStore::open_with(&path, Schema::Check)
+        .await
+        .expect_err("no file");
+    assert!(err.to_string().contains("does not exist"), "{err}");
+    assert!(!path.exists(), "the file was not created");
+
+    let store = SqliteRequestStore::open(&path).await.expect("made");
+    sqlx::query("DROP INDEX job_request_channel_submitted_idx")
+        .execute(store.pool())
+        .await
+        .expect("drop");
+    drop(store);
+    let err = SqliteRequestStore::open_with(&path, Schema::Check)
+        .await
+        .expect_err("gap");
+    assert!(
+        err.to_string()
+            .contains("lacks index job_request_channel_submitted_idx"),
+        "{err}"
+    );
+    let store = SqliteRequestStore::open(&path)
+        .await
+        .expect("managed again");
+    drop(store);
+    SqliteRequestStore::open_with(&path, Schema::Check)
+        .await
+        .expect("whole");
+}
+
 /// An SQLite file written before the indexes existed gets them when opened.
 #[tokio::test]
 async fn an_older_sqlite_file_gets_the_indexes() {

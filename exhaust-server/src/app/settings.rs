@@ -16,6 +16,7 @@
 //! [store]
 //! url = "postgres://analytics@db:5432/analytics"   # or a file path (SQLite)
 //! table = "dev_job_request"
+//! manage_schema = true     # false: no DDL, only a check (deploy/sql/)
 //!
 //! [source]
 //! snapshot = "/data/snapshot"
@@ -313,6 +314,9 @@ impl Settings {
         }
         if let Some(v) = var("EXHAUST_STORE_TABLE")? {
             self.store.table = v;
+        }
+        if let Some(v) = var("EXHAUST_STORE_MANAGE_SCHEMA")? {
+            self.store.manage_schema = switch("EXHAUST_STORE_MANAGE_SCHEMA", &v)?;
         }
         if let Some(v) = var("EXHAUST_SNAPSHOT")? {
             self.source.snapshot = Some(v.into());
@@ -654,6 +658,25 @@ mod tests {
         };
         let e = Settings::default().apply_env_with(&both).expect_err("both");
         assert!(e.to_string().contains("set one"), "{e}");
+    }
+
+    #[test]
+    fn the_schema_is_managed_unless_a_dba_keeps_it() {
+        assert!(Settings::default().store.manage_schema);
+        let s: Settings = toml::from_str("[store]\nmanage_schema = false").expect("valid");
+        assert!(!s.store.manage_schema);
+        let mut s = Settings::default();
+        s.apply_env_with(&|name: &str| {
+            (name == "EXHAUST_STORE_MANAGE_SCHEMA").then(|| "off".to_string())
+        })
+        .expect("applies");
+        assert!(!s.store.manage_schema);
+        let e = Settings::default()
+            .apply_env_with(&|name: &str| {
+                (name == "EXHAUST_STORE_MANAGE_SCHEMA").then(|| "maybe".to_string())
+            })
+            .expect_err("not a switch");
+        assert!(e.to_string().contains("EXHAUST_STORE_MANAGE_SCHEMA"), "{e}");
     }
 
     #[test]

@@ -18,10 +18,10 @@ mod sqlite;
 mod tokens;
 
 #[cfg(feature = "postgres")]
-pub use postgres::{PgClaim, PgRequestStore};
+pub use postgres::{PgClaim, PgRequestStore, request_table_ddl};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteClaim, SqliteRequestStore};
-pub use tokens::{CONSUMER_TABLE, TOKEN_TABLE};
+pub use tokens::{CONSUMER_TABLE, TOKEN_TABLE, token_table_ddl};
 
 use chrono::{DateTime, TimeZone, Utc};
 use exhaust_core::request::{JobRequest, ProcessedBatch, ProcessedBatches, RequestStatus};
@@ -57,6 +57,12 @@ pub struct StoreSettings {
     /// The table in PostgreSQL (`$EXHAUST_STORE_TABLE`; Sunbird deploys
     /// `<env>_job_request`).
     pub table: String,
+    /// Whether the store creates and extends its tables and indexes
+    /// (default) or only checks them, naming what is missing, with no DDL
+    /// at all: for a database whose schema a DBA owns (they apply
+    /// `deploy/sql/`, or `exhaust schema`'s output).
+    /// `$EXHAUST_STORE_MANAGE_SCHEMA`.
+    pub manage_schema: bool,
 }
 
 impl Default for StoreSettings {
@@ -64,6 +70,7 @@ impl Default for StoreSettings {
         Self {
             url: "exhaust.db".into(),
             table: DEFAULT_TABLE.into(),
+            manage_schema: true,
         }
     }
 }
@@ -74,6 +81,7 @@ impl std::fmt::Debug for StoreSettings {
         f.debug_struct("StoreSettings")
             .field("url", &exhaust_core::redact::redact_url(&self.url))
             .field("table", &self.table)
+            .field("manage_schema", &self.manage_schema)
             .finish()
     }
 }
@@ -81,7 +89,128 @@ impl std::fmt::Debug for StoreSettings {
 impl StoreSettings {
     /// Opens the store these settings name ([`AnyRequestStore::open`]).
     pub async fn open(&self) -> StoreResult<AnyRequestStore> {
-        AnyRequestStore::open(&self.url, &self.table).await
+        let schema = if self.manage_schema {
+            Schema::Manage
+        } else {
+            Schema::Check
+        };
+        AnyRequestStore::open_with(&self.url, &self.table, schema).await
+    }
+}
+
+/// The SQL scripts a DBA applies on PostgreSQL for the request table
+/// `table` (optionally `schema.table`) before running with
+/// `[store] manage_schema = false`: the request table with its indexes,
+/// and the API token table (`[auth] mode = "token"` only). The same
+/// statements the stores run under [`Schema::Manage`]; for the default
+/// table they are `deploy/sql/job_request.sql` and
+/// `deploy/sql/exhaust_api_token.sql` (a test keeps them the same), and
+/// `exhaust schema` prints them for a configured table.
+#[cfg(feature = "postgres")]
+pub fn schema_scripts(table: &str) -> StoreResult<[String; 2]> {
+    let script = |head: &str, statements: &[String]| {
+        let mut out = String::from(head);
+        for stmt in statements {
+            out.push('\n');
+            out.push_str(stmt);
+            out.push_str(";\n");
+        }
+        out
+    };
+    Ok([
+        script(
+            &format!(
+                "-- exhaust's request table {table} and its indexes (PostgreSQL).\n\
+                 -- Sunbird's job_request columns; the indexes serve read, list, the\n\
+                 -- worker's poll and the console's list. Every statement is IF NOT\n\
+                 -- EXISTS: safe on Sunbird's existing table. Apply as its owner, then\n\
+                 -- run exhaust with [store] manage_schema = false.\n"
+            ),
+            &request_table_ddl(table)?,
+        ),
+        script(
+            &format!(
+                "-- exhaust's API token table beside {table} (PostgreSQL), needed only\n\
+                 -- by exhaust-server's [auth] mode = \"token\". Tokens are kept as\n\
+                 -- SHA-256 hashes.\n"
+            ),
+            &[token_table_ddl(table)?],
+        ),
+    ])
+}
+
+/// Who keeps the stores' tables and indexes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Schema {
+    /// The store creates what is absent at start (`CREATE TABLE`, `ALTER
+    /// TABLE ... ADD COLUMN`, `CREATE INDEX`, all `IF NOT EXISTS`).
+    #[default]
+    Manage,
+    /// A DBA does: the store runs no DDL and refuses to start, naming
+    /// every missing column and index, when the tables are not complete.
+    Check,
+}
+
+/// The request table's columns, Sunbird's, in Sunbird's order.
+pub const REQUEST_COLUMNS: [&str; 17] = [
+    "tag",
+    "request_id",
+    "job_id",
+    "status",
+    "request_data",
+    "requested_by",
+    "requested_channel",
+    "dt_job_submitted",
+    "download_urls",
+    "dt_file_created",
+    "dt_job_completed",
+    "execution_time",
+    "err_message",
+    "iteration",
+    "encryption_key",
+    "batch_number",
+    "processed_batches",
+];
+
+/// What a [`Schema::Check`] found missing from a table, or `Ok` when
+/// nothing is: `have_*` are what the database lists, `key` whether the
+/// primary key on `(tag, request_id)` (or the token id) is there.
+pub(crate) fn schema_gaps(
+    table: &str,
+    have_columns: &[String],
+    want_columns: &[&str],
+    have_indexes: &[String],
+    want_indexes: &[&str],
+    key: bool,
+    fix: &str,
+) -> StoreResult<()> {
+    if have_columns.is_empty() {
+        return Err(StoreError::Refused(format!(
+            "the table {table} does not exist and [store] manage_schema is false: \
+             {fix}"
+        )));
+    }
+    let mut missing: Vec<String> = want_columns
+        .iter()
+        .filter(|c| !have_columns.iter().any(|h| h == *c))
+        .map(|c| format!("column {c}"))
+        .collect();
+    if !key {
+        missing.push("its primary key".into());
+    }
+    missing.extend(
+        want_indexes
+            .iter()
+            .filter(|i| !have_indexes.iter().any(|h| h == *i))
+            .map(|i| format!("index {i}")),
+    );
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::Refused(format!(
+            "the table {table} lacks {} and [store] manage_schema is false: {fix}",
+            missing.join(", ")
+        )))
     }
 }
 
@@ -234,22 +363,41 @@ impl AnyRequestStore {
     /// Opens the store at `url` with this table name (PostgreSQL only; the
     /// SQLite file always uses `job_request`).
     pub async fn open(url: &str, table: &str) -> StoreResult<Self> {
+        Self::open_with(url, table, Schema::Manage).await
+    }
+
+    /// [`AnyRequestStore::open`], with the tables kept as `schema` says.
+    pub async fn open_with(url: &str, table: &str, schema: Schema) -> StoreResult<Self> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             #[cfg(feature = "postgres")]
-            return Ok(Self::Postgres(PgRequestStore::connect(url, table).await?));
+            return Ok(Self::Postgres(
+                PgRequestStore::connect_with(url, table, schema).await?,
+            ));
             #[cfg(not(feature = "postgres"))]
             return Err(StoreError::Refused(
                 "a PostgreSQL store needs a build with the cargo feature postgres".into(),
             ));
         }
-        let _ = table;
+        let _ = (table, schema);
         let path = url.strip_prefix("sqlite://").unwrap_or(url);
         #[cfg(feature = "sqlite")]
-        return Ok(Self::Sqlite(SqliteRequestStore::open(path).await?));
+        return Ok(Self::Sqlite(
+            SqliteRequestStore::open_with(path, schema).await?,
+        ));
         #[cfg(not(feature = "sqlite"))]
         return Err(StoreError::Refused(format!(
             "{path:?} names an SQLite file, which needs a build with the cargo feature sqlite"
         )));
+    }
+
+    /// Whether the store keeps its tables or only checks them.
+    pub fn schema(&self) -> Schema {
+        match self {
+            #[cfg(feature = "postgres")]
+            Self::Postgres(s) => s.schema(),
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(s) => s.schema(),
+        }
     }
 
     /// Which kind of store, for logs.
@@ -420,7 +568,9 @@ impl RequestStore for AnyRequestStore {
 
     async fn list_channel(&self, query: &ChannelQuery) -> StoreResult<Vec<JobRequest>> {
         match self {
+            #[cfg(feature = "postgres")]
             Self::Postgres(s) => s.list_channel(query).await,
+            #[cfg(feature = "sqlite")]
             Self::Sqlite(s) => s.list_channel(query).await,
         }
     }

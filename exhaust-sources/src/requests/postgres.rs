@@ -15,7 +15,8 @@
 //! or job would see.
 
 use super::{
-    CompletionColumns, IndexNames, PENDING_PG, QueryPlan, Statement, db_error, quoted_table,
+    CompletionColumns, IndexNames, PENDING_PG, QueryPlan, REQUEST_COLUMNS, Schema, Statement,
+    db_error, quoted_table, schema_gaps,
 };
 use exhaust_core::request::{JobRequest, ProcessedBatch, RequestStatus, processed_json};
 use exhaust_core::store::{
@@ -36,6 +37,7 @@ pub struct PgRequestStore {
     sql: Arc<Statements>,
     table: String,
     indexes: IndexNames,
+    schema: Schema,
 }
 
 // Written by hand: the connect options' own Debug shows the password.
@@ -98,6 +100,11 @@ const EPOCH_MS: &str = "(EXTRACT(EPOCH FROM {c}) * 1000)::bigint AS {c}";
 impl PgRequestStore {
     /// Connects to `url` and prepares `table` (created when absent).
     pub async fn connect(url: &str, table: &str) -> StoreResult<Self> {
+        Self::connect_with(url, table, Schema::Manage).await
+    }
+
+    /// Connects to `url`; `table` is prepared or checked as `schema` says.
+    pub async fn connect_with(url: &str, table: &str, schema: Schema) -> StoreResult<Self> {
         let opts = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Refused(format!("PostgreSQL URL: {e}")))?
             // Timestamps are written and read as UTC whatever the server's zone.
@@ -108,14 +115,43 @@ impl PgRequestStore {
             .connect_with(opts.clone())
             .await
             .map_err(|e| db_error("connecting to PostgreSQL", e))?;
-        Self::with_pool(pool, opts, table).await
+        Self::with_pool(pool, opts, table, schema).await
     }
 
-    async fn with_pool(pool: PgPool, opts: PgConnectOptions, table: &str) -> StoreResult<Self> {
+    async fn with_pool(
+        pool: PgPool,
+        opts: PgConnectOptions,
+        table: &str,
+        mode: Schema,
+    ) -> StoreResult<Self> {
         let (schema, bare, quoted) = quoted_table(table)?;
-        ensure_table(&pool, &quoted).await?;
         let indexes = IndexNames::for_table(&bare);
-        ensure_indexes(&pool, &quoted, &indexes).await?;
+        match mode {
+            Schema::Manage => {
+                let ddl = request_table_ddl(table)?;
+                run_ddl(&pool, &ddl, "creating the request table and its indexes").await?;
+            }
+            Schema::Check => {
+                let want = [
+                    indexes.by_tag.as_str(),
+                    indexes.pending.as_str(),
+                    indexes.by_channel.as_str(),
+                ];
+                check_table(
+                    &pool,
+                    schema.as_deref(),
+                    &bare,
+                    &REQUEST_COLUMNS,
+                    &want,
+                    &["request_id", "tag"],
+                    &format!(
+                        "apply deploy/sql/job_request.sql (`exhaust schema` prints it for \
+                         the table {table}), or set [store] manage_schema = true"
+                    ),
+                )
+                .await?;
+            }
+        }
         let types = column_types(&pool, schema.as_deref(), &bare).await?;
         let sql = Arc::new(Statements::new(&quoted, &types)?);
         Ok(Self {
@@ -124,7 +160,13 @@ impl PgRequestStore {
             sql,
             table: table.to_string(),
             indexes,
+            schema: mode,
         })
+    }
+
+    /// Whether this store keeps its tables or only checks them.
+    pub fn schema(&self) -> Schema {
+        self.schema
     }
 
     /// The names of the indexes this store keeps on its table.
@@ -197,89 +239,69 @@ impl PgRequestStore {
     }
 }
 
-async fn ensure_table(pool: &PgPool, quoted: &str) -> StoreResult<()> {
-    // Sunbird's columns in Sunbird's order (reference 1.8).
-    let create = format!(
-        "CREATE TABLE IF NOT EXISTS {quoted} (
-            tag text NOT NULL,
-            request_id text NOT NULL,
-            job_id text NOT NULL,
-            status text NOT NULL,
-            request_data json,
-            requested_by text,
-            requested_channel text,
-            dt_job_submitted timestamp,
-            download_urls text[],
-            dt_file_created timestamp,
-            dt_job_completed timestamp,
-            execution_time bigint,
-            err_message text,
-            iteration int,
-            encryption_key text,
-            batch_number int,
-            processed_batches text,
-            PRIMARY KEY (tag, request_id))"
-    );
-    // Sunbird's older DDLs lack these two of Sunbird's own columns.
-    let add = [
+/// The DDL of the request table `table` (optionally `schema.table`) and
+/// its indexes: what the store runs at start under [`Schema::Manage`],
+/// every statement `IF NOT EXISTS`, and what `deploy/sql/job_request.sql`
+/// ships for a DBA (a test keeps the two the same).
+///
+/// Sunbird's columns in Sunbird's order (reference 1.8); Sunbird's older
+/// DDLs lack two of its own columns, added when absent. The indexes only
+/// add to Sunbird's table (reference 1.8 has none beyond the primary key):
+/// its API and job read and write it unchanged. Building one locks writes
+/// to the table for the time of the build, once; on a large table a DBA
+/// can build the same indexes beforehand with `CREATE INDEX CONCURRENTLY`
+/// under these names, and they are then used as they are.
+pub fn request_table_ddl(table: &str) -> StoreResult<Vec<String>> {
+    let (_, bare, quoted) = quoted_table(table)?;
+    let names = IndexNames::for_table(&bare);
+    Ok(vec![
+        format!(
+            "CREATE TABLE IF NOT EXISTS {quoted} (
+    tag text NOT NULL,
+    request_id text NOT NULL,
+    job_id text NOT NULL,
+    status text NOT NULL,
+    request_data json,
+    requested_by text,
+    requested_channel text,
+    dt_job_submitted timestamp,
+    download_urls text[],
+    dt_file_created timestamp,
+    dt_job_completed timestamp,
+    execution_time bigint,
+    err_message text,
+    iteration int,
+    encryption_key text,
+    batch_number int,
+    processed_batches text,
+    PRIMARY KEY (tag, request_id))"
+        ),
         format!("ALTER TABLE {quoted} ADD COLUMN IF NOT EXISTS batch_number int"),
         format!("ALTER TABLE {quoted} ADD COLUMN IF NOT EXISTS processed_batches text"),
-    ];
-    // Two workers starting at once may both try to create the table; the
-    // loser's error is a unique violation on the catalog, and a retry sees
-    // the table.
-    let mut last = None;
-    for _ in 0..3 {
-        match sqlx::query(AssertSqlSafe(create.clone()))
-            .execute(pool)
-            .await
-        {
-            Ok(_) => {
-                last = None;
-                break;
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    if let Some(e) = last {
-        return Err(db_error("creating the request table", e));
-    }
-    for stmt in add {
-        sqlx::query(AssertSqlSafe(stmt))
-            .execute(pool)
-            .await
-            .map_err(|e| db_error("adding Sunbird's columns to the request table", e))?;
-    }
-    Ok(())
-}
-
-/// Creates the store's indexes when absent (reference 1.8 has none beyond
-/// the primary key). An index only adds to Sunbird's table: its API and job
-/// read and write it unchanged. Building one locks writes to the table for
-/// the time of the build, once; on a large table an operator can build the
-/// same indexes beforehand with `CREATE INDEX CONCURRENTLY` under these
-/// names, and they are then used as they are.
-async fn ensure_indexes(pool: &PgPool, quoted: &str, names: &IndexNames) -> StoreResult<()> {
-    let statements = [
         format!(
             "CREATE INDEX IF NOT EXISTS \"{}\" ON {quoted}
-                (tag, dt_job_submitted DESC NULLS LAST, request_id)",
+    (tag, dt_job_submitted DESC NULLS LAST, request_id)",
             names.by_tag
         ),
         format!(
             "CREATE INDEX IF NOT EXISTS \"{}\" ON {quoted}
-                (job_id, dt_job_submitted, request_id) WHERE {PENDING_PG}",
+    (job_id, dt_job_submitted, request_id)
+    WHERE {PENDING_PG}",
             names.pending
         ),
         format!(
             "CREATE INDEX IF NOT EXISTS \"{}\" ON {quoted}
-                (requested_channel, dt_job_submitted DESC NULLS LAST, request_id)",
+    (requested_channel, dt_job_submitted DESC NULLS LAST, request_id)",
             names.by_channel
         ),
-    ];
+    ])
+}
+
+/// Runs DDL statements in order. Two workers starting at once may both
+/// create the same table or index; the loser's error is a unique violation
+/// on the catalog, and a retry sees the other's.
+pub(crate) async fn run_ddl(pool: &PgPool, statements: &[String], what: &str) -> StoreResult<()> {
     for stmt in statements {
-        // Two workers starting at once may race on the catalog as for the
-        // table; a retry sees the other's index.
         let mut last = None;
         for _ in 0..3 {
             match sqlx::query(AssertSqlSafe(stmt.clone())).execute(pool).await {
@@ -291,10 +313,74 @@ async fn ensure_indexes(pool: &PgPool, quoted: &str, names: &IndexNames) -> Stor
             }
         }
         if let Some(e) = last {
-            return Err(db_error("creating the request table's indexes", e));
+            return Err(db_error(what, e));
         }
     }
     Ok(())
+}
+
+/// [`Schema::Check`] of one table: its columns, the primary key over
+/// `key` (sorted) and the named indexes, read from the catalog (reads
+/// only), every gap named in the error.
+pub(crate) async fn check_table(
+    pool: &PgPool,
+    schema: Option<&str>,
+    table: &str,
+    columns: &[&str],
+    indexes: &[&str],
+    key: &[&str],
+    fix: &str,
+) -> StoreResult<()> {
+    let fail = |e| db_error("reading the table's definition", e);
+    let have_columns: Vec<String> = sqlx::query_scalar(
+        "SELECT column_name::text FROM information_schema.columns
+         WHERE table_schema = COALESCE($1, current_schema()) AND table_name = $2",
+    )
+    .bind(schema)
+    .bind(table)
+    .fetch_all(pool)
+    .await
+    .map_err(fail)?;
+    let have_indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT indexname::text FROM pg_indexes
+         WHERE schemaname = COALESCE($1, current_schema()) AND tablename = $2",
+    )
+    .bind(schema)
+    .bind(table)
+    .fetch_all(pool)
+    .await
+    .map_err(fail)?;
+    let key_columns: Vec<String> = key.iter().map(|k| k.to_string()).collect();
+    let has_key: bool = sqlx::query_scalar(
+        "SELECT EXISTS (
+            SELECT 1 FROM pg_index i
+            JOIN pg_class c ON c.oid = i.indrelid
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = COALESCE($1, current_schema()) AND c.relname = $2
+              AND i.indisprimary
+              AND (SELECT array_agg(a.attname::text ORDER BY a.attname::text)
+                   FROM pg_attribute a
+                   WHERE a.attrelid = c.oid AND a.attnum = ANY(i.indkey)) = $3)",
+    )
+    .bind(schema)
+    .bind(table)
+    .bind(&key_columns)
+    .fetch_one(pool)
+    .await
+    .map_err(fail)?;
+    let name = match schema {
+        Some(s) => format!("{s}.{table}"),
+        None => table.to_string(),
+    };
+    schema_gaps(
+        &name,
+        &have_columns,
+        columns,
+        &have_indexes,
+        indexes,
+        has_key,
+        fix,
+    )
 }
 
 /// The parts of PostgreSQL's JSON plan that matter for cost.

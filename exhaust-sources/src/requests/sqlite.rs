@@ -21,7 +21,8 @@
 //! 0700 and its lock files 0600.
 
 use super::{
-    CompletionColumns, DEFAULT_TABLE, IndexNames, PENDING_SQLITE, QueryPlan, Statement, db_error,
+    CompletionColumns, DEFAULT_TABLE, IndexNames, PENDING_SQLITE, QueryPlan, REQUEST_COLUMNS,
+    Schema, Statement, db_error, schema_gaps,
 };
 use exhaust_core::request::{JobRequest, ProcessedBatch, RequestStatus, processed_json};
 use exhaust_core::store::{
@@ -42,6 +43,7 @@ pub struct SqliteRequestStore {
     pool: SqlitePool,
     locks: PathBuf,
     indexes: IndexNames,
+    schema: Schema,
     /// Taken around every write. SQLite has one writer at a time; without
     /// this, the pool's connections meet on its lock and wait in its busy
     /// handler, which sleeps (1 ms, then longer, up to 100 ms) instead of
@@ -87,7 +89,21 @@ const COLUMNS: &str = "SELECT tag, request_id, job_id, status, request_data, req
 impl SqliteRequestStore {
     /// Opens (creating when missing) the database file at `path`.
     pub async fn open(path: impl AsRef<Path>) -> StoreResult<Self> {
+        Self::open_with(path, Schema::Manage).await
+    }
+
+    /// Opens the database file at `path`, its table prepared or only
+    /// checked as `schema` says (checked: the file must exist).
+    pub async fn open_with(path: impl AsRef<Path>, schema: Schema) -> StoreResult<Self> {
         let path = path.as_ref();
+        let manage = schema == Schema::Manage;
+        if !manage && !path.exists() {
+            return Err(StoreError::Refused(format!(
+                "the SQLite file {} does not exist and [store] manage_schema is false: \
+                 open it once with manage_schema = true",
+                path.display()
+            )));
+        }
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
                 StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
@@ -96,7 +112,7 @@ impl SqliteRequestStore {
         private_database_files(path)?;
         let opts = SqliteConnectOptions::new()
             .filename(path)
-            .create_if_missing(true)
+            .create_if_missing(manage)
             // Several worker processes share the file: readers never block
             // the writer, and a writer waits for another instead of failing.
             .journal_mode(SqliteJournalMode::Wal)
@@ -106,12 +122,29 @@ impl SqliteRequestStore {
             .connect_with(opts)
             .await
             .map_err(|e| db_error(&format!("opening {}", path.display()), e))?;
-        sqlx::query(SCHEMA)
-            .execute(&pool)
-            .await
-            .map_err(|e| db_error("creating the request table", e))?;
         let indexes = IndexNames::for_table(DEFAULT_TABLE);
-        ensure_indexes(&pool, &indexes).await?;
+        if manage {
+            sqlx::query(SCHEMA)
+                .execute(&pool)
+                .await
+                .map_err(|e| db_error("creating the request table", e))?;
+            ensure_indexes(&pool, &indexes).await?;
+        } else {
+            let want = [
+                indexes.by_tag.as_str(),
+                indexes.pending.as_str(),
+                indexes.by_channel.as_str(),
+            ];
+            check_table(
+                &pool,
+                DEFAULT_TABLE,
+                &REQUEST_COLUMNS,
+                &want,
+                &["request_id", "tag"],
+                "open it once with [store] manage_schema = true",
+            )
+            .await?;
+        }
         let mut locks = path.as_os_str().to_owned();
         locks.push(".locks");
         let locks = PathBuf::from(locks);
@@ -127,6 +160,7 @@ impl SqliteRequestStore {
             pool,
             locks,
             indexes,
+            schema,
             writes: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
@@ -139,6 +173,11 @@ impl SqliteRequestStore {
     /// The names of the indexes this store keeps on its table.
     pub fn indexes(&self) -> &IndexNames {
         &self.indexes
+    }
+
+    /// Whether this store keeps its table or only checks it.
+    pub fn schema(&self) -> Schema {
+        self.schema
     }
 
     /// How SQLite would run one of this store's statements
@@ -254,6 +293,46 @@ fn owner_only(path: &Path) -> std::io::Result<()> {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o7700))?;
     }
     Ok(())
+}
+
+/// [`Schema::Check`] of one table of the file: its columns, the primary
+/// key over `key` (sorted) and the named indexes, every gap named.
+pub(crate) async fn check_table(
+    pool: &SqlitePool,
+    table: &str,
+    columns: &[&str],
+    indexes: &[&str],
+    key: &[&str],
+    fix: &str,
+) -> StoreResult<()> {
+    let fail = |e| db_error("reading the table's definition", e);
+    let rows = sqlx::query("SELECT name, pk FROM pragma_table_info(?1)")
+        .bind(table)
+        .fetch_all(pool)
+        .await
+        .map_err(fail)?;
+    let have_columns: Vec<String> = rows.iter().map(|r| r.get::<String, _>(0)).collect();
+    let mut key_columns: Vec<String> = rows
+        .iter()
+        .filter(|r| r.get::<i64, _>(1) > 0)
+        .map(|r| r.get::<String, _>(0))
+        .collect();
+    key_columns.sort();
+    let have_indexes: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?1")
+            .bind(table)
+            .fetch_all(pool)
+            .await
+            .map_err(fail)?;
+    schema_gaps(
+        table,
+        &have_columns,
+        columns,
+        &have_indexes,
+        indexes,
+        key_columns == key,
+        fix,
+    )
 }
 
 /// Creates the store's indexes when absent, on a new file and on one an

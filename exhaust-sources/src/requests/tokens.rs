@@ -9,7 +9,7 @@
 //! never as its text; the rules of who may act for which channel are
 //! `exhaust_core::auth`'s.
 
-use super::{AnyRequestStore, db_error, quoted_table};
+use super::{AnyRequestStore, Schema, db_error, quoted_table};
 use exhaust_core::auth::{IssuedToken, TOKEN_RANDOM_BYTES, TokenRecord};
 use exhaust_core::request::MAX_CHANNEL_CHARS;
 use exhaust_core::store::{StoreError, StoreResult};
@@ -61,6 +61,40 @@ macro_rules! on_pool {
             }
         }
     };
+}
+
+/// The API token table's columns.
+const TOKEN_TABLE_COLUMNS: [&str; 6] = [
+    "id",
+    "name",
+    "channel",
+    "token_hash",
+    "created_ms",
+    "revoked_ms",
+];
+
+/// The API token table's DDL, the table named as SQL (`t`).
+fn token_table_ddl_as(t: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {t} (
+    id text PRIMARY KEY,
+    name text NOT NULL,
+    channel text NOT NULL,
+    token_hash text NOT NULL,
+    created_ms bigint NOT NULL,
+    revoked_ms bigint)"
+    )
+}
+
+/// The API token table's DDL on PostgreSQL, in the schema of the request
+/// table `table` (as `deploy/sql/exhaust_api_token.sql` ships it for the
+/// default table).
+pub fn token_table_ddl(table: &str) -> StoreResult<String> {
+    let (schema, _, _) = quoted_table(table)?;
+    Ok(token_table_ddl_as(&match schema {
+        Some(schema) => format!("\"{schema}\".\"{TOKEN_TABLE}\""),
+        None => format!("\"{TOKEN_TABLE}\""),
+    }))
 }
 
 /// The most characters of a token's name.
@@ -129,22 +163,47 @@ impl AnyRequestStore {
 
     /// Creates the API token table when absent (the `token` mode needs it;
     /// nothing else does, so a deployment that never uses it never gets it).
+    /// Under [`Schema::Check`] it is only checked, as the request table is.
     pub async fn ensure_token_table(&self) -> StoreResult<()> {
         let t = self.token_table()?;
-        let ddl = format!(
-            "CREATE TABLE IF NOT EXISTS {t} (
-                id text PRIMARY KEY,
-                name text NOT NULL,
-                channel text NOT NULL,
-                token_hash text NOT NULL,
-                created_ms bigint NOT NULL,
-                revoked_ms bigint)"
-        );
-        on_pool!(self, pool => sqlx::query(sqlx::AssertSqlSafe(ddl))
-            .execute(pool)
-            .await
-            .map(|_| ()))
-        .map_err(|e| db_error("creating the API token table", e))
+        if self.schema() == Schema::Manage {
+            let ddl = token_table_ddl_as(&t);
+            return on_pool!(self, pool => sqlx::query(sqlx::AssertSqlSafe(ddl))
+                .execute(pool)
+                .await
+                .map(|_| ()))
+            .map_err(|e| db_error("creating the API token table", e));
+        }
+        let fix = "apply deploy/sql/exhaust_api_token.sql (`exhaust schema` prints it), \
+                   or set [store] manage_schema = true";
+        match self {
+            #[cfg(feature = "postgres")]
+            Self::Postgres(s) => {
+                let (schema, _, _) = quoted_table(s.table())?;
+                super::postgres::check_table(
+                    s.pool(),
+                    schema.as_deref(),
+                    TOKEN_TABLE,
+                    &TOKEN_TABLE_COLUMNS,
+                    &[],
+                    &["id"],
+                    fix,
+                )
+                .await
+            }
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(s) => {
+                super::sqlite::check_table(
+                    s.pool(),
+                    TOKEN_TABLE,
+                    &TOKEN_TABLE_COLUMNS,
+                    &[],
+                    &["id"],
+                    fix,
+                )
+                .await
+            }
+        }
     }
 
     /// Stores a new token's record (its hash, never the token).

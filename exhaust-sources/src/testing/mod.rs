@@ -98,6 +98,16 @@ impl TestWorld for StoreWorld {
     }
 }
 
+impl StoreWorld {
+    /// A store on tables made by the shipped SQL, opened by a role without
+    /// DDL rights under [`Schema::Check`] ([`TestStore::postgres_by_dba`]).
+    pub async fn postgres_by_dba() -> Self {
+        let t = TestStore::postgres_by_dba("exhaust_dba").await;
+        let store = t.open().await;
+        Self { t, store }
+    }
+}
+
 /// Runs a scenario on both stores: `on_both_stores!(name, World, body)`
 /// makes the module `name` with the tests `sqlite` and `postgres`, each
 /// calling `body(world)` with a world made by [`TestWorld`].
@@ -124,7 +134,14 @@ pub mod live;
 pub mod signals;
 pub mod suite;
 
-use crate::requests::{AnyRequestStore, PgRequestStore, SqliteRequestStore};
+use crate::requests::{AnyRequestStore, PgRequestStore, Schema, SqliteRequestStore};
+
+/// `url` (`postgres://[user@]host...`) as `user` with `password`.
+pub fn with_user(url: &str, user: &str, password: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+    let host = rest.split_once('@').map_or(rest, |(_, host)| host);
+    format!("{scheme}://{user}:{password}@{host}")
+}
 
 /// A request store of a test's own: an SQLite file in a temporary folder, or
 /// a fresh schema on the test PostgreSQL server ([`test_pg_url`]). The
@@ -134,6 +151,7 @@ pub struct TestStore {
     dir: tempfile::TempDir,
     url: String,
     table: String,
+    schema: Schema,
 }
 
 impl TestStore {
@@ -145,6 +163,7 @@ impl TestStore {
             dir,
             url,
             table: crate::requests::DEFAULT_TABLE.into(),
+            schema: Schema::Manage,
         }
     }
 
@@ -159,6 +178,48 @@ impl TestStore {
             dir: tempfile::tempdir().expect("a temporary folder"),
             url,
             table: format!("{schema}.job_request"),
+            schema: Schema::Manage,
+        }
+    }
+
+    /// A `job_request` table made in a new schema by the shipped SQL
+    /// (`deploy/sql/`), as a DBA would, and opened under [`Schema::Check`]
+    /// by a role of its own that may read and write the tables and do
+    /// nothing else: no DDL can have run. (The role, like the schema, is
+    /// left on the test server: names start with `prefix`.)
+    pub async fn postgres_by_dba(prefix: &str) -> Self {
+        let url = test_pg_url();
+        let schema = fresh_schema(&url, prefix)
+            .await
+            .expect("PostgreSQL on 127.0.0.1:5432 (set EXHAUST_TEST_PG_URL)");
+        let mut conn = PgConnection::connect(&url).await.expect("PostgreSQL");
+        let run = |sql: String| sqlx::raw_sql(sqlx::AssertSqlSafe(sql));
+        run(format!("SET search_path TO {schema}"))
+            .execute(&mut conn)
+            .await
+            .expect("search path");
+        for file in ["job_request.sql", "exhaust_api_token.sql"] {
+            let path = workspace_dir().join("deploy/sql").join(file);
+            let sql = std::fs::read_to_string(&path).expect("the shipped SQL");
+            run(sql)
+                .execute(&mut conn)
+                .await
+                .expect("the shipped SQL applies");
+        }
+        let role = format!("{schema}_dml");
+        run(format!(
+            "CREATE ROLE {role} LOGIN PASSWORD 'dml';
+             GRANT USAGE ON SCHEMA {schema} TO {role};
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role};"
+        ))
+        .execute(&mut conn)
+        .await
+        .expect("a role without DDL rights");
+        Self {
+            dir: tempfile::tempdir().expect("a temporary folder"),
+            url: with_user(&url, &role, "dml"),
+            table: format!("{schema}.job_request"),
+            schema: Schema::Check,
         }
     }
 
@@ -169,6 +230,7 @@ impl TestStore {
             dir: tempfile::tempdir().expect("a temporary folder"),
             url: url.to_string(),
             table: table.to_string(),
+            schema: Schema::Manage,
         }
     }
 
@@ -191,13 +253,13 @@ impl TestStore {
     pub async fn open(&self) -> AnyRequestStore {
         if self.url.starts_with("postgres") {
             AnyRequestStore::Postgres(
-                PgRequestStore::connect(&self.url, &self.table)
+                PgRequestStore::connect_with(&self.url, &self.table, self.schema)
                     .await
                     .expect("the PostgreSQL store"),
             )
         } else {
             AnyRequestStore::Sqlite(
-                SqliteRequestStore::open(&self.url)
+                SqliteRequestStore::open_with(&self.url, self.schema)
                     .await
                     .expect("the SQLite store"),
             )
