@@ -660,6 +660,70 @@ mod tests {
         assert!(e.to_string().contains("set one"), "{e}");
     }
 
+    /// The ConfigMap's exhaust.toml of the Kubernetes base is one these
+    /// settings read, and the Secret's files, named by the `*_FILE`
+    /// variables the Deployments set, fill in what it leaves out.
+    #[test]
+    fn the_kubernetes_example_configuration_is_valid() {
+        let text = include_str!("../../../deploy/kubernetes/exhaust.toml");
+        let mut s: Settings = toml::from_str(text).expect("deploy/kubernetes/exhaust.toml");
+        assert!(!s.store.manage_schema, "the base expects a DBA's schema");
+        assert!(s.source.live.is_some(), "the base reads the live stores");
+        assert!(s.storage.url.starts_with("s3://"), "{}", s.storage.url);
+        assert_eq!(s.auth.mode, Some(crate::auth::AuthMode::Token));
+        assert_eq!(
+            s.job.grace(),
+            DEFAULT_GRACE,
+            "the Deployments' grace periods assume it"
+        );
+        assert_eq!(s.work_dir(), PathBuf::from("/var/lib/exhaust"));
+        s.runner_config().expect("[job]");
+        s.preferences().expect("[security.preferences]");
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = |name: &str, value: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, format!("{value}\n")).expect("write");
+            path.display().to_string()
+        };
+        let files = [
+            (
+                "EXHAUST_STORE_URL_FILE",
+                file(
+                    "store-url",
+                    "postgres://analytics:pw@postgres:5432/analytics",
+                ),
+            ),
+            (
+                "EXHAUST_CASSANDRA_PASSWORD_FILE",
+                file("cassandra-password", "cass-pw"),
+            ),
+            (
+                "EXHAUST_REDIS_URL_FILE",
+                file("redis-url", "redis://:redis-pw@redis:6379"),
+            ),
+            (
+                "EXHAUST_SUNBIRD_ENCRYPTION_KEY_FILE",
+                file("sunbird-encryption-key", "salt"),
+            ),
+        ];
+        s.apply_env_with(&|name: &str| {
+            files
+                .iter()
+                .find(|(var, _)| *var == name)
+                .map(|(_, path)| path.clone())
+        })
+        .expect("applies");
+        assert_eq!(
+            s.store.url,
+            "postgres://analytics:pw@postgres:5432/analytics"
+        );
+        let live = s.source.live.as_ref().expect("live");
+        assert_eq!(live.cassandra.password.as_deref(), Some("cass-pw"));
+        assert_eq!(live.redis.url, "redis://:redis-pw@redis:6379");
+        assert_eq!(s.security.sunbird_encryption_key, "salt");
+    }
+
     #[test]
     fn the_schema_is_managed_unless_a_dba_keeps_it() {
         assert!(Settings::default().store.manage_schema);
