@@ -8,12 +8,15 @@
 //! | moto (`moto_server`) | S3 | `http://127.0.0.1:9320` | `EXHAUST_TEST_S3_ENDPOINT` |
 //! | moto, OCI-style settings | S3 (OCI's compatibility API) | the same | the same |
 //! | Azurite (`azurite-blob`) | Azure Blob | `http://127.0.0.1:10000/devstoreaccount1` | `EXHAUST_TEST_AZURE_ENDPOINT` |
-//! | none (see below) | GCS | `http://127.0.0.1:4443` | `EXHAUST_TEST_GCS_ENDPOINT` |
+//! | fake-gcs-server | GCS (reads, listing, deleting; no XML-API upload) | `http://127.0.0.1:4443` | `EXHAUST_TEST_GCS_ENDPOINT` |
 //!
-//! No GCS emulator that installs here serves GCS's XML API, which
-//! `object_store` speaks (fake-gcs-server and gcp-storage-emulator serve the
-//! JSON API), so the GCS settings are used for what needs no server: building
-//! the store and signing URLs.
+//! fake-gcs-server answers path-style requests (`/<bucket>/<object>`, the
+//! form `object_store` sends to a custom `google_base_url`) only when their
+//! `Host` is its `-public-host`, which `scripts/services` sets to
+//! `127.0.0.1:4443`; an endpoint elsewhere needs the emulator started with
+//! that host and port. It takes none of the uploads `object_store` makes
+//! (`exhaust-writer/tests/storage.rs` says why, with the code), so GCS tests
+//! put their files in through GCS's JSON upload API and check the rest.
 //! Every emulator has the bucket (container) [`TEST_BUCKET`], which
 //! `scripts/services` creates; tests keep apart by key prefix. A test asks
 //! [`Emulator::for_test`]: when the emulator is down it says `NOT RUN` and
@@ -75,8 +78,8 @@ pub enum Emulator {
     /// Azure Blob (Azurite), reached as a named account at a custom
     /// endpoint with an account key.
     Azure,
-    /// Google Cloud Storage, reached with a service-account key at a custom
-    /// base URL (no emulator runs it; see the module's docs).
+    /// Google Cloud Storage (fake-gcs-server), reached with a
+    /// service-account key at a custom base URL.
     Gcs,
 }
 
@@ -90,7 +93,7 @@ impl Emulator {
             Emulator::S3 => "S3 (moto)",
             Emulator::Oci => "OCI via S3 settings (moto)",
             Emulator::Azure => "Azure Blob (Azurite)",
-            Emulator::Gcs => "GCS",
+            Emulator::Gcs => "GCS (fake-gcs-server)",
         }
     }
 
@@ -104,8 +107,9 @@ impl Emulator {
     }
 
     /// Whether the emulator checks request and URL signatures (and so
-    /// refuses a tampered or expired signed URL, or a wrong key). moto
-    /// accepts any signature; Azurite checks them.
+    /// refuses a tampered or expired signed URL, or a wrong key). moto and
+    /// fake-gcs-server accept any signature and credentials; Azurite checks
+    /// them.
     pub fn checks_signatures(self) -> bool {
         matches!(self, Emulator::Azure)
     }
