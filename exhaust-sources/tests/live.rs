@@ -29,6 +29,11 @@ fn snapshot(dir: &Path) -> Snapshot {
 /// The suite on one snapshot folder: snapshot reader, live sources, and the
 /// live sources exported batch by batch and read back as snapshots.
 async fn conformance(dir: &Path) {
+    conformance_on(dir, LiveFixture::load(dir).await).await;
+}
+
+/// [`conformance`] on stores already loaded with `dir`'s rows.
+async fn conformance_on(dir: &Path, fixture: LiveFixture) {
     let cases = cases(dir);
     let expected = run_cases(&snapshot(dir), &cases).await;
     let built = expected
@@ -39,7 +44,6 @@ async fn conformance(dir: &Path) {
         .count();
     assert!(built >= 4, "the fixture builds reports with rows: {built}");
 
-    let fixture = LiveFixture::load(dir).await;
     let live = run_cases(&fixture.live, &cases).await;
     support::assert_same(&expected, &live, "the live sources");
 
@@ -635,4 +639,180 @@ async fn the_token_range_scan_against_a_real_cassandra() {
     }
     support::assert_same(&expected, &got, "the token-range scan");
     println!("ran against the real Cassandra at {contact}");
+}
+
+/// TLS to the stores: Redis is a real `redis-server` serving TLS with a
+/// password and required client certificates; kassandra has no TLS, so
+/// Cassandra's TLS is tested through a rustls front forwarding to it (the
+/// driver's handshake and certificate checks are real; a real Cassandra's
+/// `client_encryption_options` are not exercised here).
+mod tls {
+    use super::*;
+    use exhaust_sources::live::tls::TlsSettings;
+    use support::redis_data::RedisData;
+    use support::tls::{Pki, TlsFront, TlsRedis};
+
+    #[tokio::test]
+    async fn redis_over_tls_with_a_password_passes_the_suite() {
+        let server = TlsRedis::start();
+        let dir = conformance_dir();
+        let redis = RedisData::load_at(&server.plain_url(), &dir).await;
+        let (url, tls) = (server.tls_url(), server.pki.client_settings());
+        let fixture = LiveFixture::load_into(&dir, redis, |c| {
+            c.redis.url = url;
+            c.redis.tls = tls;
+        })
+        .await;
+        conformance_on(&dir, fixture).await;
+    }
+
+    async fn redis_error(config: RedisConfig) -> String {
+        match RedisSource::connect(&config).await {
+            Ok(_) => panic!("connected with {config:?}"),
+            Err(e) => {
+                assert_unavailable(&e, "redis");
+                e.to_string()
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn redis_tls_refuses_a_wrong_ca_a_missing_client_certificate_or_password() {
+        let server = TlsRedis::start();
+        let good = RedisConfig {
+            url: server.tls_url(),
+            tls: server.pki.client_settings(),
+            retries: 0,
+            connect_timeout_ms: 2_000,
+            ..RedisConfig::default()
+        };
+        RedisSource::connect(&good)
+            .await
+            .expect("the good settings connect");
+
+        // The password is never in a message.
+        let other = Pki::new(&["localhost"], false);
+        let e = redis_error(RedisConfig {
+            tls: TlsSettings {
+                ca_file: Some(other.ca.clone()),
+                ..server.pki.client_settings()
+            },
+            ..good.clone()
+        })
+        .await;
+        assert!(!e.contains(&server.password), "{e}");
+        let e = redis_error(RedisConfig {
+            tls: TlsSettings {
+                client_cert_file: None,
+                client_key_file: None,
+                ..server.pki.client_settings()
+            },
+            ..good.clone()
+        })
+        .await;
+        assert!(!e.contains(&server.password), "{e}");
+        let e = redis_error(RedisConfig {
+            url: format!("rediss://localhost:{}", server.tls_port),
+            ..good.clone()
+        })
+        .await;
+        assert!(e.contains("Authentication required"), "{e}");
+        // A name the certificate does not carry.
+        redis_error(RedisConfig {
+            url: format!(
+                "rediss://:{}@127.0.0.1:{}",
+                server.password, server.tls_port
+            ),
+            ..good.clone()
+        })
+        .await;
+        // server_name is Cassandra's: said, not ignored.
+        let e = redis_error(RedisConfig {
+            tls: TlsSettings {
+                server_name: Some("localhost".into()),
+                ..server.pki.client_settings()
+            },
+            ..good.clone()
+        })
+        .await;
+        assert!(e.contains("server_name is not a Redis setting"), "{e}");
+        // TLS settings turn a redis:// URL into rediss://.
+        RedisSource::connect(&RedisConfig {
+            url: format!("redis://:{}@localhost:{}", server.password, server.tls_port),
+            ..good.clone()
+        })
+        .await
+        .expect("TLS settings make the URL rediss://");
+    }
+
+    #[tokio::test]
+    async fn cassandra_over_tls_passes_the_suite_with_the_server_name() {
+        let pki = Pki::new(&["cassandra.test"], false);
+        let dir = conformance_dir();
+        let fixture = LiveFixture::load(&dir).await;
+        let front = TlsFront::start(&pki, fixture.cql.addr).await;
+        let live = fixture
+            .reconnect(|c| {
+                c.cassandra.contact_points = vec![front.addr.to_string()];
+                c.cassandra.tls = TlsSettings {
+                    ca_file: Some(pki.ca.clone()),
+                    server_name: Some("cassandra.test".into()),
+                    ..TlsSettings::default()
+                };
+            })
+            .await;
+        let cases = cases(&dir);
+        let expected = run_cases(&snapshot(&dir), &cases).await;
+        let got = run_cases(&live, &cases).await;
+        support::assert_same(&expected, &got, "Cassandra over TLS");
+    }
+
+    #[tokio::test]
+    async fn cassandra_tls_checks_the_certificate() {
+        let pki = Pki::new(&["cassandra.test"], false);
+        let cql = support::cql_server::CqlServer::start();
+        let front = TlsFront::start(&pki, cql.addr).await;
+        let config = |tls: TlsSettings| CassandraConfig {
+            contact_points: vec![front.addr.to_string()],
+            retries: 0,
+            connect_timeout_ms: 2_000,
+            tls,
+            ..CassandraConfig::default()
+        };
+        let refused = |tls: TlsSettings| async move {
+            match CassandraSource::connect(&config(tls)).await {
+                Ok(_) => panic!("connected"),
+                Err(e) => assert_unavailable(&e, "cassandra"),
+            }
+        };
+        // The driver checks the node's IP, which this certificate lacks.
+        refused(TlsSettings {
+            ca_file: Some(pki.ca.clone()),
+            ..TlsSettings::default()
+        })
+        .await;
+        // Another authority, or another name.
+        let other = Pki::new(&["cassandra.test"], true);
+        refused(TlsSettings {
+            ca_file: Some(other.ca.clone()),
+            server_name: Some("cassandra.test".into()),
+            ..TlsSettings::default()
+        })
+        .await;
+        refused(TlsSettings {
+            ca_file: Some(pki.ca.clone()),
+            server_name: Some("elsewhere.test".into()),
+            ..TlsSettings::default()
+        })
+        .await;
+        // Plain TCP to a TLS port fails too.
+        refused(TlsSettings::default()).await;
+        CassandraSource::connect(&config(TlsSettings {
+            ca_file: Some(pki.ca.clone()),
+            server_name: Some("cassandra.test".into()),
+            ..TlsSettings::default()
+        }))
+        .await
+        .expect("the right authority and name connect");
+    }
 }

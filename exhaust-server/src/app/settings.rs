@@ -744,6 +744,39 @@ mod tests {
     }
 
     #[test]
+    fn the_stores_tls_is_read_from_its_sections() {
+        let s: Settings = toml::from_str(
+            r#"
+            [source.live.cassandra.tls]
+            ca_file = "/etc/exhaust/tls/ca.pem"
+            server_name = "cassandra.sunbird"
+            [source.live.redis]
+            url = "rediss://redis:6380"
+            [source.live.redis.tls]
+            client_cert_file = "/etc/exhaust/tls/client.pem"
+            client_key_file = "/etc/exhaust/tls/client.key"
+            "#,
+        )
+        .expect("valid");
+        let live = s.source.live.expect("live");
+        assert!(live.cassandra.tls.is_configured());
+        assert_eq!(
+            live.cassandra.tls.server_name.as_deref(),
+            Some("cassandra.sunbird")
+        );
+        assert_eq!(
+            live.redis.tls.client_key_file.as_deref(),
+            Some(Path::new("/etc/exhaust/tls/client.key"))
+        );
+        let err = toml::from_str::<Settings>(
+            "[source.live.redis.tls]
+ca = \"x\"",
+        )
+        .expect_err("typo");
+        assert!(err.to_string().contains("ca"), "{err}");
+    }
+
+    #[test]
     fn unknown_settings_and_bad_values_are_refused_by_name() {
         let err = toml::from_str::<Settings>("[store]\nurll = \"x\"").expect_err("typo");
         assert!(err.to_string().contains("urll"), "{err}");

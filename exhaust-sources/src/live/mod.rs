@@ -14,6 +14,8 @@ pub mod redis;
 pub(crate) mod retry;
 #[cfg(feature = "search")]
 pub mod search;
+#[cfg(any(feature = "cassandra", feature = "redis"))]
+pub mod tls;
 
 #[cfg(feature = "live")]
 mod sources;

@@ -52,6 +52,11 @@ pub struct RedisConfig {
     pub retries: u32,
     /// The first retry's wait in milliseconds, doubled per retry (default 200).
     pub retry_backoff_ms: u64,
+    /// TLS (`[source.live.redis.tls]`): a `rediss://` URL is TLS with the
+    /// system's certificate authorities; these settings give a private CA
+    /// and a client certificate (and make a `redis://` URL `rediss://`).
+    /// The certificate must name the URL's host.
+    pub tls: crate::live::tls::TlsSettings,
 }
 
 impl Default for RedisConfig {
@@ -68,6 +73,7 @@ impl Default for RedisConfig {
             connect_timeout_ms: 5_000,
             retries: 3,
             retry_backoff_ms: 200,
+            tls: Default::default(),
         }
     }
 }
@@ -87,6 +93,7 @@ impl std::fmt::Debug for RedisConfig {
             .field("connect_timeout_ms", &self.connect_timeout_ms)
             .field("retries", &self.retries)
             .field("retry_backoff_ms", &self.retry_backoff_ms)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -158,12 +165,30 @@ impl RedisSource {
     }
 
     async fn manager(cfg: &RedisConfig, db: i64) -> SourceResult<ConnectionManager> {
-        let shown = redact_url(&cfg.url);
-        let info = cfg.url.as_str().into_connection_info().map_err(|e| {
+        let tls = cfg.tls.is_configured() || cfg.url.starts_with("rediss://");
+        let url = match cfg.url.strip_prefix("redis://") {
+            Some(rest) if tls => format!("rediss://{rest}"),
+            _ => cfg.url.clone(),
+        };
+        let shown = redact_url(&url);
+        let info = url.as_str().into_connection_info().map_err(|e| {
             SourceError::unavailable(SOURCE, format!("the redis URL {shown} is not valid: {e}"))
         })?;
         let settings = info.redis_settings().clone().set_db(db);
-        let client = redis::Client::open(info.set_redis_settings(settings)).map_err(|e| {
+        let info = info.set_redis_settings(settings);
+        let client = if tls {
+            // The redis crate builds its rustls configuration with the
+            // process's default provider: make it the workspace's one
+            // (a no-op when one is installed already).
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+            let certificates = cfg.tls.redis_certificates().map_err(|e| {
+                SourceError::unavailable(SOURCE, format!("cannot set up TLS to {shown}: {e}"))
+            })?;
+            redis::Client::build_with_tls(info, certificates)
+        } else {
+            redis::Client::open(info)
+        }
+        .map_err(|e| {
             SourceError::unavailable(SOURCE, format!("cannot use redis at {shown}: {e}"))
         })?;
         let config = ConnectionManagerConfig::new()

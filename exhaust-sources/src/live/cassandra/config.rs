@@ -82,6 +82,9 @@ pub struct CassandraConfig {
     pub connect_timeout_ms: u64,
     /// Token ranges the `user_enrolments` scan is split into (default 256).
     pub scan_splits: usize,
+    /// TLS to the nodes (`[source.live.cassandra.tls]`; default off). On
+    /// when `enabled` or any of its files or `server_name` is set.
+    pub tls: crate::live::tls::TlsSettings,
 }
 
 impl Default for CassandraConfig {
@@ -103,6 +106,7 @@ impl Default for CassandraConfig {
             request_timeout_ms: 12_000,
             connect_timeout_ms: 5_000,
             scan_splits: 256,
+            tls: Default::default(),
         }
     }
 }
@@ -127,6 +131,7 @@ impl std::fmt::Debug for CassandraConfig {
             .field("request_timeout_ms", &self.request_timeout_ms)
             .field("connect_timeout_ms", &self.connect_timeout_ms)
             .field("scan_splits", &self.scan_splits)
+            .field("tls", &self.tls)
             .finish()
     }
 }

@@ -127,6 +127,12 @@ impl CassandraSource {
         if let Some(user) = &cfg.username {
             builder = builder.user(user, cfg.password.clone().unwrap_or_default());
         }
+        if cfg.tls.is_configured() {
+            let tls = cfg.tls.rustls_client_config().map_err(|e| {
+                SourceError::unavailable(SOURCE, format!("cannot set up TLS to the nodes: {e}"))
+            })?;
+            builder = builder.tls_context(Some(Arc::new(tls)));
+        }
         let retry = Retry {
             retries: cfg.retries,
             base_ms: cfg.retry_backoff_ms,

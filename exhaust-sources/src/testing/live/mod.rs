@@ -6,6 +6,7 @@ pub mod cql_server;
 pub mod fake_search;
 pub mod redis_data;
 pub mod schema;
+pub mod tls;
 
 use crate::{
     CassandraConfig, CassandraSource, LiveConfig, LiveSources, RedisConfig, RedisSource,
@@ -91,9 +92,18 @@ impl LiveFixture {
     /// As [`LiveFixture::load`], with the configuration changed by `tweak`
     /// before the sources connect.
     pub async fn load_with(dir: &Path, tweak: impl FnOnce(&mut LiveConfig)) -> Self {
+        Self::load_into(dir, RedisData::load(dir).await, tweak).await
+    }
+
+    /// As [`LiveFixture::load_with`], with the caches already loaded (on
+    /// a Redis of the test's own, say); `tweak` points the sources at it.
+    pub async fn load_into(
+        dir: &Path,
+        redis: RedisData,
+        tweak: impl FnOnce(&mut LiveConfig),
+    ) -> Self {
         let cql = CqlServer::start();
         let search = FakeSearch::start(dir, 3).await;
-        let redis = RedisData::load(dir).await;
         let mut config = test_config(&cql.contact_point(), &redis.prefix, &search.base_url());
         let loader = schema::session(&cql.contact_point()).await;
         schema::create(&loader, &config.cassandra).await;

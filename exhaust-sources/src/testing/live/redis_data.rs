@@ -30,14 +30,13 @@ pub fn unique_prefix() -> String {
     )
 }
 
-fn url(db: i64) -> String {
-    format!("{URL}/{db}")
-}
-
 /// Keys written by one test; deleted when dropped.
 pub struct RedisData {
     /// The prefix of every key.
     pub prefix: String,
+    /// The server's URL, without a database ([`URL`] unless made with
+    /// [`RedisData::load_at`]).
+    base: String,
     keys: Vec<(i64, String)>,
     connections: Vec<(i64, redis::aio::MultiplexedConnection)>,
 }
@@ -51,8 +50,15 @@ impl Default for RedisData {
 impl RedisData {
     /// An empty set of keys under a fresh prefix.
     pub fn new() -> Self {
+        Self::new_at(URL)
+    }
+
+    /// An empty set of keys under a fresh prefix, on the server at `base`
+    /// (a URL without a database).
+    pub fn new_at(base: &str) -> Self {
         Self {
             prefix: unique_prefix(),
+            base: base.to_owned(),
             keys: Vec::new(),
             connections: Vec::new(),
         }
@@ -61,7 +67,12 @@ impl RedisData {
     /// Loads `user_cache.jsonl` (hashes, keys prefixed) and
     /// `relation_cache.jsonl` (sets, keys prefixed) of a snapshot folder.
     pub async fn load(dir: &Path) -> Self {
-        let mut data = Self::new();
+        Self::load_at(URL, dir).await
+    }
+
+    /// As [`RedisData::load`], on the server at `base`.
+    pub async fn load_at(base: &str, dir: &Path) -> Self {
+        let mut data = Self::new_at(base);
         for row in snapshot_rows(dir, "user_cache") {
             let key = row["key"].as_str().expect("a key").to_owned();
             data.user_value(&key, &row["value"]).await;
@@ -78,7 +89,7 @@ impl RedisData {
     #[allow(dead_code)] // The live benchmark's, not every test's.
     pub async fn load_bulk(dir: &Path, per_pipeline: usize, keep: impl Fn(&str) -> bool) -> Self {
         let mut data = Self::new();
-        let mut con = redis::Client::open(url(USER_DB))
+        let mut con = redis::Client::open(data.url(USER_DB))
             .expect("a redis URL")
             .get_multiplexed_async_connection()
             .await
@@ -166,11 +177,15 @@ impl RedisData {
         self.len() == 0
     }
 
+    fn url(&self, db: i64) -> String {
+        format!("{}/{db}", self.base)
+    }
+
     async fn send(&mut self, db: i64, key: &str, cmd: &mut redis::Cmd) {
         let mut con = match self.connections.iter().find(|(d, _)| *d == db) {
             Some((_, c)) => c.clone(),
             None => {
-                let c = redis::Client::open(url(db))
+                let c = redis::Client::open(self.url(db))
                     .expect("a redis URL")
                     .get_multiplexed_async_connection()
                     .await
@@ -218,7 +233,8 @@ impl Drop for RedisData {
             if keys.is_empty() {
                 continue;
             }
-            if let Ok(mut con) = redis::Client::open(url(db)).and_then(|c| c.get_connection()) {
+            if let Ok(mut con) = redis::Client::open(self.url(db)).and_then(|c| c.get_connection())
+            {
                 for part in keys.chunks(500) {
                     let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(part).query(&mut con);
                 }
