@@ -271,10 +271,13 @@ fn killed_worker(env: &[(&str, &str)]) {
     for (k, v) in &env {
         worker.env(k, v);
     }
-    let mut child = worker
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("worker");
+    // Killed when dropped too, should an assertion below fail first.
+    let mut child = exhaust_sources::testing::signals::Worker(
+        worker
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("worker"),
+    );
     let started = std::time::Instant::now();
     loop {
         let row = status_json(dir.path(), &env, &id);

@@ -222,7 +222,9 @@ impl Bench {
     }
 
     /// Starts `cmd` (stdout and stderr to a log file of the iteration).
-    pub fn spawn(&self, mut cmd: Command, iteration: usize) -> Child {
+    /// The process is killed when the guard is dropped, so a failing
+    /// assertion never leaves a worker running behind the test.
+    pub fn spawn(&self, mut cmd: Command, iteration: usize) -> Worker {
         let log = self.path().join("logs").join(format!("{iteration}.log"));
         let out = std::fs::File::create(&log).expect("log");
         let err = out.try_clone().expect("log");
@@ -230,6 +232,7 @@ impl Bench {
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
             .spawn()
+            .map(Worker)
             .expect("the worker starts")
     }
 
@@ -412,6 +415,33 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// A worker process of a test, killed (SIGKILL) and reaped when dropped
+/// if it is still running: on a failed assertion the panic unwinds through
+/// it, and no worker outlives its test.
+pub struct Worker(pub Child);
+
+impl std::ops::Deref for Worker {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Worker {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
 
 /// Sends `signal` ("INT", "TERM") with the `kill` command.
