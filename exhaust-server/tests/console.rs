@@ -902,6 +902,10 @@ async fn forms_and_channels(w: World) {
     let server = w.start(w.config(&sample())).await;
     let base = server.url();
     let http = cookie_client();
+    // The server's root leads people to the console.
+    let (status, _, headers) = text(&http, &format!("{base}/")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers["location"], "/console");
     let (status, _, _) = text(&http, &format!("{base}/console?channel={SAMPLE_CHANNEL}")).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let (_, page, _) = text(&http, &format!("{base}/console/new")).await;

@@ -71,6 +71,11 @@ const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; conn
 /// console authenticates each page itself, the same way).
 pub fn routes() -> Router<AppState> {
     Router::new()
+        // A person who opens the server's address lands on the console.
+        .route(
+            "/",
+            get(|| async { axum::response::Redirect::to("/console") }),
+        )
         .route("/console", get(requests_page))
         .route("/console/rows", get(rows_fragment))
         .route("/console/new", get(new_page).post(new_submit))
