@@ -244,6 +244,13 @@ pub struct ReportArgs {
     #[arg(long)]
     pub no_digest: bool,
 
+    /// Write the --snapshot folder's digests on this run, even when it is
+    /// the snapshot's first: by default a first run only indexes (so a
+    /// one-off report waits for no digest) and the second writes them.
+    /// For preparing a snapshot that will be read many times.
+    #[arg(long, conflicts_with = "no_digest")]
+    pub digest_now: bool,
+
     /// After each batch, print the batch at a glance (learners by progress
     /// band, each unit's completion, each assessment's scores, enrolments
     /// and completions over time, certificates): the tables the server's

@@ -72,6 +72,7 @@ fn validate(args: ReportArgs) -> anyhow::Result<Plan> {
         snapshot: args.snapshot,
         snapshot_options: SnapshotOptions {
             digest: !args.no_digest,
+            digest_on_first_read: args.digest_now,
             ..SnapshotOptions::default()
         },
         config: args.config,

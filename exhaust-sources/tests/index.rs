@@ -27,6 +27,10 @@ fn options(cache: &Path) -> SnapshotOptions {
         // Every table is persisted, however small.
         persist_index_min_bytes: Some(0),
         index_cache_dir: Some(cache.to_path_buf()),
+        // These tests are about what a run that writes digests leaves;
+        // when digests are written is the subject of
+        // `the_first_read_leaves_the_digests_to_the_second`.
+        digest_on_first_read: true,
         ..SnapshotOptions::default()
     }
 }
@@ -424,6 +428,38 @@ async fn only_a_batch_with_its_share_of_the_enrolments_writes_digests() {
     assert_eq!(stats.built, DIGESTED, "{stats:?}");
     // ... and read by every later run, whatever its batch.
     let (rows, stats) = report(dir.path(), needing(100), &batch).await;
+    assert_eq!(rows.rows, expected.rows);
+    assert_eq!((stats.built, stats.loaded), (0, TABLES), "{stats:?}");
+}
+
+#[tokio::test]
+async fn the_first_read_leaves_the_digests_to_the_second() {
+    let (dir, batch) = snapshot();
+    let cache = tempfile::tempdir().expect("cache");
+    let expected = fresh(dir.path(), &batch).await;
+    let opts = SnapshotOptions {
+        digest_on_first_read: false,
+        ..options(cache.path())
+    };
+    assert!(!SnapshotOptions::default().digest_on_first_read);
+    let at = dir.path().join(".exhaust-index");
+    // The first read indexes only: a one-off report waits for no digest.
+    let (rows, stats) = report(dir.path(), opts.clone(), &batch).await;
+    assert_eq!(rows.rows, expected.rows);
+    assert_eq!(stats.loaded, 0, "{stats:?}");
+    let files = index_files(&at);
+    assert_eq!(
+        (with_extension(&files, "idx"), with_extension(&files, "dig")),
+        (TABLES, 0),
+        "{files:?}"
+    );
+    // The second finds the snapshot indexed, and writes the digests...
+    let (rows, stats) = report(dir.path(), opts.clone(), &batch).await;
+    assert_eq!(rows.rows, expected.rows);
+    assert_eq!(stats.built, DIGESTED, "{stats:?}");
+    assert_eq!(with_extension(&index_files(&at), "dig"), DIGESTED);
+    // ... which every later read uses.
+    let (rows, stats) = report(dir.path(), opts, &batch).await;
     assert_eq!(rows.rows, expected.rows);
     assert_eq!((stats.built, stats.loaded), (0, TABLES), "{stats:?}");
 }

@@ -98,8 +98,9 @@ impl Inner {
     /// Whether this `Snapshot` writes the digests it misses: when the
     /// first batch it read has at least `digest_min_percent` of the
     /// enrolment table's bytes, as the table's line index says (built by a
-    /// key scan, or read back). Decided once, when first needed: a run
-    /// that finds every digest written never asks.
+    /// key scan, or read back), and the snapshot was read before (the
+    /// index was read back; or `digest_on_first_read`). Decided once, when
+    /// first needed: a run that finds every digest written never asks.
     pub(super) fn writes_digests(&self) -> SourceResult<bool> {
         if let Some(&write) = self.write_digests.get() {
             return Ok(write);
@@ -113,8 +114,15 @@ impl Inner {
                     .map(|(_, len)| u64::from(len))
                     .sum();
                 let percent = bytes as f64 * 100.0 / t.data_len()?.max(1) as f64;
-                tracing::debug!(batch = %batch, percent, "the batch's share of the enrolments");
-                percent >= f64::from(min)
+                let again = self.stats.enrolments_loaded.load(Ordering::Relaxed);
+                tracing::debug!(
+                    batch = %batch,
+                    percent,
+                    again,
+                    "the batch's share of the enrolments; whether an earlier run read them"
+                );
+                // A first read leaves the digests to a later one.
+                (again || self.opts.digest_on_first_read) && percent >= f64::from(min)
             }
             // Reads not started by a batch's enrolments: nothing to judge by.
             _ => self.opts.digest,
@@ -177,6 +185,9 @@ impl Inner {
                         "read the persisted index of a snapshot table"
                     );
                     self.stats.loaded.fetch_add(1, Ordering::Relaxed);
+                    if table == ENROLMENTS.table {
+                        self.stats.enrolments_loaded.store(true, Ordering::Relaxed);
+                    }
                     return Ok(index);
                 }
                 Err(why) => tracing::debug!(table, why, "building the index"),

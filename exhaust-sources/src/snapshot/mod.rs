@@ -90,6 +90,14 @@ pub struct SnapshotOptions {
     /// a small batch of a large snapshot. Digests already written are read
     /// whatever the batch. The first batch a `Snapshot` reads decides.
     pub digest_min_percent: u8,
+    /// Whether the first read of a snapshot writes its digests (default
+    /// false): writing them parses every line of the four tables, which
+    /// made the first report 3.7x slower than the later ones (BENCHMARKS.md,
+    /// issue #27). By default the first read only indexes, and a later read
+    /// (one that finds the enrolment table's index persisted by an earlier
+    /// run) writes them, so a one-off report never waits for digests it
+    /// would not use. `digest_min_percent = 0` writes them at once too.
+    pub digest_on_first_read: bool,
     /// Where indexes go when the snapshot folder cannot be written (a
     /// read-only snapshot): a folder per snapshot under this one. Default:
     /// `$XDG_CACHE_HOME/exhaust/snapshot-index`, else
@@ -124,6 +132,7 @@ impl Default for SnapshotOptions {
             persist_index_min_bytes: Some(16 << 20),
             digest: true,
             digest_min_percent: 25,
+            digest_on_first_read: false,
             index_cache_dir: Self::default_index_cache_dir(),
         }
     }
@@ -184,6 +193,9 @@ struct Counts {
     built: AtomicUsize,
     loaded: AtomicUsize,
     persisted: AtomicUsize,
+    /// The enrolment table's index was read back, not built: an earlier
+    /// run read this snapshot (see `SnapshotOptions::digest_on_first_read`).
+    enrolments_loaded: std::sync::atomic::AtomicBool,
 }
 
 const TABLES: [&str; 9] = [
