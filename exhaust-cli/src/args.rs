@@ -245,9 +245,11 @@ pub struct ReportArgs {
     pub no_digest: bool,
 
     /// Write the --snapshot folder's digests on this run, even when it is
-    /// the snapshot's first: by default a first run only indexes (so a
-    /// one-off report waits for no digest) and the second writes them.
-    /// For preparing a snapshot that will be read many times.
+    /// the snapshot's first: by default a first run of one batch only
+    /// indexes (so a one-off report waits for no digest) and the second
+    /// writes them; a run of several batches (or a --search-filter), and a
+    /// server's or `exhaust run`'s runner, write them at once. For
+    /// preparing a snapshot that will be read many times.
     #[arg(long, conflicts_with = "no_digest")]
     pub digest_now: bool,
 

@@ -72,7 +72,11 @@ fn validate(args: ReportArgs) -> anyhow::Result<Plan> {
         snapshot: args.snapshot,
         snapshot_options: SnapshotOptions {
             digest: !args.no_digest,
-            digest_on_first_read: args.digest_now,
+            // Several batches read one snapshot several times: the
+            // digests the first writes serve the others.
+            digest_on_first_read: args.digest_now
+                || args.batch_ids.len() > 1
+                || search_filter.is_some(),
             ..SnapshotOptions::default()
         },
         config: args.config,

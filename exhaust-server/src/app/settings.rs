@@ -412,13 +412,17 @@ impl Settings {
     /// Opens the configured source: the live stores when `[source.live]` is
     /// set, else the snapshot.
     pub async fn open_source(&self) -> anyhow::Result<AnySource> {
+        self.open_source_with(self.snapshot_options()).await
+    }
+
+    async fn open_source_with(&self, options: SnapshotOptions) -> anyhow::Result<AnySource> {
         match &self.source.live {
             Some(live) => LiveSources::connect(live)
                 .await
                 .map(AnySource::Live)
                 .map_err(|e| anyhow!(e))
                 .context("connecting to the live sources"),
-            None => self.open_snapshot().map(AnySource::Snapshot),
+            None => self.open_snapshot_with(options).map(AnySource::Snapshot),
         }
     }
 
@@ -434,7 +438,15 @@ impl Settings {
         let prefs = self.preferences()?;
         let config = self.runner_config()?;
         exhaust_writer::check_format(config.format).map_err(|e| anyhow!("[job] format: {e}"))?;
-        let source = self.open_source().await?;
+        // A runner serves request after request from one snapshot: its
+        // first batch writes the digests that every later one reads
+        // (a one-off `exhaust report` leaves them to the snapshot's second
+        // run; SnapshotOptions::digest_on_first_read).
+        let options = SnapshotOptions {
+            digest_on_first_read: true,
+            ..self.snapshot_options()
+        };
+        let source = self.open_source_with(options).await?;
         tracing::info!(store = store.kind(), source = source.kind(), "runner ready");
         Ok(exhaust_writer::publishing_runner(
             source,
@@ -457,6 +469,10 @@ impl Settings {
 
     /// Opens the snapshot.
     pub fn open_snapshot(&self) -> anyhow::Result<Snapshot> {
+        self.open_snapshot_with(self.snapshot_options())
+    }
+
+    fn open_snapshot_with(&self, options: SnapshotOptions) -> anyhow::Result<Snapshot> {
         let dir = self.snapshot_dir()?;
         if !dir.is_dir() {
             anyhow::bail!(
@@ -464,7 +480,7 @@ impl Settings {
                 dir.display()
             );
         }
-        Snapshot::open(&dir, self.snapshot_options()).map_err(|e| anyhow!(e))
+        Snapshot::open(&dir, options).map_err(|e| anyhow!(e))
     }
 
     /// The snapshot's options: the defaults, with `[source] digest`.
