@@ -139,7 +139,7 @@ awk -v spark="$spark" '
     for (i = 1; i <= 3; i++) {
       l = ls[i]
       printf "%-11s ", l
-      if (spark) printf "%5.1fx faster than Spark, %5.1fx less memory; ", l, med["spark"] / med[l], M["spark"] / M[l]
+      if (spark) printf "%5.1fx faster than Spark, %5.1fx less memory; ", med["spark"] / med[l], M["spark"] / M[l]
       printf "%4.1fx faster than DuckDB, %4.1fx less memory\n", med["duckdb"] / med[l], M["duckdb"] / M[l]
     }
     printf "first run: %.2fx the later runs (digest-now: %.2fx)\n", med["first"] / med["again"], med["digest-now"] / med["again"]
