@@ -195,7 +195,7 @@ struct Counts {
     persisted: AtomicUsize,
     /// The enrolment table's index was read back, not built: an earlier
     /// run read this snapshot (see `SnapshotOptions::digest_on_first_read`).
-    enrolments_loaded: std::sync::atomic::AtomicBool,
+    enrolments_loaded: AtomicBool,
 }
 
 const TABLES: [&str; 9] = [
