@@ -226,6 +226,50 @@ impl KeyIndex {
             .map(|r| (r.offset, r.len))
     }
 
+    /// The runs of each of `keys`, appended to `out` as `(offset, len, i)`
+    /// for `keys[i]`: the keys in order, each key's runs in file order (what
+    /// [`KeyIndex::runs`] gives for each key in turn).
+    ///
+    /// Looked up in passes over all the keys (their hashes, then their
+    /// buckets' bounds, then their buckets' first runs, then the search),
+    /// not key by key: a lookup is two cache misses in a large index (the
+    /// bucket table and the runs), and a pass whose loads do not depend on
+    /// one another lets the processor wait for many of them at once, where
+    /// key by key it waits for each in turn. (Measured in BENCHMARKS.md,
+    /// issue #27: it was the largest single cost of a run reading digests.)
+    pub(crate) fn runs_of_keys<'k>(
+        &self,
+        keys: impl IntoIterator<Item = &'k str>,
+        out: &mut Vec<(u64, u32, usize)>,
+    ) {
+        let hashes: Vec<u32> = keys.into_iter().map(|k| key_hash(k.as_bytes())).collect();
+        let bounds: Vec<(u32, u32)> = hashes
+            .iter()
+            .map(|&h| match self.buckets.get((h >> self.shift) as usize..) {
+                Some([lo, hi, ..]) => (*lo, *hi),
+                _ => (0, 0),
+            })
+            .collect();
+        // Each bucket's first run, loaded for all keys before any search
+        // (its value is only a way to make the load happen here).
+        let firsts: u32 = bounds
+            .iter()
+            .filter(|(lo, hi)| lo < hi)
+            .map(|&(lo, _)| self.runs.get(lo as usize).map_or(0, |r| r.hash))
+            .fold(0, u32::wrapping_add);
+        std::hint::black_box(firsts);
+        for (i, (&h, &(lo, hi))) in hashes.iter().zip(&bounds).enumerate() {
+            let bucket = self.runs.get(lo as usize..hi as usize).unwrap_or_default();
+            let start = bucket.partition_point(|r| r.hash < h);
+            out.extend(
+                bucket[start..]
+                    .iter()
+                    .take_while(|r| r.hash == h)
+                    .map(|r| (r.offset, r.len, i)),
+            );
+        }
+    }
+
     /// Every run, sorted.
     pub(crate) fn all_runs(&self) -> &[Run] {
         &self.runs
@@ -523,5 +567,43 @@ mod tests {
         let mut whole = Mixer::new(7);
         whole.write(b"abcdefghijkl");
         assert_eq!(split.finish(), whole.finish());
+    }
+
+    proptest::proptest! {
+        /// The lookup of many keys at once finds, for each key, what a
+        /// lookup of that key alone finds, and that is every run with the
+        /// key's hash in file order: keys present once or several times
+        /// (several runs of one hash), absent, asked twice, in indexes from
+        /// empty to a few thousand runs (the bucket table's size follows).
+        #[test]
+        fn many_keys_at_once_find_what_each_key_finds(
+            present in proptest::collection::vec(0u32..5_000, 0..3_000),
+            asked in proptest::collection::vec(0u32..6_000, 0..400),
+        ) {
+            let name = |k: u32| format!("user-{k}");
+            let runs: Vec<Run> = present
+                .iter()
+                .enumerate()
+                .map(|(n, &k)| Run {
+                    hash: key_hash(name(k).as_bytes()),
+                    offset: n as u64 * 100,
+                    len: 100,
+                })
+                .collect();
+            let index = KeyIndex::from_runs(runs);
+            let keys: Vec<String> = asked.iter().map(|&k| name(k)).collect();
+            let mut expected = Vec::new();
+            let mut one_by_one = Vec::new();
+            for (i, key) in keys.iter().enumerate() {
+                let h = key_hash(key.as_bytes());
+                let with_hash = index.all_runs().iter().filter(|r| r.hash == h);
+                expected.extend(with_hash.map(|r| (r.offset, r.len, i)));
+                one_by_one.extend(index.runs(key).map(|(o, l)| (o, l, i)));
+            }
+            let mut many = Vec::new();
+            index.runs_of_keys(keys.iter().map(String::as_str), &mut many);
+            proptest::prop_assert_eq!(&many, &one_by_one);
+            proptest::prop_assert_eq!(&many, &expected);
+        }
     }
 }

@@ -332,10 +332,16 @@ impl Inner {
                     Err(damaged) => drop(self.found_damaged(d, damaged)),
                 }
             }
+            // The table's lines: every key's runs found first (see
+            // `KeyIndex::runs_of_keys`), then read in key order, so the
+            // first error is the first failing key's, as one by one.
+            let index = self.index(&large.lines, k)?;
+            let mut wanted: Vec<(u64, u32, usize)> = Vec::with_capacity(keys.len());
+            index.runs_of_keys(keys.iter().map(UserId::as_str), &mut wanted);
             let mut state = new_state();
-            for (i, key) in keys.iter().enumerate() {
-                self.each_item::<C, _>(large, k, t, key.as_str(), bufs, &mut |at, item| {
-                    f(&mut state, i, at, item)
+            for &(offset, len, i) in &wanted {
+                read_run(t, offset, len, &mut bufs.lines, &mut |at, line| {
+                    f(&mut state, i, at, Item::Line(line))
                 })?;
             }
             Ok(state)
@@ -364,10 +370,9 @@ impl Inner {
     where
         F: for<'x> FnMut(usize, &dyn Fn() -> usize, Item<'x, C::Row<'x>>) -> SourceResult<()>,
     {
-        let mut wanted: Vec<(u64, u32, usize)> = Vec::new();
-        for (i, key) in keys.iter().enumerate() {
-            wanted.extend(d.digest.runs(key.as_str()).map(|(o, l)| (o, l, i)));
-        }
+        let mut wanted: Vec<(u64, u32, usize)> = Vec::with_capacity(keys.len());
+        d.digest
+            .runs_of_keys(keys.iter().map(UserId::as_str), &mut wanted);
         // By offset; a key's runs keep their file order.
         wanted.sort_unstable();
         // The first failing key and its error: later keys' records are not

@@ -242,6 +242,16 @@ impl Digest {
         self.index.runs(key)
     }
 
+    /// The runs of each of `keys`, as `(offset, len, i)` for `keys[i]` (see
+    /// [`KeyIndex::runs_of_keys`]).
+    pub(crate) fn runs_of_keys<'k>(
+        &self,
+        keys: impl IntoIterator<Item = &'k str>,
+        out: &mut Vec<(u64, u32, usize)>,
+    ) {
+        self.index.runs_of_keys(keys, out)
+    }
+
     /// Runs in the index.
     pub(crate) fn len(&self) -> usize {
         self.index.len()
