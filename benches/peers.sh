@@ -4,9 +4,12 @@
 # figures issue #27 asks for: what BENCHMARKS.md's "first run" section was
 # measured with.
 #
-#   benches/peers.sh --exhaust BINARY [--size N] [--runs N] [--no-spark]
+#   benches/peers.sh --exhaust BINARY [--before BINARY] [--size N] [--runs N] [--no-spark]
 #
 # --exhaust BINARY  the `exhaust` to measure (a release or dist build)
+# --before BINARY   an earlier build to measure beside it, in the same
+#                   rounds (its first and again runs, on copies of its own):
+#                   a change's before and after under one load
 # --size N          enrolments of the one batch (default 100000), over 5×N
 #                   users, made once by the peers' generator
 #                   (gen_snapshot.py, seed 42, as the issue's figures) under
@@ -26,6 +29,8 @@
 #   again        every later run, reading the digests
 #   digest-now   first run with --digest-now: the behaviour before issue
 #                #27, when the first run wrote the digests
+#   before-first, before-again   the --before build's first run and (after
+#                its second, untimed in the ratios) its later run
 # Every run's CSV (the file's bytes, not its name) must have one MD5 across
 # exhaust and DuckDB (the Spark port differs on purpose: peers/README.md).
 # Wall seconds and peak resident memory come from GNU time; the last lines
@@ -36,9 +41,11 @@ size=100000
 runs=3
 spark=1
 exhaust=
+before=
 while [ $# -gt 0 ]; do
   case "$1" in
     --exhaust) exhaust=$2; shift 2 ;;
+    --before) before=$2; shift 2 ;;
     --size) size=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
     --no-spark) spark=0; shift ;;
@@ -48,6 +55,10 @@ while [ $# -gt 0 ]; do
 done
 [ -x "$exhaust" ] || { echo "--exhaust BINARY: give an exhaust executable" >&2; exit 2; }
 exhaust=$(realpath "$exhaust")
+if [ -n "$before" ]; then
+  [ -x "$before" ] || { echo "--before BINARY: give an exhaust executable" >&2; exit 2; }
+  before=$(realpath "$before")
+fi
 peers=$(realpath "${EXHAUST_PEERS:-../shared/peers}")
 [ -f "$peers/duckdb_progress_exhaust.py" ] || { echo "no peers in $peers (set EXHAUST_PEERS)" >&2; exit 2; }
 venv="${VENV:-/tmp/peers-venv}"
@@ -99,9 +110,17 @@ ours() {
   timed "$label" "$out/$label" "$exhaust" report --snapshot "$copy" --batch-id "$batch" \
     --layout lern --out "$out/$label" "$@"
 }
+# The --before build: its own copy, since two builds' index formats may
+# differ (see bench_copy).
+theirs() {
+  local label=$1 copy=$2
+  timed "$label" "$out/$label" "$before" report --snapshot "$copy" --batch-id "$batch" \
+    --layout lern --out "$out/$label"
+}
 
 fresh=$(bench_copy "$snap" peers-first)
 digested=$(bench_copy "$snap" peers-digest-now)
+[ -n "$before" ] && earlier=$(bench_copy "$snap" peers-before)
 # Every table in the page cache: no run pays for reading the disk.
 cat "$snap"/*.jsonl >/dev/null
 echo "snapshot $snap ($(du -sh "$snap" | cut -f1)), batch $batch; load: $(uptime | sed 's/.*load average/load average/')"
@@ -117,6 +136,12 @@ for _ in $(seq "$runs"); do
   ours second "$fresh"
   ours again "$fresh"
   ours digest-now "$digested" --digest-now
+  if [ -n "$before" ]; then
+    rm -rf "$earlier/.exhaust-index"
+    theirs before-first "$earlier"
+    theirs before-second "$earlier"
+    theirs before-again "$earlier"
+  fi
 done
 echo
 awk -v spark="$spark" '
@@ -135,13 +160,16 @@ awk -v spark="$spark" '
     }
     c = 0; for (h in md5) { c++; sums = sums " " h }
     printf "MD5 of exhaust and DuckDB:%s (%s)\n", sums, c == 1 ? "the same" : "DIFFERENT"
-    split("first again digest-now", ls, " ")
-    for (i = 1; i <= 3; i++) {
+    split("first again digest-now before-first before-again", ls, " ")
+    for (i = 1; i <= 5; i++) {
       l = ls[i]
+      if (!(l in med)) continue
       printf "%-11s ", l
       if (spark) printf "%5.1fx faster than Spark, %5.1fx less memory; ", med["spark"] / med[l], M["spark"] / M[l]
       printf "%4.1fx faster than DuckDB, %4.1fx less memory\n", med["duckdb"] / med[l], M["duckdb"] / M[l]
     }
     printf "first run: %.2fx the later runs (digest-now: %.2fx)\n", med["first"] / med["again"], med["digest-now"] / med["again"]
+    if ("before-first" in med)
+      printf "against --before: first run %.2fx, later runs %.2fx as fast\n", med["before-first"] / med["first"], med["before-again"] / med["again"]
     if (c != 1) exit 1
   }' "$results"
