@@ -6,7 +6,7 @@
 //! cost is one yield per chunk.
 
 use crate::runner::Clock;
-use crate::source::{ReadCounter, ReadStats, ReportSource};
+use crate::source::{ReadCounter, ReadStats, Reclaim, ReportSource};
 
 /// `source`, yielding once (through `clock`, the runtime's yield) before
 /// each read.
@@ -21,6 +21,12 @@ pub struct Cooperative<'a, S, C> {
 impl<S: ReadCounter, C> ReadCounter for Cooperative<'_, S, C> {
     fn read_counts(&self) -> Vec<(&'static str, ReadStats)> {
         self.source.read_counts()
+    }
+}
+
+impl<S: Reclaim, C> Reclaim for Cooperative<'_, S, C> {
+    fn reclaim(&self, done: Box<dyn std::any::Any + Send>) {
+        self.source.reclaim(done);
     }
 }
 

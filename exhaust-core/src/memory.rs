@@ -8,7 +8,7 @@ use crate::model::{
 };
 use crate::source::{
     ActivitySource, AttemptSource, BatchSource, CollectionBatchSource, CollectionSource,
-    CustodianOrgSource, EnrolmentSource, HierarchySource, OptionalNodeSource, ReadCounter,
+    CustodianOrgSource, EnrolmentSource, HierarchySource, OptionalNodeSource, ReadCounter, Reclaim,
     SourceResult, UserSource,
 };
 use std::collections::{HashMap, HashSet};
@@ -52,6 +52,7 @@ impl MemorySource {
 
 // Memory reads cost nothing worth counting.
 impl ReadCounter for MemorySource {}
+impl Reclaim for MemorySource {}
 
 impl BatchSource for MemorySource {
     async fn course_batch(&self, id: &BatchId) -> SourceResult<Option<CourseBatch>> {

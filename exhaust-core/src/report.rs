@@ -378,14 +378,20 @@ pub async fn build_rows<S: ReportSource, K: RowSink>(
         // A failed write is reported before a failed read of the next chunk:
         // the order the two would have failed in one after the other.
         written?;
-        if let Some(fetched) = fetched {
-            data = fetched?;
-        }
+        // The written chunk's data goes back to the source to be dropped
+        // (on its reader threads, for the snapshot): freeing it is work the
+        // report's thread need not do (see `Reclaim`).
+        let done = match fetched {
+            Some(fetched) => std::mem::replace(&mut data, fetched?),
+            None => std::mem::take(&mut data),
+        };
+        sources.reclaim(Box::new(done));
     }
     Ok(summary)
 }
 
 /// One chunk's reads: profiles, attempts and aggregates of its users.
+#[derive(Default)]
 struct ChunkData {
     users: Vec<Option<UserEntry>>,
     attempts: Vec<AssessmentAttempt>,
@@ -443,7 +449,12 @@ fn write_chunk<K: RowSink>(
     chunk: &[Learner],
     data: &ChunkData,
 ) -> Result<(), BuildError> {
-    let facts = ChunkFacts::new(plan, &data.attempts, &data.aggregates);
+    let facts = ChunkFacts::new(
+        plan,
+        row.opts.attempt_choice,
+        &data.attempts,
+        &data.aggregates,
+    );
     for (learner, entry) in chunk.iter().zip(&data.users) {
         let profile = match entry {
             Some(UserEntry::Profile(p)) => Some(p),
@@ -709,8 +720,8 @@ impl Learner {
 
 /// One chunk's attempts and aggregates, indexed for row building.
 struct ChunkFacts<'a> {
-    /// (user, assessment index) → the attempts of the batch.
-    attempts: HashMap<(&'a str, usize), Vec<&'a AssessmentAttempt>>,
+    /// (user, assessment index) → the attempt of the batch that counts.
+    attempts: HashMap<(&'a str, usize), &'a AssessmentAttempt>,
     /// (user, nested index) → completedCount.
     completed: HashMap<(&'a str, usize), f64>,
 }
@@ -718,16 +729,27 @@ struct ChunkFacts<'a> {
 impl<'a> ChunkFacts<'a> {
     fn new(
         plan: &BatchPlan,
+        choice: AttemptChoice,
         attempts: &'a [AssessmentAttempt],
         aggregates: &'a [crate::model::ActivityAggregate],
     ) -> Self {
-        let mut by_user: HashMap<(&str, usize), Vec<&AssessmentAttempt>> = HashMap::default();
+        // The attempt that counts is chosen as the attempts arrive, the one
+        // kept so far against the next, in the source's order: what
+        // `choose_attempt` over all of them gives (a maximum, the later one
+        // on a tie), without a list per user and assessment (a chunk's
+        // thousands of small allocations, on the report's thread).
+        let mut chosen: HashMap<(&str, usize), &AssessmentAttempt> = HashMap::default();
         for a in attempts {
             if a.batch_id != plan.batch.batch_id || a.course_id != plan.batch.course_id {
                 continue;
             }
             if let Some(&i) = plan.assessment_slots.get(a.content_id.as_str()) {
-                by_user.entry((a.user_id.as_str(), i)).or_default().push(a);
+                chosen
+                    .entry((a.user_id.as_str(), i))
+                    .and_modify(|kept| {
+                        *kept = values::choose_attempt([*kept, a], choice).unwrap_or(a)
+                    })
+                    .or_insert(a);
             }
         }
         let mut completed = HashMap::default();
@@ -743,7 +765,7 @@ impl<'a> ChunkFacts<'a> {
             }
         }
         Self {
-            attempts: by_user,
+            attempts: chosen,
             completed,
         }
     }
@@ -787,11 +809,7 @@ impl<'p> RowBuilder<'p> {
 
         // The chosen attempt per assessment, shared by score and total columns.
         let chosen: Vec<Option<&AssessmentAttempt>> = (0..plan.hierarchy.assessments.len())
-            .map(|i| {
-                facts.attempts.get(&(user, i)).and_then(|v| {
-                    values::choose_attempt(v.iter().copied(), self.opts.attempt_choice)
-                })
-            })
+            .map(|i| facts.attempts.get(&(user, i)).copied())
             .collect();
 
         let text = |f: fn(&UserProfile) -> &Option<String>| {
@@ -895,21 +913,20 @@ impl<'p> RowBuilder<'p> {
 /// Total Score: the sum of the chosen attempts' scores (seed), or the
 /// percentage of their summed scores over their summed maxima (lern).
 fn total(chosen: &[Option<&AssessmentAttempt>], lern: bool) -> Value {
-    let attempted: Vec<&AssessmentAttempt> = chosen.iter().flatten().copied().collect();
+    // Summed in the assessments' order, as before (a float sum's result
+    // depends on its order).
+    let attempted = || chosen.iter().flatten().copied();
     if lern {
         let clean = |x: Option<f64>| x.filter(|v| v.is_finite()).map_or(0.0, |v| v.max(0.0));
-        let score: f64 = attempted.iter().map(|a| clean(a.total_score)).sum();
-        let max: f64 = attempted.iter().map(|a| clean(a.total_max_score)).sum();
+        let score: f64 = attempted().map(|a| clean(a.total_score)).sum();
+        let max: f64 = attempted().map(|a| clean(a.total_max_score)).sum();
         values::ceil_percent(score, max).map_or(Value::Empty, Value::Percent)
     } else {
-        let scores: Vec<f64> = attempted
-            .iter()
-            .filter_map(|a| values::seed_score(a))
-            .collect();
-        if scores.is_empty() {
+        let mut scores = attempted().filter_map(values::seed_score).peekable();
+        if scores.peek().is_none() {
             Value::Empty
         } else {
-            Value::Number(values::round_number(scores.iter().sum()))
+            Value::Number(values::round_number(scores.sum()))
         }
     }
 }

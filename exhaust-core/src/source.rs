@@ -207,6 +207,22 @@ pub trait ReadCounter {
     }
 }
 
+/// Where a report leaves the data it read and is done with (one chunk's
+/// profiles, attempts and aggregates, after its rows are written).
+///
+/// By default the data is dropped there and then, on the report's thread.
+/// A source that reads on threads of its own drops it on them instead:
+/// freeing a chunk's many small allocations is work on the report's one
+/// thread, the critical path of a run whose reads are fast (BENCHMARKS.md,
+/// issue #27), while the reader threads wait for the next chunk. Nothing
+/// may be read from `done`: it is only dropped.
+pub trait Reclaim {
+    /// Drops `done`, here or on a thread of the source's.
+    fn reclaim(&self, done: Box<dyn std::any::Any + Send>) {
+        drop(done);
+    }
+}
+
 /// The difference of two [`ReadCounter::read_counts`] readings, store by store.
 pub fn reads_between(
     before: &[(&'static str, ReadStats)],
@@ -239,6 +255,7 @@ pub trait ReportSource:
     + CollectionBatchSource
     + CustodianOrgSource
     + ReadCounter
+    + Reclaim
     + Sync
 {
 }
@@ -255,12 +272,13 @@ impl<T> ReportSource for T where
         + CollectionBatchSource
         + CustodianOrgSource
         + ReadCounter
+        + Reclaim
         + Sync
 {
 }
 
-/// Implements every source trait but [`ReadCounter`] for a wrapper type by
-/// forwarding each call through `$via`, a macro of the caller's that gets
+/// Implements every source trait but [`ReadCounter`] and [`Reclaim`] for a
+/// wrapper type by forwarding each call through `$via`, a macro of the caller's that gets
 /// `(self, method(args))` and returns the awaited result: written once here
 /// for the wrappers that forward (`AnySource` picks a variant, `LiveSources`
 /// picks a store, [`Cooperative`](crate::cooperative::Cooperative) yields
@@ -270,7 +288,7 @@ impl<T> ReportSource for T where
 ///
 /// ```
 /// use exhaust_core::memory::MemorySource;
-/// use exhaust_core::source::ReadCounter;
+/// use exhaust_core::source::{ReadCounter, Reclaim};
 ///
 /// /// A source that forwards every read to the one it wraps.
 /// struct Wrapper(MemorySource);
@@ -282,6 +300,7 @@ impl<T> ReportSource for T where
 /// }
 /// exhaust_core::forward_report_source!(impl [] for Wrapper => to_inner);
 /// impl ReadCounter for Wrapper {}
+/// impl Reclaim for Wrapper {}
 ///
 /// fn is_a_source<S: exhaust_core::source::ReportSource>(_: &S) {}
 /// is_a_source(&Wrapper(MemorySource::default()));

@@ -321,6 +321,43 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Choosing as the attempts arrive, the one kept so far against the
+        /// next (what the report does per user and assessment), keeps the
+        /// very attempt `choose_attempt` picks from all of them: full ties
+        /// included (the later one), which differ only in what is not
+        /// compared (their maximum scores here).
+        #[test]
+        fn choosing_as_attempts_arrive_picks_what_choosing_from_all_picks(
+            parts in proptest::collection::vec(
+                (0u8..3, proptest::option::of(0u8..3), 1u8..20, proptest::option::of(0u8..3)),
+                1..12,
+            ),
+            latest in proptest::bool::ANY,
+        ) {
+            let choice = if latest { AttemptChoice::Latest } else { AttemptChoice::BestScore };
+            let all: Vec<AssessmentAttempt> = parts
+                .iter()
+                .map(|&(id, score, max, day)| {
+                    let at = day.map(|d| format!("2022-01-0{}T00:00:00Z", d + 1));
+                    attempt(
+                        &format!("a{id}"),
+                        score.map(f64::from),
+                        Some(f64::from(max)),
+                        None,
+                        at.as_deref(),
+                    )
+                })
+                .collect();
+            let mut kept = &all[0];
+            for a in &all[1..] {
+                kept = choose_attempt([kept, a], choice).unwrap_or(a);
+            }
+            let from_all = choose_attempt(&all, choice).expect("one at least");
+            proptest::prop_assert!(std::ptr::eq(kept, from_all), "{kept:?} vs {from_all:?}");
+        }
+    }
+
     #[test]
     fn numbers_print_without_trailing_zero() {
         let fmt = |x: f64| {

@@ -1,12 +1,12 @@
 //! The report reads the next chunk while it writes this one: the order of
-//! reads and rows, and which failure is reported when both a read and a
-//! write fail.
+//! reads, rows and chunks handed back to the source, and which failure is
+//! reported when both a read and a write fail.
 
 use exhaust_core::BatchId;
 use exhaust_core::UserId;
 use exhaust_core::memory::MemorySource;
 use exhaust_core::report::{BuildError, ReportOptions, RowSink, build_report};
-use exhaust_core::source::{ReadCounter, SourceError};
+use exhaust_core::source::{ReadCounter, Reclaim, SourceError};
 use exhaust_core::testing::*;
 use std::future::Future;
 use std::pin::Pin;
@@ -53,6 +53,13 @@ impl Logged {
 }
 
 impl ReadCounter for Logged {}
+/// Logs each chunk's data handed back, then drops it.
+impl Reclaim for Logged {
+    fn reclaim(&self, done: Box<dyn std::any::Any + Send>) {
+        self.log.lock().expect("log").push("reclaim".into());
+        drop(done);
+    }
+}
 
 macro_rules! logged {
     ($self:ident, users($ids:expr)) => {{
@@ -152,15 +159,21 @@ fn the_next_chunk_is_read_before_this_chunks_rows_are_written() {
         "attempts u2",
         "activity u2",
         "row u1",
+        // Each chunk's data goes back to the source once its rows are
+        // written (and the next chunk is read), the last one's too.
+        "reclaim",
         "users u3",
         "attempts u3",
         "activity u3",
         "row u2",
+        "reclaim",
         "users u6",
         "attempts u6",
         "activity u6",
         "row u3",
+        "reclaim",
         "row u6",
+        "reclaim",
     ]
     .map(String::from)
     .to_vec();

@@ -2,7 +2,7 @@
 
 use exhaust_core::model::UserEntry;
 use exhaust_core::report::{BuildError, ReportOptions, VecSink, build_report};
-use exhaust_core::source::{AttemptSource, HierarchySource, UserSource};
+use exhaust_core::source::{AttemptSource, HierarchySource, Reclaim, UserSource};
 use exhaust_core::{BatchId, ContentId, UserId};
 use exhaust_sources::{Snapshot, SnapshotOptions};
 use std::io::Write;
@@ -137,6 +137,29 @@ async fn users_are_read_by_key_suffix_and_missing_ones_are_none() {
         panic!("user-004 is cached")
     };
     assert_eq!(p.state.as_deref(), Some("Delhi"));
+}
+
+/// Sends the name of the thread it is dropped on.
+struct DropReport(std::sync::mpsc::Sender<Option<String>>);
+
+impl Drop for DropReport {
+    fn drop(&mut self) {
+        let name = std::thread::current().name().map(str::to_owned);
+        let _ = self.0.send(name);
+    }
+}
+
+#[test]
+fn data_handed_back_is_dropped_on_a_reader_thread() {
+    let snapshot = Snapshot::open(conformance(), SnapshotOptions::default()).expect("opens");
+    let (tx, rx) = std::sync::mpsc::channel();
+    snapshot.reclaim(Box::new(DropReport(tx)));
+    let on = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("dropped");
+    // Off the caller's thread (this test's), on the snapshot's pool.
+    let on = on.expect("a named thread");
+    assert!(on.starts_with("exhaust-snapshot-"), "dropped on {on}");
 }
 
 #[tokio::test]

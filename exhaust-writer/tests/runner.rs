@@ -7,7 +7,7 @@ use chrono::{NaiveDate, TimeZone, Utc};
 use exhaust_core::request::{JobRequest, RequestStatus, request_id};
 use exhaust_core::runner::{Runner, RunnerConfig};
 use exhaust_core::security::{FixedLevel, SecurityLevel};
-use exhaust_core::source::{ReadCounter, SourceError};
+use exhaust_core::source::{ReadCounter, Reclaim, SourceError};
 use exhaust_core::store::{RequestStore, Submission};
 use exhaust_core::time::{ReportTz, file_date_stamp};
 use exhaust_sources::on_both_stores;
@@ -728,6 +728,7 @@ on_both_stores!(storage_failures, World, storage_failure);
 struct UsersDown(Snapshot);
 
 impl ReadCounter for UsersDown {}
+impl Reclaim for UsersDown {}
 
 /// `users` fails as a Redis that refuses connections would; every other
 /// read is the snapshot's.

@@ -9,7 +9,7 @@ use exhaust_core::report::ReportOptions;
 use exhaust_core::request::{NewRequest, ProcessedBatches, RequestStatus};
 use exhaust_core::runner::{Runner, RunnerConfig};
 use exhaust_core::security::FixedLevel;
-use exhaust_core::source::ReadCounter;
+use exhaust_core::source::{ReadCounter, Reclaim};
 use exhaust_core::store::RequestStore;
 use exhaust_sources::requests::{AnyRequestStore, SqliteRequestStore};
 use exhaust_sources::{Snapshot, SnapshotOptions};
@@ -48,6 +48,7 @@ struct Stalling {
 }
 
 impl ReadCounter for Stalling {}
+impl Reclaim for Stalling {}
 
 impl Stalling {
     /// Counts a user read; past the allowed ones, triggers the stop and

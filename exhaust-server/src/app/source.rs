@@ -2,7 +2,7 @@
 //! default) or Sunbird's live stores. One type for both, so the runner, the
 //! report command and the server are not generic over the choice.
 
-use exhaust_core::source::{ReadCounter, ReadStats};
+use exhaust_core::source::{ReadCounter, ReadStats, Reclaim};
 use exhaust_sources::{LiveSources, Snapshot};
 
 /// A snapshot folder or the live stores.
@@ -37,6 +37,15 @@ macro_rules! either_source {
 }
 
 exhaust_core::forward_report_source!(impl [] for AnySource => either_source);
+
+impl Reclaim for AnySource {
+    fn reclaim(&self, done: Box<dyn std::any::Any + Send>) {
+        match self {
+            Self::Snapshot(s) => s.reclaim(done),
+            Self::Live(s) => s.reclaim(done),
+        }
+    }
+}
 
 impl ReadCounter for AnySource {
     fn read_counts(&self) -> Vec<(&'static str, ReadStats)> {

@@ -4,7 +4,7 @@
 use super::cassandra::{CassandraConfig, CassandraSource};
 use super::redis::{RedisConfig, RedisSource};
 use super::search::{SearchConfig, SearchSource};
-use exhaust_core::source::{ReadCounter, ReadStats, SourceResult};
+use exhaust_core::source::{ReadCounter, ReadStats, Reclaim, SourceResult};
 use serde::{Deserialize, Serialize};
 
 /// The three stores' configurations; each part defaults to Sunbird's names.
@@ -56,6 +56,11 @@ impl LiveSources {
         }
     }
 }
+
+/// The live stores' data is dropped where the report is done with it: their
+/// reads run on the report's runtime, which has no threads of its own to
+/// spare for it.
+impl Reclaim for LiveSources {}
 
 impl ReadCounter for LiveSources {
     fn read_counts(&self) -> Vec<(&'static str, ReadStats)> {

@@ -45,7 +45,7 @@ use exhaust_core::model::{
 };
 use exhaust_core::source::{
     ActivitySource, AttemptSource, BatchSource, CollectionBatchSource, CollectionSource,
-    CustodianOrgSource, EnrolmentSource, HierarchySource, OptionalNodeSource, ReadCounter,
+    CustodianOrgSource, EnrolmentSource, HierarchySource, OptionalNodeSource, ReadCounter, Reclaim,
     SourceError, SourceResult, UserSource,
 };
 use exhaust_core::{BatchId, ContentId, OrgId, UserId};

@@ -8,6 +8,18 @@ use super::*;
 // whose reads are worth counting.
 impl ReadCounter for Snapshot {}
 
+/// A chunk's data is dropped on the reader threads, which wait for the
+/// next chunk while the report writes rows: off the report's thread (see
+/// [`Reclaim`]). Without a pool (it could not start) it is dropped here.
+impl Reclaim for Snapshot {
+    fn reclaim(&self, done: Box<dyn std::any::Any + Send>) {
+        match self.inner.pool() {
+            Ok(pool) => pool.spawn(move || drop(done)),
+            Err(_) => drop(done),
+        }
+    }
+}
+
 impl BatchSource for Snapshot {
     async fn course_batch(&self, id: &BatchId) -> SourceResult<Option<CourseBatch>> {
         Ok(self.inner.batches()?.get(id.as_str()).cloned())
