@@ -66,6 +66,58 @@ impl ContentStatus {
         self.entries.push((self.ids.len() as u32, status));
     }
 
+    /// The list whose ids, in order, are `ids` cut at the given lengths,
+    /// with the given statuses: what pushing each in turn gives, in one
+    /// copy of the text (a reader that holds the ids end to end, as the
+    /// snapshot's digest does, copies them once instead of growing the
+    /// buffer id by id). `None` when the lengths do not add up to `ids` or
+    /// cut inside a character.
+    pub fn from_joined(ids: &str, entries: impl IntoIterator<Item = (usize, i32)>) -> Option<Self> {
+        let entries = entries.into_iter();
+        let mut out = Self {
+            ids: String::new(),
+            entries: Vec::with_capacity(entries.size_hint().0),
+        };
+        let mut end = 0usize;
+        for (len, status) in entries {
+            end = end.checked_add(len)?;
+            if !ids.is_char_boundary(end) {
+                return None;
+            }
+            out.entries.push((u32::try_from(end).ok()?, status));
+        }
+        if end != ids.len() {
+            return None;
+        }
+        out.ids = ids.to_owned();
+        Some(out)
+    }
+
+    /// How many leading entries have the same ids as `other`'s, in one
+    /// comparison of their text: all entries up to the first whose id ends
+    /// elsewhere when the text before that is the same, else 0 (a lower
+    /// bound, never more than the true count). Enrolments read one after
+    /// another mostly list the same contents in the same order (a map
+    /// column is key-ordered; learners further on list more of them), so a
+    /// reader can reuse what it worked out for the ids of the one before.
+    pub fn shared_prefix(&self, other: &Self) -> usize {
+        let n = self
+            .entries
+            .iter()
+            .zip(&other.entries)
+            .take_while(|(a, b)| a.0 == b.0)
+            .count();
+        let end = match n {
+            0 => return 0,
+            n => self.entries[n - 1].0 as usize,
+        };
+        if self.ids.as_bytes().get(..end) == other.ids.as_bytes().get(..end) {
+            n
+        } else {
+            0
+        }
+    }
+
     /// The entries, in the order they were added.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, i32)> + '_ {
         let mut start = 0usize;
@@ -335,5 +387,55 @@ mod content_status_tests {
             format!("{c:?}"),
             r#"{"do_1": 2, "": 1, "dö_ü": 0, "do_1": 1}"#
         );
+    }
+
+    #[test]
+    fn joined_ids_cut_inside_a_character_or_short_of_the_text_are_refused() {
+        assert_eq!(ContentStatus::from_joined("dö", [(2, 1)]), None);
+        assert_eq!(ContentStatus::from_joined("do_1", [(3, 1)]), None);
+        assert_eq!(ContentStatus::from_joined("do", [(1, 1), (2, 1)]), None);
+        assert_eq!(
+            ContentStatus::from_joined("", []),
+            Some(ContentStatus::default())
+        );
+    }
+
+    fn list(entries: &[(String, i32)]) -> ContentStatus {
+        entries.iter().map(|(id, s)| (id.as_str(), *s)).collect()
+    }
+
+    proptest::proptest! {
+        /// The same list as pushing each entry in turn.
+        #[test]
+        fn joined_ids_give_the_list_pushed_one_by_one(
+            entries in proptest::collection::vec(("[a-cé]{0,3}", -1..3i32), 0..12)
+        ) {
+            let joined: String = entries.iter().map(|(id, _)| id.as_str()).collect();
+            let lens = entries.iter().map(|(id, s)| (id.len(), *s));
+            proptest::prop_assert_eq!(ContentStatus::from_joined(&joined, lens), Some(list(&entries)));
+        }
+
+        /// Never more leading entries than the lists truly share, and all of
+        /// them when one's ids start the other's.
+        #[test]
+        fn a_shared_prefix_is_one_the_lists_share(
+            a in proptest::collection::vec(("[ab]{0,2}", 0..3i32), 0..8),
+            b in proptest::collection::vec(("[ab]{0,2}", 0..3i32), 0..8),
+            extend in proptest::bool::ANY,
+        ) {
+            let b: Vec<(String, i32)> = if extend {
+                a.iter().cloned().chain(b).collect()
+            } else {
+                b
+            };
+            let (x, y) = (list(&a), list(&b));
+            let truly = x.iter().zip(y.iter()).take_while(|(p, q)| p.0 == q.0).count();
+            let shared = x.shared_prefix(&y);
+            proptest::prop_assert!(shared <= truly);
+            proptest::prop_assert_eq!(shared, y.shared_prefix(&x));
+            if extend {
+                proptest::prop_assert_eq!(shared, a.len());
+            }
+        }
     }
 }

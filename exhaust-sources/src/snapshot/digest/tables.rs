@@ -58,12 +58,21 @@ impl Codec for Enrolments {
         let enrolled_date = owned(d)?;
         let completedon = owned(d)?;
         let status = d.opt_i32()?;
+        // The ids lie end to end in the text area (nothing else is read
+        // from it between them): their lengths and statuses first, then
+        // the text of all of them in one copy.
         let n = d.count()?;
-        let mut contentstatus = ContentStatus::with_capacity(n);
+        let mut entries = Vec::with_capacity(n);
+        let mut joined = 0usize;
         for _ in 0..n {
-            let id = d.str()?;
-            contentstatus.push(id, d.i32()?);
+            let len = d.len()?;
+            joined = joined
+                .checked_add(len)
+                .ok_or(Damaged("a string runs past the text area"))?;
+            entries.push((len, d.i32()?));
         }
+        let contentstatus = ContentStatus::from_joined(d.text(joined)?, entries)
+            .ok_or(Damaged("a content id is cut inside a character"))?;
         let size = |d: &mut Decoder<'a>| {
             usize::try_from(d.varint()?).map_err(|_| Damaged("a bad list length"))
         };
