@@ -73,24 +73,38 @@ impl ContentStatus {
     /// buffer id by id). `None` when the lengths do not add up to `ids` or
     /// cut inside a character.
     pub fn from_joined(ids: &str, entries: impl IntoIterator<Item = (usize, i32)>) -> Option<Self> {
-        let entries = entries.into_iter();
-        let mut out = Self {
-            ids: String::new(),
-            entries: Vec::with_capacity(entries.size_hint().0),
-        };
         let mut end = 0usize;
-        for (len, status) in entries {
-            end = end.checked_add(len)?;
-            if !ids.is_char_boundary(end) {
+        let ends = entries
+            .into_iter()
+            .map(|(len, status)| {
+                end = end.checked_add(len)?;
+                Some((u32::try_from(end).ok()?, status))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Self::from_ends(ids, ends)
+    }
+
+    /// The list whose ids are `ids` cut where each entry says its id ends
+    /// (a byte offset into `ids`), with the entries' statuses: the list
+    /// kept as it is held, taking `entries` without a copy (a reader that
+    /// works out the ends as it reads, as the digest's, builds no second
+    /// list). `None` unless the ends never go back, fall on characters'
+    /// boundaries, and the last is the end of `ids`.
+    pub fn from_ends(ids: &str, entries: Vec<(u32, i32)>) -> Option<Self> {
+        let mut before = 0u32;
+        for &(end, _) in &entries {
+            if end < before || !ids.is_char_boundary(end as usize) {
                 return None;
             }
-            out.entries.push((u32::try_from(end).ok()?, status));
+            before = end;
         }
-        if end != ids.len() {
+        if before as usize != ids.len() {
             return None;
         }
-        out.ids = ids.to_owned();
-        Some(out)
+        Some(Self {
+            ids: ids.to_owned(),
+            entries,
+        })
     }
 
     /// How many leading entries have the same ids as `other`'s, in one
@@ -398,6 +412,15 @@ mod content_status_tests {
             ContentStatus::from_joined("", []),
             Some(ContentStatus::default())
         );
+        // Ends that go back, run past the text or stop short of it.
+        assert_eq!(ContentStatus::from_ends("do", vec![(2, 1), (1, 1)]), None);
+        assert_eq!(ContentStatus::from_ends("do", vec![(3, 1)]), None);
+        assert_eq!(ContentStatus::from_ends("do", vec![(1, 1)]), None);
+        assert_eq!(ContentStatus::from_ends("dö", vec![(2, 1), (3, 1)]), None);
+        assert_eq!(
+            ContentStatus::from_ends("dödo", vec![(3, 1), (3, 2), (5, 0)]),
+            Some(ContentStatus::from([("dö", 1), ("", 2), ("do", 0)]))
+        );
     }
 
     fn list(entries: &[(String, i32)]) -> ContentStatus {
@@ -413,6 +436,9 @@ mod content_status_tests {
             let joined: String = entries.iter().map(|(id, _)| id.as_str()).collect();
             let lens = entries.iter().map(|(id, s)| (id.len(), *s));
             proptest::prop_assert_eq!(ContentStatus::from_joined(&joined, lens), Some(list(&entries)));
+            let mut end = 0u32;
+            let ends = entries.iter().map(|(id, s)| { end += id.len() as u32; (end, *s) }).collect();
+            proptest::prop_assert_eq!(ContentStatus::from_ends(&joined, ends), Some(list(&entries)));
         }
 
         /// Never more leading entries than the lists truly share, and all of

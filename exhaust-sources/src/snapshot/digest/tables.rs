@@ -59,19 +59,20 @@ impl Codec for Enrolments {
         let completedon = owned(d)?;
         let status = d.opt_i32()?;
         // The ids lie end to end in the text area (nothing else is read
-        // from it between them): their lengths and statuses first, then
-        // the text of all of them in one copy.
+        // from it between them): their lengths and statuses first, kept as
+        // where each id ends (the list's own form, so it is built once),
+        // then the text of all of them in one copy.
         let n = d.count()?;
         let mut entries = Vec::with_capacity(n);
-        let mut joined = 0usize;
+        let mut joined = 0u32;
         for _ in 0..n {
-            let len = d.len()?;
+            let len = u32::try_from(d.len()?).map_err(|_| Damaged("a length is too large"))?;
             joined = joined
                 .checked_add(len)
                 .ok_or(Damaged("a string runs past the text area"))?;
-            entries.push((len, d.i32()?));
+            entries.push((joined, d.i32()?));
         }
-        let contentstatus = ContentStatus::from_joined(d.text(joined)?, entries)
+        let contentstatus = ContentStatus::from_ends(d.text(joined as usize)?, entries)
             .ok_or(Damaged("a content id is cut inside a character"))?;
         let size = |d: &mut Decoder<'a>| {
             usize::try_from(d.varint()?).map_err(|_| Damaged("a bad list length"))
