@@ -143,6 +143,31 @@ impl ContentStatus {
         })
     }
 
+    /// The entries from the `k`th on (none when there are `k` or fewer), as
+    /// [`iter`](Self::iter) gives them, without walking the ones before.
+    pub fn iter_from(&self, k: usize) -> impl Iterator<Item = (&str, i32)> + '_ {
+        let mut start = match k.checked_sub(1) {
+            None => 0,
+            Some(before) => self
+                .entries
+                .get(before)
+                .map_or(self.ids.len(), |e| e.0 as usize),
+        };
+        let rest = self.entries.get(k..).unwrap_or_default();
+        rest.iter().map(move |&(end, status)| {
+            let end = end as usize;
+            let id = self.ids.get(start..end).unwrap_or_default();
+            start = end;
+            (id, status)
+        })
+    }
+
+    /// The statuses, in order, without their ids (cheaper than
+    /// [`iter`](Self::iter) when the ids are known already).
+    pub fn statuses(&self) -> impl ExactSizeIterator<Item = i32> + '_ {
+        self.entries.iter().map(|&(_, status)| status)
+    }
+
     /// The number of entries.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -439,6 +464,22 @@ mod content_status_tests {
             let mut end = 0u32;
             let ends = entries.iter().map(|(id, s)| { end += id.len() as u32; (end, *s) }).collect();
             proptest::prop_assert_eq!(ContentStatus::from_ends(&joined, ends), Some(list(&entries)));
+        }
+
+        /// `iter_from(k)` is `iter().skip(k)`, and `statuses()` the
+        /// statuses `iter()` gives, for every `k` up to past the end.
+        #[test]
+        fn iter_from_and_statuses_are_iter_in_part(
+            entries in proptest::collection::vec(("[a-cé]{0,3}", -1..3i32), 0..12),
+            k in 0usize..14,
+        ) {
+            let list = list(&entries);
+            let from: Vec<(&str, i32)> = list.iter_from(k).collect();
+            let skipped: Vec<(&str, i32)> = list.iter().skip(k).collect();
+            proptest::prop_assert_eq!(from, skipped);
+            let statuses: Vec<i32> = list.statuses().collect();
+            let of_iter: Vec<i32> = list.iter().map(|(_, s)| s).collect();
+            proptest::prop_assert_eq!(statuses, of_iter);
         }
 
         /// Never more leading entries than the lists truly share, and all of
