@@ -66,30 +66,13 @@ impl ContentStatus {
         self.entries.push((self.ids.len() as u32, status));
     }
 
-    /// The list whose ids, in order, are `ids` cut at the given lengths,
-    /// with the given statuses: what pushing each in turn gives, in one
-    /// copy of the text (a reader that holds the ids end to end, as the
-    /// snapshot's digest does, copies them once instead of growing the
-    /// buffer id by id). `None` when the lengths do not add up to `ids` or
-    /// cut inside a character.
-    pub fn from_joined(ids: &str, entries: impl IntoIterator<Item = (usize, i32)>) -> Option<Self> {
-        let mut end = 0usize;
-        let ends = entries
-            .into_iter()
-            .map(|(len, status)| {
-                end = end.checked_add(len)?;
-                Some((u32::try_from(end).ok()?, status))
-            })
-            .collect::<Option<Vec<_>>>()?;
-        Self::from_ends(ids, ends)
-    }
-
     /// The list whose ids are `ids` cut where each entry says its id ends
-    /// (a byte offset into `ids`), with the entries' statuses: the list
-    /// kept as it is held, taking `entries` without a copy (a reader that
-    /// works out the ends as it reads, as the digest's, builds no second
-    /// list). `None` unless the ends never go back, fall on characters'
-    /// boundaries, and the last is the end of `ids`.
+    /// (a byte offset into `ids`), with the entries' statuses: what pushing
+    /// each in turn gives, in one copy of the text and taking `entries`
+    /// as they are held (a reader that holds the ids end to end and works
+    /// out the ends as it reads, as the snapshot's digest does, builds no
+    /// second list). `None` unless the ends never go back, fall on
+    /// characters' boundaries, and the last is the end of `ids`.
     pub fn from_ends(ids: &str, entries: Vec<(u32, i32)>) -> Option<Self> {
         let mut before = 0u32;
         for &(end, _) in &entries {
@@ -134,18 +117,12 @@ impl ContentStatus {
 
     /// The entries, in the order they were added.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, i32)> + '_ {
-        let mut start = 0usize;
-        self.entries.iter().map(move |&(end, status)| {
-            let end = end as usize;
-            let id = self.ids.get(start..end).unwrap_or_default();
-            start = end;
-            (id, status)
-        })
+        self.iter_from(0)
     }
 
     /// The entries from the `k`th on (none when there are `k` or fewer), as
     /// [`iter`](Self::iter) gives them, without walking the ones before.
-    pub fn iter_from(&self, k: usize) -> impl Iterator<Item = (&str, i32)> + '_ {
+    pub fn iter_from(&self, k: usize) -> impl ExactSizeIterator<Item = (&str, i32)> + '_ {
         let mut start = match k.checked_sub(1) {
             None => 0,
             Some(before) => self
@@ -430,11 +407,11 @@ mod content_status_tests {
 
     #[test]
     fn joined_ids_cut_inside_a_character_or_short_of_the_text_are_refused() {
-        assert_eq!(ContentStatus::from_joined("dö", [(2, 1)]), None);
-        assert_eq!(ContentStatus::from_joined("do_1", [(3, 1)]), None);
-        assert_eq!(ContentStatus::from_joined("do", [(1, 1), (2, 1)]), None);
+        assert_eq!(ContentStatus::from_ends("dö", vec![(2, 1)]), None);
+        assert_eq!(ContentStatus::from_ends("do_1", vec![(3, 1)]), None);
+        assert_eq!(ContentStatus::from_ends("do", vec![(1, 1), (3, 1)]), None);
         assert_eq!(
-            ContentStatus::from_joined("", []),
+            ContentStatus::from_ends("", Vec::new()),
             Some(ContentStatus::default())
         );
         // Ends that go back, run past the text or stop short of it.
@@ -459,8 +436,6 @@ mod content_status_tests {
             entries in proptest::collection::vec(("[a-cé]{0,3}", -1..3i32), 0..12)
         ) {
             let joined: String = entries.iter().map(|(id, _)| id.as_str()).collect();
-            let lens = entries.iter().map(|(id, s)| (id.len(), *s));
-            proptest::prop_assert_eq!(ContentStatus::from_joined(&joined, lens), Some(list(&entries)));
             let mut end = 0u32;
             let ends = entries.iter().map(|(id, s)| { end += id.len() as u32; (end, *s) }).collect();
             proptest::prop_assert_eq!(ContentStatus::from_ends(&joined, ends), Some(list(&entries)));
